@@ -1,0 +1,36 @@
+# Two commands: `make reproduce` (the main job) and `make test` (the whole suite).
+# Both create .venv if absent, install torch first (pinned: on CPU machines an unpinned
+# torch pulls a multi-GB CUDA build), then the project. GPU users: make TORCH_SPEC=torch ...
+VENV       ?= .venv
+PYTHON     ?= python3
+TORCH_SPEC ?= torch==2.13.0
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+
+.PHONY: setup reproduce test test-fast lint bench clean-results
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "[setup] installing $(TORCH_SPEC) then the project into $(VENV)"
+	@$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)" 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -c "import torch, fvcore, decord, av, submitit, pandas, matplotlib, tabulate, yaml, tqdm" \
+		|| { echo "[setup] dependency import failed"; exit 1; }
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+reproduce: setup
+	$(VENV)/bin/dsa-harness reproduce
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not slurm"
+
+lint: setup
+	$(VENV)/bin/ruff check harness tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/dsa_overhead.py
