@@ -1,0 +1,237 @@
+"""The run-directory contract: the one place that knows the file names inside a run.
+
+A run directory ``results/runs/<grid>/<run_id>/`` holds:
+
+    config.json     the fully resolved configuration (written once, before work starts)
+    metrics.jsonl   one JSON object per line, appended per epoch (training runs)
+    final.json      written last, atomically; its presence (and parsing) means *done*
+    checkpoint.pt   latest training checkpoint, replaced atomically
+    log.txt         human-readable log of the run
+    job.json        launcher marker: scheduler job id, attempts, submission time
+    error.json      last failure (exception type, message, traceback tail)
+
+The engine and the launcher write through this module; the store and reports read
+through it. Every write of a JSON file is atomic (temp file in the same folder, fsync,
+rename), so a reader never sees half a file and a killed writer loses nothing that was
+already complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+FINAL = "final.json"
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.txt"
+JOB = "job.json"
+ERROR = "error.json"
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _sanitize(obj: Any) -> Any:
+    """Replace NaN/inf floats by None so the files stay strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _sanitize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_sanitize(v) for v in obj]
+    return obj
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    text = json.dumps(_sanitize(obj), indent=2, sort_keys=True, default=_json_default)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and readers/writers of one run directory."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike):
+        object.__setattr__(self, "path", Path(path))
+
+    # paths -------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def final_path(self) -> Path:
+        return self.path / FINAL
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def job_path(self) -> Path:
+        return self.path / JOB
+
+    @property
+    def error_path(self) -> Path:
+        return self.path / ERROR
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    # writers -----------------------------------------------------------------------
+    def create(self) -> "RunDir":
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_json(self.config_path, config)
+
+    def write_final(self, final: dict) -> None:
+        atomic_write_json(self.final_path, final)
+
+    def write_job(self, job: dict) -> None:
+        atomic_write_json(self.job_path, job)
+
+    def write_error(self, error: dict) -> None:
+        atomic_write_json(self.error_path, error)
+
+    def append_metrics(self, record: dict) -> None:
+        """Append one JSON line. A line is written with a single ``write`` call and fsynced."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(_sanitize(record), sort_keys=True, default=_json_default) + "\n"
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_metrics(self, keep_epochs_below: int) -> None:
+        """Drop metric lines with ``epoch >= keep_epochs_below`` (used on resume, so that
+        epochs redone after a kill are not recorded twice)."""
+        if not self.metrics_path.exists():
+            return
+        kept = [r for r in self.read_metrics() if r.get("epoch", -1) < keep_epochs_below]
+        text = "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in kept)
+        atomic_write_bytes(self.metrics_path, text.encode())
+
+    def log(self, message: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(message.rstrip("\n") + "\n")
+
+    # readers -----------------------------------------------------------------------
+    def read_config(self) -> dict:
+        return read_json(self.config_path)
+
+    def read_final(self) -> dict | None:
+        """The final record, or None if absent or unparsable (a run is done only if this parses)."""
+        try:
+            return read_json(self.final_path)
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def read_job(self) -> dict | None:
+        try:
+            return read_json(self.job_path)
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def read_error(self) -> dict | None:
+        try:
+            return read_json(self.error_path)
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def iter_metrics(self) -> Iterator[dict]:
+        """Metric records; a torn last line (killed writer) is skipped, not fatal."""
+        try:
+            f = open(self.metrics_path, encoding="utf-8")
+        except FileNotFoundError:
+            return
+        with f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+    def read_metrics(self) -> list[dict]:
+        return list(self.iter_metrics())
+
+    def is_done(self) -> bool:
+        return self.read_final() is not None
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.exists()
+
+
+def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
+    """Every folder under ``root`` (any depth) that holds a config.json."""
+    root = Path(root)
+    if not root.exists():
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        if CONFIG in filenames:
+            dirnames[:] = []
+            yield RunDir(dirpath)
