@@ -1,0 +1,75 @@
+"""One profiling record per variant: FLOPs, params, latency — ready for a results table."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.measure.environment import device_name
+from harness.measure.flops import count_flops, count_params
+from harness.measure.latency import measure_latency
+from harness.models import create_model, resolve_config
+
+
+def profile_model(variant: str, overrides: dict | None = None, *, snippets: int | None = None,
+                  frames: int | None = None, size: int = 224, batch: int = 1, views: int = 1,
+                  device: str = "cpu", num_classes: int = 400, latency: bool = True,
+                  threads: int | None = None, min_run_time: float = 1.0, channels_last: bool = False,
+                  compile: bool = False) -> dict:
+    """Profile ``variant`` (with model ``overrides``) on input (batch, U, 3, T, size, size).
+
+    FLOPs are counted at batch 1 (one view = U snippets x T frames of one size x size crop);
+    ``gflops_per_video = gflops_per_view * views``. Latency is measured at ``batch`` (skipped when
+    ``latency`` is False; the fields are then None).
+    """
+    overrides = dict(overrides or {})
+    if snippets is not None:
+        overrides["num_snippets"] = snippets
+    if frames is not None:
+        overrides["num_frames"] = frames
+    overrides.setdefault("num_classes", num_classes)
+    config = resolve_config(variant, **overrides)
+    if views < 1 or batch < 1 or size < 16:
+        raise ValueError(f"views={views}, batch={batch}, size={size}: need views >= 1, batch >= 1, size >= 16")
+    model = create_model(config).eval()
+    U, T = config.num_snippets, config.num_frames
+    one = torch.randn(1, U, 3, T, size, size)
+    flops = count_flops(model, (one,))
+    params = count_params(model)
+    record = {
+        "variant": variant,
+        "flavour": config.flavour,
+        "depth": config.depth,
+        "width": config.width,
+        "aggregator": config.aggregator,
+        "position": config.position,
+        "split_ratio": config.split_ratio,
+        "alpha": config.alpha,
+        "kernel_size": config.kernel_size,
+        "snippets": U,
+        "frames": T,
+        "size": size,
+        "num_classes": config.num_classes,
+        "views": views,
+        "gflops_per_view": flops["flops"] / 1e9,
+        "gflops_per_video": flops["flops"] * views / 1e9,
+        "aggregator_gflops_per_view": flops["aggregator_flops"] / 1e9,
+        "flops_by_operator": flops["flops_by_operator"],
+        "unsupported_ops": flops["unsupported_ops"],
+        "params_m": params["params"] / 1e6,
+        "params_m_no_classifier": params["params_no_classifier"] / 1e6,
+        "aggregator_params": params["aggregator_params"],
+        "batch": batch,
+        "device": device,
+        "device_name": device_name(device),
+        "latency_ms": None,
+        "latency_iqr_ms": None,
+        "throughput_clips_s": None,
+        "threads": threads or torch.get_num_threads(),
+    }
+    if latency:
+        dev = torch.device(device)
+        model = model.to(dev)
+        x = torch.randn(batch, U, 3, T, size, size, device=dev)
+        record.update(measure_latency(model, x, clips_per_input=batch * U, threads=threads,
+                                      min_run_time=min_run_time, channels_last=channels_last, compile=compile))
+    return record

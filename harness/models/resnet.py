@@ -1,0 +1,209 @@
+"""ResNet-18/34/50/101 for video, one code path in three flavours (spec section 4).
+
+- ``tsn``: 2D ResNet over frames, features (N*U*T, C, H, W); no temporal modelling inside a snippet.
+- ``tsm``: ``tsn`` + the residual temporal shift (1/shift_div of the channels one frame back, as many one
+  frame forward, within each snippet's T frames, zero padded) before conv1 of every block's branch.
+- ``i3d``: 3D ResNet over clips, features (N*U, C, T, H, W); conv1 1x7x7; no temporal stride anywhere;
+  bottleneck conv1 inflated to 3x1x1 in res4/res5 (basic blocks: conv1 3x3x3 there).
+
+A cross-snippet aggregator (DSA, static conv, non-local) sits in chosen blocks at a chosen position:
+``res`` (branch input, before conv1), ``res_2`` (after conv1-BN-ReLU), ``res_3`` (after conv2-BN-ReLU;
+basic blocks: after conv2-BN), ``res_4`` (bottleneck only: after conv3-BN, before the addition),
+``bottom`` (after the final ReLU, input added back).
+
+Model input: float (N, U, 3, T, H, W). ``forward`` returns logits (N, num_classes), the mean of the
+snippet logits; ``forward_snippets`` returns (N, U, num_classes). Parameter names follow torchvision's
+ResNet (conv1, bn1, layer1..4, fc) so ImageNet weights load by name.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.models.aggregators import build_aggregator
+from harness.models.config import ModelConfig, is_bottleneck
+from harness.models.shift import temporal_shift
+
+
+class _Ops:
+    """Conv / BN / pooling factories of one flavour."""
+
+    def __init__(self, flavour: str):
+        self.three_d = flavour == "i3d"
+        self.layout = "clips" if self.three_d else "frames"
+
+    def conv(self, cin: int, cout: int, k: int, stride: int = 1, kt: int = 1) -> nn.Module:
+        if self.three_d:
+            return nn.Conv3d(cin, cout, (kt, k, k), stride=(1, stride, stride), padding=(kt // 2, k // 2, k // 2),
+                             bias=False)
+        return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
+
+    def bn(self, c: int) -> nn.Module:
+        return nn.BatchNorm3d(c) if self.three_d else nn.BatchNorm2d(c)
+
+    def maxpool(self) -> nn.Module:
+        if self.three_d:
+            return nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        return nn.MaxPool2d(3, stride=2, padding=1)
+
+
+class _Block(nn.Module):
+    """Shared forward of basic and bottleneck blocks: shift, aggregator at its position, residual."""
+
+    expansion = 1
+    convs: tuple[str, ...] = ()
+
+    def __init__(self, aggregator: nn.Module | None, position: str, shift_div: int | None, num_frames: int):
+        super().__init__()
+        self.aggregator = aggregator
+        self.position = position
+        self.shift_div = shift_div
+        self.num_frames = num_frames
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+
+    def _agg(self, x: torch.Tensor, at: str) -> torch.Tensor:
+        return self.aggregator(x) if self.aggregator is not None and self.position == at else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self._agg(x, "res")
+        if self.shift_div:
+            out = temporal_shift(out, self.num_frames, self.shift_div)
+        names = self.convs
+        for i, name in enumerate(names):
+            out = getattr(self, f"bn{i + 1}")(getattr(self, name)(out))
+            if i < len(names) - 1:
+                out = self.relu(out)
+                out = self._agg(out, f"res_{i + 2}")
+        out = self._agg(out, f"res_{len(names) + 1}")
+        out = self.relu(out + identity)
+        return self._agg(out, "bottom")
+
+
+class BasicBlock(_Block):
+    expansion = 1
+    convs = ("conv1", "conv2")
+
+    def __init__(self, ops: _Ops, cin: int, width: int, stride: int, kt: int, **kw):
+        super().__init__(**kw)
+        self.conv1 = ops.conv(cin, width, 3, stride, kt=kt)
+        self.bn1 = ops.bn(width)
+        self.conv2 = ops.conv(width, width, 3)
+        self.bn2 = ops.bn(width)
+
+
+class Bottleneck(_Block):
+    expansion = 4
+    convs = ("conv1", "conv2", "conv3")
+
+    def __init__(self, ops: _Ops, cin: int, width: int, stride: int, kt: int, **kw):
+        super().__init__(**kw)
+        self.conv1 = ops.conv(cin, width, 1, kt=kt)
+        self.bn1 = ops.bn(width)
+        self.conv2 = ops.conv(width, width, 3, stride)
+        self.bn2 = ops.bn(width)
+        self.conv3 = ops.conv(width, width * 4, 1)
+        self.bn3 = ops.bn(width * 4)
+
+
+class VideoResNet(nn.Module):
+    """A TSN/TSM/I3D ResNet with optional cross-snippet aggregators. Build with ``VideoResNet(config)``."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        ops = _Ops(config.flavour)
+        self.layout = ops.layout
+        block_cls = Bottleneck if is_bottleneck(config.depth) else BasicBlock
+        w0 = config.width
+        self.conv1 = (nn.Conv3d(3, w0, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
+                      if ops.three_d else nn.Conv2d(3, w0, 7, stride=2, padding=3, bias=False))
+        self.bn1 = ops.bn(w0)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = ops.maxpool()
+
+        cin = w0
+        for s, (n_blocks, mask) in enumerate(zip(config.stage_blocks, config.stage_masks)):
+            width = w0 * 2**s
+            cout = width * block_cls.expansion
+            inflate = ops.three_d and s >= 2  # res4, res5
+            kt = 3 if inflate else 1  # bottleneck conv1 -> 3x1x1, basic conv1 -> 3x3x3
+            blocks = []
+            for b in range(n_blocks):
+                stride = 2 if (b == 0 and s > 0) else 1
+                aggregator = None
+                if config.aggregator != "avg" and mask[b]:
+                    channels = {"res": cin, "res_2": width, "res_3": width if block_cls is Bottleneck else cout,
+                                "res_4": cout, "bottom": cout}[config.position]
+                    aggregator = build_aggregator(
+                        config.aggregator, channels, num_snippets=config.num_snippets,
+                        num_frames=config.num_frames, split_ratio=config.split_ratio, alpha=config.alpha,
+                        kernel_size=config.kernel_size,
+                        with_identity=config.with_identity or config.position == "bottom", layout=ops.layout,
+                    )
+                block = block_cls(
+                    ops, cin, width, stride, kt, aggregator=aggregator, position=config.position,
+                    shift_div=config.shift_div if config.flavour == "tsm" else None,
+                    num_frames=config.num_frames,
+                )
+                if stride != 1 or cin != cout:
+                    block.downsample = nn.Sequential(ops.conv(cin, cout, 1, stride), ops.bn(cout))
+                blocks.append(block)
+                cin = cout
+            self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
+        self.feature_dim = cin
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(cin, config.num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():  # zero-init the last BN of each branch: blocks start as identities
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
+            elif isinstance(m, BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
+    # ------------------------------------------------------------------------------
+    def aggregator_modules(self) -> list[nn.Module]:
+        return [m.aggregator for m in self.modules() if isinstance(m, _Block) and m.aggregator is not None]
+
+    def to_backbone_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, U, C, T, H, W) -> (N*U, C, T, H, W) for I3D, (N*U*T, C, H, W) for TSN/TSM."""
+        if x.dim() != 6:
+            raise ValueError(f"expected input (N, U, C, T, H, W), got shape {tuple(x.shape)}")
+        n, u, c, t, h, w = x.shape
+        if u != self.config.num_snippets or t != self.config.num_frames:
+            raise ValueError(
+                f"input has U={u}, T={t}; this model was built for U={self.config.num_snippets}, "
+                f"T={self.config.num_frames}"
+            )
+        if self.layout == "clips":
+            return x.reshape(n * u, c, t, h, w)
+        return x.transpose(2, 3).reshape(n * u * t, c, h, w)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, U, C, T, H, W) -> pooled features (N, U, D)."""
+        n, u = x.shape[:2]
+        x = self.to_backbone_layout(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if self.layout == "clips":  # (N*U, D, T, H, W)
+            return x.mean(dim=(2, 3, 4)).reshape(n, u, -1)
+        # (N*U*T, D, H, W): average frames too (the TSN/TSM consensus inside a snippet)
+        return x.mean(dim=(2, 3)).reshape(n, u, -1, x.shape[1]).mean(dim=2)
+
+    def forward_snippets(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, U, C, T, H, W) -> snippet logits (N, U, num_classes)."""
+        return self.fc(self.dropout(self.forward_features(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, U, C, T, H, W) -> video logits (N, num_classes): mean over the U snippets."""
+        return self.forward_snippets(x).mean(dim=1)

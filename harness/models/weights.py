@@ -1,0 +1,67 @@
+"""Initialisation from a local torchvision-format ResNet state dict (no download, ever)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+
+class WeightLoadError(ValueError):
+    """The state dict does not fit the model; the message lists missing/unexpected/mismatched keys."""
+
+
+def _inflate(weight: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
+    """2D conv kernel (O, I, k, k) -> 3D (O, I, kt, k, k): repeated over time and divided by kt,
+    so a clip of identical frames gives the 2D network's response."""
+    kt = target_shape[2]
+    return weight.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
+
+
+def load_pretrained(model: nn.Module, path: str | os.PathLike, *, strict: bool = True) -> dict:
+    """Load a torchvision ResNet state dict (keys as ``torchvision.models.resnet50().state_dict()``).
+
+    2D kernels are inflated for I3D; the classifier is skipped when its class count differs; the
+    aggregator parameters are new (initialised from scratch) and reported, not missing. Loaded with
+    ``torch.load(weights_only=True)``. Raises ``WeightLoadError`` listing every missing, unexpected
+    or shape-mismatched key (when ``strict``). Returns a summary dict.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pretrained weights not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file
+        raise WeightLoadError(f"cannot read {path} as a weights-only state dict: {e}") from e
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = model.state_dict()
+    new_keys = {k for k in own if ".aggregator." in k}
+    loaded, mismatched, skipped = {}, [], []
+    for key, value in state.items():
+        if key not in own:
+            continue
+        target = own[key]
+        if value.shape != target.shape:
+            if value.dim() == 4 and target.dim() == 5 and value.shape == target.shape[:2] + target.shape[3:]:
+                value = _inflate(value, target.shape)
+            elif key.startswith("fc."):
+                skipped.append(key)
+                continue
+            else:
+                mismatched.append(f"{key}: file {tuple(value.shape)} vs model {tuple(target.shape)}")
+                continue
+        loaded[key] = value.to(target.dtype)
+    missing = sorted(k for k in own if k not in loaded and k not in new_keys and k not in skipped
+                     and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(k for k in state if k not in own and not k.endswith("num_batches_tracked"))
+    if strict and (missing or unexpected or mismatched):
+        lines = [f"weights in {path} do not fit {getattr(model, 'config', type(model)).__class__.__name__}"]
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if keys:
+                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else ""))
+        raise WeightLoadError("\n".join(lines))
+    model.load_state_dict(loaded, strict=False)
+    return {"loaded": len(loaded), "new": sorted(new_keys), "skipped": skipped, "missing": missing,
+            "unexpected": unexpected, "mismatched": mismatched}

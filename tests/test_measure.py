@@ -1,0 +1,78 @@
+"""FLOPs/params with real fvcore counts; latency records; the profile and list commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cli import main
+from harness.measure import profile_model
+from harness.models import list_variants
+
+
+def test_resnet50_8_frames_matches_reference_flops_and_params():
+    # spec section 7: 2D ResNet-50, 8 frames, 224x224, 400 classes = 32.88 GFLOPs, 24.33 M params
+    r = profile_model("tsm_r50", snippets=1, frames=8, size=224, num_classes=400, latency=False)
+    assert r["gflops_per_view"] == pytest.approx(32.88, rel=0.005)
+    assert r["params_m"] == pytest.approx(24.33, rel=0.001)
+    assert r["unsupported_ops"] == {}
+    # fvcore's own convention (conv + bn + linear) is reported in the breakdown and equals 32.88 too
+    default_ops = sum(r["flops_by_operator"][k] for k in ("conv", "batch_norm", "linear")) / 1e9
+    assert default_ops == pytest.approx(32.88, rel=0.001)
+
+
+@pytest.mark.parametrize("backbone", ["tsm_r50", "i3d_r50"])
+def test_default_dsa_adds_less_than_one_percent_flops(backbone):
+    base = profile_model(backbone, latency=False, size=112)
+    dsa = profile_model(backbone + "_dsa", latency=False, size=112)
+    assert dsa["gflops_per_view"] > base["gflops_per_view"]
+    assert dsa["gflops_per_view"] < 1.01 * base["gflops_per_view"]
+    assert dsa["aggregator_gflops_per_view"] > 0
+    assert dsa["aggregator_params"] == 360
+    assert dsa["params_m"] * 1e6 - base["params_m"] * 1e6 == pytest.approx(360, abs=0.5)
+
+
+@pytest.mark.parametrize("name", list_variants())
+def test_every_variant_profiles_with_no_unaccounted_op(name):
+    r = profile_model(name, {"width": 8}, snippets=4, frames=2, size=32, num_classes=10, latency=False)
+    assert r["unsupported_ops"] == {}, r["unsupported_ops"]
+    assert r["gflops_per_view"] > 0
+    if r["aggregator"] != "avg":
+        assert r["aggregator_gflops_per_view"] > 0
+
+
+def test_views_multiply_per_video_cost():
+    r = profile_model("i3d_r18_dsa", {"width": 8}, snippets=4, frames=2, size=32, views=6, latency=False)
+    assert r["gflops_per_video"] == pytest.approx(6 * r["gflops_per_view"])
+
+
+def test_latency_record_fields():
+    r = profile_model("tsm_r18_dsa", {"width": 8}, snippets=2, frames=2, size=32, batch=2, min_run_time=0.05)
+    assert r["latency_ms"] > 0 and r["latency_iqr_ms"] >= 0
+    assert r["throughput_clips_s"] == pytest.approx(2 * 2 / (r["latency_ms"] / 1e3))
+    assert r["threads"] >= 1 and r["timed_runs"] >= 1
+
+
+def test_profile_cli_json(capsys):
+    assert main(["profile", "i3d_r18_dsa", "-U", "2", "-T", "2", "--size", "32", "--no-latency",
+                 "-o", "width=8", "-o", "split_ratio=0.25", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["split_ratio"] == 0.25 and rec["snippets"] == 2 and rec["latency_ms"] is None
+
+
+def test_profile_cli_unknown_variant_exit_2(capsys):
+    assert main(["profile", "i3d_r05_dsa"]) == 2
+    err = capsys.readouterr().err
+    assert "i3d_r50_dsa" in err and "Traceback" not in err
+
+
+def test_profile_cli_invalid_value_exit_2(capsys):
+    assert main(["profile", "i3d_r50_dsa", "-o", "kernel_size=4", "--no-latency"]) == 2
+    assert "kernel_size" in capsys.readouterr().err
+
+
+def test_list_cli(capsys):
+    assert main(["list", "*r50_dsa"]) == 0
+    out = capsys.readouterr().out
+    assert "i3d_r50_dsa" in out and "tsm_r50_dsa" in out and "i3d_r18" not in out
