@@ -1,0 +1,81 @@
+"""Multi-view evaluation and classification metrics.
+
+A test sample is (V*U, C, T, H, W) with V = groups x crops views, each view's U snippets consecutive.
+Scores are the softmax probabilities averaged over the V views (spec section 5).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.data.transforms import split_views
+
+
+def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Percentage of rows whose label is among the k highest scores (ties broken by index order)."""
+    if len(labels) == 0:
+        return float("nan")
+    k = min(k, scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean() * 100)
+
+
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) counts; row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (labels, pred), 1)
+    return cm
+
+
+def classification_metrics(scores: np.ndarray, labels: np.ndarray, factors: dict[str, list[str]] | None = None) -> dict:
+    """top-1, top-5, mean class accuracy (over classes present), per-class accuracy, confusion matrix;
+    with ``factors`` ({factor name: factor value of each class}), the accuracy of each factor of the
+    predicted class (e.g. the *order* part of a synthetic label)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    num_classes = scores.shape[1]
+    pred = scores.argmax(axis=1)
+    cm = confusion_matrix(pred, labels, num_classes)
+    support = cm.sum(axis=1)
+    per_class = np.where(support > 0, np.diag(cm) / np.maximum(support, 1) * 100, np.nan)
+    out = {
+        "top1": topk_accuracy(scores, labels, 1),
+        "top5": topk_accuracy(scores, labels, 5),
+        "mean_class_acc": float(np.nanmean(per_class)) if (support > 0).any() else float("nan"),
+        "per_class_acc": [None if np.isnan(v) else float(v) for v in per_class],
+        "confusion": cm.tolist(),
+        "num_videos": int(len(labels)),
+    }
+    if factors:
+        out["groups"] = {}
+        for name, values in factors.items():
+            values = np.asarray(values)
+            out["groups"][name] = {"top1": float((values[pred] == values[labels]).mean() * 100)}
+    return out
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable, *, views: int, device: torch.device, normalize,
+            amp_dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``model`` over ``batches`` of (uint8 (N, V*U, C, T, H, W), labels, indices).
+
+    Returns (scores (M, K) averaged softmax over views, labels (M,), dataset indices (M,)).
+    """
+    model.eval()
+    all_scores, all_labels, all_index = [], [], []
+    for clips, labels, index in batches:
+        n = clips.shape[0]
+        x = split_views(normalize(clips.to(device, non_blocking=True)), clips.shape[1] // views)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x)
+        probs = torch.softmax(logits.float(), dim=-1).reshape(n, views, -1).mean(dim=1)
+        all_scores.append(probs.cpu().numpy())
+        all_labels.append(np.asarray(labels))
+        all_index.append(np.asarray(index))
+    if not all_scores:
+        return np.zeros((0, 0)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(all_scores), np.concatenate(all_labels), np.concatenate(all_index)

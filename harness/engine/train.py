@@ -1,0 +1,454 @@
+"""Training with exact resume, then multi-view testing: ``train_and_evaluate(config, run_dir)``.
+
+Contract (relied on by the launcher):
+- idempotent: a run whose final.json parses is returned as is;
+- resumable: a run directory with a checkpoint continues from it (model, optimiser, scheduler, AMP
+  scaler, RNG states, epoch and step inside the epoch), and the rest of the run is a pure function of
+  what is on disk — on CPU with deterministic settings the final weights equal an uninterrupted run's;
+- writes config.json (once), metrics.jsonl (per epoch), checkpoint.pt (atomic; the previous one is
+  kept as checkpoint.prev.pt), log.txt and, last, final.json through ``harness.results.rundir``.
+
+Data order is a pure function of (seed, epoch): the sampler permutes with its own generator and the
+dataset derives each sample's random offsets / crops from (seed, epoch, index), so neither the number
+of workers nor an interruption changes what a step sees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from harness.engine.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from harness.engine.config import DataConfig, EvalConfig, TrainConfig, resolve_run_config
+from harness.engine.distributed import DistributedContext, all_gather_objects, barrier, init_distributed
+from harness.engine.evaluate import classification_metrics, predict
+from harness.measure.environment import describe_environment
+from harness.models import create_model, resolve_config
+from harness.results.rundir import RunDir
+
+PREV_CHECKPOINT = "checkpoint.prev.pt"
+STOP = threading.Event()
+"""Set (e.g. by a SIGTERM/SIGUSR1 handler) to make the loop checkpoint at the next step and stop."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after a stop request once the checkpoint is safely on disk; re-running resumes."""
+
+
+# ---------------------------------------------------------------------------------------------
+# data plumbing
+class EpochSampler(Sampler):
+    """Yields (epoch, index) pairs: a (seed, epoch) permutation (or identity), sharded i::world_size,
+    starting at position ``start`` of this rank's shard (mid-epoch resume). Training shards are padded
+    to equal length (like DistributedSampler); evaluation shards are not (no duplicated sample)."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
+                 pad: bool = True):
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def _indices(self) -> list[int]:
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size) if self.shuffle
+                 else np.arange(self.size))
+        order = order.tolist()
+        if self.pad and self.world_size > 1:
+            total = math.ceil(self.size / self.world_size) * self.world_size
+            order += order[: total - len(order)]
+        return order[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter([(self.epoch, i) for i in self._indices()[self.start:]])
+
+    def __len__(self) -> int:
+        return max(len(self._indices()) - self.start, 0)
+
+
+class _Indexed(Dataset):
+    """Wraps a harness video dataset: takes (epoch, index), returns (clips, label, index). The epoch
+    travels with the index, so persistent workers see it too."""
+
+    def __init__(self, base: Dataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+        clips, label = self.base[index]
+        return clips, label, index
+
+
+def _loader(dataset: Dataset, sampler: EpochSampler, batch_size: int, workers: int, seed: int,
+            device: torch.device) -> DataLoader:
+    return DataLoader(_Indexed(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+                      generator=torch.Generator().manual_seed(seed))  # never touches the global RNG
+
+
+@dataclass
+class _Data:
+    train: Dataset | None
+    val: Dataset | None
+    test: Dataset | None
+    num_classes: int
+    factors: dict | None
+    normalize: object
+
+
+def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: int, seed: int) -> _Data:
+    """Datasets for the three splits from ``harness.data`` (train: random offsets, crop and flip;
+    val: centred snippets, one centre crop; test: ``test_groups`` interleaved groups x ``crops``)."""
+    from harness.data.sampling import SnippetSampler
+    from harness.data.transforms import eval_transform, normalize, train_transform
+    from harness.data.video import VideoDataset
+
+    def make(path, mode):
+        if not path:
+            return None
+        sampler = SnippetSampler(num_snippets, num_frames, data.frame_interval, mode,
+                                 **({"test_groups": ev.test_groups} if mode == "test" else {}))
+        if mode == "train":
+            transform = train_transform(data.size, flip=data.flip)
+        else:
+            transform = eval_transform(data.size, resize=data.resize, crops=ev.crops if mode == "test" else 1)
+        extra = {"class_index": data.classes} if data.format == "kinetics_csv" and data.classes else {}
+        root = data.root if data.root else str(Path(path).resolve().parent)
+        return VideoDataset(path, root, sampler, transform=transform, format=data.format,
+                            on_error=data.on_error, decode_threads=data.decode_threads, seed=seed, **extra)
+
+    train, val, test = make(data.train, "train"), make(data.val, "val"), make(data.test, "test")
+    labels = [lab for ds in (train, val, test) if ds is not None for lab in ds.labels]
+    if not labels:
+        raise ValueError("no data: set data.train and/or data.test")
+    num_classes, factors = max(labels) + 1, None
+    ref = next(p for p in (data.train, data.val, data.test) if p)
+    classes_file = Path(ref).parent / "classes.json"
+    if classes_file.exists():
+        classes = json.loads(classes_file.read_text())
+        entries = classes.get("classes", classes) if isinstance(classes, dict) else classes
+        num_classes = max(num_classes, len(entries))
+        if entries and isinstance(entries[0], dict) and entries[0].get("factors"):
+            names = list(entries[0]["factors"])
+            factors = {n: [str(e["factors"][n]) for e in entries] for n in names}
+
+    def norm(x: torch.Tensor) -> torch.Tensor:  # (N, V*U, C, T, H, W) uint8 -> normalised float
+        return normalize(x)
+
+    return _Data(train, val, test, num_classes, factors, norm)
+
+
+# ---------------------------------------------------------------------------------------------
+# optimisation
+def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Multiplier of the peak lr at optimiser step ``step``: linear warm-up from warmup_start_factor,
+    then step decay (x gamma at each milestone epoch) or cosine to 0."""
+    epoch = step / max(steps_per_epoch, 1)
+    if epoch < cfg.warmup_epochs:
+        return cfg.warmup_start_factor + (1 - cfg.warmup_start_factor) * epoch / cfg.warmup_epochs
+    if cfg.schedule == "step":
+        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    span = max(cfg.epochs - cfg.warmup_epochs, 1e-8)
+    return 0.5 * (1 + math.cos(math.pi * min((epoch - cfg.warmup_epochs) / span, 1.0)))
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov); weight decay on conv/linear weights only, not on BN or biases."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.dim() <= 1 else decay).append(p)
+    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("train.device=cuda but no CUDA device is visible")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+class _Log:
+    def __init__(self, rd: RunDir, ctx: DistributedContext, echo: bool):
+        self.rd, self.ctx, self.echo = rd, ctx, echo
+
+    def __call__(self, msg: str) -> None:
+        if not self.ctx.is_main:
+            return
+        line = f"{datetime.now().strftime('%H:%M:%S')} {msg}"
+        self.rd.log(line)
+        if self.echo:
+            print(line, flush=True)
+
+
+def _identity(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in ("resources", "grid", "run_id")}
+
+
+def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
+                       progress: bool | None = None) -> dict:
+    """Train ``config`` (see CONTRACTS.md) in ``run_dir``, resuming if possible; then test. Returns the
+    final record (also written to final.json)."""
+    rd = RunDir(run_dir).create()
+    done = rd.read_final()
+    if done is not None:
+        return done
+    cfg = resolve_run_config(config)
+    if rd.config_path.exists():
+        on_disk = rd.read_config()
+        if _identity(resolve_run_config(on_disk)) != _identity(cfg):
+            raise ValueError(f"{rd.path} holds a run with a different config; use another --out folder")
+        cfg = {**on_disk, **{k: v for k, v in cfg.items() if k not in on_disk}}
+    tcfg = TrainConfig(**{**cfg["train"], "milestones": tuple(cfg["train"]["milestones"])})
+    dcfg, ecfg = DataConfig(**cfg["data"]), EvalConfig(**cfg["eval"])
+    device = _device(tcfg)
+    ctx = init_distributed(device.type)
+    log = _Log(rd, ctx, echo)
+    if ctx.is_main and not rd.config_path.exists():
+        rd.write_config(cfg)
+    if tcfg.threads:
+        torch.set_num_threads(tcfg.threads)
+    if tcfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    seed = cfg["seed"]
+    started = time.time()
+
+    overrides = {k: v for k, v in cfg["model"].items() if k != "variant"}
+    mcfg = resolve_config(cfg["model"]["variant"], **overrides)
+    data = build_data(dcfg, ecfg, mcfg.num_snippets, mcfg.num_frames, seed)
+    if "num_classes" not in overrides:
+        mcfg = mcfg.replace(num_classes=data.num_classes)
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    model = create_model(mcfg).to(device)
+    ddp_model = (nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                     else None) if ctx.enabled else model)
+    global_batch = tcfg.batch_size * ctx.world_size * tcfg.grad_accum
+    peak_lr = tcfg.lr_for(global_batch)
+    optimizer = build_optimizer(model, tcfg, peak_lr)
+    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tcfg.amp] if device.type == "cuda" else None
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+
+    train_sampler = EpochSampler(len(data.train), shuffle=True, seed=seed, rank=ctx.rank,
+                                 world_size=ctx.world_size) if data.train is not None else None
+    batches_per_epoch = math.ceil(len(train_sampler) / tcfg.batch_size) if train_sampler else 0
+    steps_per_epoch = batches_per_epoch // tcfg.grad_accum
+    if tcfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, tcfg.max_steps_per_epoch)
+    if data.train is not None and steps_per_epoch < 1:
+        raise ValueError(f"{len(data.train)} training videos give no full step of batch {tcfg.batch_size} x "
+                         f"accumulation {tcfg.grad_accum} per process")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
+
+    start_epoch, start_step = 0, 0
+    state = _load_resume_state(rd, log)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start_epoch, start_step = state["epoch"], state["step"]
+        log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step}")
+    else:
+        log(f"start: {mcfg.name} ({mcfg.flavour} R{mcfg.depth}, aggregator {mcfg.aggregator}), "
+            f"{len(data.train) if data.train else 0} train videos, {data.num_classes} classes, "
+            f"global batch {global_batch}, peak lr {peak_lr:.4g}, device {device}, world {ctx.world_size}")
+
+    if ctx.is_main:  # epochs at or after the resume point are redone: drop their old lines
+        rd.truncate_metrics(keep_epochs_below=start_epoch)
+
+    def checkpoint(epoch: int, step: int) -> None:
+        if ctx.is_main:
+            if rd.checkpoint_path.exists():
+                rd.checkpoint_path.replace(rd.path / PREV_CHECKPOINT)
+            save_checkpoint(rd.checkpoint_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
+                "epoch": epoch, "step": step, "format": 1})
+        barrier(ctx)
+
+    show = sys.stderr.isatty() if progress is None else progress
+    show = show and ctx.is_main
+    U = mcfg.num_snippets
+    if data.train is not None:
+        loader = _loader(data.train, train_sampler, tcfg.batch_size, dcfg.num_workers, seed, device)
+        for epoch in range(start_epoch, tcfg.epochs):
+            first = start_step if epoch == start_epoch else 0
+            train_sampler.set_epoch(epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
+            ddp_model.train()
+            t0, seen, loss_sum, loss_n = time.time(), 0, 0.0, 0
+            bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
+            it = iter(loader)
+            for step in range(first, steps_per_epoch):
+                optimizer.zero_grad(set_to_none=True)
+                for micro in range(tcfg.grad_accum):
+                    clips, labels, _ = next(it)
+                    x = data.normalize(clips.to(device, non_blocking=True))
+                    y = labels.to(device)
+                    sync = micro == tcfg.grad_accum - 1 or not ctx.enabled
+                    with (ddp_model.no_sync() if not sync else _null()):
+                        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                            loss = F.cross_entropy(ddp_model(x), y)
+                        scaler.scale(loss / tcfg.grad_accum).backward()
+                    loss_sum += loss.item() * len(y)
+                    loss_n += len(y)
+                    seen += len(y)
+                if tcfg.clip_grad_norm:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+                elif ctx.is_main and (step + 1) % max(steps_per_epoch // 4, 1) == 0:
+                    log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {loss_sum / max(loss_n, 1):.4f}")
+                if STOP.is_set():
+                    checkpoint(epoch, step + 1)
+                    log(f"stop requested: checkpoint written at epoch {epoch}, step {step + 1}")
+                    raise TrainingInterrupted(f"stopped at epoch {epoch} step {step + 1}; re-run to resume")
+                if tcfg.checkpoint_every_steps and (step + 1) % tcfg.checkpoint_every_steps == 0 \
+                        and step + 1 < steps_per_epoch:
+                    checkpoint(epoch, step + 1)
+            if bar is not None:
+                bar.close()
+            del it
+            epoch_time = time.time() - t0
+            record = {"epoch": epoch, "train_loss": loss_sum / max(loss_n, 1), "lr": scheduler.get_last_lr()[0],
+                      "epoch_time_s": epoch_time, "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
+                      "videos_seen": seen * ctx.world_size}
+            if data.val is not None and tcfg.eval_every and ((epoch + 1) % tcfg.eval_every == 0
+                                                              or epoch + 1 == tcfg.epochs):
+                m = evaluate_dataset(model, data.val, views=1, batch_size=ecfg.batch_size, data=data, device=device,
+                              ctx=ctx, seed=seed, workers=dcfg.num_workers, amp_dtype=amp_dtype)
+                record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
+                if "groups" in m:
+                    record.update({f"val_{k}_top1": v["top1"] for k, v in m["groups"].items()})
+            if ctx.is_main:
+                rd.append_metrics(record)
+            log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
+                f"{record['clips_per_s']:.1f} clips/s"
+                + (f", val top-1 {record['val_top1']:.1f}%" if "val_top1" in record else ""))
+            checkpoint(epoch + 1, 0)
+
+    test = None
+    if data.test is not None:
+        test = evaluate_dataset(model, data.test, views=ecfg.views, batch_size=ecfg.batch_size, data=data, device=device,
+                         ctx=ctx, seed=seed, workers=dcfg.num_workers, amp_dtype=amp_dtype)
+        test["views"] = ecfg.views
+        log(f"test ({ecfg.test_groups} groups x {ecfg.crops} crops): top-1 {test['top1']:.2f}%, "
+            f"top-5 {test['top5']:.2f}%, mean class {test['mean_class_acc']:.2f}%"
+            + "".join(f", {k} {v['top1']:.1f}%" for k, v in test.get("groups", {}).items()))
+    final = None
+    if ctx.is_main:
+        from harness.measure.flops import count_flops, count_params
+
+        size = dcfg.size
+        flops = count_flops(model.cpu(), (torch.zeros(1, U, 3, mcfg.num_frames, size, size),))
+        params = count_params(model)
+        metrics = rd.read_metrics()
+        final = {
+            "run_id": cfg.get("run_id") or rd.run_id, "task": "train", "status": "done",
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": time.time() - started,
+            **describe_environment(device),
+            "world_size": ctx.world_size,
+            "profile": {"variant": mcfg.name, "gflops_per_view": flops["flops"] / 1e9,
+                        "gflops_per_video": flops["flops"] * ecfg.views / 1e9, "views": ecfg.views,
+                        "size": size, "snippets": U, "frames": mcfg.num_frames,
+                        "params_m": params["params"] / 1e6,
+                        "params_m_no_classifier": params["params_no_classifier"] / 1e6,
+                        "aggregator_params": params["aggregator_params"],
+                        "unsupported_ops": flops["unsupported_ops"]},
+            "train": {"epochs": tcfg.epochs, "global_batch": global_batch, "peak_lr": peak_lr,
+                      "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
+                      "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None},
+        }
+        if test is not None:
+            final["test"] = test
+        rd.write_final(final)
+        log(f"done in {final['wall_time_s']:.1f} s: {rd.final_path}")
+    barrier(ctx)
+    return final if final is not None else {}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _bar(show: bool, total: int, initial: int, desc: str):
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _load_resume_state(rd: RunDir, log) -> dict | None:
+    """The latest readable checkpoint, falling back to checkpoint.prev.pt if the latest is corrupt."""
+    if not rd.checkpoint_path.exists():
+        prev = rd.path / PREV_CHECKPOINT
+        return load_checkpoint(prev) if prev.exists() else None
+    try:
+        return load_checkpoint(rd.checkpoint_path)
+    except CheckpointError as e:
+        prev = rd.path / PREV_CHECKPOINT
+        if not prev.exists():
+            raise
+        log(f"WARNING: {e}; resuming from the previous checkpoint {prev}")
+        state = load_checkpoint(prev)
+        rd.checkpoint_path.replace(rd.path / "checkpoint.corrupt.pt")  # kept for inspection, never deleted
+        return state
+
+
+def evaluate_dataset(model: nn.Module, dataset: Dataset, *, views: int, batch_size: int, data: _Data,
+              device: torch.device, ctx: DistributedContext, seed: int, workers: int, amp_dtype) -> dict:
+    """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
+    sampler = EpochSampler(len(dataset), shuffle=False, seed=seed, rank=ctx.rank, world_size=ctx.world_size,
+                           pad=False)
+    loader = _loader(dataset, sampler, batch_size, min(workers, 1), seed, device)
+    model = model.to(device)
+    scores, labels, index = predict(model, loader, views=views, device=device, normalize=data.normalize,
+                                    amp_dtype=amp_dtype)
+    parts = all_gather_objects((scores, labels, index), ctx)
+    scores = np.concatenate([p[0] for p in parts if len(p[2])])
+    labels = np.concatenate([p[1] for p in parts if len(p[2])])
+    index = np.concatenate([p[2] for p in parts if len(p[2])])
+    order = np.argsort(index, kind="stable")
+    scores, labels, index = scores[order], labels[order], index[order]
+    if len(np.unique(index)) != len(index) or len(index) != len(dataset):
+        raise RuntimeError(f"evaluation covered {len(np.unique(index))} of {len(dataset)} videos "
+                           f"({len(index)} predictions)")
+    metrics = classification_metrics(scores, labels, data.factors)
+    metrics["loss"] = float(-np.log(np.clip(scores[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    return metrics
