@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "harness.engine.commands",   # train, eval
     "harness.launch.commands",   # sweep show | submit | status | cancel | logs ; reproduce
     "harness.report.commands",   # report
+    "harness.reproduce",         # reproduce (the main job)
 )
 
 

@@ -30,6 +30,9 @@ class DataConfig:
     size: int = 224  # crop size (pixels)
     resize: int = 256  # short side before evaluation crops
     flip: bool = True  # horizontal flip in training (off for direction-sensitive labels)
+    crop: str = "random_resized"  # training crop: random_resized (spec) | multiscale (TSN)
+    crop_area: tuple[float, float] = (0.08, 1.0)  # random_resized: range of the crop's area fraction
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multiscale: crop sides as fractions of the short side
     num_workers: int = 2
     decode_threads: int = 1
     on_error: str = "raise"  # raise | skip
@@ -40,6 +43,12 @@ class DataConfig:
         _check(self.format in ("video", "frames", "kinetics_csv"), "data.format", self.format,
                "allowed: video, frames, kinetics_csv")
         _check(self.on_error in ("raise", "skip"), "data.on_error", self.on_error, "allowed: raise, skip")
+        _check(self.crop in ("random_resized", "multiscale"), "data.crop", self.crop,
+               "allowed: random_resized, multiscale")
+        object.__setattr__(self, "crop_area", tuple(float(v) for v in self.crop_area))
+        object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
+        _check(len(self.crop_area) == 2 and 0 < self.crop_area[0] <= self.crop_area[1] <= 1, "data.crop_area",
+               self.crop_area, "need 0 < min <= max <= 1")
         for name in ("frame_interval", "size", "resize", "decode_threads"):
             _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, f"data.{name}",
                    getattr(self, name), "must be an integer >= 1")
@@ -126,7 +135,8 @@ def resolve_run_config(config: dict) -> dict:
     model_cfg = resolve_config(variant, **model)  # raises ValueError naming the field
     out["model"] = {"variant": variant, **model}
     out["model_resolved"] = model_cfg.to_dict()
-    out["data"] = asdict(_build(DataConfig, "data", out.get("data")))
+    data = _build(DataConfig, "data", out.get("data"))
+    out["data"] = {**asdict(data), "crop_area": list(data.crop_area), "scales": list(data.scales)}
     train = _build(TrainConfig, "train", out.get("train"))
     out["train"] = {**asdict(train), "milestones": list(train.milestones)}
     out["eval"] = asdict(_build(EvalConfig, "eval", out.get("eval")))

@@ -128,7 +128,8 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
         sampler = SnippetSampler(num_snippets, num_frames, data.frame_interval, mode,
                                  **({"test_groups": ev.test_groups} if mode == "test" else {}))
         if mode == "train":
-            transform = train_transform(data.size, flip=data.flip)
+            transform = train_transform(data.size, flip=data.flip, crop=data.crop, area=data.crop_area,
+                                        scales=data.scales if data.crop == "multiscale" else None)
         else:
             transform = eval_transform(data.size, resize=data.resize, crops=ev.crops if mode == "test" else 1)
         extra = {"class_index": data.classes} if data.format == "kinetics_csv" and data.classes else {}
@@ -223,7 +224,7 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
             raise ValueError(f"{rd.path} holds a run with a different config; use another --out folder")
         cfg = {**on_disk, **{k: v for k, v in cfg.items() if k not in on_disk}}
     tcfg = TrainConfig(**{**cfg["train"], "milestones": tuple(cfg["train"]["milestones"])})
-    dcfg, ecfg = DataConfig(**cfg["data"]), EvalConfig(**cfg["eval"])
+    dcfg, ecfg = DataConfig(**cfg["data"]), EvalConfig(**cfg["eval"])  # lists -> tuples in __post_init__
     device = _device(tcfg)
     ctx = init_distributed(device.type)
     log = _Log(rd, ctx, echo)
