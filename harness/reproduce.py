@@ -51,8 +51,8 @@ def _reproduce(args: argparse.Namespace) -> int:
 
         banner(f"synthetic long-range set -> {args.data_dir}")
         summary = generate_synthetic(args.data_dir, **STUDY_SET)
-        print(f"{summary['num_train']} train / {summary['num_val']} val videos, "
-              f"{'reused' if summary['reused'] else f'written in {summary['seconds']:.1f} s'}")
+        how = "reused" if summary["reused"] else f"written in {summary['seconds']:.1f} s"
+        print(f"{summary['num_train']} train / {summary['num_val']} val videos, {how}")
     from harness.launch.sweep import run_grid
 
     failed = 0
@@ -68,5 +68,5 @@ def _reproduce(args: argparse.Namespace) -> int:
         index = write_report(results_root=args.results, reports_dir=args.reports,
                              experiments_dir=str(experiments))
         print(f"\nreport: {index}")
-    banner(f"done{f' ({failed} run(s) failed: see `dsa-harness sweep status`)' if failed else ''}")
+    banner("done" + (f" ({failed} run(s) failed: see `dsa-harness sweep status`)" if failed else ""))
     return 1 if failed else 0

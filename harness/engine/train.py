@@ -283,6 +283,8 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
     if ctx.is_main:  # epochs at or after the resume point are redone: drop their old lines
         rd.truncate_metrics(keep_epochs_below=start_epoch)
 
+    running = {"loss_sum": 0.0, "loss_n": 0, "seen": 0}  # this epoch's sums so far (saved mid-epoch)
+
     def checkpoint(epoch: int, step: int) -> None:
         if ctx.is_main:
             if rd.checkpoint_path.exists():
@@ -290,7 +292,7 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
             save_checkpoint(rd.checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                "epoch": epoch, "step": step, "format": 1})
+                "epoch": epoch, "step": step, "epoch_sums": dict(running) if step else None, "format": 1})
         barrier(ctx)
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -302,7 +304,9 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
             first = start_step if epoch == start_epoch else 0
             train_sampler.set_epoch(epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
             ddp_model.train()
-            t0, seen, loss_sum, loss_n = time.time(), 0, 0.0, 0
+            t0 = time.time()
+            sums = state.get("epoch_sums") if state is not None and epoch == start_epoch and first else None
+            running.update(sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0})
             bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
             it = iter(loader)
             for step in range(first, steps_per_epoch):
@@ -316,9 +320,9 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                             loss = F.cross_entropy(ddp_model(x), y)
                         scaler.scale(loss / tcfg.grad_accum).backward()
-                    loss_sum += loss.item() * len(y)
-                    loss_n += len(y)
-                    seen += len(y)
+                    running["loss_sum"] += loss.item() * len(y)
+                    running["loss_n"] += len(y)
+                    running["seen"] += len(y)
                 if tcfg.clip_grad_norm:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_grad_norm)
@@ -327,9 +331,9 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                 scheduler.step()
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+                    bar.set_postfix(loss=f"{running['loss_sum'] / max(running['loss_n'], 1):.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
                 elif ctx.is_main and (step + 1) % max(steps_per_epoch // 4, 1) == 0:
-                    log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {loss_sum / max(loss_n, 1):.4f}")
+                    log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {running['loss_sum'] / max(running['loss_n'], 1):.4f}")
                 if STOP.is_set():
                     checkpoint(epoch, step + 1)
                     log(f"stop requested: checkpoint written at epoch {epoch}, step {step + 1}")
@@ -341,8 +345,10 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                 bar.close()
             del it
             epoch_time = time.time() - t0
-            record = {"epoch": epoch, "train_loss": loss_sum / max(loss_n, 1), "lr": scheduler.get_last_lr()[0],
-                      "epoch_time_s": epoch_time, "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
+            seen = running["seen"]
+            record = {"epoch": epoch, "train_loss": running["loss_sum"] / max(running["loss_n"], 1),
+                      "lr": scheduler.get_last_lr()[0], "epoch_time_s": epoch_time,
+                      "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
                       "videos_seen": seen * ctx.world_size}
             if data.val is not None and tcfg.eval_every and ((epoch + 1) % tcfg.eval_every == 0
                                                               or epoch + 1 == tcfg.epochs):
