@@ -1,1 +1,28 @@
+"""Launch: grid files -> validated runs -> submitit (SLURM job arrays, local workers, debug).
 
+    from harness.launch import run_grid
+    run_dirs = run_grid("experiments/profile.yaml", cluster="local")   # submit, wait, return run dirs
+
+See ``grid`` (file format, run ids), ``tasks`` (what one run does; the checkpointable callables) and
+``sweep`` (submission, status, cancel, logs, cost estimate).
+"""
+
+from harness.launch.grid import (
+    Grid,
+    GridError,
+    GridValidationError,
+    Resources,
+    RunSpec,
+    compute_run_id,
+    expand,
+    load_grid,
+    validate_runs,
+)
+from harness.launch.sweep import LaunchOptions, cancel, collect_status, run_grid, submit
+from harness.launch.tasks import describe_environment, run_task
+
+__all__ = [
+    "Grid", "GridError", "GridValidationError", "LaunchOptions", "Resources", "RunSpec", "cancel",
+    "collect_status", "compute_run_id", "describe_environment", "expand", "load_grid", "run_grid", "run_task",
+    "submit", "validate_runs",
+]

@@ -1,0 +1,220 @@
+"""`dsa-harness sweep show | submit | status | cancel | logs`: ablation grids on SLURM or locally."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EPILOG_SWEEP = """\
+A grid file (experiments/*.yaml) expands into runs: product axes x zipped axes x seeds.
+Each run lives in RESULTS/runs/<grid>/<run_id>/, where run_id is a hash of its resolved
+configuration (seed included, resources not). Submitting again is always safe: runs with
+final.json are skipped, queued/running ones are not submitted twice, interrupted ones resume
+from their checkpoint, failed ones wait for --retry-failed.
+
+examples:
+  dsa-harness sweep show experiments/ablation_split_ratio.yaml --no-check-data
+  dsa-harness sweep submit experiments/profile.yaml --cluster local
+  dsa-harness sweep submit experiments/ablation_alpha.yaml --cluster slurm \\
+      --partition gpu --account myproj --setup 'module load cuda/12.1'
+  dsa-harness sweep status experiments/ablation_alpha.yaml
+  dsa-harness sweep logs 3f2a9c81d0e4
+"""
+
+STATES_HELP = """\
+states: pending (not submitted, or its job vanished before starting), queued, running,
+requeued (preempted/timed out, checkpointed, back in the queue), done (final.json parses),
+failed (error.json; resubmit with --retry-failed), incomplete (started, job gone, no error:
+resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)."""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results-root", default="results", metavar="DIR",
+                   help="where run directories go: DIR/runs/<grid>/<run_id> (default: results)")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def register_commands(subparsers) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="show, submit, follow and cancel ablation grids (SLURM job arrays or local)",
+        description="Launch ablation grids through submitit: on SLURM as job arrays, locally on this "
+                    "machine's cores/GPUs, or in-process for debugging. Resumable and idempotent.",
+        epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
+    sweep.set_defaults(func=lambda args: (sweep.print_help(), 2)[1])
+
+    show = sub.add_parser(
+        "show", help="expand a grid and print its runs with an estimated cost",
+        description="Expand a grid file, validate every run and print one line per run with the "
+                    "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore), training clips, "
+                    "epochs, test views and the grid's declared throughput (cost.throughput: clips_per_s, "
+                    "or tflops); see harness.launch.sweep.estimate_cost for the formula.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
+    _add_common(show)
+    show.add_argument("--no-check-data", action="store_true",
+                      help="do not require the data annotation files to exist (e.g. datasets not on this machine)")
+    show.add_argument("--no-cost", action="store_true", help="skip the cost estimate (no FLOPs counting)")
+    show.add_argument("--clips-per-s", type=float, metavar="N",
+                      help="measured training throughput (clips/s per GPU) to use instead of the grid's")
+    show.add_argument("--tflops", type=float, metavar="N",
+                      help="sustained fvcore TFLOP/s per GPU to use instead of the grid's")
+    show.set_defaults(func=_cmd_show)
+
+    submit = sub.add_parser(
+        "submit", help="validate a grid and submit the runs that are not done/queued/running",
+        description="Validate every run (all problems reported at once; nothing is submitted if any run "
+                    "is invalid), skip finished, queued and running runs, and submit the rest. Returns at "
+                    "once (except --cluster debug); follow with `sweep status`.\n\n" + STATES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    submit.add_argument("grid", metavar="FILE", help="grid file")
+    submit.add_argument("--cluster", choices=("slurm", "local", "debug"), default="local",
+                        help="slurm: one job array per resource group; local: worker processes on this "
+                             "machine; debug: in this process (default: local)")
+    _add_common(submit)
+    submit.add_argument("--retry-failed", action="store_true", help="also resubmit runs whose last attempt failed")
+    submit.add_argument("--no-check-data", action="store_true", help="do not require the data files to exist")
+    submit.add_argument("--dry-run", action="store_true", help="validate and print what would be submitted")
+    submit.add_argument("--wait", action="store_true", help="wait for the runs with a progress bar")
+    g = submit.add_argument_group("slurm (override the grid's resources)")
+    g.add_argument("--partition")
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--constraint")
+    g.add_argument("--time-min", type=int, metavar="MIN", help="time limit per job")
+    g.add_argument("--mem-gb", type=float, metavar="GB", help="memory per node")
+    g.add_argument("--array-parallelism", type=int, metavar="N", help="at most N array tasks at once")
+    g.add_argument("--sbatch", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra sbatch option, repeatable (e.g. --sbatch exclude=node12)")
+    g.add_argument("--setup", action="append", default=[], metavar="LINE",
+                   help="shell line run before the job, repeatable (e.g. 'module load cuda')")
+    g.add_argument("--no-snapshot", dest="snapshot", action="store_false", default=None,
+                   help="run the live checkout instead of a frozen copy of the code (default for slurm: "
+                        "snapshot into RESULTS/snapshots/<commit>-<hash>)")
+    g.add_argument("--snapshot", dest="snapshot", action="store_true", help="freeze the code also for local")
+    loc = submit.add_argument_group("local")
+    loc.add_argument("--max-parallel", type=int, metavar="N",
+                     help="worker processes (default: cores // cpus_per_task, or GPUs // GPUs per run)")
+    submit.set_defaults(func=_cmd_submit)
+
+    status = sub.add_parser(
+        "status", help="table of a grid's runs: state, job id, attempts, last metric, last error, log",
+        description="One line per run. A run is done only when its own final.json parses, whatever the "
+                    "scheduler says.\n\n" + STATES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    status.add_argument("grid", metavar="FILE", help="grid file")
+    _add_common(status)
+    status.add_argument("--wide", action="store_true", help="full error lines and log paths")
+    status.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    status.set_defaults(func=_cmd_status)
+
+    cancel = sub.add_parser("cancel", help="cancel a grid's queued and running jobs",
+                            description="scancel the grid's live SLURM jobs (or stop its local workers) and "
+                                        "mark the runs cancelled; finished runs are untouched and a later "
+                                        "submit resumes the others.")
+    cancel.add_argument("grid", metavar="FILE", help="grid file")
+    _add_common(cancel)
+    cancel.add_argument("--run", action="append", default=[], metavar="RUN_ID",
+                        help="only this run (id or prefix), repeatable")
+    cancel.set_defaults(func=_cmd_cancel)
+
+    logs = sub.add_parser("logs", help="a run's log.txt, job stdout/stderr and last error",
+                          description="Print the tails of a run's log.txt, its job's stdout and stderr "
+                                      "(submitit logs) and its error.json traceback.")
+    logs.add_argument("run", metavar="RUN", help="run id (or a unique prefix) or run directory")
+    _add_common(logs)
+    logs.add_argument("--lines", type=int, default=40, metavar="N", help="lines per log (default 40)")
+    logs.set_defaults(func=_cmd_logs)
+
+
+def _cmd_show(args) -> int:
+    from harness.launch.grid import GridValidationError, expand, load_grid, validate_runs
+    from harness.launch.sweep import estimate_cost, show_table
+
+    grid = load_grid(args.grid)
+    runs = expand(grid, args.results_root)
+    problems = validate_runs(grid, runs, check_data=not args.no_check_data)
+    costs = None
+    if not args.no_cost and not problems:
+        tp = {}
+        if args.clips_per_s:
+            tp["clips_per_s"] = args.clips_per_s
+        if args.tflops:
+            tp["tflops"] = args.tflops
+        costs = estimate_cost(grid, runs, throughput=tp, flops_cache=f"{args.results_root}/cache/flops.json")
+    print(show_table(grid, runs, costs))
+    if problems:
+        raise GridValidationError(problems)
+    return 0
+
+
+def _cmd_submit(args) -> int:
+    from harness.launch.sweep import LaunchOptions, collect_status, status_table, submit
+
+    opts = LaunchOptions(cluster=args.cluster, partition=args.partition, account=args.account, qos=args.qos,
+                         constraint=args.constraint, array_parallelism=args.array_parallelism,
+                         sbatch=dict(args.sbatch), setup=list(args.setup), time_min=args.time_min,
+                         mem_gb=args.mem_gb, max_parallel=args.max_parallel, snapshot=args.snapshot)
+    if args.wait:
+        from harness.launch.sweep import run_grid
+
+        run_grid(args.grid, cluster=args.cluster, results_root=args.results_root, options=opts,
+                 retry_failed=args.retry_failed, check_data=not args.no_check_data)
+        from harness.launch.grid import load_and_expand
+
+        grid, runs = load_and_expand(args.grid, args.results_root)
+        statuses = collect_status(runs)
+        print(status_table(statuses, grid))
+        return 1 if any(s.status == "failed" for s in statuses) else 0
+    result = submit(args.grid, cluster=args.cluster, results_root=args.results_root, options=opts,
+                    retry_failed=args.retry_failed, check_data=not args.no_check_data, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"dry run: would submit {len(result.submitted)} of {len(result.runs)} runs: "
+              + " ".join(r.run_id for r in result.submitted))
+        return 0
+    print(result.summary())
+    if result.snapshot:
+        print(f"code snapshot: {result.snapshot} (commit {result.commit})")
+    if result.submitted and args.cluster != "debug":
+        print(f"follow with: dsa-harness sweep status {args.grid}")
+    if args.cluster == "debug":
+        statuses = collect_status(result.runs)
+        print(status_table(statuses, result.grid))
+        return 1 if any(s.status == "failed" for s in statuses) else 0
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from harness.launch.grid import load_and_expand
+    from harness.launch.sweep import collect_status, status_table
+
+    grid, runs = load_and_expand(args.grid, args.results_root)
+    statuses = collect_status(runs)
+    if args.json:
+        for s in statuses:
+            print(json.dumps({"index": s.index, "run_id": s.run_id, "status": s.status, "job_id": s.job_id,
+                              "attempts": s.attempts, "requeues": s.requeues, "metric": s.metric,
+                              "error": s.error, "log": s.log, "run_dir": str(s.run_dir)}, default=str))
+    else:
+        print(status_table(statuses, grid, wide=args.wide))
+    return 0
+
+
+def _cmd_cancel(args) -> int:
+    from harness.launch.sweep import cancel
+
+    cancelled = cancel(args.grid, args.results_root, run_ids=args.run or None)
+    print(f"cancelled {len(cancelled)} run(s)" + (": " + " ".join(s.run_id for s in cancelled) if cancelled else ""))
+    return 0
+
+
+def _cmd_logs(args) -> int:
+    from harness.launch.sweep import find_run, run_logs
+
+    print(run_logs(find_run(args.run, args.results_root), lines=args.lines))
+    return 0

@@ -1,0 +1,525 @@
+"""Grid files: YAML -> validated run configurations with stable run ids.
+
+A grid file (``experiments/<name>.yaml``) describes one paper table::
+
+    name: ablation_split_ratio
+    description: DSA on a fraction of the channels
+    paper_table: "Table 5 (split ratio), Mini-Kinetics-200, I3D R50"
+    paper_reference: experiments/paper/ablation_split_ratio.csv   # optional
+    task: train                       # or: profile
+    base:                             # the run configuration every run starts from
+      model: {variant: i3d_r50_dsa, num_classes: 200}
+      data: {train: data/minikinetics200/train.csv, ...}
+      train: {epochs: 100, ...}
+      eval: {test_groups: 2, crops: 3}
+    axes:
+      product: {model.split_ratio: [0.125, 0.25, 0.5, 1.0]}   # cartesian product
+      zip: {model.variant: [a, b], model.num_snippets: [4, 8]} # walked together (equal lengths)
+    seeds: [0, 1, 2]
+    resources: {gpus: 8, cpus_per_task: 10, mem_gb: 64, time_min: 2880}
+    cost:                             # optional, for the estimate of `sweep show`
+      train_clips: 78000              # training clips (videos) per epoch
+      test_clips: 5000                # test videos (x eval.test_groups x eval.crops views)
+      throughput: {tflops: 25}        # or {clips_per_s: 60}; see ``harness.launch.sweep.estimate_cost``
+    report: {rows: [model.split_ratio], metrics: [test.top1, profile.gflops_per_view]}
+
+Axis keys are dotted paths into the run configuration (``model.split_ratio``); a key may also
+name a whole section (``model``) with mapping values, which are merged into the base section.
+Runs are the product axes (first key slowest) x the zip rows x the seeds (fastest).
+
+The run id is the first 12 hex digits of the SHA-256 of the canonical JSON (sorted keys, no
+spaces) of the run configuration without ``run_id``, ``grid`` and ``resources``: the same
+configuration (seed included) always gets the same id, whatever grid or machine it runs on.
+This module imports neither torch nor the models, so expanding a grid is cheap; ``validate_runs``
+imports ``harness.models`` lazily.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASKS = ("profile", "train")
+SECTIONS = ("model", "data", "train", "eval", "profile", "resources")
+"""Top-level sections of a run configuration (besides ``task`` and ``seed``)."""
+IDENTITY_EXCLUDED = ("run_id", "grid", "resources")
+GRID_KEYS = ("name", "description", "paper_table", "paper_reference", "task", "base", "axes", "seeds",
+             "resources", "cost", "report")
+PROFILE_KEYS = ("size", "batch", "views", "device", "latency", "threads", "snippets", "frames", "num_classes",
+                "min_run_time", "channels_last", "compile")
+DATA_PATH_KEYS = ("train", "val", "test", "root")
+
+
+class GridError(ValueError):
+    """A grid file that cannot be read or expanded; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: which grid file, which run (None: the whole grid), which field."""
+
+    grid_file: str
+    run_index: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = "grid" if self.run_index is None else f"run {self.run_index}"
+        return f"{self.grid_file}: {where}: {self.field}: {self.message}"
+
+
+class GridValidationError(ValueError):
+    """Every problem of a grid, reported at once (nothing is submitted)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__(format_problems(self.problems))
+
+
+def format_problems(problems: list[Problem]) -> str:
+    """One line per distinct (file, field, message), naming every run it concerns."""
+    groups: dict[tuple, list] = {}
+    for p in problems:
+        groups.setdefault((p.grid_file, p.field, p.message), []).append(p.run_index)
+    nfiles = len({p.grid_file for p in problems})
+    lines = [f"{len(problems)} problem(s) in {nfiles} grid file(s); nothing submitted:"]
+    for (gfile, fld, msg), idx in groups.items():
+        runs = [i for i in idx if i is not None]
+        where = "grid" if not runs else ("run " if len(runs) == 1 else "runs ") + _ranges(runs)
+        lines.append(f"  {gfile}: {where}: {fld}: {msg}")
+    return "\n".join(lines)
+
+
+def _ranges(indices: list[int]) -> str:
+    out, idx = [], sorted(set(indices))
+    start = prev = idx[0]
+    for i in idx[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ",".join(out)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run asks of the scheduler. Not part of the run identity.
+
+    ``gpus`` is the total per run; with ``nodes`` > 1 it is split evenly over the nodes. One task
+    per GPU (DDP) is launched; CPU-only runs get one task.
+    """
+
+    gpus: int = 0
+    nodes: int = 1
+    cpus_per_task: int = 1
+    mem_gb: float = 4.0
+    time_min: int = 60
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    array_parallelism: int | None = None
+    sbatch: dict = field(default_factory=dict)  # extra sbatch options, e.g. {exclude: node12}
+    setup: tuple = ()  # shell lines run before the job (module loads, conda activate)
+
+    def __post_init__(self) -> None:
+        for name in ("gpus", "nodes", "cpus_per_task", "time_min"):
+            v = getattr(self, name)
+            low = 0 if name == "gpus" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ValueError(f"resources.{name}={v!r}: must be an integer >= {low}")
+        if not isinstance(self.mem_gb, (int, float)) or self.mem_gb <= 0:
+            raise ValueError(f"resources.mem_gb={self.mem_gb!r}: must be a number > 0")
+        if self.gpus % self.nodes:
+            raise ValueError(f"resources.gpus={self.gpus} must be a multiple of resources.nodes={self.nodes}")
+        if self.array_parallelism is not None and (not isinstance(self.array_parallelism, int)
+                                                   or self.array_parallelism < 1):
+            raise ValueError(f"resources.array_parallelism={self.array_parallelism!r}: must be an integer >= 1")
+        if not isinstance(self.sbatch, dict):
+            raise TypeError("resources.sbatch must be a mapping of sbatch option -> value")
+        if isinstance(self.setup, str) or not all(isinstance(s, str) for s in self.setup):
+            raise ValueError("resources.setup must be a list of shell lines")
+        object.__setattr__(self, "setup", tuple(self.setup))
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Resources:
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown resources key(s) {unknown}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.gpus // self.nodes
+
+    @property
+    def tasks_per_node(self) -> int:
+        """One process per GPU (DDP), or one task for CPU runs."""
+        return max(1, self.gpus_per_node)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A parsed grid file (see the module docstring for the format)."""
+
+    path: Path
+    name: str
+    task: str
+    base: dict
+    product: dict
+    zip: dict
+    seeds: tuple
+    resources: dict
+    description: str = ""
+    paper_table: str = ""
+    paper_reference: str | None = None
+    cost: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+
+    @property
+    def num_runs(self) -> int:
+        n = len(self.seeds)
+        for values in self.product.values():
+            n *= len(values)
+        if self.zip:
+            n *= len(next(iter(self.zip.values())))
+        return n
+
+    @property
+    def axis_keys(self) -> list[str]:
+        return list(self.product) + list(self.zip)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a grid: its index in the grid, id, full configuration and where it lives."""
+
+    index: int
+    run_id: str
+    config: dict
+    axes: dict  # dotted axis key -> value of this run (plus "seed")
+    run_dir: Path
+
+    @property
+    def resources(self) -> Resources:
+        return Resources.from_dict(self.config.get("resources"))
+
+
+# ---------------------------------------------------------------------------------------------
+# run identity
+
+def canonical_json(config: dict) -> str:
+    """The canonical JSON of a run's identity: sorted keys, no spaces, without run_id/grid/resources."""
+    ident = {k: v for k, v in config.items() if k not in IDENTITY_EXCLUDED}
+    return json.dumps(ident, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_value)
+
+
+def _json_value(obj: Any) -> Any:
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"config value of type {type(obj).__name__} is not JSON: {obj!r}")
+
+
+def compute_run_id(config: dict) -> str:
+    """First 12 hex digits of sha256(canonical_json(config)) (seed included, resources not)."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+def load_grid(path: str | os.PathLike) -> Grid:
+    """Read and check a grid file; raises ``GridError`` naming the file, line or key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GridError(f"{path}: grid file not found") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GridError(f"{path}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    return grid_from_dict(doc, path)
+
+
+def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
+    path = Path(path)
+
+    def err(key: str, msg: str) -> GridError:
+        return GridError(f"{path}: {key}: {msg}")
+
+    if not isinstance(doc, dict):
+        raise GridError(f"{path}: a grid file must be a YAML mapping (name, task, base, axes, ...)")
+    unknown = sorted(set(doc) - set(GRID_KEYS))
+    if unknown:
+        raise err(unknown[0], f"unknown key; grid keys are {', '.join(GRID_KEYS)}")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise err("name", f"must be a non-empty folder-safe string, got {name!r}")
+    task = doc.get("task", (doc.get("base") or {}).get("task"))
+    if task not in TASKS:
+        raise err("task", f"must be one of {', '.join(TASKS)}, got {task!r}")
+    base = doc.get("base") or {}
+    if not isinstance(base, dict):
+        raise err("base", "must be a mapping of sections (model, data, train, eval, profile)")
+    for key, value in base.items():
+        if key in ("task", "seed"):
+            continue
+        if key not in SECTIONS:
+            raise err(f"base.{key}", f"unknown section; sections are {', '.join(SECTIONS)}")
+        if not isinstance(value, dict):
+            raise err(f"base.{key}", "must be a mapping")
+    axes = doc.get("axes") or {}
+    if not isinstance(axes, dict) or set(axes) - {"product", "zip"}:
+        raise err("axes", "must be a mapping with 'product' and/or 'zip'")
+    product = axes.get("product") or {}
+    zipped = axes.get("zip") or {}
+    for kind, group in (("product", product), ("zip", zipped)):
+        if not isinstance(group, dict):
+            raise err(f"axes.{kind}", "must map dotted keys to lists of values")
+        for key, values in group.items():
+            _check_axis_key(key, err, f"axes.{kind}.{key}")
+            if not isinstance(values, list) or not values:
+                raise err(f"axes.{kind}.{key}", "must be a non-empty list of values")
+    both = sorted(set(product) & set(zipped))
+    if both:
+        raise err(f"axes.zip.{both[0]}", "key is also a product axis")
+    lengths = {k: len(v) for k, v in zipped.items()}
+    if len(set(lengths.values())) > 1:
+        raise err("axes.zip", f"zipped lists must have equal lengths, got {lengths}")
+    seeds = doc.get("seeds", [base.get("seed", 0)])
+    if isinstance(seeds, int):
+        seeds = [seeds]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise err("seeds", f"must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise err("seeds", f"repeated seed in {seeds}")
+    resources = doc.get("resources") or {}
+    try:
+        Resources.from_dict({**(base.get("resources") or {}), **resources})
+    except (TypeError, ValueError) as e:
+        raise err("resources", str(e)) from None
+    cost = doc.get("cost") or {}
+    if not isinstance(cost, dict):
+        raise err("cost", "must be a mapping (train_clips, test_clips, throughput)")
+    report = doc.get("report") or {}
+    if not isinstance(report, dict):
+        raise err("report", "must be a mapping (rows, metrics)")
+    ref = doc.get("paper_reference")
+    return Grid(path=path, name=name, task=task, base=copy.deepcopy(base), product=dict(product),
+                zip=dict(zipped), seeds=tuple(seeds), resources=dict(resources),
+                description=str(doc.get("description") or ""), paper_table=str(doc.get("paper_table") or ""),
+                paper_reference=str(ref) if ref else None, cost=dict(cost), report=dict(report))
+
+
+def _check_axis_key(key: Any, err, where: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise err(where, "axis keys must be dotted strings such as model.split_ratio")
+    head = key.split(".", 1)[0]
+    if head not in SECTIONS and key not in ("seed", "task"):
+        raise err(where, f"must start with a section ({', '.join(SECTIONS)})")
+    if key in ("seed", "task"):
+        raise err(where, f"{key!r} cannot be an axis (use 'seeds:' / one grid per task)")
+
+
+# ---------------------------------------------------------------------------------------------
+# expansion
+
+def set_dotted(config: dict, key: str, value: Any) -> None:
+    """Set ``config[a][b] = value`` for key ``"a.b"``; mappings are merged into mappings."""
+    parts = key.split(".")
+    node = config
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise GridError(f"cannot set {key}: {p} is not a mapping")
+        node = nxt
+    last = parts[-1]
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last] = deep_merge(node[last], value)
+    else:
+        node[last] = copy.deepcopy(value)
+
+
+def get_dotted(config: dict, key: str, default: Any = None) -> Any:
+    node: Any = config
+    for p in key.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return default
+        node = node[p]
+    return node
+
+
+def deep_merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def expand(grid: Grid, results_root: str | os.PathLike = "results") -> list[RunSpec]:
+    """All runs of ``grid``: product axes x zip rows x seeds, each with its config and run dir."""
+    runs_root = Path(results_root) / "runs" / grid.name
+    product_keys = list(grid.product)
+    zip_keys = list(grid.zip)
+    zip_rows: list[tuple] = list(zip(*grid.zip.values())) if zip_keys else [()]
+    base_resources = {**(grid.base.get("resources") or {}), **grid.resources}
+    runs: list[RunSpec] = []
+    seen: dict[str, int] = {}
+    index = 0
+    for combo in itertools.product(*grid.product.values()):
+        for row in zip_rows:
+            for seed in grid.seeds:
+                config: dict = {"task": grid.task, "grid": grid.name, "seed": seed}
+                for section in ("model", "data", "train", "eval", "profile"):
+                    if section in grid.base:
+                        config[section] = copy.deepcopy(grid.base[section])
+                config["resources"] = copy.deepcopy(base_resources)
+                axes: dict = {}
+                for key, value in itertools.chain(zip(product_keys, combo), zip(zip_keys, row)):
+                    set_dotted(config, key, value)
+                    axes[key] = value
+                axes["seed"] = seed
+                run_id = compute_run_id(config)
+                if run_id in seen:
+                    raise GridError(f"{grid.path}: runs {seen[run_id]} and {index} have the same configuration "
+                                    f"(run id {run_id}); remove the duplicate axis value")
+                seen[run_id] = index
+                config["run_id"] = run_id
+                runs.append(RunSpec(index=index, run_id=run_id, config=config, axes=axes,
+                                    run_dir=runs_root / run_id))
+                index += 1
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+def validate_runs(grid: Grid, runs: Iterable[RunSpec], check_data: bool = True) -> list[Problem]:
+    """Resolve every run (model variant and options, profile/train fields, resources, data paths)
+    and return *all* problems found; an empty list means the grid can be submitted."""
+    from harness.models import resolve_config  # lazy: imports torch
+
+    problems: list[Problem] = []
+    gfile = str(grid.path)
+    model_cache: dict[str, str | None] = {}
+    path_cache: dict[str, bool] = {}
+    section_cache: dict[str, tuple[str, str | None]] = {}
+
+    def add(i: int | None, fld: str, msg: str) -> None:
+        problems.append(Problem(gfile, i, fld, msg))
+
+    for run in runs:
+        c, i = run.config, run.index
+        try:
+            Resources.from_dict(c.get("resources"))
+        except (TypeError, ValueError) as e:
+            add(i, "resources", str(e))
+        model = c.get("model")
+        if not isinstance(model, dict) or not model.get("variant"):
+            add(i, "model.variant", "missing (every run needs a model variant)")
+        else:
+            key = json.dumps(model, sort_keys=True, default=_json_value)
+            if key not in model_cache:
+                overrides = {k: v for k, v in model.items() if k != "variant"}
+                try:
+                    resolve_config(str(model["variant"]), **overrides)
+                    model_cache[key] = None
+                except (TypeError, ValueError) as e:
+                    model_cache[key] = str(e)
+            if model_cache[key]:
+                add(i, "model", model_cache[key])
+            pre = model.get("pretrained")
+            if check_data and pre and not path_cache.setdefault(pre, Path(pre).exists()):
+                add(i, "model.pretrained", f"{pre} does not exist (use --no-check-data to skip this check)")
+        if c["task"] == "profile":
+            prof = c.get("profile") or {}
+            unknown = sorted(set(prof) - set(PROFILE_KEYS))
+            if unknown:
+                add(i, f"profile.{unknown[0]}", f"unknown option; options: {', '.join(PROFILE_KEYS)}")
+            for name in ("size", "batch", "views", "threads", "snippets", "frames", "num_classes"):
+                v = prof.get(name)
+                if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                    add(i, f"profile.{name}", f"must be an integer >= 1, got {v!r}")
+            if prof.get("device", "cpu") not in ("cpu", "cuda") and not str(prof.get("device")).startswith("cuda:"):
+                add(i, "profile.device", f"must be cpu or cuda[:N], got {prof.get('device')!r}")
+        else:
+            for section in ("data", "train", "eval"):
+                fld, msg = _check_train_section(c, section, section_cache)
+                if msg:
+                    add(i, fld, msg)
+            data = c.get("data")
+            if not isinstance(data, dict) or not data:
+                add(i, "data", "a train run needs a data section (train/val/test annotations, root)")
+            elif check_data:
+                for name in DATA_PATH_KEYS:
+                    p = data.get(name)
+                    if p is None:
+                        continue
+                    if p not in path_cache:
+                        path_cache[p] = Path(p).exists()
+                    if not path_cache[p]:
+                        add(i, f"data.{name}", f"{p} does not exist (use --no-check-data to skip this check)")
+    return problems
+
+
+def _check_train_section(config: dict, section: str, cache: dict) -> tuple[str, str | None]:
+    """(field, message) for the first problem of one section of a train config, (section, None) if
+    fine. Uses the engine's dataclasses (``harness.engine.config``) when the engine is installed."""
+    value = config.get(section) or {}
+    key = section + json.dumps(value, sort_keys=True, default=_json_value)
+    if key in cache:
+        return cache[key]
+    try:
+        from harness.engine.config import resolve_run_config
+    except ImportError:
+        resolve_run_config = None
+    fld, msg = section, None
+    if section == "train" and not value.get("epochs"):
+        msg = "train.epochs is required"
+    elif resolve_run_config is not None:
+        from harness.models import list_variants
+
+        probe = {"model": {"variant": list_variants()[0]}, section: value}  # the model is checked apart
+        try:
+            resolve_run_config(probe)
+        except (TypeError, ValueError) as e:
+            msg = str(e)
+            head = msg.split("=", 1)[0].split(" ", 1)[0]
+            fld = head if head.startswith(section + ".") else section
+    cache[key] = (fld, msg)
+    return fld, msg
+
+
+def load_and_expand(path: str | os.PathLike, results_root: str | os.PathLike = "results",
+                    check_data: bool | None = None) -> tuple[Grid, list[RunSpec]]:
+    """Load and expand a grid; with ``check_data`` not None also validate and raise
+    ``GridValidationError`` listing every problem."""
+    grid = load_grid(path)
+    runs = expand(grid, results_root)
+    if check_data is not None:
+        problems = validate_runs(grid, runs, check_data=check_data)
+        if problems:
+            raise GridValidationError(problems)
+    return grid, runs

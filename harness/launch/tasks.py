@@ -1,0 +1,296 @@
+"""What one run does, and the submitit callables that run it.
+
+``run_task(config, run_dir)`` dispatches on ``config["task"]``:
+
+* ``"profile"``: ``harness.measure.profile_model`` on the run's model, then ``final.json`` with the
+  profile record, hardware and versions;
+* ``"train"``: ``harness.engine.train_and_evaluate`` (imported lazily), which resumes from the run
+  directory's checkpoint and writes ``final.json`` itself.
+
+Both are idempotent: a run whose ``final.json`` parses returns it at once.
+
+The submitit callables (``RunTask`` for one run per job, used for SLURM arrays; ``RunBatch`` for a
+local or debug worker that runs several runs in turn) are *stateless*: they carry only paths.
+Everything about where a run stands lives on disk in its run directory (``config.json``,
+``checkpoint.pt``, ``final.json``), so the pickle that submitit replays after a requeue cannot
+restore stale state. On the preemption / time-out signal (submitit's ``SIGUSR2`` by default, set
+with ``--signal=USR2@90`` in the sbatch file) submitit calls ``checkpoint(...)``, which returns a
+fresh ``DelayedSubmission`` of a new instance with the same paths; submitit requeues the job and
+the requeued job resumes from the last checkpoint the engine wrote atomically. A job killed at any
+other point (``scontrol requeue``, node failure) resumes the same way.
+
+Pitfalls of submitit designed against here:
+
+* a timed-out *plain function* is not requeued: both callables define ``checkpoint``;
+* PREEMPTED is not a final scheduler state, and duplicate array tasks can run: a run is done only
+  when its own ``final.json`` parses; a run directory is held with ``flock`` while a process works
+  in it, so a duplicate waits and then returns the finished record instead of training twice;
+* ``UncompletedJobError`` raised by submitit's signal handler (out of requeues) is recorded and
+  re-raised, never swallowed as an ordinary run failure;
+* jobs import the code when they start: the launcher starts them inside a frozen snapshot of the
+  code (``harness.launch.sweep.snapshot_code``) and passes the submission directory as ``workdir``;
+  the callable switches to it after import, so relative data paths mean what they meant at
+  submission while the code stays frozen.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from harness.results.rundir import RunDir, read_json
+
+SNAPSHOT_FILE = "SNAPSHOT.json"
+"""Written at the root of a code snapshot: {"commit": ..., "dirty": bool, "created_at": ...}."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------
+# environment description (hardware, versions, commit)
+
+def snapshot_commit() -> str | None:
+    """The commit recorded in ``SNAPSHOT.json`` when this code runs from a launcher snapshot
+    (``-dirty`` appended when the snapshot had uncommitted changes), else None."""
+    marker = Path(__file__).resolve().parents[2] / SNAPSHOT_FILE
+    try:
+        snap = read_json(marker)
+    except (OSError, ValueError):
+        return None
+    commit = snap.get("commit")
+    return f"{commit}-dirty" if commit and snap.get("dirty") else commit
+
+
+def _export_snapshot_commit() -> None:
+    """Runs started from a snapshot report its commit (``harness.measure.git_commit`` reads
+    ``$DSA_HARNESS_COMMIT``): a snapshot is a plain copy, not a git checkout."""
+    commit = snapshot_commit()
+    if commit:
+        os.environ["DSA_HARNESS_COMMIT"] = commit
+
+
+def describe_environment(device: str = "cpu") -> dict:
+    """Hardware, library versions and code commit, as in CONTRACTS.md's final.json:
+    ``{"hardware": {...}, "versions": {...}, "git_commit": str | None}`` (delegates to
+    ``harness.measure.describe_environment``)."""
+    from harness.measure import describe_environment as _describe
+
+    _export_snapshot_commit()
+    return _describe(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# one run
+
+def run_task(config: dict, run_dir: str | os.PathLike) -> dict:
+    """Do the work of one run and return its final record (idempotent; see the module docstring)."""
+    rd = RunDir(run_dir).create()
+    final = rd.read_final()
+    if final is not None:
+        return final
+    task = config.get("task")
+    if task == "profile":
+        return _profile(config, rd)
+    if task == "train":
+        from harness.engine import train_and_evaluate  # lazy: profile grids work without the engine
+
+        return train_and_evaluate(config, rd.path)
+    raise ValueError(f"run {config.get('run_id')}: unknown task {task!r} (profile | train)")
+
+
+def _profile(config: dict, rd: RunDir) -> dict:
+    from harness.measure import profile_model
+
+    rd.write_config(config)
+    t0 = time.time()
+    model = dict(config.get("model") or {})
+    variant = model.pop("variant")
+    prof = dict(config.get("profile") or {})
+    num_classes = model.pop("num_classes", prof.pop("num_classes", 400))
+    rd.log(f"[{now_iso()}] profile {variant} {model} {prof}")
+    record = profile_model(variant, model, num_classes=num_classes, **prof)
+    final = {
+        "run_id": config.get("run_id") or rd.run_id,
+        "task": "profile",
+        "status": "done",
+        "finished_at": now_iso(),
+        "wall_time_s": time.time() - t0,
+        **describe_environment(prof.get("device", "cpu")),
+        "profile": record,
+    }
+    rd.write_final(final)
+    rd.log(f"[{now_iso()}] done in {final['wall_time_s']:.1f} s: {record.get('gflops_per_view')} GFLOPs/view")
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# job markers (job.json)
+
+def update_job_marker(rd: RunDir, **fields: Any) -> dict:
+    """Read-modify-write of job.json (atomic write; the last writer wins per field set)."""
+    job = rd.read_job() or {}
+    job.update(fields)
+    rd.write_job(job)
+    return job
+
+
+def current_job_id() -> str | None:
+    """The scheduler's id of the job this process runs in (SLURM array ids as ``<array>_<task>``,
+    the local controller's pid, the debug id), or None outside a submitit job."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    for name in ("SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID", "SUBMITIT_DEBUG_JOB_ID"):
+        if env.get(name):
+            return env[name]
+    return None
+
+
+def _global_rank() -> int:
+    for name in ("SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID", "RANK"):
+        if os.environ.get(name):
+            return int(os.environ[name])
+    return 0
+
+
+class _RunLock:
+    """Exclusive ``flock`` on the run directory itself (no extra file): a duplicate process for the
+    same run waits here until the first one is finished, preempted or dead."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[dsa-harness] {self.path}: another process is running this run; waiting", flush=True)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+
+
+def execute_run(run_dir: str | os.PathLike) -> dict:
+    """Run one run directory end to end: job marker, lock, ``run_task``, error record.
+
+    Reads the configuration from ``config.json`` (written by the launcher before submission).
+    On an exception writes ``error.json`` (type, message, traceback tail, attempt) and re-raises.
+    Signals that end the process (``SystemExit`` from submitit's requeue, ``KeyboardInterrupt``
+    from a cancel) pass through unrecorded: the run is then *incomplete* and resumes later.
+    """
+    rd = RunDir(run_dir)
+    lead = _global_rank() == 0
+    final = rd.read_final()
+    if final is not None:
+        return final
+    config = rd.read_config()
+    if not lead:  # DDP ranks > 0: the engine synchronises; markers are rank 0's job
+        return run_task(config, rd.path)
+    with _RunLock(rd.path):
+        final = rd.read_final()
+        if final is not None:
+            return final
+        job = rd.read_job() or {}
+        attempt = int(job.get("attempts", 0)) + 1
+        update_job_marker(rd, attempts=attempt, started_at=now_iso(), state="running",
+                          attempt_job_id=current_job_id(), worker_host=socket.gethostname(),
+                          worker_pid=os.getpid())
+        rd.log(f"[{now_iso()}] attempt {attempt} on {socket.gethostname()} (job {current_job_id()})")
+        try:
+            final = run_task(config, rd.path)
+        except Exception as e:
+            if type(e).__name__ == "TrainingInterrupted":  # the engine stopped on request, checkpoint on disk
+                update_job_marker(rd, state="interrupted")
+                rd.log(f"[{now_iso()}] interrupted: {e}")
+                raise
+            tb = traceback.format_exc().rstrip().splitlines()
+            rd.write_error({"type": type(e).__name__, "message": str(e), "traceback": tb[-40:],
+                            "attempt": attempt, "job_id": current_job_id(), "host": socket.gethostname(),
+                            "at": now_iso()})
+            update_job_marker(rd, state="failed", finished_at=now_iso())
+            rd.log(f"[{now_iso()}] failed: {type(e).__name__}: {e}")
+            raise
+        update_job_marker(rd, state="finished", finished_at=now_iso())
+        return final
+
+
+def _note_requeue(run_dirs: list) -> None:
+    """Called from submitit's signal handler: mark the unfinished runs as requeued."""
+    for d in run_dirs:
+        rd = RunDir(d)
+        if rd.path.exists() and not rd.is_done():
+            job = rd.read_job() or {}
+            try:
+                update_job_marker(rd, requeues=int(job.get("requeues", 0)) + 1,
+                                  last_requeue_at=now_iso(), state="requeued")
+                rd.log(f"[{now_iso()}] preempted / timed out: checkpoint on disk, job requeued")
+            except OSError:
+                pass
+
+
+class RunTask:
+    """submitit callable for one run (one SLURM array task): ``RunTask()(run_dir, workdir)``.
+
+    Stateless: the requeued job gets a *new* instance with the same two paths.
+    """
+
+    def __call__(self, run_dir: str, workdir: str | None = None) -> dict:
+        _export_snapshot_commit()
+        if workdir:
+            os.chdir(workdir)
+        return execute_run(run_dir)
+
+    def checkpoint(self, run_dir: str, workdir: str | None = None):
+        import submitit
+
+        if _global_rank() == 0:
+            _note_requeue([run_dir])
+        return submitit.helpers.DelayedSubmission(type(self)(), run_dir, workdir)
+
+
+class RunBatch:
+    """submitit callable for a local or debug worker: runs ``run_dirs`` one after the other.
+
+    A failing run is recorded (``error.json``) and the worker goes on with the next; finished runs
+    are skipped, so a requeued worker resumes where it was. Returns ``{run_id: "done" | "failed"}``.
+    """
+
+    def __call__(self, run_dirs: list, workdir: str | None = None) -> dict:
+        from submitit.core.utils import UncompletedJobError
+
+        _export_snapshot_commit()
+        if workdir:
+            os.chdir(workdir)
+        out: dict[str, str] = {}
+        for d in run_dirs:
+            try:
+                execute_run(d)
+                out[Path(d).name] = "done"
+            except UncompletedJobError:
+                raise
+            except Exception as e:  # noqa: BLE001 (recorded in error.json by execute_run)
+                print(f"[dsa-harness] run {d} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+                out[Path(d).name] = "failed"
+        return out
+
+    def checkpoint(self, run_dirs: list, workdir: str | None = None):
+        import submitit
+
+        _note_requeue(run_dirs)
+        return submitit.helpers.DelayedSubmission(type(self)(), list(run_dirs), workdir)
+

@@ -1,0 +1,384 @@
+"""Grids -> runs -> submitit executors (debug in-process, local worker processes): expansion, run ids,
+validation, idempotent submission, failures and retries, status, cancel, logs, snapshots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.launch.grid import (
+    GridError,
+    GridValidationError,
+    compute_run_id,
+    expand,
+    grid_from_dict,
+    load_grid,
+    validate_runs,
+)
+from harness.launch.sweep import (
+    LaunchOptions,
+    cancel,
+    collect_status,
+    find_run,
+    run_grid,
+    run_logs,
+    snapshot_code,
+    status_table,
+    submit,
+)
+from harness.launch.tasks import RunBatch, RunTask
+from harness.results.rundir import RunDir
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_MODEL = {"width": 8, "num_snippets": 2, "num_frames": 2}
+TINY_PROFILE = {"size": 32, "batch": 1, "views": 1, "device": "cpu", "latency": False}
+
+
+def write_grid(path: Path, **doc) -> Path:
+    base = {"name": "tiny_profile", "task": "profile",
+            "base": {"model": dict(TINY_MODEL), "profile": dict(TINY_PROFILE)},
+            "axes": {"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa"]}},
+            "seeds": [0], "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10}}
+    base.update(doc)
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
+
+
+def sweep_cli(argv: list[str]) -> int:
+    """The `sweep` sub-commands through argparse, as `dsa-harness sweep ...` runs them."""
+    from harness.launch.commands import register_commands
+
+    parser = argparse.ArgumentParser(prog="dsa-harness")
+    register_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["sweep", *argv])
+    return args.func(args)
+
+
+# ------------------------------------------------------------------------------------------------
+# expansion and identity
+
+def test_expand_product_zip_and_seeds():
+    grid = grid_from_dict({
+        "name": "g", "task": "profile", "base": {"model": {"width": 8}, "profile": {"size": 32}},
+        "axes": {"product": {"model.alpha": [1, 2]},
+                 "zip": {"model.variant": ["tsm_r18_dsa", "i3d_r18_dsa", "tsn_r18"],
+                         "model.num_snippets": [2, 4, 8]}},
+        "seeds": [0, 1]})
+    runs = expand(grid, "res")
+    assert grid.num_runs == len(runs) == 2 * 3 * 2
+    combos = [(r.config["model"]["alpha"], r.config["model"]["variant"], r.config["model"]["num_snippets"],
+               r.config["seed"]) for r in runs]
+    # product slowest, zip rows walked together, seeds fastest
+    assert combos[:4] == [(1, "tsm_r18_dsa", 2, 0), (1, "tsm_r18_dsa", 2, 1), (1, "i3d_r18_dsa", 4, 0),
+                          (1, "i3d_r18_dsa", 4, 1)]
+    assert combos[6] == (2, "tsm_r18_dsa", 2, 0)
+    assert all(r.config["model"]["width"] == 8 and r.config["profile"] == {"size": 32} for r in runs)
+    assert [r.index for r in runs] == list(range(12))
+    assert runs[5].axes == {"model.alpha": 1, "model.variant": "tsn_r18", "model.num_snippets": 8, "seed": 1}
+    assert runs[0].run_dir == Path("res") / "runs" / "g" / runs[0].run_id
+    assert len({r.run_id for r in runs}) == 12
+
+
+def test_section_axis_values_merge_into_base():
+    grid = grid_from_dict({"name": "g", "task": "profile", "base": {"model": {"width": 8, "alpha": 2}},
+                           "axes": {"product": {"model": [{"variant": "tsn_r18"},
+                                                          {"variant": "i3d_r18_dsa", "alpha": 4}]}}})
+    a, b = expand(grid)
+    assert a.config["model"] == {"width": 8, "alpha": 2, "variant": "tsn_r18"}
+    assert b.config["model"] == {"width": 8, "alpha": 4, "variant": "i3d_r18_dsa"}
+
+
+def test_run_id_is_stable_hash_of_identity():
+    cfg = {"task": "profile", "seed": 0, "model": {"variant": "tsn_r18", "width": 8}, "profile": {"size": 32}}
+    rid = compute_run_id(cfg)
+    assert len(rid) == 12 and int(rid, 16) >= 0
+    # same config, other key order, other grid, other resources, run_id present: same id
+    same = {"profile": {"size": 32}, "model": {"width": 8, "variant": "tsn_r18"}, "seed": 0, "task": "profile",
+            "grid": "elsewhere", "resources": {"gpus": 8, "time_min": 5}, "run_id": "whatever"}
+    assert compute_run_id(same) == rid
+    assert compute_run_id({**cfg, "seed": 1}) != rid
+    assert compute_run_id({**cfg, "model": {"variant": "tsn_r18", "width": 16}}) != rid
+    # ids from a grid are reproducible across loads and independent of the grid's resources
+    g1 = grid_from_dict({"name": "a", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
+                         "seeds": [0, 1], "resources": {"gpus": 0, "time_min": 5}})
+    g2 = grid_from_dict({"name": "b", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
+                         "seeds": [0, 1], "resources": {"gpus": 8, "nodes": 2, "time_min": 999}})
+    assert [r.run_id for r in expand(g1)] == [r.run_id for r in expand(g2)]
+    assert expand(g1)[0].run_id != expand(g1)[1].run_id
+
+
+@pytest.mark.parametrize("doc,fragment", [
+    ({"task": "profile"}, "name"),
+    ({"name": "g", "task": "fly"}, "task"),
+    ({"name": "g", "task": "profile", "axes": {"zip": {"model.alpha": [1, 2], "model.kernel_size": [3]}}},
+     "equal lengths"),
+    ({"name": "g", "task": "profile", "axes": {"product": {"modle.alpha": [1]}}}, "axes.product.modle.alpha"),
+    ({"name": "g", "task": "profile", "axes": {"product": {"model.alpha": []}}}, "non-empty list"),
+    ({"name": "g", "task": "profile", "seeds": [0, 0]}, "repeated seed"),
+    ({"name": "g", "task": "profile", "resources": {"gpu": 1}}, "unknown resources key"),
+    ({"name": "g", "task": "profile", "resources": {"gpus": 3, "nodes": 2}}, "multiple"),
+    ({"name": "g", "task": "profile", "colour": "red"}, "colour"),
+])
+def test_grid_format_errors_name_the_key(doc, fragment):
+    with pytest.raises(GridError, match=fragment.replace(".", r"\.")):
+        grid_from_dict(doc, "x.yaml")
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: g\ntask: profile\naxes:\n  product: {model.alpha: [1, 2}\n")
+    with pytest.raises(GridError, match=r"bad\.yaml: line 4"):
+        load_grid(p)
+
+
+def test_duplicate_runs_are_rejected():
+    grid = grid_from_dict({"name": "g", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
+                           "axes": {"product": {"model.alpha": [2, 2]}}})
+    with pytest.raises(GridError, match="same configuration"):
+        expand(grid)
+
+
+# ------------------------------------------------------------------------------------------------
+# validation
+
+def test_validation_reports_every_problem_and_submits_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(
+        tmp_path / "bad.yaml", name="bad",
+        axes={"zip": {"model.variant": ["tsn_r18", "tsm_r18_dsaa", "i3d_r18_dsa", "tsm_r18_dsa"],
+                      "model.split_ratio": [0.125, 0.125, 1.5, 0.25],
+                      "profile.size": [32, 32, 32, 0]}})
+    with pytest.raises(GridValidationError) as info:
+        submit(grid_file, cluster="debug", results_root="results")
+    problems = info.value.problems
+    where = {(p.run_index, p.field) for p in problems}
+    assert (1, "model") in where  # unknown variant, with close names
+    assert (2, "model") in where  # split ratio out of range
+    assert (3, "profile.size") in where
+    assert 0 not in {p.run_index for p in problems}
+    text = str(info.value)
+    assert "tsm_r18_dsa" in text and "split_ratio" in text and "bad.yaml" in text
+    assert not (tmp_path / "results").exists()  # nothing submitted, no run directory
+
+
+def test_train_validation_checks_data_paths_unless_disabled(tmp_path):
+    doc = {"name": "t", "task": "train",
+           "base": {"model": {"variant": "tsn_r18"}, "data": {"train": str(tmp_path / "missing.txt")},
+                    "train": {"epochs": 1, "batch_size": 2}},
+           "axes": {"product": {"train.batch_size": [2, 0]}}}
+    grid = grid_from_dict(doc, "t.yaml")
+    runs = expand(grid)
+    fields = [(p.run_index, p.field) for p in validate_runs(grid, runs, check_data=True)]
+    assert (0, "data.train") in fields and (1, "data.train") in fields
+    assert any(i == 1 and f.startswith("train") for i, f in fields)
+    fields = [(p.run_index, p.field) for p in validate_runs(grid, runs, check_data=False)]
+    assert all(f != "data.train" for _, f in fields) and any(i == 1 for i, _ in fields)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_grids_are_valid(path):
+    grid = load_grid(path)
+    runs = expand(grid)
+    assert runs and grid.paper_table
+    assert validate_runs(grid, runs, check_data=False) == []
+    if grid.paper_reference:
+        assert grid.paper_reference.startswith("experiments/paper/") and grid.paper_reference.endswith(".csv")
+
+
+# ------------------------------------------------------------------------------------------------
+# executors
+
+def _final_mtimes(runs):
+    return {r.run_id: RunDir(r.run_dir).final_path.stat().st_mtime_ns for r in runs}
+
+
+def test_debug_executor_runs_profile_grid_and_resubmission_skips(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "tiny.yaml")
+    result = submit(grid_file, cluster="debug", results_root="results")
+    assert len(result.submitted) == 2 and not result.skipped
+    for run in result.runs:
+        rd = RunDir(run.run_dir)
+        final = rd.read_final()
+        assert final["status"] == "done" and final["task"] == "profile" and final["run_id"] == run.run_id
+        assert final["profile"]["variant"] == run.config["model"]["variant"]
+        assert final["profile"]["gflops_per_view"] > 0 and final["profile"]["size"] == 32
+        assert final["hardware"]["device"] == "cpu" and final["versions"]["torch"]
+        assert rd.read_config()["run_id"] == run.run_id
+        job = rd.read_job()
+        assert job["cluster"] == "debug" and job["attempts"] == 1 and job["state"] == "finished"
+    assert [s.status for s in collect_status(result.runs)] == ["done", "done"]
+    before = _final_mtimes(result.runs)
+    again = submit(grid_file, cluster="debug", results_root="results")
+    assert again.submitted == [] and len(again.skipped["done"]) == 2
+    assert _final_mtimes(result.runs) == before
+    # the DSA model has more FLOPs than plain averaging at the same size
+    f = {r.config["model"]["variant"]: RunDir(r.run_dir).read_final()["profile"]["gflops_per_view"]
+         for r in result.runs}
+    assert f["tsm_r18_dsa"] > f["tsn_r18"]
+
+
+def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    # size 8 passes the grid's checks but profile_model refuses it (needs >= 16): a runtime failure
+    grid_file = write_grid(tmp_path / "fail.yaml", name="fail",
+                           axes={"product": {"model.variant": ["tsn_r18"], "profile.size": [32, 8]}})
+    result = submit(grid_file, cluster="debug", results_root="results")
+    ok, bad = result.runs
+    statuses = collect_status(result.runs)
+    assert [s.status for s in statuses] == ["done", "failed"]
+    assert "ValueError" in statuses[1].error and "size" in statuses[1].error
+    err = RunDir(bad.run_dir).read_error()
+    assert err["attempt"] == 1 and err["traceback"]
+    table = status_table(statuses, result.grid)
+    assert "failed" in table and "1 done, 1 failed" in table
+
+    again = submit(grid_file, cluster="debug", results_root="results")
+    assert again.submitted == [] and list(again.skipped) == ["done", "failed (use --retry-failed)"]
+    assert RunDir(bad.run_dir).read_job()["attempts"] == 1
+
+    retried = submit(grid_file, cluster="debug", results_root="results", retry_failed=True)
+    assert [r.run_id for r in retried.submitted] == [bad.run_id]
+    assert RunDir(bad.run_dir).read_job()["attempts"] == 2
+    assert RunDir(bad.run_dir).read_error()["attempt"] == 2
+    assert RunDir(ok.run_dir).read_job()["attempts"] == 1
+
+
+def test_local_executor_workers_run_grid_in_background(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "tiny.yaml", name="tiny_local",
+                           axes={"product": {"model.variant": ["tsn_r18", "tsm_r18", "i3d_r18"]}})
+    run_dirs = run_grid(grid_file, cluster="local", results_root="results",
+                        options=LaunchOptions(cluster="local", max_parallel=2), progress=False, poll_s=0.5,
+                        timeout_s=300)
+    assert len(run_dirs) == 3
+    finals = [RunDir(d).read_final() for d in run_dirs]
+    assert all(f and f["status"] == "done" for f in finals)
+    jobs = [RunDir(d).read_job() for d in run_dirs]
+    assert {j["cluster"] for j in jobs} == {"local"}
+    assert len({j["job_id"] for j in jobs}) == 2  # two workers, bounded by max_parallel
+    assert all(j["attempt_job_id"] == j["job_id"] for j in jobs)  # each run ran inside its worker
+    assert all(Path(j["stdout"]).exists() for j in jobs)
+    again = submit(grid_file, cluster="local", results_root="results")
+    assert again.submitted == [] and len(again.skipped["done"]) == 3
+
+
+def test_status_cli_table_and_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "tiny.yaml",
+                           axes={"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa", "i3d_r18"]}})
+    runs = expand(load_grid(grid_file), "results")
+    assert sweep_cli(["submit", str(grid_file), "--cluster", "debug"]) == 0
+    capsys.readouterr()
+    # forge a pending run: remove one run's outputs
+    for name in ("final.json", "job.json"):
+        (runs[2].run_dir / name).unlink()
+    assert sweep_cli(["status", str(grid_file)]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split()[1]: ln for ln in out.splitlines() if ln.strip()[:1].isdigit()}
+    assert "done" in lines[runs[0].run_id] and "GFLOPs/view" in lines[runs[0].run_id]
+    assert "pending" in lines[runs[2].run_id]
+    assert "3 runs: 2 done, 1 incomplete" not in out and "2 done, 1 pending" in out
+    assert sweep_cli(["status", str(grid_file), "--json"]) == 0
+    recs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [r["status"] for r in recs] == ["done", "done", "pending"]
+    assert sweep_cli(["logs", runs[0].run_id[:8]]) == 0
+    assert "attempt 1" in capsys.readouterr().out
+
+
+def test_stale_and_live_markers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "tiny.yaml")
+    runs = expand(load_grid(grid_file), "results")
+    # run 0: marker of a local worker that is gone (pid of a finished child)
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    rd0 = RunDir(runs[0].run_dir).create()
+    rd0.write_job({"cluster": "local", "job_id": str(dead.pid), "host": os.uname().nodename,
+                   "state": "submitted", "attempts": 0})
+    # run 1: marker of a live "worker" (this very process), already started
+    rd1 = RunDir(runs[1].run_dir).create()
+    from harness.launch.sweep import _proc_start_ticks
+
+    rd1.write_job({"cluster": "local", "job_id": str(os.getpid()), "host": os.uname().nodename,
+                   "proc_start": _proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
+    assert [s.status for s in collect_status(runs)] == ["pending", "running"]
+    result = submit(grid_file, cluster="debug", results_root="results")
+    assert [r.run_id for r in result.submitted] == [runs[0].run_id]
+    assert {k: [r.run_id for r in v] for k, v in result.skipped.items()} == {"running": [runs[1].run_id]}
+    # a stale marker that had started (no error recorded) is incomplete, and resubmitted
+    rd1.write_job({**rd1.read_job(), "proc_start": -1})  # pid reuse: not the recorded process
+    assert collect_status(runs)[1].status == "incomplete"
+
+
+def test_cancel_stops_local_worker_and_marks_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    slow = {**TINY_PROFILE, "latency": True, "min_run_time": 600.0}
+    grid_file = write_grid(tmp_path / "slow.yaml", name="slow", base={"model": dict(TINY_MODEL), "profile": slow},
+                           axes={"product": {"model.variant": ["tsn_r18", "tsm_r18"]}})
+    result = submit(grid_file, cluster="local", results_root="results",
+                    options=LaunchOptions(cluster="local", max_parallel=1))
+    assert len(result.job_ids) == 2 and len(set(result.job_ids)) == 1
+    deadline = time.time() + 120
+    while collect_status(result.runs)[0].status != "running":
+        assert time.time() < deadline, "worker did not start"
+        time.sleep(0.3)
+    assert [s.status for s in collect_status(result.runs)] == ["running", "queued"]
+    cancelled = cancel(grid_file, "results")
+    assert {s.run_id for s in cancelled} == {r.run_id for r in result.runs}
+    deadline = time.time() + 30
+    while any(j._process.poll() is None for j in result.jobs):
+        assert time.time() < deadline, "worker still alive after cancel"
+        time.sleep(0.2)
+    assert [s.status for s in collect_status(result.runs)] == ["cancelled", "cancelled"]
+    plan = submit(grid_file, cluster="local", results_root="results", dry_run=True)
+    assert len(plan.submitted) == 2  # cancelled runs are submitted again by default
+
+
+# ------------------------------------------------------------------------------------------------
+# callables and snapshot
+
+def test_checkpoint_requeues_a_fresh_stateless_callable(tmp_path):
+    rd = RunDir(tmp_path / "r").create()
+    rd.write_job({"cluster": "slurm", "job_id": "1_0", "state": "running", "attempts": 1})
+    task = RunTask()
+    task.stale = "state that must not survive a requeue"
+    delayed = task.checkpoint(str(rd.path), "/work")
+    assert type(delayed.function) is RunTask and delayed.function is not task
+    assert not vars(delayed.function)
+    assert delayed.args == (str(rd.path), "/work") and not delayed.kwargs
+    assert len(pickle.dumps(delayed)) < 2000
+    job = rd.read_job()
+    assert job["requeues"] == 1 and job["state"] == "requeued"
+    batch = RunBatch().checkpoint([str(rd.path)], None)
+    assert type(batch.function) is RunBatch and batch.args == ([str(rd.path)], None)
+
+
+def test_snapshot_copies_code_once_and_records_commit(tmp_path):
+    snap, commit, dirty = snapshot_code(tmp_path / "snaps")
+    assert (snap / "harness" / "launch" / "tasks.py").read_bytes() == (REPO / "harness/launch/tasks.py").read_bytes()
+    assert not (snap / ".venv").exists() and not (snap / "results" / "runs").exists()
+    meta = json.loads((snap / "SNAPSHOT.json").read_text())
+    assert meta["commit"] == commit and meta["dirty"] == dirty
+    again, _, _ = snapshot_code(tmp_path / "snaps")
+    assert again == snap and len(list((tmp_path / "snaps").iterdir())) == 1
+
+
+def test_find_run_by_prefix_and_logs(tmp_path):
+    rd = RunDir(tmp_path / "runs" / "g" / "abcdef123456").create()
+    rd.write_config({"run_id": "abcdef123456"})
+    rd.log("hello from the run")
+    assert find_run("abcdef", tmp_path).path == rd.path
+    assert "hello from the run" in run_logs(rd)
+    with pytest.raises(FileNotFoundError):
+        find_run("zzz", tmp_path)
