@@ -133,6 +133,8 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
         else:
             transform = eval_transform(data.size, resize=data.resize, crops=ev.crops if mode == "test" else 1)
         extra = {"class_index": data.classes} if data.format == "kinetics_csv" and data.classes else {}
+        if data.format == "frames":
+            extra["frame_template"] = data.frame_template
         root = data.root if data.root else str(Path(path).resolve().parent)
         return VideoDataset(path, root, sampler, transform=transform, format=data.format,
                             on_error=data.on_error, decode_threads=data.decode_threads, seed=seed, **extra)

@@ -1,0 +1,272 @@
+"""Annotation files -> a list of :class:`VideoRecord`.
+
+Three layouts are read, the ones public video datasets ship with:
+
+``video`` (video list; Kinetics, Mini-Kinetics, ActivityNet trimmed clips, the synthetic set)
+    one video per line, ``relative/path.mp4 LABEL``; the label is a 0-based class index and
+    the path is everything before the last whitespace (so paths may contain spaces).
+
+``frames`` (raw-frame list; Something-Something V1 ships JPEG frames)
+    ``folder NUM_FRAMES LABEL``; frame ``i`` (0-based) of the folder is the file
+    ``frame_template.format(i + frame_start)``, e.g. ``img_00001.jpg`` for ``i = 0`` with the
+    defaults ``img_{:05d}.jpg`` and ``frame_start = 1``.
+
+``kinetics_csv`` (the official Kinetics CSV)
+    header ``label,youtube_id,time_start,time_end,split``; each row maps to the file
+    ``<label>/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4`` (the layout of the common
+    download scripts) and the label name to an index through a class-index file (see
+    :func:`read_class_index`). Without a class-index file the sorted label names of the CSV
+    itself are used, which is only safe when every split contains every class.
+
+In the two text layouts blank lines and lines starting with ``#`` are ignored. Any
+malformed line raises :class:`AnnotationError` naming the file and the 1-based line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS = ("video", "frames", "kinetics_csv")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv")
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file; the message starts with ``file:line:``."""
+
+    def __init__(self, file: str | os.PathLike, line: int | None, problem: str, text: str | None = None):
+        self.file = str(file)
+        self.line = line
+        self.problem = problem
+        where = f"{self.file}:{line}" if line else self.file
+        msg = f"{where}: {problem}"
+        if text is not None:
+            msg += f" (got {text.rstrip()!r})"
+        super().__init__(msg)
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One annotated video.
+
+    path:        the video file (``video``/``kinetics_csv``) or the frame folder (``frames``),
+                 already joined with the dataset root.
+    label:       0-based class index.
+    num_frames:  number of frames when the annotation says so (raw-frame lists), else None
+                 (the decoder tells).
+    line:        1-based line number in ``source`` (for error messages).
+    source:      the annotation file the record came from.
+    """
+
+    path: str
+    label: int
+    num_frames: int | None = None
+    line: int = 0
+    source: str = ""
+
+    @property
+    def where(self) -> str:
+        """``annotation:line`` for messages."""
+        return f"{self.source}:{self.line}" if self.source else f"line {self.line}"
+
+
+def _parse_int(text: str, what: str, file, line: int, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise AnnotationError(file, line, f"{what} must be an integer, not {text!r}", raw) from None
+    if value < minimum:
+        raise AnnotationError(file, line, f"{what} must be >= {minimum}, not {value}", raw)
+    return value
+
+
+def _join(root: str | os.PathLike | None, rel: str) -> str:
+    return os.path.join(os.fspath(root), rel) if root is not None else rel
+
+
+def _text_lines(path: Path):
+    with open(path, encoding="utf-8") as f:
+        for number, raw in enumerate(f, start=1):
+            text = raw.strip()
+            if text and not text.startswith("#"):
+                yield number, text, raw
+
+
+def read_class_index(path: str | os.PathLike) -> dict[str, int]:
+    """Read a class-index file: label name -> 0-based index.
+
+    Accepted layouts: a JSON list of names (index = position), a JSON object
+    ``{name: index}``, a JSON object ``{"classes": [...]}`` (as written by the synthetic set,
+    entries being names or ``{"name": ...}``), or a text file with one name per line
+    (index = line order among non-blank lines) or ``INDEX NAME`` / ``NAME,INDEX`` per line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class-index file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    names: dict[str, int] = {}
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise AnnotationError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+        if isinstance(data, dict) and "classes" in data:
+            data = [c["name"] if isinstance(c, dict) else c for c in data["classes"]]
+        if isinstance(data, list):
+            names = {str(n): i for i, n in enumerate(data)}
+        elif isinstance(data, dict):
+            names = {str(k): int(v) for k, v in data.items()}
+        else:
+            raise AnnotationError(path, None, "expected a JSON list of names or an object name -> index")
+    else:
+        for number, line, raw in _text_lines(path):
+            line = line.strip().strip('"')
+            parts = line.split(None, 1)
+            if len(parts) == 2 and parts[0].isdigit():
+                names[parts[1].strip().strip('"')] = int(parts[0])
+            elif "," in line and line.rsplit(",", 1)[1].strip().isdigit():
+                name, idx = line.rsplit(",", 1)
+                names[name.strip().strip('"')] = int(idx)
+            else:
+                names[line] = len(names)
+    values = sorted(names.values())
+    if values != list(range(len(values))):
+        raise AnnotationError(path, None, f"class indices must be 0..{len(values) - 1} without gaps")
+    return names
+
+
+def _read_video_list(path: Path, root) -> list[VideoRecord]:
+    records = []
+    for number, text, raw in _text_lines(path):
+        parts = text.rsplit(None, 1)
+        if len(parts) != 2:
+            raise AnnotationError(path, number, "expected 'PATH LABEL'", raw)
+        rel, label = parts
+        head = rel.rsplit(None, 1)
+        if (
+            len(head) == 2
+            and head[1].isdigit()
+            and not head[0].lower().endswith(VIDEO_EXTENSIONS)
+            and not rel.lower().endswith(VIDEO_EXTENSIONS)
+        ):
+            raise AnnotationError(
+                path, number,
+                "looks like a raw-frame line 'FOLDER NUM_FRAMES LABEL'; read it with format='frames'", raw,
+            )
+        records.append(
+            VideoRecord(_join(root, rel), _parse_int(label, "LABEL", path, number, raw), None, number, str(path))
+        )
+    return records
+
+
+def _read_frame_list(path: Path, root) -> list[VideoRecord]:
+    records = []
+    for number, text, raw in _text_lines(path):
+        parts = text.rsplit(None, 2)
+        if len(parts) != 3:
+            raise AnnotationError(path, number, "expected 'FOLDER NUM_FRAMES LABEL'", raw)
+        folder, frames, label = parts
+        records.append(
+            VideoRecord(
+                _join(root, folder),
+                _parse_int(label, "LABEL", path, number, raw),
+                _parse_int(frames, "NUM_FRAMES", path, number, raw, minimum=1),
+                number,
+                str(path),
+            )
+        )
+    return records
+
+
+def _time_field(text: str, what: str, path, number, raw) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise AnnotationError(path, number, f"{what} must be a number of seconds, not {text!r}", raw) from None
+    if value < 0 or value != int(value):
+        raise AnnotationError(path, number, f"{what} must be a whole number of seconds >= 0, not {text!r}", raw)
+    return int(value)
+
+
+def _read_kinetics_csv(path: Path, root, class_index, label_dir_spaces: str | None) -> list[VideoRecord]:
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise AnnotationError(path, 1, "empty file; expected header 'label,youtube_id,time_start,time_end,split'")
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in KINETICS_COLUMNS if c not in header]
+    if missing:
+        raise AnnotationError(
+            path, 1, f"header lacks column(s) {', '.join(missing)}; expected "
+            "'label,youtube_id,time_start,time_end,split'", ",".join(rows[0]),
+        )
+    col = {name: header.index(name) for name in KINETICS_COLUMNS}
+    body = [(i, r) for i, r in enumerate(rows[1:], start=2) if r and any(c.strip() for c in r)]
+    if class_index is None:
+        mapping = {name: i for i, name in enumerate(sorted({r[col["label"]].strip() for _, r in body
+                                                            if len(r) == len(header)}))}
+    elif isinstance(class_index, dict):
+        mapping = dict(class_index)
+    else:
+        mapping = read_class_index(class_index)
+    records = []
+    for number, row in body:
+        raw = ",".join(row)
+        if len(row) != len(header):
+            raise AnnotationError(path, number, f"expected {len(header)} comma-separated fields, got {len(row)}", raw)
+        label_name = row[col["label"]].strip()
+        if label_name not in mapping:
+            raise AnnotationError(path, number, f"label {label_name!r} is not in the class index", raw)
+        youtube_id = row[col["youtube_id"]].strip()
+        if not youtube_id:
+            raise AnnotationError(path, number, "empty youtube_id", raw)
+        start = _time_field(row[col["time_start"]], "time_start", path, number, raw)
+        end = _time_field(row[col["time_end"]], "time_end", path, number, raw)
+        folder = label_name if label_dir_spaces is None else label_name.replace(" ", label_dir_spaces)
+        rel = f"{folder}/{youtube_id}_{start:06d}_{end:06d}.mp4"
+        records.append(VideoRecord(_join(root, rel), mapping[label_name], None, number, str(path)))
+    return records
+
+
+def read_annotations(
+    path: str | os.PathLike,
+    format: str = "video",
+    root: str | os.PathLike | None = None,
+    *,
+    class_index: str | os.PathLike | dict[str, int] | None = None,
+    label_dir_spaces: str | None = None,
+    num_classes: int | None = None,
+) -> list[VideoRecord]:
+    """Read an annotation file (see the module docstring for the three ``format`` layouts).
+
+    root:             folder the paths in the file are relative to (None: as written).
+    class_index:      ``kinetics_csv`` only: a class-index file or a dict name -> index.
+    label_dir_spaces: ``kinetics_csv`` only: replace spaces in the label folder name by this
+                      string (e.g. ``"_"``) when the videos were stored that way.
+    num_classes:      when given, labels must be < num_classes.
+
+    Raises :class:`AnnotationError` (a ValueError) naming file and line for a malformed
+    line, FileNotFoundError when the file is missing.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown annotation format {format!r}; expected one of {', '.join(FORMATS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    if format == "video":
+        records = _read_video_list(path, root)
+    elif format == "frames":
+        records = _read_frame_list(path, root)
+    else:
+        records = _read_kinetics_csv(path, root, class_index, label_dir_spaces)
+    if not records:
+        raise AnnotationError(path, None, "no annotated videos in the file")
+    if num_classes is not None:
+        for r in records:
+            if r.label >= num_classes:
+                raise AnnotationError(path, r.line, f"label {r.label} >= num_classes {num_classes}")
+    return records

@@ -1,0 +1,153 @@
+"""Scan a dataset for unreadable and too-short videos (``dsa-harness data check``).
+
+Every annotated video is opened with the same code the dataset uses (decord for video files,
+Pillow for raw-frame folders) and a few frames are decoded: the first, the middle and the
+last, which catches missing, zero-byte, truncated and undecodable files. A video with fewer
+than ``min_frames`` frames is *too short*: it is still usable (the sampler clamps or loops,
+see :mod:`harness.data.sampling`) but its snippets repeat frames.
+
+The scan runs in a process pool with a progress bar; the report is a dict (written as JSON
+and Markdown by :func:`write_report`):
+
+    {"annotation", "root", "format", "min_frames", "num_videos", "num_ok",
+     "num_unreadable", "num_too_short", "unreadable": [{"path", "line", "reason", "error"}],
+     "too_short": [{"path", "line", "num_frames"}], "frames": {"min", "median", "max"},
+     "label_counts": {label: count}, "seconds"}
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from harness.data.annotations import VideoRecord, read_annotations
+from harness.data.video import CorruptVideoError, decode_frames, open_video, read_frame_folder
+from harness.results.rundir import atomic_write_bytes, atomic_write_json
+
+
+def probe(record: VideoRecord, format: str = "video", frame_template: str = "img_{:05d}.jpg",
+          frame_start: int = 1) -> dict:
+    """Open one record and decode its first, middle and last frame.
+
+    Returns ``{"ok": bool, "num_frames": int | None, "reason": str | None, "error": str | None}``.
+    """
+    try:
+        if format == "frames":
+            n = int(record.num_frames)
+            read_frame_folder(record.path, np.array(sorted({0, n // 2, n - 1})), frame_template, frame_start,
+                              record.where)
+        else:
+            reader = open_video(record.path, 1, record.where)
+            n = len(reader)
+            decode_frames(reader, np.array(sorted({0, n // 2, n - 1})), record.path, record.where)
+        return {"ok": True, "num_frames": n, "reason": None, "error": None}
+    except CorruptVideoError as e:
+        return {"ok": False, "num_frames": None, "reason": e.reason, "error": e.detail or str(e)}
+
+
+def _probe_job(job):
+    return probe(*job)
+
+
+def check_dataset(
+    annotation: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    format: str = "video",
+    *,
+    min_frames: int = 57,
+    workers: int | None = None,
+    frame_template: str = "img_{:05d}.jpg",
+    frame_start: int = 1,
+    class_index: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict:
+    """Scan every video of ``annotation`` (see the module docstring); returns the report dict.
+
+    min_frames: videos with fewer frames are listed as too short (default 57 = one clip of
+                8 frames at interval 8, the spec's sampling).
+    workers:    processes (default: all CPU cores).
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    records = read_annotations(annotation, format, root, class_index=class_index)
+    jobs = [(r, format, frame_template, frame_start) for r in records]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc="checking videos", unit="video", disable=not progress)
+    results = []
+    try:
+        if workers == 1:
+            for job in jobs:
+                results.append(_probe_job(job))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for res in pool.map(_probe_job, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers)))):
+                    results.append(res)
+                    bar.update()
+    finally:
+        bar.close()
+    unreadable, too_short, lengths = [], [], []
+    for r, res in zip(records, results):
+        if not res["ok"]:
+            unreadable.append({"path": r.path, "line": r.line, "reason": res["reason"], "error": res["error"]})
+            continue
+        lengths.append(res["num_frames"])
+        if res["num_frames"] < min_frames:
+            too_short.append({"path": r.path, "line": r.line, "num_frames": res["num_frames"]})
+    counts = Counter(r.label for r in records)
+    return {
+        "annotation": str(annotation), "root": None if root is None else str(root), "format": format,
+        "min_frames": int(min_frames), "num_videos": len(records),
+        "num_ok": len(records) - len(unreadable), "num_unreadable": len(unreadable),
+        "num_too_short": len(too_short), "unreadable": unreadable, "too_short": too_short,
+        "frames": ({"min": int(min(lengths)), "median": float(np.median(lengths)), "max": int(max(lengths))}
+                   if lengths else None),
+        "label_counts": {int(k): int(v) for k, v in sorted(counts.items())},
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def report_markdown(report: dict, limit: int = 50) -> str:
+    """A short human-readable Markdown summary of a check report."""
+    lines = [f"# Data check: {report['annotation']}", ""]
+    lines.append(f"- format: {report['format']}, root: {report['root']}")
+    lines.append(f"- videos: {report['num_videos']}, readable: {report['num_ok']}, "
+                 f"unreadable: {report['num_unreadable']}, "
+                 f"too short (< {report['min_frames']} frames): {report['num_too_short']}")
+    if report["frames"]:
+        f = report["frames"]
+        lines.append(f"- frames per video: min {f['min']}, median {f['median']:g}, max {f['max']}")
+    lines.append(f"- classes present: {len(report['label_counts'])}; scan took {report['seconds']} s")
+    for title, key, cols in (("Unreadable", "unreadable", ("line", "reason", "path", "error")),
+                             ("Too short", "too_short", ("line", "num_frames", "path"))):
+        items = report[key]
+        if not items:
+            continue
+        lines += ["", f"## {title} ({len(items)})", "", "| " + " | ".join(cols) + " |",
+                  "|" + "---|" * len(cols)]
+        for item in items[:limit]:
+            lines.append("| " + " | ".join(str(item[c]).replace("|", "\\|") for c in cols) + " |")
+        if len(items) > limit:
+            lines.append(f"\n... and {len(items) - limit} more (see the JSON report)")
+    return "\n".join(lines) + "\n"
+
+
+def default_report_path(annotation: str | os.PathLike) -> Path:
+    """``<annotation>.check.json`` next to the annotation file."""
+    annotation = Path(annotation)
+    return annotation.with_name(annotation.name + ".check.json")
+
+
+def write_report(report: dict, path: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``path`` (JSON) and the same name with ``.md`` (Markdown), atomically."""
+    path = Path(path)
+    md = path.with_suffix(".md") if path.suffix == ".json" else path.with_name(path.name + ".md")
+    atomic_write_json(path, report)
+    atomic_write_bytes(md, report_markdown(report).encode())
+    return path, md

@@ -1,0 +1,322 @@
+"""Reading videos (decord) and raw-frame folders (Pillow) into snippet tensors.
+
+:class:`VideoDataset` turns an annotation file into samples ``(uint8 (V*U, C, T, H, W), label)``:
+
+1. the sampler gives indices ``(G*U, T)`` for the video's frame count (``G`` test groups);
+2. the unique indices are decoded in **one** ``decord.VideoReader.get_batch`` call, in
+   increasing order (or read as JPEGs with Pillow for raw-frame folders), then gathered back
+   into ``(G*U, T, H, W, C)``;
+3. the tensor is viewed as ``(G*U, C, T, H, W)`` and the transform (crop, flip, ...) is applied;
+   multi-crop transforms multiply the rows, crop-major, so that
+   ``V = G * crops`` views of ``U`` consecutive snippets come out.
+
+Randomness (training offsets, crops, flips) is drawn from
+``numpy.random.default_rng([seed, epoch, index])``: a sample depends only on
+``(seed, epoch, index)``, not on the worker that reads it nor on the number of workers. The
+epoch lives in shared memory so that :meth:`VideoDataset.set_epoch` reaches persistent workers.
+
+Bad files (missing, zero-byte, truncated, undecodable, no frames, missing JPEG) raise
+:class:`CorruptVideoError` naming the file and the annotation line. With ``on_error="skip"``
+the sample is replaced by another one drawn deterministically from ``(seed, epoch, index)``
+(returned with *its own* label: labels are never shifted), and the skipped index is recorded in
+shared memory; :meth:`VideoDataset.pop_skipped` lists the skipped files (call it at the end of
+the epoch, in the main process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from harness.data.annotations import VideoRecord, read_annotations
+from harness.data.sampling import SnippetSampler
+from harness.data.transforms import accepts_rng
+
+log = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+
+
+def _decoder_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from decord._ffi.base import DECORDError
+    except ImportError:  # pragma: no cover - layout of another decord version
+        return (RuntimeError,)
+    return (RuntimeError, DECORDError)
+
+
+# What decord raises for unreadable input (FFmpeg's message inside).
+DECODER_ERRORS = _decoder_errors()
+# Reason codes stored in the shared skip table (0 = not skipped).
+REASONS = {1: "missing", 2: "empty", 3: "undecodable", 4: "no frames"}
+_REASON_CODE = {v: k for k, v in REASONS.items()}
+
+
+class CorruptVideoError(RuntimeError):
+    """A video (or frame folder) that cannot be read. ``reason`` is one of
+    'missing', 'empty', 'undecodable', 'no frames'."""
+
+    def __init__(self, path: str, reason: str, detail: str = "", where: str = ""):
+        self.path, self.reason, self.detail, self.where = str(path), reason, detail, where
+        msg = f"{reason} video {self.path}"
+        if where:
+            msg += f" (annotation {where})"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+
+    def __reduce__(self):  # picklable across DataLoader workers
+        return (CorruptVideoError, (self.path, self.reason, self.detail, self.where))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[-1] if text else type(exc).__name__)[:300]
+
+
+def open_video(path: str, num_threads: int = 1, where: str = ""):
+    """Open ``path`` with decord; raise :class:`CorruptVideoError` when it cannot be used."""
+    import decord
+
+    if not os.path.exists(path):
+        raise CorruptVideoError(path, "missing", "no such file", where)
+    if os.path.getsize(path) == 0:
+        raise CorruptVideoError(path, "empty", "zero-byte file", where)
+    try:
+        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
+    except DECODER_ERRORS as e:  # RuntimeError / DECORDError with FFmpeg's reason
+        raise CorruptVideoError(path, "undecodable", _first_line(e), where) from None
+    if len(reader) < 1:
+        raise CorruptVideoError(path, "no frames", "decoder reports 0 frames", where)
+    return reader
+
+
+def decode_frames(reader, indices: np.ndarray, path: str = "", where: str = "") -> np.ndarray:
+    """``reader.get_batch(sorted unique indices)`` once, gathered back: uint8 ``(*indices.shape, H, W, 3)``."""
+    flat = np.asarray(indices).reshape(-1)
+    unique, inverse = np.unique(flat, return_inverse=True)
+    try:
+        frames = reader.get_batch(unique.tolist()).asnumpy()
+    except DECODER_ERRORS as e:
+        raise CorruptVideoError(path, "undecodable", f"decoding frames failed: {_first_line(e)}", where) from None
+    if frames.shape[0] != len(unique):
+        raise CorruptVideoError(path, "undecodable", f"got {frames.shape[0]} of {len(unique)} frames", where)
+    if len(unique) != len(flat) or not np.array_equal(unique, flat):
+        frames = frames[inverse]
+    return frames.reshape(*np.shape(indices), *frames.shape[1:])
+
+
+def read_frame_folder(folder: str, indices: np.ndarray, template: str, start: int, where: str = "") -> np.ndarray:
+    """Read JPEG frames ``template.format(i + start)`` of ``folder`` with Pillow:
+    uint8 ``(*indices.shape, H, W, 3)``."""
+    from PIL import Image
+
+    if not os.path.isdir(folder):
+        raise CorruptVideoError(folder, "missing", "no such frame folder", where)
+    flat = np.asarray(indices).reshape(-1)
+    unique, inverse = np.unique(flat, return_inverse=True)
+    images = []
+    for i in unique.tolist():
+        name = os.path.join(folder, template.format(i + start))
+        try:
+            with Image.open(name) as im:
+                images.append(np.asarray(im.convert("RGB")))
+        except FileNotFoundError:
+            raise CorruptVideoError(folder, "missing", f"frame file {name} not found", where) from None
+        except (OSError, ValueError, SyntaxError) as e:  # PIL: unidentified / truncated image
+            raise CorruptVideoError(folder, "undecodable", f"frame file {name}: {_first_line(e)}", where) from None
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise CorruptVideoError(folder, "undecodable", f"frames of different sizes {sorted(shapes)}", where)
+    frames = np.stack(images)[inverse]
+    return frames.reshape(*np.shape(indices), *frames.shape[1:])
+
+
+class VideoDataset(Dataset):
+    """Snippet samples from an annotated video dataset.
+
+    annotation_file: video list, raw-frame list or Kinetics CSV (see :mod:`harness.data.annotations`).
+    root:            folder the annotation's paths are relative to.
+    sampler:         a :class:`SnippetSampler` (its mode decides train/val/test sampling).
+    transform:       callable on uint8 ``(G*U, C, T, H, W)``; gets ``rng=`` when it accepts it.
+                     None: samples are returned at decoded size.
+    format:          "video" | "frames" | "kinetics_csv".
+    on_error:        "raise" (CorruptVideoError) or "skip" (deterministic replacement, counted).
+    decode_threads:  decord threads per reader (1 per loader worker is usually best).
+    seed:            base of the per-sample random generator ``[seed, epoch, index]``.
+    frame_template, frame_start: raw frames, file of frame ``i`` = ``frame_template.format(i + frame_start)``.
+    class_index, label_dir_spaces: Kinetics CSV options (see :func:`read_annotations`).
+    records:         a ready list of :class:`VideoRecord` instead of reading ``annotation_file``.
+
+    ``dataset[i]`` is ``(uint8 tensor (V*U, C, T, H, W), int label)`` with ``V = G * crops``.
+    """
+
+    def __init__(
+        self,
+        annotation_file: str | os.PathLike | None,
+        root: str | os.PathLike | None,
+        sampler: SnippetSampler,
+        transform: Callable | None = None,
+        format: str = "video",
+        on_error: str = "raise",
+        decode_threads: int = 1,
+        seed: int = 0,
+        *,
+        frame_template: str = "img_{:05d}.jpg",
+        frame_start: int = 1,
+        class_index: str | os.PathLike | dict | None = None,
+        label_dir_spaces: str | None = None,
+        records: list[VideoRecord] | None = None,
+    ):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"VideoDataset on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
+        if decode_threads < 0:
+            raise ValueError(f"VideoDataset decode_threads must be >= 0, not {decode_threads}")
+        if not callable(sampler):
+            raise TypeError("VideoDataset sampler must be a SnippetSampler (callable num_frames, rng -> indices)")
+        if records is None:
+            if annotation_file is None:
+                raise ValueError("VideoDataset needs an annotation_file or records")
+            records = read_annotations(annotation_file, format, root, class_index=class_index,
+                                       label_dir_spaces=label_dir_spaces)
+        if not records:
+            raise ValueError("VideoDataset has no videos")
+        if format == "frames" and any(r.num_frames is None for r in records):
+            raise ValueError("raw-frame records need num_frames")
+        self.records = list(records)
+        self.annotation_file = None if annotation_file is None else str(annotation_file)
+        self.root = None if root is None else str(root)
+        self.sampler = sampler
+        self.transform = transform
+        self._transform_takes_rng = transform is not None and accepts_rng(transform)
+        self.format = format
+        self.on_error = on_error
+        self.decode_threads = int(decode_threads)
+        self.seed = int(seed)
+        self.frame_template = frame_template
+        self.frame_start = int(frame_start)
+        # Shared with DataLoader workers (also persistent ones): current epoch, skip table.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._skipped = torch.zeros(len(self.records), dtype=torch.uint8).share_memory_()
+        self._known_bad: set[int] = set()  # per process cache
+
+    # --- public API -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def labels(self) -> list[int]:
+        """The label of every record, in dataset order."""
+        return [r.label for r in self.records]
+
+    @property
+    def num_classes(self) -> int:
+        """``max(label) + 1`` over the records (pass the true count to the model when a class may be absent)."""
+        return max(self.labels) + 1
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random offsets/crops are drawn (visible to persistent workers).
+        Call it before iterating the loader for that epoch."""
+        self._epoch[0] = int(epoch)
+
+    def rng(self, index: int, *extra: int) -> np.random.Generator:
+        """The generator of sample ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, int(index), *extra])
+
+    def sample_indices(self, index: int, num_frames: int) -> np.ndarray:
+        """The frame indices sample ``index`` reads this epoch (what ``__getitem__`` decodes)."""
+        return self.sampler(num_frames, self.rng(index))
+
+    def num_skipped(self) -> int:
+        """Samples skipped since the last :meth:`pop_skipped` (all workers)."""
+        return int((self._skipped > 0).sum())
+
+    def pop_skipped(self) -> list[dict]:
+        """The records skipped since the last call (all workers), then clears the table.
+        Each entry: ``{"index", "path", "line", "annotation", "reason"}``. Logs a warning."""
+        codes = self._skipped.clone()
+        self._skipped.zero_()
+        out = []
+        for i in torch.nonzero(codes).flatten().tolist():
+            r = self.records[i]
+            out.append({"index": i, "path": r.path, "line": r.line, "annotation": r.source,
+                        "reason": REASONS.get(int(codes[i]), "undecodable")})
+        if out:
+            log.warning("skipped %d unreadable video(s): %s", len(out),
+                        "; ".join(f"{e['path']} ({e['annotation']}:{e['line']}, {e['reason']})" for e in out))
+        return out
+
+    def load(self, index: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Decode sample ``index`` without transform: uint8 ``(G*U, C, T, H, W)``.
+        Raises CorruptVideoError."""
+        record = self.records[index]
+        rng = self.rng(index) if rng is None else rng
+        where = record.where
+        if self.format == "frames":
+            indices = self.sampler(record.num_frames, rng)
+            frames = read_frame_folder(record.path, indices, self.frame_template, self.frame_start, where)
+        else:
+            reader = open_video(record.path, self.decode_threads, where)
+            num_frames = len(reader) if record.num_frames is None else min(record.num_frames, len(reader))
+            indices = self.sampler(num_frames, rng)
+            frames = decode_frames(reader, indices, record.path, where)
+            del reader
+        # (G*U, T, H, W, C) buffer -> (G*U, C, T, H, W) view
+        return torch.from_numpy(frames).permute(0, 4, 1, 2, 3)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        try:
+            return self._get(index, self.rng(index))
+        except CorruptVideoError as e:
+            if self.on_error == "raise":
+                raise
+            self._mark_skipped(index, e)
+        # Deterministic replacement: candidates drawn from (seed, epoch, index, 1).
+        pick = self.rng(index, 1)
+        n = len(self)
+        for _ in range(min(4 * n, 1000)):
+            j = int(pick.integers(n))
+            if j == index or j in self._known_bad:
+                continue
+            try:
+                return self._get(j, self.rng(j))
+            except CorruptVideoError as e:
+                self._mark_skipped(j, e)
+        raise CorruptVideoError(self.records[index].path, "undecodable",
+                                "no readable replacement found (is the whole dataset unreadable?)",
+                                self.records[index].where)
+
+    # --- internals --------------------------------------------------------------------
+    def _get(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        x = self.load(index, rng)
+        if self.transform is not None:
+            x = self.transform(x, rng=rng) if self._transform_takes_rng else self.transform(x)
+        return x.contiguous(), self.records[index].label
+
+    def _mark_skipped(self, index: int, error: CorruptVideoError) -> None:
+        self._known_bad.add(index)
+        self._skipped[index] = _REASON_CODE.get(error.reason, 3)
+
+    def __repr__(self) -> str:
+        return (f"VideoDataset({len(self)} videos, format={self.format!r}, sampler={self.sampler}, "
+                f"transform={self.transform!r}, on_error={self.on_error!r})")
+
+
+def video_info(path: str | os.PathLike) -> dict:
+    """``{"num_frames", "fps", "height", "width"}`` of a video file (decord)."""
+    reader = open_video(str(Path(path)))
+    h, w = reader[0].shape[:2]
+    return {"num_frames": len(reader), "fps": float(reader.get_avg_fps()), "height": int(h), "width": int(w)}
