@@ -31,8 +31,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness.launch.grid import expand, load_grid, validate_runs
-from harness.launch.sweep import LIVE, LaunchOptions, collect_status, submit
+from harness.launch.grid import expand, load_grid, validate_runs  # noqa: E402
+from harness.launch.sweep import LIVE, LaunchOptions, collect_status, submit  # noqa: E402
 
 
 def main() -> None:
@@ -102,7 +102,8 @@ def main() -> None:
     print(f"submit (end to end)       {t_submit:8.3f} s   {t_submit / n:7.4f} s/run   (target <= 0.2 s/run)")
     print(f"status, runs live         {t_status_live:8.3f} s   states {states_live}")
     print(f"status, all done          {t_status_done:8.3f} s   (target <= 2 s)  {done}/{n} done")
-    print(f"`sweep status` command    {t_status_cmd:8.3f} s   (`python -m harness sweep status`: interpreter, CLI imports, table)")
+    print(f"`sweep status` command    {t_status_cmd:8.3f} s   "
+          "(`python -m harness sweep status`: interpreter, CLI imports, table)")
     print(f"resubmit (all skipped)    {t_resubmit:8.3f} s   {t_resubmit / n:7.4f} s/run")
     print(f"(background: the runs themselves took {t_wait:.1f} s; excluded)")
     print(out.stdout.strip().splitlines()[-1])

@@ -123,7 +123,7 @@ def read_class_index(path: str | os.PathLike) -> dict[str, int]:
         else:
             raise AnnotationError(path, None, "expected a JSON list of names or an object name -> index")
     else:
-        for number, line, raw in _text_lines(path):
+        for _number, line, _raw in _text_lines(path):
             line = line.strip().strip('"')
             parts = line.split(None, 1)
             if len(parts) == 2 and parts[0].isdigit():

@@ -34,7 +34,8 @@ non-local block over snippets) can learn the order and reach 100 %.
 ``(T - 1) * frame_interval + 1 <= F / (U * G)`` with ``U = 4`` and ``G`` test groups for the
 test protocol (``G = 1`` for train/val). For the default ``F = 64``: ``T = 4, interval = 2``
 (span 7 <= 8) holds for train, val and the 2-group test protocol (``RECOMMENDED``); ``T = 8,
-interval = 2`` (span 15 <= 16) holds for train/val and ``test_groups = 1`` only. For other ``U`` the task stays learnable but the
+interval = 2`` (span 15 <= 16) holds for train/val and ``test_groups = 1`` only. For other ``U`` the task stays
+learnable but the
 exact-chance argument only holds when ``U`` snippets split the video into the quarters
 (``U = 4``; ``U = 8`` with clips inside eighths also works since each snippet still sees one
 quarter, and the multiset argument is unchanged).
@@ -50,7 +51,8 @@ files (and so identical decoded frames).
 most of the frame (the objects are ``obj_scale`` of the side): see ``RECOMMENDED``.
 
 Outputs in ``out_dir``: ``videos/vid_NNNNN.mp4``, ``train.txt`` / ``val.txt`` [/ ``test.txt`` with
-``test_fraction > 0``] (video lists relative to ``out_dir``), ``classes.json``, ``meta.json`` (parameters, chance levels, placement of
+``test_fraction > 0``] (video lists relative to ``out_dir``), ``classes.json``, ``meta.json`` (parameters, chance
+levels, placement of
 every event). Class counts are exactly balanced in each split.
 """
 

@@ -6,7 +6,7 @@ Scores are the softmax probabilities averaged over the V views (spec section 5).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch

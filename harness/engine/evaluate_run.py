@@ -9,7 +9,7 @@ import torch
 from harness.engine.checkpoint import load_checkpoint
 from harness.engine.config import DataConfig, EvalConfig
 from harness.engine.distributed import DistributedContext
-from harness.engine.train import evaluate_dataset, build_data
+from harness.engine.train import build_data, evaluate_dataset
 from harness.models import create_model, resolve_config
 from harness.results.rundir import RunDir, atomic_write_json
 

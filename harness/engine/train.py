@@ -20,10 +20,10 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,7 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from harness.engine.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from harness.engine.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from harness.engine.config import DataConfig, EvalConfig, TrainConfig, resolve_run_config
 from harness.engine.distributed import DistributedContext, all_gather_objects, barrier, init_distributed
 from harness.engine.evaluate import classification_metrics, predict
@@ -177,7 +183,7 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
 def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov); weight decay on conv/linear weights only, not on BN or biases."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.dim() <= 1 else decay).append(p)
     return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -220,17 +226,17 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
     if done is not None:
         return done
     cfg = resolve_run_config(config)
-    if rd.config_path.exists():
-        on_disk = rd.read_config()
+    on_disk = rd.read_config() if rd.config_path.exists() else None
+    if on_disk is not None:
         if _identity(resolve_run_config(on_disk)) != _identity(cfg):
             raise ValueError(f"{rd.path} holds a run with a different config; use another --out folder")
-        cfg = {**on_disk, **{k: v for k, v in cfg.items() if k not in on_disk}}
+        cfg = {**on_disk, **cfg}  # resolved sections win; the launcher's run_id / grid / resources are kept
     tcfg = TrainConfig(**{**cfg["train"], "milestones": tuple(cfg["train"]["milestones"])})
     dcfg, ecfg = DataConfig(**cfg["data"]), EvalConfig(**cfg["eval"])  # lists -> tuples in __post_init__
     device = _device(tcfg)
     ctx = init_distributed(device.type)
     log = _Log(rd, ctx, echo)
-    if ctx.is_main and not rd.config_path.exists():
+    if ctx.is_main and on_disk != cfg:  # config.json is always the fully resolved config
         rd.write_config(cfg)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
@@ -253,7 +259,8 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
     global_batch = tcfg.batch_size * ctx.world_size * tcfg.grad_accum
     peak_lr = tcfg.lr_for(global_batch)
     optimizer = build_optimizer(model, tcfg, peak_lr)
-    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tcfg.amp] if device.type == "cuda" else None
+    amp_dtype = ({"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tcfg.amp]
+                 if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
     train_sampler = EpochSampler(len(data.train), shuffle=True, seed=seed, rank=ctx.rank,
@@ -331,11 +338,12 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
+                mean_loss = running["loss_sum"] / max(running["loss_n"], 1)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{running['loss_sum'] / max(running['loss_n'], 1):.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+                    bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
                 elif ctx.is_main and (step + 1) % max(steps_per_epoch // 4, 1) == 0:
-                    log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {running['loss_sum'] / max(running['loss_n'], 1):.4f}")
+                    log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {mean_loss:.4f}")
                 if STOP.is_set():
                     checkpoint(epoch, step + 1)
                     log(f"stop requested: checkpoint written at epoch {epoch}, step {step + 1}")
@@ -368,7 +376,8 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
 
     test = None
     if data.test is not None:
-        test = evaluate_dataset(model, data.test, views=ecfg.views, batch_size=ecfg.batch_size, data=data, device=device,
+        test = evaluate_dataset(model, data.test, views=ecfg.views, batch_size=ecfg.batch_size, data=data,
+                                device=device,
                          ctx=ctx, seed=seed, workers=dcfg.num_workers, amp_dtype=amp_dtype)
         test["views"] = ecfg.views
         log(f"test ({ecfg.test_groups} groups x {ecfg.crops} crops): top-1 {test['top1']:.2f}%, "

@@ -374,7 +374,8 @@ def _compress_job_ids(ids: list[str]) -> list[str]:
         else:
             out.append(str(j))
     for head, tails in arrays.items():
-        out.append(f"{head}_[{min(map(int, tails))}-{max(map(int, tails))}]" if len(tails) > 1 else f"{head}_{tails[0]}")
+        span = f"[{min(map(int, tails))}-{max(map(int, tails))}]" if len(tails) > 1 else tails[0]
+        out.append(f"{head}_{span}")
     return out
 
 

@@ -163,7 +163,7 @@ class ModelConfig:
         """True if any block gets a cross-snippet aggregator."""
         return self.aggregator != "avg" and any(any(m) for m in self.stage_masks)
 
-    def replace(self, **overrides: Any) -> "ModelConfig":
+    def replace(self, **overrides: Any) -> ModelConfig:
         unknown = set(overrides) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(

@@ -22,9 +22,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -138,7 +139,7 @@ class RunDir:
         return self.path.name
 
     # writers -----------------------------------------------------------------------
-    def create(self) -> "RunDir":
+    def create(self) -> RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
