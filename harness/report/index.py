@@ -142,7 +142,7 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
             png = next((p for p in fig["paths"] if p.endswith(".png")), fig["paths"][0])
             rel = Path(png).relative_to(out)
             section += ["", f"**{fig['title']}** ({fig.get('points', fig.get('lines', ''))} "
-                            f"{'points' if 'points' in fig else 'runs'})", "", f"![{fig['title']}]({rel.as_posix()})"]
+                            f"{'points' if 'points' in fig else 'lines'})", "", f"![{fig['title']}]({rel.as_posix()})"]
         index += section + [""]
     if problems:
         index += ["## Problems found while reading results", ""]

@@ -110,22 +110,37 @@ def ablation_curve(table: pd.DataFrame, knob: str, out: str | os.PathLike, *, y:
 
 
 def training_curves(metrics: pd.DataFrame, out: str | os.PathLike, *, label: str = "model.variant",
-                    title: str = "", formats: tuple[str, ...] = ("png", "svg")) -> dict:
-    """Train loss and val top-1 against epoch, one line per run (colour per label, style per seed)."""
+                    title: str = "", max_lines: int = 12, formats: tuple[str, ...] = ("png", "svg")) -> dict:
+    """Train loss and val top-1 against epoch. Up to ``max_lines`` runs: one line per run (colour per
+    label, dashed for seeds > 0); more: one line per label (mean over its runs, band = ±1 std)."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.0))
-    lines = 0
-    labels = sorted(metrics[label].astype(str).unique()) if label in metrics.columns else ["run"]
+    if label not in metrics.columns:
+        metrics = metrics.assign(**{label: metrics["run_id"]})
+    labels = sorted(metrics[label].astype(str).unique())
     colours = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
-    for run_id, g in metrics.groupby("run_id", sort=False):
-        lab = str(g[label].iloc[0]) if label in g.columns else str(run_id)
-        seed = g["seed"].iloc[0] if "seed" in g.columns else None
-        style = "-" if not seed else "--"
-        name = f"{lab} (seed {seed})"
-        a1.plot(g["epoch"] + 1, g["train_loss"], style, color=colours.get(lab), label=name)
-        if "val_top1" in g.columns and g["val_top1"].notna().any():
-            v = g.dropna(subset=["val_top1"])
-            a2.plot(v["epoch"] + 1, v["val_top1"], style, marker="o", color=colours.get(lab), label=name)
-        lines += 1
+    per_run = metrics["run_id"].nunique() <= max_lines
+    if per_run:
+        for run_id, g in metrics.groupby("run_id", sort=False):
+            lab = str(g[label].iloc[0])
+            seed = g["seed"].iloc[0] if "seed" in g.columns else None
+            style, name = ("-" if not seed else "--"), f"{lab} (seed {seed})"
+            a1.plot(g["epoch"] + 1, g["train_loss"], style, color=colours[lab], label=name)
+            v = g.dropna(subset=["val_top1"]) if "val_top1" in g.columns else g.iloc[:0]
+            a2.plot(v["epoch"] + 1, v["val_top1"], style, marker="o", color=colours[lab], label=name)
+        lines = metrics["run_id"].nunique()
+    else:
+        cols = [c for c in ("train_loss", "val_top1") if c in metrics.columns]
+        agg = metrics.groupby([label, "epoch"])[cols].agg(["mean", "std"]).reset_index()
+        for lab in labels:
+            g = agg[agg[label].astype(str) == lab]
+            for ax, col in ((a1, "train_loss"), (a2, "val_top1")):
+                if col not in cols:
+                    continue
+                m, sd, x = g[(col, "mean")], g[(col, "std")].fillna(0), g["epoch"] + 1
+                ok = m.notna()
+                ax.plot(x[ok], m[ok], color=colours[lab], label=f"{lab} (mean of runs)")
+                ax.fill_between(x[ok], (m - sd)[ok], (m + sd)[ok], color=colours[lab], alpha=0.15)
+        lines = len(labels)
     a1.set_xlabel("epoch")
     a1.set_ylabel("train loss (cross-entropy)")
     a2.set_xlabel("epoch")
@@ -135,4 +150,4 @@ def training_curves(metrics: pd.DataFrame, out: str | os.PathLike, *, label: str
     a2.legend(fontsize=7, ncol=2, loc="best")
     fig.suptitle(title or "training curves")
     paths = _save(fig, Path(out), formats)
-    return {"paths": paths, "lines": lines, "ylabels": [a1.get_ylabel(), a2.get_ylabel()]}
+    return {"paths": paths, "lines": lines, "per_run": per_run, "ylabels": [a1.get_ylabel(), a2.get_ylabel()]}

@@ -24,7 +24,7 @@ import pandas as pd
 from harness.results.rundir import CONFIG, ERROR, FINAL, JOB, METRICS, RunDir, atomic_write_bytes, iter_run_dirs
 
 CACHE_FILE = ".store_cache.pkl"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _SKIP_CONFIG = ("model_resolved", "resources")
 
 
@@ -57,13 +57,13 @@ def _signature(rd: RunDir) -> tuple:
     return tuple(sig)
 
 
-def _row(rd: RunDir) -> tuple[dict, list[str]]:
+def _row(rd: RunDir) -> tuple[dict, list[str], list[dict]]:
     problems: list[str] = []
     row: dict[str, Any] = {"run_id": rd.run_id, "path": str(rd.path)}
     try:
         config = rd.read_config()
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        return {**row, "status": "incomplete"}, [f"config.json unreadable: {type(e).__name__}: {e}"]
+        return {**row, "status": "incomplete"}, [f"config.json unreadable: {type(e).__name__}: {e}"], []
     row["grid"] = config.get("grid") or rd.path.parent.name
     row["task"] = config.get("task")
     row["seed"] = config.get("seed")
@@ -94,7 +94,7 @@ def _row(rd: RunDir) -> tuple[dict, list[str]]:
             row["status"] = "incomplete"
         else:
             row["status"] = "pending"
-    return row, problems
+    return row, problems, metrics
 
 
 def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -> pd.DataFrame:
@@ -111,17 +111,18 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
                 old = stored["runs"]
         except Exception:  # noqa: BLE001 - a broken cache is just rebuilt
             old = {}
-    new, rows, problems = {}, [], []
+    new, rows, problems, metrics = {}, [], [], {}
     for rd in iter_run_dirs(root):
         key = str(rd.path)
         sig = _signature(rd)
         hit = old.get(key)
         if hit is not None and hit[0] == sig:
-            row, probs = hit[1], hit[2]
+            row, probs, recs = hit[1], hit[2], hit[3]
         else:
-            row, probs = _row(rd)
-        new[key] = (sig, row, probs)
+            row, probs, recs = _row(rd)
+        new[key] = (sig, row, probs, recs)
         rows.append(row)
+        metrics[key] = recs
         problems += [(key, p) for p in probs]
     if cache and root.exists() and new != old:
         try:
@@ -135,22 +136,25 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
             df[col] = pd.Series(dtype=object)
     df = df[base + sorted(c for c in df.columns if c not in base)]
     df.attrs["problems"] = problems
+    _METRICS_SEEN.update(metrics)
     return df
+
+
+_METRICS_SEEN: dict[str, list[dict]] = {}
+"""Per-epoch records read by the last ``load_runs`` calls (path -> records), reused by ``load_metrics``."""
 
 
 def load_metrics(runs: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch metrics of ``runs`` in long form: one row per (run, epoch) with run_id, grid, seed."""
-    frames = []
-    for _, r in runs.iterrows():
-        recs = RunDir(r["path"]).read_metrics()
-        if recs:
-            m = pd.DataFrame(recs)
-            m["run_id"], m["grid"], m["seed"] = r["run_id"], r["grid"], r.get("seed")
-            for col in ("model.variant",):
-                if col in r:
-                    m[col] = r[col]
-            frames.append(m)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    records = []
+    extra = [c for c in ("run_id", "grid", "seed", "model.variant") if c in runs.columns]
+    for path, *values in runs[["path", *extra]].itertuples(index=False):
+        recs = _METRICS_SEEN.get(path)
+        if recs is None:
+            recs = RunDir(path).read_metrics()
+        tags = dict(zip(extra, values))
+        records += [{**rec, **tags} for rec in recs]
+    return pd.DataFrame.from_records(records)
 
 
 def to_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
