@@ -52,7 +52,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         banner(f"synthetic long-range set -> {args.data_dir}")
         summary = generate_synthetic(args.data_dir, **STUDY_SET)
         how = "reused" if summary["reused"] else f"written in {summary['seconds']:.1f} s"
-        print(f"{summary['num_train']} train / {summary['num_val']} val videos, {how}")
+        print(f"{summary['num_train']} train / {summary['num_val']} val / {summary.get('num_test', 0)} test "
+              f"videos, {how}")
     from harness.launch.sweep import run_grid
 
     failed = 0

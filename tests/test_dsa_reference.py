@@ -37,6 +37,19 @@ def _module(d, case):
     return m, torch.from_numpy(g("x")), g
 
 
+def _recover_pre_pass_stats(m, x):
+    """Invert the one running-statistics update of the reference's train-mode pass (momentum 0.1,
+    unbiased batch variance); returns the stored (post-pass) statistics."""
+    bn = m.kernel_generator[1]
+    s = m.to_snippets(x)
+    n, c, U, _ = s.shape
+    h = m.kernel_generator[0](m.pooled(s).reshape(n * c, U))
+    stored_mean, stored_var = bn.running_mean.clone(), bn.running_var.clone()
+    bn.running_mean.copy_((stored_mean - 0.1 * h.mean(0)) / 0.9)
+    bn.running_var.copy_((stored_var - 0.1 * h.var(0, unbiased=True)) / 0.9)
+    return stored_mean, stored_var
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_train_mode_matches_reference(vectors, case):
     m, x, g = _module(vectors, case)
@@ -52,14 +65,8 @@ def test_eval_mode_matches_reference(vectors, case):
     statistics in force for ``y_eval`` by inverting that one update — which also pins down our BatchNorm1d
     semantics — and compare."""
     m, x, g = _module(vectors, case)
-    bn = m.kernel_generator[1]
     with torch.no_grad():
-        s = m.to_snippets(x)
-        n, c, U, _ = s.shape
-        h = m.kernel_generator[0](m.pooled(s).reshape(n * c, U))
-        mean, var = h.mean(0), h.var(0, unbiased=True)
-        bn.running_mean.copy_((bn.running_mean - 0.1 * mean) / 0.9)
-        bn.running_var.copy_((bn.running_var - 0.1 * var) / 0.9)
+        _recover_pre_pass_stats(m, x)
         y = m.eval()(x)
     np.testing.assert_allclose(y.numpy(), g("y_eval"), atol=1e-5, rtol=0)
 
@@ -70,12 +77,7 @@ def test_train_pass_updates_running_stats_like_the_reference(vectors):
     m, x, g = _module(vectors, case)
     bn = m.kernel_generator[1]
     with torch.no_grad():
-        s = m.to_snippets(x)
-        n, c, U, _ = s.shape
-        h = m.kernel_generator[0](m.pooled(s).reshape(n * c, U))
-        stored_mean, stored_var = bn.running_mean.clone(), bn.running_var.clone()
-        bn.running_mean.copy_((stored_mean - 0.1 * h.mean(0)) / 0.9)
-        bn.running_var.copy_((stored_var - 0.1 * h.var(0, unbiased=True)) / 0.9)
+        stored_mean, stored_var = _recover_pre_pass_stats(m, x)
         m.train()(x)
     torch.testing.assert_close(bn.running_mean, stored_mean, atol=1e-6, rtol=0)
     torch.testing.assert_close(bn.running_var, stored_var, atol=1e-6, rtol=0)

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from harness.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from harness.engine.config import TrainConfig
 from harness.engine.evaluate import classification_metrics
 from harness.engine.train import PREV_CHECKPOINT, EpochSampler, lr_factor, train_and_evaluate
-from harness.engine.config import TrainConfig
 from harness.results.rundir import RunDir
 
 

@@ -7,8 +7,6 @@ the per-video latency); ``throughput_clips_s = B * U / median``.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.utils.benchmark as benchmark
 from torch import nn
@@ -58,16 +56,3 @@ def measure_latency(model: nn.Module, inputs: torch.Tensor, *, clips_per_input: 
         "compiled": compile,
     }
 
-
-@contextlib.contextmanager
-def num_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count (no-op for None)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
