@@ -136,7 +136,7 @@ def test_report_command_writes_index_tables_and_figures(results, capsys):
                  str(results / "experiments"), "--print"]) == 0
     index = (out / "README.md").read_text()
     assert "## main" in index and "Test CPU" in index and "3 done" not in index and "7 done" in index
-    assert (out / "tables" / "main.md").exists() and (out / "tables" / "main.tex").exists()
+    assert (out / "main.md").exists() and (out / "main.tex").exists()
     assert (out / "figures" / "main_accuracy_vs_gflops.png").stat().st_size > 1000
     assert (out / "figures" / "main_training.png").exists()
     assert "i3d_r50_dsa" in capsys.readouterr().out

@@ -861,8 +861,10 @@ def run_grid(grid_path: str | os.PathLike, cluster: str = "local", results_root:
                     retry_failed=retry_failed, check_data=check_data)
     runs = result.runs
     t0 = time.time()
-    bar = _progress(len(runs), f"{result.grid.name}", progress)
+    tty = sys.stderr.isatty()
+    bar = _progress(len(runs), f"{result.grid.name}", progress and tty)  # off a terminal: plain lines
     bar.unit = "run"
+    last = None
     while True:
         for job in result.jobs:  # reap finished local workers (no zombies)
             if cluster == "local":
@@ -874,6 +876,10 @@ def run_grid(grid_path: str | os.PathLike, cluster: str = "local", results_root:
         bar.n = done + failed
         bar.set_postfix(done=done, failed=failed, refresh=False)
         bar.refresh()
+        if progress and not tty and (done, failed) != last:
+            last = (done, failed)
+            print(f"{result.grid.name}: {done + failed}/{len(runs)} runs finished ({done} done, {failed} failed, "
+                  f"{time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         if not any(s.status in LIVE for s in statuses):
             break
         if timeout_s is not None and time.time() - t0 > timeout_s:

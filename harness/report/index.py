@@ -1,5 +1,8 @@
 """``write_report``: results/ -> reports/ (tables per grid, figures, an index page).
 
+Layout: ``reports/README.md`` (index), ``reports/<grid>.md`` and ``.tex`` (tables),
+``reports/figures/<grid>_*.png|svg``, ``reports/runs.csv`` (one row per run).
+
 Every number comes from the run directories under ``results/runs``; the index says on which hardware,
 when, and from how many runs. Paper numbers come only from ``experiments/paper/*.csv`` (verified cells).
 """
@@ -133,11 +136,11 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
                           + (f" ({notes[0]})" if notes else ""))
         section = header + ["", md, ""]
         if "md" in formats:
-            _write(out / "tables" / f"{name}.md", "\n".join(section) + "\n")
-            section.append(f"Table files: [`tables/{name}.md`](tables/{name}.md)"
-                           + (f", [`tables/{name}.tex`](tables/{name}.tex)" if "tex" in formats else ""))
+            _write(out / f"{name}.md", "\n".join(section) + "\n")
+            section.append(f"Table files: [`{name}.md`]({name}.md)"
+                           + (f", [`{name}.tex`]({name}.tex)" if "tex" in formats else ""))
         if "tex" in formats and not table.empty:
-            _write(out / "tables" / f"{name}.tex", to_latex(table, meta))
+            _write(out / f"{name}.tex", to_latex(table, meta))
         for fig in grid_figures(name, g, table, meta, out / "figures", image_formats):
             png = next((p for p in fig["paths"] if p.endswith(".png")), fig["paths"][0])
             rel = Path(png).relative_to(out)
