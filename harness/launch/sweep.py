@@ -656,14 +656,37 @@ def cancel(grid_path: str | os.PathLike, results_root: str | os.PathLike = "resu
         out = _run(["scancel", *slurm_ids], timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"scancel failed: {out.stderr.strip()}")
-    import signal
-
     for pid in sorted({int(s.job_id) for s in statuses if s.cluster == "local" and s.job_id}):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)  # the submitit controller stops its task, then exits
+        _stop_local_worker(pid)
     for s in statuses:
         update_job_marker(RunDir(s.run_dir), state="cancelled", cancelled_at=now_iso())
     return statuses
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc; empty where /proc is absent)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _stop_local_worker(pid: int, grace_s: float = 10.0) -> None:
+    """SIGINT the submitit controller (it stops its task and exits); if it is still there after
+    ``grace_s`` (a busy machine, a task ignoring the signal), SIGKILL its task processes and itself."""
+    import signal
+
+    tasks = _children(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.time() + grace_s
+    while time.time() < deadline:
+        if _proc_start_ticks(pid) is None:  # gone, or a zombie waiting for its parent
+            return
+        time.sleep(0.1)
+    for victim in [*tasks, *_children(pid), pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
 
 
 def find_run(run: str, results_root: str | os.PathLike = "results") -> RunDir:
