@@ -1,34 +1,39 @@
-"""Results store and reports from a results folder built here with known numbers."""
+"""Tables, plots, the report index and the `report` command, from a results folder built here with
+known numbers; every expected cell is computed independently in the test."""
 
 from __future__ import annotations
 
+import re
 import statistics
-import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.report import GridMeta, grid_table, read_paper, to_latex, to_markdown, write_report
-from harness.report.plots import pareto_front, scatter_tradeoff
+from harness.report import GridMeta, grid_table, read_paper, to_latex, to_markdown, to_terminal, write_report
+from harness.report.plots import ablation_curve, pareto_front, scatter_tradeoff, training_curves
+from harness.report.tables import format_key
 from harness.results.rundir import RunDir
-from harness.results.store import load_runs
+from harness.results.store import load_metrics, load_runs
 
 TOP1 = {"i3d_r50": [70.0, 71.0, 73.0], "i3d_r50_dsa": [75.5, 76.0, 77.0], "tsm_r50": [72.0]}
 GFLOPS = {"i3d_r50": 167.9, "i3d_r50_dsa": 168.0, "tsm_r50": 131.7}
+PAPER = {"i3d_r50_dsa": 78.2, "i3d_r50": 74.9}
+RATIO_TOP1 = {0.125: [60.0, 62.0], 0.25: [64.0, 65.0], 0.5: [63.0, 63.5], 1.0: [61.0, 60.0]}
 
 
-def _run(root, grid, variant, seed, top1, *, final=True):
-    rd = RunDir(root / "runs" / grid / f"{variant}-{seed}").create()
-    rd.write_config({"task": "train", "grid": grid, "seed": seed, "model": {"variant": variant},
-                     "train": {"epochs": 2}})
-    for e in range(2):
+def _run(root, grid, name, seed, top1, *, model, final=True, epochs=2):
+    rd = RunDir(root / "runs" / grid / name).create()
+    rd.write_config({"task": "train", "grid": grid, "seed": seed, "model": model, "train": {"epochs": epochs}})
+    for e in range(epochs):
         rd.append_metrics({"epoch": e, "train_loss": 2.0 - e, "val_top1": top1 - 5 + e})
     if final:
         rd.write_final({"run_id": rd.run_id, "task": "train", "status": "done",
                         "finished_at": f"2026-11-2{seed}T10:00:00+00:00",
                         "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
                         "test": {"top1": top1, "top5": top1 + 10, "views": 6},
-                        "profile": {"gflops_per_view": GFLOPS[variant], "params_m": 24.3}})
+                        "profile": {"gflops_per_view": GFLOPS.get(model.get("variant"), 168.0), "params_m": 24.3}})
     return rd
 
 
@@ -36,108 +41,238 @@ def _run(root, grid, variant, seed, top1, *, final=True):
 def results(tmp_path):
     for variant, values in TOP1.items():
         for seed, v in enumerate(values):
-            _run(tmp_path, "main", variant, seed, v)
+            _run(tmp_path, "main", f"{variant}-{seed}", seed, v, model={"variant": variant})
+    for ratio, values in RATIO_TOP1.items():
+        for seed, v in enumerate(values):
+            _run(tmp_path, "ratio", f"r{ratio}-{seed}", seed, v, model={"variant": "i3d_r50_dsa", "split_ratio": ratio})
     exp = tmp_path / "experiments"
     (exp / "paper").mkdir(parents=True)
+    # paper_reference written relative to the repository root, as the real grid files do
     (exp / "main.yaml").write_text(
-        "name: main\ndescription: test grid\npaper_table: Table 1\npaper_reference: "
-        f"{exp / 'paper' / 'main.csv'}\nreport:\n  rows: [model.variant]\n"
-        "  metrics: [test.top1, profile.gflops_per_view]\n")
+        "name: main\ndescription: test grid\npaper_table: Table 1\npaper_reference: experiments/paper/main.csv\n"
+        "report:\n  rows: [model.variant]\n  metrics: [test.top1, profile.gflops_per_view]\n")
     (exp / "paper" / "main.csv").write_text(
-        "# source: test\nmodel.variant,test.top1\ni3d_r50_dsa,78.2\ni3d_r50,74.9\ntsm_r50,\n")
+        "# source: test\n# second note\nmodel.variant,test.top1\ni3d_r50_dsa,78.2\ni3d_r50,74.9\ntsm_r50,\n")
+    (exp / "ratio.yaml").write_text("name: ratio\npaper_reference: experiments/paper/ratio.csv\n"
+                                    "report:\n  rows: [model.split_ratio]\n  metrics: [test.top1]\n")
+    (exp / "paper" / "ratio.csv").write_text("# source: test\nmodel.split_ratio,test.top1\n1.0,\n0.5,\n0.25,\n0.125,\n")
     return tmp_path
 
 
-def test_table_cells_equal_independent_computation(results):
+def _main_table(results):
     runs = load_runs(results / "runs")
     meta = GridMeta.load("main", results / "experiments")
     paper, notes = read_paper(meta.paper_reference)
-    table = grid_table(runs, meta, paper).set_index("model.variant")
-    # rows in the paper's order
-    assert list(table.index) == ["i3d_r50_dsa", "i3d_r50", "tsm_r50"]
+    return grid_table(runs[runs["grid"] == "main"], meta, paper), meta, notes
+
+
+def test_table_cells_equal_independent_computation(results):
+    table, meta, notes = _main_table(results)
+    assert list(table["model.variant"]) == ["i3d_r50_dsa", "i3d_r50", "tsm_r50"]  # the paper's order
+    t = table.set_index("model.variant")
     for variant, values in TOP1.items():
-        row = table.loc[variant]
-        assert row["n"] == len(values)
-        assert row["test.top1"] == pytest.approx(statistics.mean(values))
+        assert t.loc[variant, "n"] == len(values)
+        assert t.loc[variant, "test.top1"] == pytest.approx(statistics.mean(values))
         if len(values) > 1:
-            assert row["test.top1 std"] == pytest.approx(statistics.stdev(values))
-    assert table.loc["i3d_r50_dsa", "delta test.top1"] == pytest.approx(statistics.mean(TOP1["i3d_r50_dsa"]) - 78.2)
-    assert table.loc["i3d_r50", "paper test.top1"] == 74.9
-    assert table["paper test.top1"].isna()["tsm_r50"]  # unverified: empty, never guessed
-    assert notes == ["source: test"]
-    md = to_markdown(table.reset_index(), meta)
-    assert "76.17 ± 0.76" in md and "-2.03" in md and "GFLOPs/view (fvcore, 1 MAC = 1 FLOP)" in md
+            assert t.loc[variant, "test.top1 std"] == pytest.approx(statistics.stdev(values))
+        else:
+            assert np.isnan(t.loc[variant, "test.top1 std"])
+        assert t.loc[variant, "profile.gflops_per_view"] == pytest.approx(GFLOPS[variant])
+    for variant, paper in PAPER.items():
+        assert t.loc[variant, "paper test.top1"] == paper
+        assert t.loc[variant, "delta test.top1"] == pytest.approx(statistics.mean(TOP1[variant]) - paper)
+    assert np.isnan(t.loc["tsm_r50", "paper test.top1"])  # unverified: empty, never guessed
+    assert notes == ["source: test", "second note"]
+    md = to_markdown(table, meta)
+    dsa = TOP1["i3d_r50_dsa"]
+    cell = f"{statistics.mean(dsa):.2f} ± {statistics.stdev(dsa):.2f}"
+    assert cell in md and f"{statistics.mean(dsa) - 78.2:+.2f}" in md
+    header = md.splitlines()[0]
+    for label in ("variant", "n", "top-1 (%)", "paper top-1 (%)", "Δ", "GFLOPs/view (fvcore, 1 MAC = 1 FLOP)",
+                  "views (clips x crops)"):
+        assert label in header
+    assert md.splitlines()[1].startswith("|--") and len(md.splitlines()) == 2 + 3
+    assert to_terminal(table, meta).count("\n") == 1 + 1 + 3 - 1
+
+
+def test_rows_without_grid_file_are_the_varying_config(results):
+    runs = load_runs(results / "runs")
+    table = grid_table(runs[runs["grid"] == "ratio"], GridMeta("ratio"))
+    assert table.attrs["rows"] == ["model.split_ratio"]  # seed varies too but is averaged over
+    t = table.set_index("model.split_ratio")
+    for ratio, values in RATIO_TOP1.items():
+        assert t.loc[ratio, "test.top1"] == pytest.approx(statistics.mean(values)) and t.loc[ratio, "n"] == 2
+
+
+def test_paper_order_with_numeric_keys(results):
+    runs = load_runs(results / "runs")
+    meta = GridMeta.load("ratio", results / "experiments")
+    table = grid_table(runs[runs["grid"] == "ratio"], meta, read_paper(meta.paper_reference)[0])
+    assert list(table["model.split_ratio"]) == [1.0, 0.5, 0.25, 0.125]  # 1.0 in the CSV matches 1.0 ours
+    assert "paper test.top1" not in table.columns  # no verified number: no paper or delta column
+
+
+def test_read_paper_errors_and_label(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("# source: x\nmodel.variant,test.top1\na,1.0\nb,2.0,3.0\n")
+    with pytest.raises(ValueError, match=r"bad\.csv:4"):
+        read_paper(bad)
+    ref = tmp_path / "ref.csv"
+    ref.write_text("# source: fvcore\n# label: ref\nmodel.variant,profile.params_m\ntsm_r50,24.33\n")
+    df, notes = read_paper(ref)
+    assert df.attrs["label"] == "ref" and df["profile.params_m"].tolist() == [24.33]
+    assert read_paper(tmp_path / "absent.csv")[0].empty
+
+
+def test_repo_paper_csvs_parse_and_cite_a_source():
+    """experiments/paper/*.csv: parse, cite the source first, and hold only the verified numbers."""
+    folder = Path(__file__).resolve().parents[1] / "experiments" / "paper"
+    files = sorted(folder.glob("*.csv"))
+    assert files
+    numbers = set()
+    for f in files:
+        df, notes = read_paper(f)
+        assert notes and notes[0].startswith("source:"), f
+        for col in df.columns:
+            if col.startswith(("test.", "profile.")):
+                numbers |= {float(v) for v in df[col].dropna()}
+    assert numbers <= {74.9, 78.2, 24.33}
+
+
+def test_repo_grids_and_their_paper_csvs_agree():
+    """Each grid's paper CSV has the grid's row-key columns, and every key in it is a value the grid runs."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    checked = 0
+    for grid_file in sorted((repo / "experiments").glob("*.yaml")):
+        doc = yaml.safe_load(grid_file.read_text())
+        meta = GridMeta.load(doc["name"], repo / "experiments")
+        if not meta.paper_reference:
+            continue
+        paper, _ = read_paper(repo / doc["paper_reference"])
+        assert set(meta.rows) <= set(paper.columns), grid_file
+        axes = {**(doc.get("axes", {}).get("product") or {}), **(doc.get("axes", {}).get("zip") or {})}
+        for key in meta.rows:
+            values = axes.get(key) or [doc.get("base", {}).get(key.split(".")[0], {}).get(key.split(".", 1)[1])]
+            rows = paper if "grid" not in paper.columns else paper[paper["grid"] == doc["name"]]
+            assert {format_key(v) for v in rows[key]} <= {format_key(v) for v in values}, (grid_file, key)
+        checked += 1
+    assert checked >= 1
 
 
 def test_latex_structure(results):
-    runs = load_runs(results / "runs")
-    meta = GridMeta.load("main", results / "experiments")
-    tex = to_latex(grid_table(runs, meta, read_paper(meta.paper_reference)[0]), meta)
+    table, meta, _ = _main_table(results)
+    tex = to_latex(table, meta)
     lines = tex.splitlines()
     assert lines[0] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
     assert lines.index(r"\toprule") < lines.index(r"\midrule") < lines.index(r"\bottomrule")
-    assert r"i3d\_r50\_dsa" in tex and r"$\pm$" in tex and r"top-1 (\%)" in tex
+    assert r"i3d\_r50\_dsa" in tex and r"$\pm$" in tex and r"top-1 (\%)" in tex and r"$\Delta$" in tex
+    assert "_" not in tex.replace(r"\_", "")  # every underscore escaped
     body = lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]
     assert len(body) == 3 and all(line.endswith(r"\\") for line in body)
-    spec = next(line for line in lines if line.startswith(r"\begin{tabular}")).rsplit("{", 1)[1].rstrip("}")
-    assert spec == "lrrrrr" and len(spec) == body[0].count("&") + 1
+    spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", tex).group(1)
+    # variant | n, top-1, paper, delta, GFLOPs, views
+    assert spec == "l" + "r" * 6 and all(line.count("&") == len(spec) - 1 for line in body + [lines[4]])
+    assert r"\caption{Table 1}" in tex and r"\label{tab:main}" in tex
 
 
-def test_plots_written_with_labels_and_points(results, tmp_path):
-    runs = load_runs(results / "runs")
-    meta = GridMeta.load("main", results / "experiments")
-    table = grid_table(runs, meta)
+def test_scatter_with_pareto_front(results, tmp_path):
+    table, _, _ = _main_table(results)
     info = scatter_tradeoff(table, tmp_path / "fig" / "trade", title="t")
     assert info["points"] == 3 and info["xlabel"].startswith("GFLOPs/view") and info["ylabel"] == "top-1 (%)"
     assert all((tmp_path / "fig" / f"trade.{ext}").stat().st_size > 1000 for ext in ("png", "svg"))
-    assert set(info["pareto"]) == {"tsm_r50", "i3d_r50_dsa"}
+    assert set(info["pareto"]) == {"tsm_r50", "i3d_r50_dsa"}  # i3d_r50 costs more than tsm and scores less
+    svg = (tmp_path / "fig" / "trade.svg").read_text()
+    assert "Pareto front" in svg and "i3d_r50_dsa" in svg
 
 
 def test_pareto_front():
-    x, y = [1.0, 2.0, 3.0, 4.0], [1.0, 0.5, 2.0, 1.5]
-    import numpy as np
+    x, y = np.array([1.0, 2.0, 3.0, 4.0, 3.0]), np.array([1.0, 0.5, 2.0, 1.5, 1.0])
+    assert pareto_front(x, y).tolist() == [0, 2]
 
-    assert pareto_front(np.array(x), np.array(y)).tolist() == [0, 2]
+
+def test_ablation_curve_points_and_groups(results, tmp_path):
+    runs = load_runs(results / "runs")
+    table = grid_table(runs[runs["grid"] == "ratio"], GridMeta.load("ratio", results / "experiments"))
+    info = ablation_curve(table, "model.split_ratio", tmp_path / "abl", formats=("png",))
+    assert info["points"] == len(RATIO_TOP1) and info["lines"] == 1 and info["xlabel"] == "split_ratio"
+    assert (tmp_path / "abl.png").stat().st_size > 1000 and not (tmp_path / "abl.svg").exists()
+    two = table.assign(**{"model.variant": ["a", "b"] * 2})
+    assert ablation_curve(two, "model.split_ratio", tmp_path / "abl2", group="model.variant",
+                          formats=("svg",))["lines"] == 2
+
+
+def test_training_curves_one_line_per_run(results, tmp_path):
+    runs = load_runs(results / "runs")
+    curves = load_metrics(runs[(runs["grid"] == "main") & (runs["status"] == "done")])
+    info = training_curves(curves, tmp_path / "tc", formats=("png",))
+    assert info["lines"] == sum(len(v) for v in TOP1.values()) and info["per_run"]
+    assert info["ylabels"] == ["train loss (cross-entropy)", "val top-1 (%)"]
+    info = training_curves(curves, tmp_path / "tc2", max_lines=2, formats=("png",))
+    assert info["lines"] == len(TOP1) and not info["per_run"]  # many runs: one mean line per variant
 
 
 def test_missing_or_half_written_files_are_reported_not_fatal(results):
-    _run(results, "main", "i3d_r50", 9, 10.0, final=False)  # still running: no final.json
-    broken = _run(results, "main", "i3d_r50", 8, 10.0, final=False)
-    broken.final_path.write_text('{"status": "do')  # torn write
+    _run(results, "main", "still-running", 9, 10.0, model={"variant": "i3d_r50"}, final=False)
+    torn = _run(results, "main", "torn", 8, 10.0, model={"variant": "i3d_r50"}, final=False)
+    torn.final_path.write_text('{"status": "do')
     (results / "runs" / "main" / "bad").mkdir()
     (results / "runs" / "main" / "bad" / "config.json").write_text("{not json")
-    runs = load_runs(results / "runs")
-    status = dict(zip(runs["run_id"], runs["status"]))
-    assert status["i3d_r50-9"] == "incomplete" and status["i3d_r50-8"] == "incomplete" and status["bad"] == "incomplete"
-    problems = dict(runs.attrs["problems"])
-    assert any("half-written" in m for m in problems.values()) and any("unreadable" in m for m in problems.values())
-    table = grid_table(runs, GridMeta.load("main", results / "experiments"))
-    assert table.set_index("model.variant").loc["i3d_r50", "n"] == 3  # unfinished runs are not averaged
-    index = write_report(results, results / "reports", experiments_dir=results / "experiments")
-    assert "Problems found while reading results" in index.read_text()
+    table, _, _ = _main_table(results)
+    t = table.set_index("model.variant")
+    assert t.loc["i3d_r50", "n"] == 3  # unfinished runs are not averaged
+    assert t.loc["i3d_r50", "test.top1"] == pytest.approx(statistics.mean(TOP1["i3d_r50"]))
+    index = write_report(results, results / "reports", experiments_dir=results / "experiments").read_text()
+    assert "Problems found while reading results" in index and "torn" in index and "bad" in index
+    assert "3 incomplete" in index
 
 
-def test_store_cache_sees_changes(results):
-    first = load_runs(results / "runs")
-    assert (results / "runs" / ".store_cache.pkl").exists()
+def test_index_links_every_table_and_figure(results):
+    out = results / "reports"
+    index_path = write_report(results, out, experiments_dir=results / "experiments")
+    index = index_path.read_text()
+    links = re.findall(r"\]\(([^)#]+)\)", index)
+    assert all((out / link).is_file() and (out / link).stat().st_size > 0 for link in links), links
+    for name in ("main.md", "main.tex", "ratio.md", "ratio.tex", "runs.csv", "figures/main_accuracy_vs_gflops.png",
+                 "figures/main_accuracy_vs_gflops.svg", "figures/main_training.svg", "figures/ratio_split_ratio.png"):
+        assert name in links
+    total = sum(len(v) for v in TOP1.values()) + sum(len(v) for v in RATIO_TOP1.values())
+    assert f"runs: {total} ({total} done)" in index and "Test CPU" in index and "2026-11-20" in index
+    assert "| [main](#main) | Table 1 | 7 (7 done) |" in index
+    assert "source: test" in index and "second note" in index
+
+
+def test_report_command(results, capsys):
+    out = results / "reports"
+    args = ["report", "--results", str(results), "--out", str(out), "--experiments", str(results / "experiments")]
+    assert main([*args, "--grid", "main", "--format", "md,png", "--print", "--csv", str(results / "runs.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "i3d_r50_dsa" in printed and f"report: {out / 'README.md'}" in printed
+    assert (out / "main.md").exists() and not (out / "main.tex").exists() and not (out / "ratio.md").exists()
+    assert (out / "figures" / "main_accuracy_vs_gflops.png").stat().st_size > 1000
+    assert not (out / "figures" / "main_accuracy_vs_gflops.svg").exists()
+    assert (results / "runs.csv").read_text().count("\n") == 1 + 7 + 8
+    assert main([*args, "--grid", "nope"]) == 2
+    assert main([*args, "--format", "md,pdf"]) == 2
+    assert "pdf" in capsys.readouterr().err
+
+
+def test_unchanged_figures_are_not_redrawn_changed_ones_are(results):
+    out = results / "reports"
+    kw = {"experiments_dir": results / "experiments"}
+    write_report(results, out, **kw)
+    figs = sorted((out / "figures").glob("*.png"))
+    before = {p.name: p.stat().st_mtime_ns for p in figs}
+    write_report(results, out, **kw)
+    assert {p.name: p.stat().st_mtime_ns for p in figs} == before  # same inputs: reused
     rd = RunDir(results / "runs" / "main" / "tsm_r50-0")
     final = rd.read_final()
-    final["test"]["top1"] = 12.5
-    time.sleep(0.01)
+    final["test"]["top1"] = 50.0
     rd.write_final(final)
-    again = load_runs(results / "runs").set_index("run_id")
-    assert again.loc["tsm_r50-0", "test.top1"] == 12.5
-    assert len(again) == len(first)
-
-
-def test_report_command_writes_index_tables_and_figures(results, capsys):
-    out = results / "reports"
-    assert main(["report", "--results", str(results), "--out", str(out), "--experiments",
-                 str(results / "experiments"), "--print"]) == 0
-    index = (out / "README.md").read_text()
-    assert "## main" in index and "Test CPU" in index and "3 done" not in index and "7 done" in index
-    assert (out / "main.md").exists() and (out / "main.tex").exists()
-    assert (out / "figures" / "main_accuracy_vs_gflops.png").stat().st_size > 1000
-    assert (out / "figures" / "main_training.png").exists()
-    assert "i3d_r50_dsa" in capsys.readouterr().out
-    assert main(["report", "--results", str(results), "--out", str(out), "--grid", "nope"]) == 2
+    (out / "figures" / "ratio_split_ratio.png").unlink()
+    write_report(results, out, **kw)
+    after = {p.name: p.stat().st_mtime_ns for p in figs}
+    changed = {name for name in before if after[name] != before[name]}
+    assert changed == {"main_accuracy_vs_gflops.png", "ratio_split_ratio.png"}  # new data; deleted file
+    assert re.search(r"\| tsm_r50 +\| 1 +\| 50\.00 ", (out / "main.md").read_text())

@@ -1,7 +1,36 @@
 """Reports: paper-style tables (Markdown, LaTeX, terminal) with the paper's numbers and deltas, plots,
-and the reports/README.md index — all drawn from the results store."""
+and the reports/README.md index — all drawn from the results store.
 
-from harness.report.index import write_report
-from harness.report.tables import GridMeta, grid_table, read_paper, to_latex, to_markdown, to_terminal
+    from harness.report import write_report
+    index = write_report(results_root="results", reports_dir="reports")   # -> reports/README.md
 
-__all__ = ["GridMeta", "grid_table", "read_paper", "to_latex", "to_markdown", "to_terminal", "write_report"]
+Names are imported on first use, so that ``harness.report.commands`` (loaded by every CLI call) does
+not pull in pandas and matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "write_report": "harness.report.index",
+    "FigureCache": "harness.report.index",
+    "GridMeta": "harness.report.tables",
+    "grid_table": "harness.report.tables",
+    "read_paper": "harness.report.tables",
+    "to_latex": "harness.report.tables",
+    "to_markdown": "harness.report.tables",
+    "to_terminal": "harness.report.tables",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'harness.report' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -10,44 +10,58 @@ FORMATS = ("md", "tex", "png", "svg")
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="regenerate reports/ (paper tables, plots, index) from results/",
-        description="Load every run under RESULTS/runs into one table and write, per grid, a paper-style table "
-                    "(mean ± std over seeds, run counts, the paper's verified number and the delta) as Markdown "
-                    "and LaTeX, the figures a reader expects (accuracy vs GFLOPs with the Pareto front, latency vs "
-                    "GFLOPs, ablation curves, training curves) and OUT/README.md linking everything. With --print, "
-                    "also print the tables to the terminal.",
-        epilog="example: dsa-harness report --grid synthetic_study --format md,png --print")
-    p.add_argument("--grid", action="append", help="only this grid (repeatable; default: every grid with runs)")
-    p.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
-    p.add_argument("--results", default="results", help="results root (default results/)")
-    p.add_argument("--out", default="reports", help="report folder (default reports/)")
-    p.add_argument("--experiments", default="experiments", help="grid files (default experiments/)")
-    p.add_argument("--print", action="store_true", help="print each grid's table to the terminal")
-    p.add_argument("--csv", help="also export the full runs table (one row per run) to this CSV file")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Load every run under RESULTS/runs (config.json, final.json, metrics.jsonl; unfinished and broken\n"
+            "runs are counted and listed, never fatal) and write, per grid:\n"
+            "  OUT/<grid>.md, OUT/<grid>.tex   the paper-style table: one row per setting (the grid's\n"
+            "                                  report.rows), n = runs averaged, mean ± std over seeds, the\n"
+            "                                  paper's verified number (experiments/paper/*.csv) and Δ = ours - paper\n"
+            "  OUT/figures/<grid>_*.png|svg    accuracy vs GFLOPs with the Pareto front, latency vs GFLOPs,\n"
+            "                                  ablation curves, training curves (those the grid's data allows)\n"
+            "and OUT/README.md, the index linking every table and figure with hardware, dates and run counts,\n"
+            "plus OUT/runs.csv (one row per run). Only finished runs are averaged."),
+        epilog=(
+            "examples:\n"
+            "  dsa-harness report                                   every grid with runs, every format\n"
+            "  dsa-harness report --grid profile --format md --print   one table, also on the terminal\n"
+            "  dsa-harness report --results /scratch/results --out /tmp/reports --csv runs.csv"))
+    p.add_argument("--grid", action="append", metavar="NAME",
+                   help="only this grid (repeatable; default: every grid with runs)")
+    p.add_argument("--format", default=",".join(FORMATS), metavar="LIST",
+                   help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="results root holding runs/<grid>/<run_id>/ (default: results)")
+    p.add_argument("--out", default="reports", metavar="DIR", help="report folder (default: reports)")
+    p.add_argument("--experiments", default="experiments", metavar="DIR",
+                   help="grid files <name>.yaml and paper/*.csv (default: experiments)")
+    p.add_argument("--print", action="store_true", help="also print each grid's table to the terminal")
+    p.add_argument("--csv", metavar="FILE", help="also export the runs table (one row per run) to FILE")
     p.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    bad = set(formats) - set(FORMATS)
-    if bad:
-        raise ValueError(f"--format: unknown {sorted(bad)}; choose from {', '.join(FORMATS)}")
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad or not formats:
+        raise ValueError(f"--format {args.format!r}: unknown {bad or 'empty list'}; choose from {','.join(FORMATS)}")
+    from pathlib import Path
+
+    from harness.report import write_report
+    from harness.report.tables import GridMeta, grid_table, read_paper, to_terminal
+    from harness.results.store import load_runs, to_csv
+
     path = write_report(results_root=args.results, reports_dir=args.out, grids=args.grid, formats=formats,
                         experiments_dir=args.experiments)
     if args.print or args.csv:
-        from pathlib import Path
-
-        from harness.report.tables import GridMeta, grid_table, read_paper, to_terminal
-        from harness.results.store import load_runs, to_csv
-
-        runs = load_runs(Path(args.results) / "runs")
+        runs = load_runs(Path(args.results) / "runs")  # cached: cheap
         if args.csv:
-            to_csv(runs, args.csv)
+            print(f"runs table: {to_csv(runs, args.csv)} ({len(runs)} runs)")
         if args.print:
             for name in args.grid or sorted(runs["grid"].dropna().unique()):
                 meta = GridMeta.load(name, args.experiments)
-                paper, _ = read_paper(meta.paper_reference)
-                print(f"\n{name}\n" + to_terminal(grid_table(runs[runs["grid"] == name], meta, paper), meta))
+                table = grid_table(runs[runs["grid"] == name], meta, read_paper(meta.paper_reference)[0])
+                print(f"\n{name}" + (f": {meta.paper_table}" if meta.paper_table else ""))
+                print(to_terminal(table, meta) if not table.empty else "(no finished run yet)")
     print(f"report: {path}")
     return 0

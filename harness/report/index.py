@@ -1,25 +1,37 @@
 """``write_report``: results/ -> reports/ (tables per grid, figures, an index page).
 
-Layout: ``reports/README.md`` (index), ``reports/<grid>.md`` and ``.tex`` (tables),
+    from harness.report import write_report
+    write_report(results_root="results", reports_dir="reports", grids=None,
+                 formats=("md", "tex", "png", "svg"), experiments_dir="experiments")   # -> reports/README.md
+
+Layout: ``reports/README.md`` (the index: hardware, dates, run and status counts, a contents table,
+each grid's table and figures), ``reports/<grid>.md`` and ``.tex`` (tables),
 ``reports/figures/<grid>_*.png|svg``, ``reports/runs.csv`` (one row per run).
 
-Every number comes from the run directories under ``results/runs``; the index says on which hardware,
-when, and from how many runs. Paper numbers come only from ``experiments/paper/*.csv`` (verified cells).
+Every number of ours comes from the run directories under ``results/runs``; paper numbers come only from
+``experiments/paper/*.csv`` (verified cells). Figures whose inputs did not change since the last report
+are not redrawn (``reports/figures/.figure_cache.json``), and the store caches parsed runs, so a report
+after a few new runs costs little more than its tables.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
-from harness.report import plots
-from harness.report.tables import GridMeta, grid_table, metric_label, read_paper, to_latex, to_markdown
+from harness.report.tables import GridMeta, format_key, grid_table, key_label, read_paper, to_latex, to_markdown
 from harness.results.rundir import atomic_write_bytes
-from harness.results.store import load_metrics, load_runs
+from harness.results.store import load_metrics, load_runs, to_csv
 
+FORMATS = ("md", "tex", "png", "svg")
+MAX_PROBLEMS_LISTED = 50
 ABLATION_KNOBS = ("model.split_ratio", "model.alpha", "model.kernel_size", "model.num_snippets")
 
 
@@ -28,6 +40,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _hardware(runs: pd.DataFrame) -> str:
+    """'cpu: <name>, 2 threads (7 runs); ...' from the runs' final.json ``hardware``."""
     if "hardware.device_name" not in runs.columns:
         return "unknown"
     parts = []
@@ -38,7 +51,7 @@ def _hardware(runs: pd.DataFrame) -> str:
         threads = d.get("hardware.threads")
         parts.append(f"{d.get('hardware.device', '?')}: {d['hardware.device_name']}"
                      + (f", {int(threads)} threads" if threads is not None and not pd.isna(threads) else "")
-                     + f" ({len(g)} runs)")
+                     + f" ({len(g)} run{'' if len(g) == 1 else 's'})")
     return "; ".join(parts) or "unknown"
 
 
@@ -54,47 +67,186 @@ def _status_counts(runs: pd.DataFrame) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
-def grid_figures(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path,
-                 formats: tuple[str, ...]) -> list[dict]:
-    """The figures a reader expects for one grid (those its data allows)."""
-    figs: list[dict] = []
+LABEL = "_label"
+
+
+def _row_labels(frame: pd.DataFrame, rows: list[str]) -> pd.Series:
+    """Point / line labels: the row-key values that vary in ``frame`` joined with ' / ' (keys that
+    are the same everywhere say nothing); the first key if none varies."""
+    keys = [r for r in rows if r in frame.columns]
+    if not keys or frame.empty:
+        return pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    shown = {r: frame[r].map(format_key) for r in keys}
+    varying = [r for r in keys if shown[r].nunique() > 1] or keys[:1]
+    out = shown[varying[0]]
+    for r in varying[1:]:
+        out = out + " / " + shown[r]
+    return out
+
+
+def _frame_digest(frame: pd.DataFrame) -> bytes:
+    try:
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    except TypeError:  # unhashable cells (lists): hash the text
+        return frame.to_csv(index=False).encode()
+
+
+class FigureCache:
+    """Skips redrawing a figure whose inputs are unchanged: the plotting function's name, its data
+    (content hash of the frame), its arguments, the plotting code (plots.py) and the matplotlib version
+    make the key; an entry counts only while every file it wrote still exists. Kept in
+    ``<figures>/.figure_cache.json``."""
+
+    FILE = ".figure_cache.json"
+
+    def __init__(self, fig_dir: Path):
+        self.path = fig_dir / self.FILE
+        self.entries: dict = {}
+        self.drawn = self.reused = 0
+        try:
+            self.entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        import matplotlib
+
+        from harness.report import plots
+
+        h = hashlib.sha256(Path(plots.__file__).read_bytes())
+        h.update(matplotlib.__version__.encode())
+        self._code = h.digest()
+
+    def key(self, fn_name: str, frame: pd.DataFrame, out: Path, kwargs: dict) -> str:
+        h = hashlib.sha256(self._code)
+        h.update(repr((fn_name, str(out), sorted((k, repr(v)) for k, v in kwargs.items()),
+                       list(frame.columns), [str(t) for t in frame.dtypes])).encode())
+        h.update(_frame_digest(frame))
+        return h.hexdigest()
+
+    def get(self, out: Path, key: str) -> dict | None:
+        """The stored metadata of ``out`` if drawn from the same inputs and its files are all there."""
+        hit = self.entries.get(str(out))
+        if hit and hit.get("key") == key and all(Path(p).is_file() for p in hit["info"].get("paths", [])):
+            self.reused += 1
+            return hit["info"]
+        return None
+
+    def put(self, out: Path, key: str, info: dict) -> None:
+        self.entries[str(out)] = {"key": key, "info": info}
+        self.drawn += 1
+
+    def save(self) -> None:
+        try:
+            atomic_write_bytes(self.path, json.dumps(self.entries, sort_keys=True, default=str).encode())
+        except OSError:
+            pass
+
+
+@dataclass
+class FigureSpec:
+    """One figure to draw: ``plots.<fn>(frame, out=out, **kwargs)``, shown in the index as ``title``."""
+
+    title: str
+    fn: str
+    frame: pd.DataFrame
+    out: Path
+    kwargs: dict
+
+
+def figure_specs(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path,
+                 formats: tuple[str, ...]) -> list[FigureSpec]:
+    """The figures a reader expects for one grid (those its data allows): accuracy vs GFLOPs with the
+    Pareto front, order accuracy (synthetic study), latency vs GFLOPs, ablation curves for the knobs
+    that are row keys, training curves of its finished runs."""
+    specs: list[FigureSpec] = []
     if table.empty or not formats:
-        return figs
-    label = "model.variant" if "model.variant" in table.columns else (meta.rows or ["model.variant"])[0]
+        return specs
+    rows = table.attrs.get("rows") or meta.rows or []
+    table = table.assign(**{LABEL: _row_labels(table, rows)})
     hw = _hardware(runs[runs["status"] == "done"])
+    common = {"label": LABEL, "formats": formats}
     if "test.top1" in table.columns and "profile.gflops_per_view" in table.columns:
-        figs.append({"title": "accuracy vs GFLOPs", **plots.scatter_tradeoff(
-            table, fig_dir / f"{name}_accuracy_vs_gflops", x="profile.gflops_per_view", y="test.top1",
-            label=label, title=f"{name}: top-1 vs cost", formats=formats, note=f"measured on {hw}")})
+        specs.append(FigureSpec("accuracy vs GFLOPs", "scatter_tradeoff", table, fig_dir / f"{name}_accuracy_vs_gflops",
+                                {"x": "profile.gflops_per_view", "y": "test.top1", "title": f"{name}: top-1 vs cost",
+                                 "note": f"measured on {hw}", **common}))
     if "test.groups.order.top1" in table.columns:  # the synthetic long-range set: order factor, chance 50%
-        figs.append({"title": "order accuracy", **plots.bar_metric(
-            table, fig_dir / f"{name}_order_accuracy", y="test.groups.order.top1", label=label, chance=50.0,
-            formats=formats, title=f"{name}: accuracy on the order of events (needs several snippets)")})
+        specs.append(FigureSpec("order accuracy", "bar_metric", table, fig_dir / f"{name}_order_accuracy",
+                                {"y": "test.groups.order.top1", "chance": 50.0, **common,
+                                 "title": f"{name}: accuracy on the order of events (needs several snippets)"}))
     if "profile.latency_ms" in table.columns and table["profile.latency_ms"].notna().any():
-        figs.append({"title": "latency vs GFLOPs", **plots.scatter_tradeoff(
-            table, fig_dir / f"{name}_latency_vs_gflops", x="profile.gflops_per_view", y="profile.latency_ms",
-            label=label, pareto=False, title=f"{name}: latency vs GFLOPs", formats=formats,
-            note=f"measured on {hw}")})
+        specs.append(FigureSpec("latency vs GFLOPs", "scatter_tradeoff", table, fig_dir / f"{name}_latency_vs_gflops",
+                                {"x": "profile.gflops_per_view", "y": "profile.latency_ms", "pareto": False,
+                                 "title": f"{name}: latency vs GFLOPs", "note": f"measured on {hw}", **common}))
     for knob in ABLATION_KNOBS:
-        if knob in (meta.rows or []) and len(meta.rows) == 1 and "test.top1" in table.columns:
-            figs.append({"title": f"ablation: {knob.split('.', 1)[1]}", **plots.ablation_curve(
-                table, knob, fig_dir / f"{name}_{knob.split('.', 1)[1]}", formats=formats,
-                title=f"{name}: top-1 vs {knob.split('.', 1)[1]}")})
+        others = [r for r in rows if r != knob]
+        if knob in rows and len(others) <= 1 and "test.top1" in table.columns:
+            short = key_label(knob)
+            specs.append(FigureSpec(f"ablation: {short}", "ablation_curve", table, fig_dir / f"{name}_{short}",
+                                    {"knob": knob, "group": others[0] if others else None, "formats": formats,
+                                     "title": f"{name}: top-1 vs {short}"}))
     done = runs[runs["status"] == "done"]
     if (done["task"] == "train").any():
         metrics = load_metrics(done)
         if not metrics.empty and "train_loss" in metrics.columns:
-            figs.append({"title": "training curves", **plots.training_curves(
-                metrics, fig_dir / f"{name}_training", label=label, title=f"{name}: training curves",
-                formats=formats)})
-    return figs
+            metrics[LABEL] = metrics["run_id"].map(dict(zip(done["run_id"], _row_labels(done, rows))))
+            specs.append(FigureSpec("training curves", "training_curves", metrics, fig_dir / f"{name}_training",
+                                    {"title": f"{name}: training curves", **common}))
+    return specs
+
+
+def _draw(fn: str, frame: pd.DataFrame, out: Path, kwargs: dict) -> dict:
+    from harness.report import plots  # matplotlib only when figures are drawn
+
+    return getattr(plots, fn)(frame, out=out, **kwargs)
+
+
+def draw_figures(specs: list[FigureSpec], cache: FigureCache | None = None) -> list[dict]:
+    """Draw ``specs`` (skipping those the cache holds from the same inputs) and return each figure's
+    metadata (paths, labels, point counts; ``title`` = the spec's, ``plot_title`` = the plot's).
+    Sequential: drawing in forked workers was slower on the shared 2-core machine."""
+    figures = []
+    for s in tqdm(specs, desc="figures", unit=" fig", leave=False, disable=None, delay=1.0):
+        key = cache.key(s.fn, s.frame, s.out, s.kwargs) if cache is not None else None
+        info = cache.get(s.out, key) if cache is not None else None
+        if info is None:
+            info = _draw(s.fn, s.frame, s.out, s.kwargs)
+            if cache is not None:
+                cache.put(s.out, key, info)
+        figures.append({**info, "plot_title": info.get("title", ""), "title": s.title})
+    return figures
+
+
+def grid_figures(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path,
+                 formats: tuple[str, ...], cache: FigureCache | None = None) -> list[dict]:
+    """Draw one grid's figures (see :func:`figure_specs`); returns their metadata."""
+    return draw_figures(figure_specs(name, runs, table, meta, fig_dir, formats), cache)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading (lower case, spaces -> '-', punctuation but '-' and '_' dropped)."""
+    return "".join(c for c in heading.lower().replace(" ", "-") if c.isalnum() or c in "-_")
+
+
+def _figure_lines(fig: dict, out: Path) -> list[str]:
+    """A figure in Markdown: title with what it shows, the PNG (or SVG) inline, links to every file."""
+    rels = [Path(p).relative_to(out).as_posix() for p in fig["paths"]]
+    shown = next((r for r in rels if r.endswith(".png")), rels[0])
+    n, unit = (fig["points"], "point") if "points" in fig else (fig.get("lines", 0), "line")
+    what = f"{n} {unit}{'' if n == 1 else 's'}"
+    links = ", ".join(f"[{Path(r).suffix[1:].upper()}]({r})" for r in rels)
+    return [f"**{fig['title']}** ({what}; {links})", "", f"![{fig['title']}]({shown})", ""]
 
 
 def write_report(results_root: str | os.PathLike = "results", reports_dir: str | os.PathLike = "reports",
                  grids: list[str] | None = None, formats: tuple[str, ...] = ("md", "tex", "png", "svg"),
                  experiments_dir: str | os.PathLike = "experiments") -> Path:
-    """Write tables and figures of every grid with runs (or of ``grids``) and ``reports/README.md``;
-    return the index path."""
+    """Regenerate ``reports_dir`` from the runs under ``results_root/runs``: per grid a table
+    (``<grid>.md`` with ``md``, ``<grid>.tex`` with ``tex``) and figures (``figures/<grid>_*.png|svg``
+    with ``png``/``svg``), ``runs.csv`` (one row per run) and the index ``README.md`` linking them all
+    with hardware, dates, run and status counts. ``grids``: only these (ValueError if one has no runs).
+    Returns the path of ``README.md``."""
+    bad = set(formats) - set(FORMATS)
+    if bad:
+        raise ValueError(f"unknown report format(s) {sorted(bad)}; choose from {', '.join(FORMATS)}")
     out = Path(reports_dir)
     runs = load_runs(Path(results_root) / "runs")
     problems = runs.attrs.get("problems", [])
@@ -102,57 +254,92 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     if grids:
         unknown = sorted(set(grids) - set(available))
         if unknown:
-            raise ValueError(f"no runs for grid(s) {unknown} under {results_root}/runs; grids with runs: "
+            raise ValueError(f"no runs for grid(s) {unknown} under {Path(results_root) / 'runs'}; grids with runs: "
                              f"{', '.join(available) or 'none'}")
-    names = list(grids or available)
-    image_formats = tuple(f for f in formats if f in ("png", "svg"))
+    names = list(dict.fromkeys(grids or available))
+    image_formats = tuple(f for f in ("png", "svg") if f in formats)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    done_all = runs[runs["status"] == "done"]
+    out.mkdir(parents=True, exist_ok=True)
+    to_csv(runs.drop(columns=["path"]), out / "runs.csv")
     index = [
         "# DSA harness report", "",
-        f"Generated {now} from `{results_root}/runs` ({len(runs)} runs: {_status_counts(runs) if len(runs) else 'none'}).",
-        "Every number below comes from a run folder under `results/`; the paper's numbers come from "
-        "`experiments/paper/*.csv` and are shown only where verified (empty otherwise). "
-        "FLOPs: fvcore, 1 multiply-add = 1 FLOP, per view (U snippets x T frames, one crop); "
-        "accuracies in %, mean ± std over seeds, `n` = runs averaged.", "",
+        f"- generated: {now}, from `{Path(results_root) / 'runs'}`",
+        f"- runs: {len(runs)} ({_status_counts(runs) if len(runs) else 'none'}) in {len(available)} grid(s); "
+        "all runs, one row each: [`runs.csv`](runs.csv)",
+        f"- finished: {_dates(done_all)}",
+        f"- hardware: {_hardware(done_all)}",
+        "",
+        f"Where the numbers come from: every number of ours is read from a run folder under "
+        f"`{Path(results_root) / 'runs'}` "
+        "(its `final.json` and `metrics.jsonl`); only finished runs (`final.json` parses) are averaged. The "
+        "paper's numbers come from `experiments/paper/*.csv` and are shown only where verified (empty "
+        "otherwise); Δ = ours - paper. Accuracies in %, mean ± sample std over seeds, `n` = runs averaged. "
+        "FLOPs: fvcore, 1 multiply-add = 1 FLOP, per view (one clip of U snippets x T frames, one crop); "
+        "views = clips x crops per video; params in millions, with the classifier unless stated.", "",
     ]
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "runs.csv", runs.drop(columns=[c for c in runs.columns if c == "path"])
-                       .to_csv(index=False).encode())
+    if names:
+        index += ["| grid | reproduces | runs | table | figures |", "|---|---|---|---|---|"]
+        contents_at = len(index)
+    fig_cache = FigureCache(out / "figures") if image_formats else None
+    grids_info, specs = [], []
     for name in names:
         g = runs[runs["grid"] == name]
         meta = GridMeta.load(name, experiments_dir)
         paper, notes = read_paper(meta.paper_reference)
         table = grid_table(g, meta, paper)
-        md = to_markdown(table, meta) if not table.empty else "_no finished run yet_"
+        grid_specs = figure_specs(name, g, table, meta, out / "figures", image_formats)
+        grids_info.append((name, g, meta, notes, table, len(specs), len(grid_specs)))
+        specs += grid_specs
+    figures = draw_figures(specs, fig_cache)
+    if fig_cache is not None and fig_cache.drawn:
+        fig_cache.save()
+    sections = []
+    for name, g, meta, notes, table, first, count in grids_info:
+        figs = figures[first:first + count]
         done = g[g["status"] == "done"]
-        header = [f"## {name}", ""]
+        section = [f"## {name}", ""]
         if meta.title:
-            header += [meta.title, ""]
-        header += [f"- reproduces: {meta.paper_table or '-'}",
-                   f"- runs: {len(g)} ({_status_counts(g)}); finished: {_dates(done)}",
-                   f"- hardware: {_hardware(done)}"]
+            section += [meta.title, ""]
+        section += [f"- reproduces: {meta.paper_table or '-'}",
+                    f"- runs: {len(g)} ({_status_counts(g)}); finished: {_dates(done)}",
+                    f"- hardware: {_hardware(done)}"]
         if meta.paper_reference:
-            header.append(f"- paper numbers: `{meta.paper_reference}`"
-                          + (f" ({notes[0]})" if notes else ""))
-        section = header + ["", md, ""]
+            section.append(f"- {table.attrs.get('label', 'paper')} numbers: `{meta.paper_reference}`")
+            text = " ".join(n for n in notes if not n.lower().startswith("label:"))
+            if text:
+                section.append(f"  ({text})")
+        section += ["", to_markdown(table, meta) if not table.empty else "_no finished run yet_", ""]
+        for fig in figs:
+            section += _figure_lines(fig, out)
+        files = []
         if "md" in formats:
-            _write(out / f"{name}.md", "\n".join(section) + "\n")
-            section.append(f"Table files: [`{name}.md`]({name}.md)"
-                           + (f", [`{name}.tex`]({name}.tex)" if "tex" in formats else ""))
+            _write(out / f"{name}.md", "\n".join(section).rstrip() + "\n")
+            files.append(f"[md]({name}.md)")
         if "tex" in formats and not table.empty:
             _write(out / f"{name}.tex", to_latex(table, meta))
-        for fig in grid_figures(name, g, table, meta, out / "figures", image_formats):
-            png = next((p for p in fig["paths"] if p.endswith(".png")), fig["paths"][0])
-            rel = Path(png).relative_to(out)
-            section += ["", f"**{fig['title']}** ({fig.get('points', fig.get('lines', ''))} "
-                            f"{'points' if 'points' in fig else 'lines'})", "", f"![{fig['title']}]({rel.as_posix()})"]
-        index += section + [""]
+            files.append(f"[tex]({name}.tex)")
+        if files:
+            section += [f"Table files: {', '.join(files)}", ""]
+        index.insert(contents_at + len(sections),
+                     f"| [{name}](#{_anchor(name)}) | {meta.paper_table or '-'} | {len(g)} "
+                     f"({_status_counts(g)}) | {', '.join(files) or '-'} | {len(figs)}: "
+                     f"{', '.join(f['title'] for f in figs) or '-'} |")
+        sections.append(section)
+    if names:
+        index.append("")
+    for section in sections:
+        index += section
     if problems:
-        index += ["## Problems found while reading results", ""]
-        index += [f"- `{p}`: {msg}" for p, msg in problems] + [""]
+        index += ["## Problems found while reading results", "",
+                  f"{len(problems)} problem(s); these runs are kept with their status, never averaged unless done.", ""]
+        index += [f"- `{p}`: {msg}" for p, msg in problems[:MAX_PROBLEMS_LISTED]]
+        if len(problems) > MAX_PROBLEMS_LISTED:
+            index.append(f"- ... and {len(problems) - MAX_PROBLEMS_LISTED} more (`runs.csv` has every run's status)")
+        index.append("")
     path = out / "README.md"
     _write(path, "\n".join(index).rstrip() + "\n")
     return path
 
 
-__all__ = ["write_report", "grid_figures", "metric_label"]
+__all__ = ["FORMATS", "FigureCache", "FigureSpec", "draw_figures", "figure_specs", "grid_figures", "write_report"]

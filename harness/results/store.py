@@ -1,14 +1,32 @@
 """The results store: every run directory -> one row of a pandas DataFrame.
 
-Columns: ``run_id``, ``grid``, ``task``, ``seed``, ``status`` (done | failed | running | queued |
-incomplete | pending), ``path``, ``epochs_done``, then the config flattened with dotted names (``model.variant``,
-``data.size``, ...), then final.json flattened (``test.top1``, ``profile.gflops_per_view``,
-``hardware.device_name``, ...). Lists (confusion matrices, per-class accuracies, breakdowns) are left
-out of the table; read them from the run's final.json.
+    runs = load_runs("results/runs")       # one row per run; runs.attrs["problems"] lists what was wrong
+    curves = load_metrics(runs)            # one row per (run, epoch): training curves
+    to_csv(runs, "runs.csv")
 
-Reading is tolerant: a run with a missing or half-written file is reported in ``problems`` (a list of
-``(path, message)``) and kept with status ``incomplete``, never fatal. A cache keyed by each run file's
-(mtime, size) makes reloading thousands of runs cheap.
+Columns (CONTRACTS.md, "Results store columns"): ``run_id``, ``grid``, ``task``, ``seed``, ``status``,
+``path``; then bookkeeping (``epochs_done``, ``job_state``, ``error``, ``last.train_loss``,
+``last.val_top1``); then the config flattened with dotted names (``model.variant``, ``data.size``, ...);
+then final.json flattened (``test.top1``, ``profile.gflops_per_view``, ``hardware.device_name``, ...).
+Lists longer than 8 items (per-class accuracies, confusion matrices) are left out of the table; read
+them from the run's final.json. Short lists of scalars are kept as JSON text. New fields in any file
+simply become new columns.
+
+``status`` is read from the run directory alone (no scheduler query; ``dsa-harness sweep status``
+asks the scheduler too):
+
+==========  =====================================================================================
+done        final.json parses
+failed      error.json present and the job marker does not show a later attempt running/queued
+running     the job marker says running (the last attempt started and has not ended)
+pending     not started: no job marker, or submitted / requeued and waiting in the queue
+incomplete  started and stopped without final.json or error (killed, cancelled, interrupted), or
+            a file is half-written (final.json present but unparsable, config.json unreadable)
+==========  =====================================================================================
+
+Reading is tolerant: a missing or half-written file is reported in ``runs.attrs["problems"]`` (a list
+of ``(run path, message)``) and never raises. A cache (``<root>/.store_cache.pkl``) keyed by each run
+file's (mtime_ns, size) makes reloading thousands of runs cheap: only changed runs are re-read.
 """
 
 from __future__ import annotations
@@ -16,90 +34,162 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from harness.results.rundir import CONFIG, ERROR, FINAL, JOB, METRICS, RunDir, atomic_write_bytes, iter_run_dirs
 
 CACHE_FILE = ".store_cache.pkl"
-CACHE_VERSION = 3
-_SKIP_CONFIG = ("model_resolved", "resources")
+CACHE_VERSION = 5
+STATUSES = ("done", "running", "failed", "pending", "incomplete")
+BASE_COLUMNS = ["run_id", "grid", "task", "seed", "status", "path"]
+BOOK_COLUMNS = ["epochs_done", "job_state", "error", "last.train_loss", "last.val_top1"]
+_SKIP_CONFIG = ("model_resolved", "resources", "grid", "task", "seed", "run_id")
+_SKIP_FINAL = ("run_id", "task", "status", "grid", "seed")
+_MAX_LIST = 8
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
-    """Nested dicts -> {"a.b.c": scalar}; lists are dropped unless short lists of scalars (kept as text)."""
+    """Nested dicts -> ``{"a.b.c": scalar}``. Lists of at most 8 scalars (or of short lists, e.g. stage
+    masks) are kept as JSON text; longer lists are dropped."""
     out = {} if out is None else out
-    if isinstance(obj, dict):
-        for k, v in obj.items():
+    if not isinstance(obj, dict):
+        obj = {prefix[:-1]: obj} if prefix else {}
+        prefix = ""
+    for k, v in obj.items():
+        if isinstance(v, _SCALARS):
+            out[sys.intern(prefix + k)] = v  # interned: the cache pickles each name once
+        elif isinstance(v, dict):
             flatten(v, f"{prefix}{k}.", out)
-        return out
-    key = prefix[:-1]
-    if isinstance(obj, (list, tuple)):
-        if len(obj) <= 8 and all(isinstance(v, (int, float, str, bool)) or v is None for v in obj):
-            out[key] = json.dumps(obj)
-        elif obj and all(isinstance(v, (list, tuple)) for v in obj) and len(obj) <= 8:  # e.g. stage masks
-            out[key] = json.dumps(obj)
-        return out
-    out[key] = obj
+        elif isinstance(v, (list, tuple)):
+            if len(v) <= _MAX_LIST and all(isinstance(x, _SCALARS) or (isinstance(x, (list, tuple)) and len(x) <= 32)
+                                           for x in v):
+                out[sys.intern(prefix + k)] = json.dumps(v)
+        else:
+            out[sys.intern(prefix + k)] = v
     return out
 
 
 def _signature(rd: RunDir) -> tuple:
+    """(mtime_ns, size) of every file the row is built from; None for absent files."""
+    base = str(rd.path)
     sig = []
     for name in (CONFIG, FINAL, METRICS, JOB, ERROR):
         try:
-            st = os.stat(rd.path / name)
-            sig.append((name, st.st_mtime_ns, st.st_size))
+            st = os.stat(os.path.join(base, name))
+            sig.append((st.st_mtime_ns, st.st_size))
         except FileNotFoundError:
-            sig.append((name, None, None))
+            sig.append(None)
     return tuple(sig)
 
 
-def _row(rd: RunDir) -> tuple[dict, list[str], list[dict]]:
+def _torn_last_line(rd: RunDir) -> bool:
+    """True when metrics.jsonl does not end with a newline (a writer killed mid-line)."""
+    try:
+        with open(rd.metrics_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def _columnar(records: list[dict]) -> dict[str, list]:
+    """Metric records -> {name: [value per epoch]} (None where a record lacks the name): compact to cache."""
+    names = dict.fromkeys(sys.intern(k) for rec in records for k in rec)
+    return {k: [rec.get(k) for rec in records] for k in names}
+
+
+def run_status(*, final_ok: bool, final_present: bool, job: dict | None, error: dict | None,
+               started: bool) -> str:
+    """The status of one run from what its directory holds (see the module doc)."""
+    if final_ok:
+        return "done"
+    if final_present:
+        return "incomplete"  # half-written final.json
+    state = (job or {}).get("state")
+    if state == "running":
+        return "running"
+    if state in ("submitted", "queued", "requeued"):
+        # a resubmission after a failure waits in the queue: pending, not failed
+        return "pending"
+    if error is not None or state == "failed":
+        return "failed"
+    if state in ("interrupted", "cancelled", "finished") or started:
+        return "incomplete"
+    return "pending"
+
+
+def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
+    """(row, config column names, problems, metrics in columns) of one run directory."""
     problems: list[str] = []
     row: dict[str, Any] = {"run_id": rd.run_id, "path": str(rd.path)}
     try:
         config = rd.read_config()
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        return {**row, "status": "incomplete"}, [f"config.json unreadable: {type(e).__name__}: {e}"], []
+        if not isinstance(config, dict):
+            raise ValueError(f"expected a JSON object, got {type(config).__name__}")
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        row.update(grid=rd.path.parent.name, status="incomplete")
+        return row, [], [f"config.json unreadable (half-written?): {type(e).__name__}: {e}"], {}
     row["grid"] = config.get("grid") or rd.path.parent.name
     row["task"] = config.get("task")
     row["seed"] = config.get("seed")
-    flatten({k: v for k, v in config.items() if k not in _SKIP_CONFIG and k not in ("grid", "task", "seed",
-                                                                                     "run_id")}, out=row)
+    config_cols = flatten({k: v for k, v in config.items() if k not in _SKIP_CONFIG})
     metrics = rd.read_metrics()
+    if _torn_last_line(rd):
+        problems.append("metrics.jsonl: last line torn (writer killed mid-line); it is skipped")
     row["epochs_done"] = len(metrics)
     if metrics:
-        last = metrics[-1]
         for k in ("train_loss", "val_top1"):
-            if k in last:
-                row[f"last.{k}"] = last[k]
+            if k in metrics[-1]:
+                row[f"last.{k}"] = metrics[-1][k]
+    job = rd.read_job()
+    if job is None and rd.job_path.exists():
+        problems.append("job.json unparsable (half-written?)")
+    error = rd.read_error()
+    if error is None and rd.error_path.exists():
+        problems.append("error.json unparsable (half-written?)")
+        error = {}
     final = rd.read_final()
+    final_present = final is not None or rd.final_path.exists()
+    if final is None and final_present:
+        problems.append("final.json present but unparsable (half-written?)")
+    elif final is not None and not isinstance(final, dict):
+        problems.append("final.json is not a JSON object")
+        final = None
+    row["status"] = run_status(final_ok=final is not None, final_present=final_present, job=job, error=error,
+                               started=bool(metrics) or rd.has_checkpoint())
+    if job:
+        row["job_state"] = job.get("state")
+    if row["status"] == "failed" and error:
+        row["error"] = f"{error.get('type', 'Error')}: {str(error.get('message', ''))[:200]}"
+    row.update(config_cols)
     if final is not None:
-        row["status"] = "done"
-        flatten({k: v for k, v in final.items() if k not in ("run_id", "task", "status")}, out=row)
-    else:
-        if rd.final_path.exists():
-            problems.append("final.json present but not parsable (half-written?)")
-            row["status"] = "incomplete"
-        elif rd.error_path.exists():
-            row["status"] = "failed"
-            err = rd.read_error() or {}
-            row["error"] = str(err.get("message") or err.get("error") or "")[:200]
-        elif rd.job_path.exists():
-            row["status"] = "running" if (metrics or rd.log_path.exists()) else "queued"
-        elif metrics or rd.has_checkpoint():
-            row["status"] = "incomplete"
-        else:
-            row["status"] = "pending"
-    return row, problems, metrics
+        if row["task"] == "train" and not metrics:
+            problems.append("metrics.jsonl missing or empty for a finished training run")
+        flatten({k: v for k, v in final.items() if k not in _SKIP_FINAL}, out=row)
+    return row, list(config_cols), problems, _columnar(metrics)
+
+
+# path -> (signature of metrics.jsonl, metrics in columns): filled by load_runs, reused by load_metrics
+_METRICS_CACHE: dict[str, tuple[Any, dict[str, list]]] = {}
 
 
 def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -> pd.DataFrame:
-    """One row per run directory under ``root`` (any depth). ``df.attrs["problems"]`` lists
-    ``(path, message)`` for unreadable files."""
+    """One row per run directory under ``root`` (any depth; a run = a folder holding config.json).
+
+    ``df.attrs["problems"]``: ``[(run path, message), ...]`` for missing or half-written files (never
+    fatal). ``df.attrs["config_columns"]``: the columns that came from config.json. With ``cache``, rows
+    are kept in ``root/.store_cache.pkl`` and re-read only for runs whose files changed (mtime, size)."""
     root = Path(root)
     cache_path = root / CACHE_FILE
     old: dict = {}
@@ -107,55 +197,93 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
         try:
             with open(cache_path, "rb") as f:
                 stored = pickle.load(f)
-            if stored.get("version") == CACHE_VERSION:
+            if stored.get("version") == CACHE_VERSION and stored.get("root") == str(root.resolve()):
                 old = stored["runs"]
-        except Exception:  # noqa: BLE001 - a broken cache is just rebuilt
+        except Exception:  # noqa: BLE001 - a broken or foreign cache is rebuilt
             old = {}
-    new, rows, problems, metrics = {}, [], [], {}
-    for rd in iter_run_dirs(root):
+    new: dict = {}
+    rows, problems, config_cols = [], [], {}
+    changed = False
+    # progress on a terminal only (disable=None), and only for slow, uncached reads
+    for rd in tqdm(iter_run_dirs(root), desc=f"reading {root}", unit=" runs", leave=False, disable=None,
+                   delay=1.0, mininterval=0.5):
         key = str(rd.path)
         sig = _signature(rd)
         hit = old.get(key)
         if hit is not None and hit[0] == sig:
-            row, probs, recs = hit[1], hit[2], hit[3]
+            entry = hit
         else:
-            row, probs, recs = _row(rd)
-        new[key] = (sig, row, probs, recs)
+            entry = (sig, *_read_run(rd))
+            changed = True
+        new[key] = entry
+        _, row, cols, probs, recs = entry
         rows.append(row)
-        metrics[key] = recs
+        config_cols.update(dict.fromkeys(cols))
         problems += [(key, p) for p in probs]
-    if cache and root.exists() and new != old:
+        _METRICS_CACHE[key] = (sig[2], recs)
+    if cache and root.exists() and (changed or new.keys() != old.keys()):
         try:
-            atomic_write_bytes(cache_path, pickle.dumps({"version": CACHE_VERSION, "runs": new}))
+            atomic_write_bytes(cache_path, pickle.dumps({"version": CACHE_VERSION, "root": str(root.resolve()),
+                                                         "runs": new}, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
-            pass
-    base = ["run_id", "grid", "task", "seed", "status", "path", "epochs_done"]
-    df = pd.DataFrame(rows)
-    for col in base:
+            pass  # a read-only results folder: no cache, still correct
+    df = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    for col in BASE_COLUMNS:
         if col not in df.columns:
             df[col] = pd.Series(dtype=object)
-    df = df[base + sorted(c for c in df.columns if c not in base)]
+    book = [c for c in BOOK_COLUMNS if c in df.columns]
+    cfg = sorted(c for c in config_cols if c in df.columns and c not in BASE_COLUMNS)
+    rest = sorted(c for c in df.columns if c not in BASE_COLUMNS and c not in book and c not in config_cols)
+    df = df[BASE_COLUMNS + book + cfg + rest]
     df.attrs["problems"] = problems
-    _METRICS_SEEN.update(metrics)
+    df.attrs["config_columns"] = cfg
     return df
 
 
-_METRICS_SEEN: dict[str, list[dict]] = {}
-"""Per-epoch records read by the last ``load_runs`` calls (path -> records), reused by ``load_metrics``."""
+def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per-epoch metrics of ``runs`` (a frame from :func:`load_runs`) in long form: one row per
+    (run, epoch), the metrics.jsonl fields (``epoch``, ``train_loss``, ``val_top1``, ...) plus the run's
+    ``run_id``, ``grid``, ``seed``, ``model.variant`` and any ``columns`` of ``runs``. Records read by
+    ``load_runs`` are reused while the file is unchanged."""
+    tags = [c for c in dict.fromkeys(("run_id", "grid", "seed", "model.variant", *columns)) if c in runs.columns]
+    tag_set = set(tags)
+    cols: dict[str, list] = {}
+    total = 0
+    for path, *values in runs[["path", *tags]].itertuples(index=False, name=None):
+        rd = RunDir(path)
+        try:
+            st = os.stat(rd.metrics_path)
+            sig = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            sig = None
+        hit = _METRICS_CACHE.get(str(path))
+        run_cols = hit[1] if hit is not None and hit[0] == sig else _columnar(rd.read_metrics())
+        n = len(next(iter(run_cols.values()), ()))
+        if not n:
+            continue
+        for k, v in run_cols.items():
+            if k in tag_set:  # the run's own tags win over same-named metric fields
+                continue
+            if k not in cols:
+                cols[k] = [None] * total
+            cols[k].extend(v)
+        for k, v in zip(tags, values):
+            cols.setdefault(k, [None] * total).extend([v] * n)
+        total += n
+        for v in cols.values():  # names this run lacks
+            if len(v) < total:
+                v.extend([None] * (total - len(v)))
+    if not total:
+        return pd.DataFrame(columns=["epoch", *tags])
+    front = [c for c in ("epoch", *tags) if c in cols]
+    return pd.DataFrame({c: cols[c] for c in [*front, *(k for k in cols if k not in front)]})
 
 
-def load_metrics(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch metrics of ``runs`` in long form: one row per (run, epoch) with run_id, grid, seed."""
-    records = []
-    extra = [c for c in ("run_id", "grid", "seed", "model.variant") if c in runs.columns]
-    for path, *values in runs[["path", *extra]].itertuples(index=False):
-        recs = _METRICS_SEEN.get(path)
-        if recs is None:
-            recs = RunDir(path).read_metrics()
-        tags = dict(zip(extra, values))
-        records += [{**rec, **tags} for rec in recs]
-    return pd.DataFrame.from_records(records)
+def to_csv(runs: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``runs`` as CSV (one row per run), atomically. Returns the path."""
+    path = Path(path)
+    atomic_write_bytes(path, runs.to_csv(index=False).encode())
+    return path
 
 
-def to_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    atomic_write_bytes(path, df.to_csv(index=False).encode())
+__all__ = ["STATUSES", "flatten", "load_metrics", "load_runs", "run_status", "to_csv"]
