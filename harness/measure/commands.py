@@ -8,8 +8,6 @@ import json
 from tabulate import tabulate
 from tqdm import tqdm
 
-from harness.models.registry import UnknownVariantError, list_variants
-
 
 def _override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
@@ -57,6 +55,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
 
 def _profile(args: argparse.Namespace) -> int:
     from harness.measure.profile import profile_model
+    from harness.models.registry import UnknownVariantError, list_variants
 
     names = list_variants(args.variant) if any(c in args.variant for c in "*?[") else [args.variant]
     if not names:

@@ -7,8 +7,6 @@ import json
 
 from tabulate import tabulate
 
-from harness.models.registry import list_variants, resolve_config
-
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,6 +23,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from harness.models.registry import list_variants, resolve_config  # lazy: torch only when used
+
     names = list_variants(args.pattern)
     if not names:
         print(f"no variant matches {args.pattern!r}")
