@@ -7,7 +7,8 @@ fvcore counts conv, linear/matmul/bmm, batch norm and a few others, and skips el
 handles so that no op of the DSA / aggregator modules is dropped: element-wise ``add``/``mul``/``div``/
 ``sub`` and ``softmax`` 1 FLOP per output element, ``mean``/``sum`` and max pooling 1 per input element.
 In a ResNet-50 these extra ops (residual additions, max pool) add about 0.15% to fvcore's default total;
-``flops_by_operator`` keeps the breakdown. Any op still without a handle is returned in
+``flops_by_operator`` keeps the breakdown. ``pad`` (the TSM shift) is data movement: 0 FLOPs, like
+``cat`` and ``slice``. Any op still without a handle is returned in
 ``unsupported_ops`` (name -> call count), never silently ignored.
 """
 
@@ -41,7 +42,13 @@ def _per_input(inputs: list[Any], outputs: list[Any]) -> int:
     return prod(shape) if shape else 0
 
 
+def _data_movement(inputs: list[Any], outputs: list[Any]) -> int:
+    return 0
+
+
 EXTRA_HANDLES = {
+    # padding moves data, like cat/slice/view which fvcore already ignores: 0 FLOPs, but accounted
+    "aten::pad": _data_movement,
     **{op: _per_output for op in (
         "aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::sub", "aten::div", "aten::softmax",
         "aten::_softmax", "aten::sigmoid", "aten::rsub")},
