@@ -275,3 +275,18 @@ def test_ddp_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path
         torch.testing.assert_close(ddp[k], single[k], atol=1e-5, rtol=1e-4)
         nonzero += bool(single[k].abs().sum() > 0)
     assert nonzero == len(single)
+
+
+def test_unreadable_video_is_skipped_counted_and_listed(colour_set, tmp_path):
+    (colour_set / "v" / "empty.mp4").write_bytes(b"")
+    lines = (colour_set / "train.txt").read_text().splitlines()
+    bad = colour_set / "train_with_bad.txt"
+    bad.write_text("\n".join(lines[:5] + ["v/empty.mp4 1"] + lines[5:]) + "\n")  # line 6
+    cfg = _config(colour_set, epochs=1)
+    cfg["data"].update(train=str(bad), on_error="skip")
+    cfg["train"]["batch_size"] = 19  # the 19 videos (18 good + the empty one) in one step
+    train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    metrics = RunDir(tmp_path / "run").read_metrics()
+    assert metrics[0]["skipped_videos"] == 1
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "empty.mp4" in log and "train_with_bad.txt:6" in log

@@ -367,6 +367,11 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                 record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
                 if "groups" in m:
                     record.update({f"val_{k}_top1": v["top1"] for k, v in m["groups"].items()})
+            skipped = data.train.pop_skipped() if hasattr(data.train, "pop_skipped") else []
+            if skipped:  # on_error="skip": unreadable videos replaced this epoch, listed by file and line
+                record["skipped_videos"] = len(skipped)
+                log(f"epoch {epoch + 1}: skipped {len(skipped)} unreadable video(s): "
+                    + "; ".join(f"{s['path']} ({s['annotation']}:{s['line']}, {s['reason']})" for s in skipped))
             if ctx.is_main:
                 rd.append_metrics(record)
             log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
