@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 COMMAND_MODULES = (
@@ -24,6 +25,18 @@ COMMAND_MODULES = (
 
 class UsageError(Exception):
     """Bad input from the user: printed as one message, exit code 2."""
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """argparse type for ``-o KEY=VALUE``: the value is read as JSON when it parses (numbers, lists,
+    true/false), else kept as a string (``position=res_3``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import json
 import signal
 from pathlib import Path
 
-from harness.measure.commands import _override
+from harness.cli import parse_override
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="video", choices=("video", "frames", "kinetics_csv"))
     p.add_argument("--classes", help="class-index file (kinetics_csv)")
     p.add_argument("--out", required=True, help="run folder (created; resumed if it holds a checkpoint)")
-    p.add_argument("-o", "--override", type=_override, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("-o", "--override", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
                    help="model override, e.g. split_ratio=0.25, num_frames=4, width=16")
     g = p.add_argument_group("data")
     g.add_argument("--frame-interval", type=int, default=8)

@@ -15,6 +15,7 @@ of workers nor an interruption changes what a step sees.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -325,7 +326,7 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                     x = data.normalize(clips.to(device, non_blocking=True))
                     y = labels.to(device)
                     sync = micro == tcfg.grad_accum - 1 or not ctx.enabled
-                    with (ddp_model.no_sync() if not sync else _null()):
+                    with ddp_model.no_sync() if not sync else contextlib.nullcontext():
                         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                             loss = F.cross_entropy(ddp_model(x), y)
                         scaler.scale(loss / tcfg.grad_accum).backward()
@@ -419,14 +420,6 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
         log(f"done in {final['wall_time_s']:.1f} s: {rd.final_path}")
     barrier(ctx)
     return final if final is not None else {}
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _bar(show: bool, total: int, initial: int, desc: str):
