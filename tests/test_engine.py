@@ -18,7 +18,14 @@ import torch
 from harness.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from harness.engine.config import TrainConfig
 from harness.engine.evaluate import classification_metrics
-from harness.engine.train import PREV_CHECKPOINT, EpochSampler, lr_factor, train_and_evaluate
+from harness.engine.train import (
+    PAUSE_ENV,
+    PAUSED_MARKER,
+    PREV_CHECKPOINT,
+    EpochSampler,
+    lr_factor,
+    train_and_evaluate,
+)
 from harness.results.rundir import RunDir
 
 
@@ -163,22 +170,21 @@ def test_killed_and_resumed_run_ends_with_identical_weights(colour_set, tmp_path
     ref = RunDir(tmp_path / "ref").read_final()
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(ref_cfg, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # the run pauses right after its checkpoint of epoch 1, step 1 (mid-way through the last epoch), so
+    # the signal lands at a known point however fast this machine trains
+    env = {**os.environ, PAUSE_ENV: "1:1"}
+    proc = subprocess.Popen(_cli(ref_cfg, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the run is mid-way: epoch 0 done and a step of epoch 1 saved
-        if (out / "checkpoint.pt").exists():
-            try:
-                st = torch.load(out / "checkpoint.pt", weights_only=True)
-                if st["epoch"] == 1 and st["step"] >= 1:
-                    break
-            except Exception:  # noqa: BLE001 - being replaced right now
-                pass
+    while not (out / PAUSED_MARKER).exists():
         if proc.poll() is not None:
             pytest.fail("the training process ended before it could be interrupted:\n" + proc.stdout.read().decode())
+        assert time.time() < deadline, "the run never reached epoch 1, step 1"
         time.sleep(0.02)
+    st = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert (st["epoch"], st["step"]) == (1, 1)
     proc.send_signal(sig)
     rc = proc.wait(60)
-    assert not (out / "final.json").exists(), "killed too late: the run had already finished"
+    assert not (out / "final.json").exists(), "the run finished although it was interrupted"
     assert rc == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
 
     resumed = subprocess.run(_cli(ref_cfg, out), capture_output=True, text=True)  # the same command resumes

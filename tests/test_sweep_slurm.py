@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.engine.train import PAUSE_ENV, PAUSED_MARKER
 from harness.launch.grid import GridValidationError
 from harness.launch.sweep import LIVE, collect_status, slurm_live_jobs, submit
 from harness.results.rundir import RunDir
@@ -150,21 +151,25 @@ def test_training_run_preempted_midway_resumes_to_the_same_result(slurm_cluster,
 
     # reference: the same configuration, uninterrupted
     ref = submit(_train_grid(tmp_path / "ref.yaml", "train_ref", ann), cluster="slurm", results_root="ref")
-    # the run under test: preempted (submitit's USR2 path: checkpoint + requeue) after its first checkpoint
+    # the run under test: preempted (submitit's USR2 path: checkpoint + requeue) mid-way through epoch 1;
+    # it pauses right after that checkpoint (the engine's fault-injection hook, passed to the job through
+    # sbatch's exported environment), so the signal lands at a known point however fast the machine is
+    monkeypatch.setenv(PAUSE_ENV, "1:1")
     res = submit(_train_grid(tmp_path / "pre.yaml", "train_pre", ann), cluster="slurm", results_root="pre")
+    monkeypatch.delenv(PAUSE_ENV)
     assert ref.runs[0].run_id == res.runs[0].run_id  # same identity, different results roots
     rd = RunDir(res.runs[0].run_dir)
     deadline = time.time() + 300
-    while not (rd.has_checkpoint() and rd.read_metrics()):
-        assert not rd.is_done(), "the run finished before it could be preempted: make it longer"
-        assert time.time() < deadline, "no checkpoint written"
+    while not (rd.path / PAUSED_MARKER).exists():
+        assert not rd.is_done(), "the run finished without pausing: was the environment exported to the job?"
+        assert time.time() < deadline, "the run never reached epoch 1, step 1"
         time.sleep(0.2)
     job_id = rd.read_job()["job_id"]
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True, env=slurm_cluster.env)
     # submitit checkpoints (RunTask.checkpoint) and requeues; slurmctld then holds a requeued job back
     # for a while (its begin time is pushed ~2 min ahead): let it start at once
     while (rd.read_job() or {}).get("requeues", 0) < 1 or (slurm_live_jobs() or {}).get(job_id) != "PENDING":
-        assert not rd.is_done(), "the run finished before the preemption signal arrived: make it longer"
+        assert not rd.is_done(), "the run finished although it was preempted"
         assert time.time() < deadline, "the job was not requeued"
         time.sleep(0.2)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False, env=slurm_cluster.env)

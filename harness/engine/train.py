@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -49,6 +50,34 @@ from harness.results.rundir import RunDir
 PREV_CHECKPOINT = "checkpoint.prev.pt"
 STOP = threading.Event()
 """Set (e.g. by a SIGTERM/SIGUSR1 handler) to make the loop checkpoint at the next step and stop."""
+
+
+PAUSE_ENV = "HARNESS_PAUSE_AFTER_CHECKPOINT"
+"""Fault-injection hook for tests of interruption: ``EPOCH:STEP`` (e.g. ``1:1``) makes the main
+process, right after writing the checkpoint of (EPOCH, STEP), write ``PAUSED_MARKER`` in the run
+directory and wait there until a stop request (SIGTERM/SIGUSR1 through ``STOP``), a signal that ends
+the process, or ``PAUSE_LIMIT_S``. Once per run directory: a resumed run does not pause again. It
+lets a test interrupt a run at an exact point instead of racing a fast run on a fast machine."""
+PAUSED_MARKER = "paused_after_checkpoint"
+PAUSE_LIMIT_S = 600.0
+
+
+def _pause_after_checkpoint(rd: RunDir, epoch: int, step: int, log) -> None:
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    try:
+        at = tuple(int(v) for v in spec.split(":"))
+    except ValueError:
+        raise ValueError(f"{PAUSE_ENV}={spec!r}: expected EPOCH:STEP, e.g. 1:1") from None
+    marker = rd.path / PAUSED_MARKER
+    if at != (epoch, step) or marker.exists():
+        return
+    log(f"{PAUSE_ENV}={spec}: paused after the checkpoint of epoch {epoch} step {step}")
+    marker.write_text(f"{epoch}:{step}\n")
+    deadline = time.time() + PAUSE_LIMIT_S
+    while not STOP.is_set() and time.time() < deadline:
+        time.sleep(0.05)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -303,6 +332,7 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                 "epoch": epoch, "step": step, "epoch_sums": dict(running) if step else None, "format": 1})
+            _pause_after_checkpoint(rd, epoch, step, log)
         barrier(ctx)
 
     show = sys.stderr.isatty() if progress is None else progress
