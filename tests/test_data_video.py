@@ -114,6 +114,23 @@ def test_short_video_is_clamped_not_an_error(videos):
     assert np.array_equal(codes, sampler(lengths[3]))
 
 
+@pytest.mark.parametrize("mode", ["train", "val", "test"])
+def test_cache_of_decoded_frames_gives_the_same_samples(videos, mode):
+    root, lengths = videos
+    sampler = SnippetSampler(4, 3, 4, mode, **({"test_groups": 2} if mode == "test" else {}))
+    transform = train_transform(40, flip=True) if mode == "train" else eval_transform(40, resize=44, crops=1)
+    plain = VideoDataset(root / "list.txt", root, sampler, transform=transform, seed=2)
+    cached = VideoDataset(root / "list.txt", root, sampler, transform=transform, seed=2, cache_decoded=True)
+    for epoch in range(3):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(len(plain)):
+            a, b = plain[i], cached[i]
+            assert a[1] == b[1] and torch.equal(a[0], b[0]), (mode, epoch, i)
+    assert sorted(cached._decoded) == [0, 1, 2, 3]
+    assert [len(v) for _, v in sorted(cached._decoded.items())] == lengths  # every frame, decoded once
+
+
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
     """4 good videos (codes identify the video) and 4 bad files of each kind."""
@@ -134,17 +151,19 @@ def broken(tmp_path_factory):
     (1, "zero.mp4", "empty"), (3, "random.mp4", "undecodable"),
     (5, "truncated.mp4", "undecodable"), (6, "missing.mp4", "missing"),
 ])
-def test_bad_files_raise_named_error(broken, index, name, reason):
-    ds = VideoDataset(broken / "list.txt", broken, SnippetSampler(2, 2, 2, "val"))
+@pytest.mark.parametrize("cache_decoded", [False, True])
+def test_bad_files_raise_named_error(broken, index, name, reason, cache_decoded):
+    ds = VideoDataset(broken / "list.txt", broken, SnippetSampler(2, 2, 2, "val"), cache_decoded=cache_decoded)
     with pytest.raises(CorruptVideoError) as e:
         ds[index]
     assert e.value.reason == reason and e.value.path == str(broken / name)
     assert name in str(e.value) and f"list.txt:{index + 1}" in str(e.value)
 
 
-def test_skip_replaces_deterministically_and_counts(broken):
+@pytest.mark.parametrize("cache_decoded", [False, True])
+def test_skip_replaces_deterministically_and_counts(broken, cache_decoded):
     sampler = SnippetSampler(2, 2, 2, "val")
-    ds = VideoDataset(broken / "list.txt", broken, sampler, on_error="skip", seed=3)
+    ds = VideoDataset(broken / "list.txt", broken, sampler, on_error="skip", seed=3, cache_decoded=cache_decoded)
     first = []
     for i in range(len(ds)):
         x, label = ds[i]

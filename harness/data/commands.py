@@ -110,7 +110,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--test-fraction", type=float, default=0.0,
                    help="share of each class in test.txt (default 0: no test split)")
     p.add_argument("--study", action="store_true",
-                   help="the CPU study's set (600 videos, 64x64, 64 frames, val 0.2, test 0.2); "
+                   help="the CPU study's set (600 videos, 32x32, 64 frames, val 0.2, test 0.2); "
                         "overrides --videos --classes --size --frames --val-fraction --test-fraction")
     p.add_argument("--identity", choices=("shape", "colour"), default="shape",
                    help="how A and B differ: shape only (random colours, default) or shape + fixed colours")

@@ -76,7 +76,7 @@ MOTIONS = ("left_to_right", "right_to_left", "top_to_bottom", "bottom_to_top")
 FORMAT_VERSION = 1
 
 # The set of the CPU study (`make reproduce`): small frames, 64 frames, a held-out test split.
-STUDY_SET = {"num_videos": 600, "num_classes": 4, "size": 64, "frames": 64, "seed": 0,
+STUDY_SET = {"num_videos": 600, "num_classes": 4, "size": 32, "frames": 64, "seed": 0,
              "val_fraction": 0.2, "test_fraction": 0.2, "identity": "colour"}
 """The set of the CPU study (experiments/synthetic_study.yaml). ``identity="colour"`` gives A and B fixed
 colours on top of their shapes: a model need not learn to tell a 15-pixel square from a disc before the

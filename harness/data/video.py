@@ -153,6 +153,10 @@ class VideoDataset(Dataset):
     frame_template, frame_start: raw frames, file of frame ``i`` = ``frame_template.format(i + frame_start)``.
     class_index, label_dir_spaces: Kinetics CSV options (see :func:`read_annotations`).
     records:         a ready list of :class:`VideoRecord` instead of reading ``annotation_file``.
+    cache_decoded:   keep every frame of each video decoded once, in this process, and sample from
+                     memory afterwards (small datasets such as the embedded synthetic set: memory is
+                     ``videos x frames x H x W x 3`` bytes per process, each loader worker its own).
+                     The samples are the same as without the cache.
 
     ``dataset[i]`` is ``(uint8 tensor (V*U, C, T, H, W), int label)`` with ``V = G * crops``.
     """
@@ -173,6 +177,7 @@ class VideoDataset(Dataset):
         class_index: str | os.PathLike | dict | None = None,
         label_dir_spaces: str | None = None,
         records: list[VideoRecord] | None = None,
+        cache_decoded: bool = False,
     ):
         if on_error not in ON_ERROR:
             raise ValueError(f"VideoDataset on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
@@ -205,6 +210,8 @@ class VideoDataset(Dataset):
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._skipped = torch.zeros(len(self.records), dtype=torch.uint8).share_memory_()
         self._known_bad: set[int] = set()  # per process cache
+        self.cache_decoded = bool(cache_decoded) and format != "frames"
+        self._decoded: dict[int, np.ndarray] = {}  # index -> uint8 (F, H, W, 3), per process
 
     # --- public API -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -265,6 +272,15 @@ class VideoDataset(Dataset):
         if self.format == "frames":
             indices = self.sampler(record.num_frames, rng)
             frames = read_frame_folder(record.path, indices, self.frame_template, self.frame_start, where)
+        elif self.cache_decoded:
+            video = self._decoded.get(index)
+            if video is None:
+                reader = open_video(record.path, self.decode_threads, where)
+                num_frames = len(reader) if record.num_frames is None else min(record.num_frames, len(reader))
+                video = decode_frames(reader, np.arange(num_frames), record.path, where)
+                self._decoded[index] = video
+                del reader
+            frames = video[self.sampler(len(video), rng)]
         else:
             reader = open_video(record.path, self.decode_threads, where)
             num_frames = len(reader) if record.num_frames is None else min(record.num_frames, len(reader))

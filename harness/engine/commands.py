@@ -45,6 +45,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--resize", type=int, help="short side before eval crops (default size*256/224)")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flip (direction-sensitive labels)")
     g.add_argument("--workers", type=int, default=2)
+    g.add_argument("--cache-decoded", action="store_true",
+                   help="decode each video once per process and sample from memory (small datasets)")
     g.add_argument("--skip-corrupt", action="store_true", help="skip unreadable videos (counted, listed)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=100)
@@ -86,7 +88,8 @@ def config_from_args(args: argparse.Namespace) -> dict:
         "data": {"train": args.data, "val": args.val, "test": args.test, "root": args.root, "format": args.format,
                  "classes": args.classes, "frame_interval": args.frame_interval, "size": args.size,
                  "resize": args.resize or round(args.size * 256 / 224), "flip": not args.no_flip,
-                 "num_workers": args.workers, "on_error": "skip" if args.skip_corrupt else "raise"},
+                 "num_workers": args.workers, "cache_decoded": args.cache_decoded,
+                 "on_error": "skip" if args.skip_corrupt else "raise"},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "base_lr": args.lr,
                   "base_batch": args.lr_batch, "weight_decay": args.weight_decay, "schedule": args.schedule,
                   "milestones": args.milestones, "warmup_epochs": args.warmup_epochs,

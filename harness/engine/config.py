@@ -35,6 +35,7 @@ class DataConfig:
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multiscale: crop sides as fractions of the short side
     num_workers: int = 2
     decode_threads: int = 1
+    cache_decoded: bool = False  # decode each video once per process and sample from memory (small sets)
     on_error: str = "raise"  # raise | skip
     classes: str | None = None  # class-index file (kinetics_csv)
     frame_template: str = "img_{:05d}.jpg"  # raw frames

@@ -173,7 +173,8 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
             extra["frame_template"] = data.frame_template
         root = data.root if data.root else str(Path(path).resolve().parent)
         return VideoDataset(path, root, sampler, transform=transform, format=data.format,
-                            on_error=data.on_error, decode_threads=data.decode_threads, seed=seed, **extra)
+                            on_error=data.on_error, decode_threads=data.decode_threads, seed=seed,
+                            cache_decoded=data.cache_decoded, **extra)
 
     train, val, test = make(data.train, "train"), make(data.val, "val"), make(data.test, "test")
     labels = [lab for ds in (train, val, test) if ds is not None for lab in ds.labels]
