@@ -226,6 +226,31 @@ def test_debug_executor_runs_profile_grid_and_resubmission_skips(tmp_path, monke
     assert f["tsm_r18_dsa"] > f["tsn_r18"]
 
 
+def test_report_leaves_out_runs_of_an_earlier_version_of_the_grid(tmp_path, monkeypatch):
+    """Changing a grid's recipe gives new run ids; the old runs stay on disk but are not averaged in."""
+    from harness.report import write_report
+    from harness.results.rundir import read_grid_manifest
+
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "tiny.yaml")
+    old = submit(grid_file, cluster="debug", results_root="results")
+    grid_dir = tmp_path / "results" / "runs" / "tiny_profile"
+    assert read_grid_manifest(grid_dir)["run_ids"] == [r.run_id for r in old.runs]
+    write_grid(tmp_path / "tiny.yaml", base={"model": dict(TINY_MODEL), "profile": {**TINY_PROFILE, "size": 48}})
+    assert submit(grid_file, cluster="local", results_root="results", dry_run=True).submitted  # a dry run ...
+    assert read_grid_manifest(grid_dir)["run_ids"] == [r.run_id for r in old.runs]  # ... changes nothing
+    new = submit(grid_file, cluster="debug", results_root="results")
+    assert {r.run_id for r in new.runs}.isdisjoint(r.run_id for r in old.runs)
+    assert read_grid_manifest(grid_dir)["run_ids"] == [r.run_id for r in new.runs]
+    (tmp_path / "experiments").mkdir()
+    index = write_report("results", "reports", formats=("md",), experiments_dir=tmp_path / "experiments").read_text()
+    assert "- runs: 2 (2 done)" in index and "not shown: 2 run(s) of an earlier version" in index
+    table = (tmp_path / "reports" / "tiny_profile.md").read_text()
+    gflops = {RunDir(r.run_dir).read_final()["profile"]["gflops_per_view"] for r in new.runs}
+    assert all(f"{g:.2f}" in table for g in gflops)
+    assert all(f"{RunDir(r.run_dir).read_final()['profile']['gflops_per_view']:.2f}" not in table for r in old.runs)
+
+
 def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     # size 8 passes the grid's checks but profile_model refuses it (needs >= 16): a runtime failure

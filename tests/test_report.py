@@ -112,6 +112,26 @@ def test_paper_order_with_numeric_keys(results):
     assert "paper test.top1" not in table.columns  # no verified number: no paper or delta column
 
 
+def test_rows_follow_the_grid_files_axes_without_a_paper_csv(results):
+    runs = load_runs(results / "runs")
+    exp = results / "experiments"
+    # product x zip, as the launcher expands it: the table reads in the same order
+    (exp / "ratio.yaml").write_text(
+        "name: ratio\naxes:\n  product:\n    model.variant: [i3d_r50_dsa]\n"
+        "  zip:\n    model.split_ratio: [0.25, 1.0, 0.125, 0.5]\n"
+        "report:\n  rows: [model.variant, model.split_ratio]\n  metrics: [test.top1]\n")
+    meta = GridMeta.load("ratio", exp)
+    assert meta.axes_order == [{"model.variant": "i3d_r50_dsa", "model.split_ratio": r}
+                               for r in (0.25, 1.0, 0.125, 0.5)]
+    table = grid_table(runs[runs["grid"] == "ratio"], meta)
+    assert list(table["model.split_ratio"]) == [0.25, 1.0, 0.125, 0.5]
+    # a row the grid file no longer lists comes last, not lost
+    (exp / "ratio.yaml").write_text("name: ratio\naxes:\n  zip:\n    model.split_ratio: [0.5, 0.125, 1.0]\n"
+                                    "report:\n  rows: [model.split_ratio]\n  metrics: [test.top1]\n")
+    table = grid_table(runs[runs["grid"] == "ratio"], GridMeta.load("ratio", exp))
+    assert list(table["model.split_ratio"])[:3] == [0.5, 0.125, 1.0] and len(table) == 4
+
+
 def test_read_paper_errors_and_label(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("# source: x\nmodel.variant,test.top1\na,1.0\nb,2.0,3.0\n")

@@ -57,7 +57,7 @@ from harness.launch.grid import (
     load_grid,
 )
 from harness.launch.tasks import SNAPSHOT_FILE, RunBatch, RunTask, now_iso, update_job_marker
-from harness.results.rundir import RunDir, atomic_write_json, read_json
+from harness.results.rundir import RunDir, atomic_write_json, read_json, write_grid_manifest
 
 CLUSTERS = ("slurm", "local", "debug")
 LIVE = ("queued", "running", "requeued", "unknown")
@@ -485,6 +485,9 @@ def submit(grid_path: str | os.PathLike, cluster: str = "local", results_root: s
     grid, runs = load_and_expand(grid_path, results_root, check_data=check_data)
     to_submit, skipped, _ = plan_submission(runs, retry_failed)
     result = SubmitResult(grid=grid, runs=runs, skipped=skipped)
+    if not dry_run:  # what the grid is now: reports leave out runs of earlier versions of the grid file
+        write_grid_manifest(results_root / "runs" / grid.name, grid=grid.name, grid_file=str(grid.path),
+                            run_ids=[r.run_id for r in runs], written_at=now_iso())
     if dry_run or not to_submit:
         result.submitted = [] if not dry_run else to_submit
         return result

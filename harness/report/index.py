@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.report.tables import GridMeta, format_key, grid_table, key_label, read_paper, to_latex, to_markdown
-from harness.results.rundir import atomic_write_bytes
+from harness.results.rundir import atomic_write_bytes, read_grid_manifest
 from harness.results.store import load_metrics, load_runs, to_csv
 
 FORMATS = ("md", "tex", "png", "svg")
@@ -68,6 +68,18 @@ def _status_counts(runs: pd.DataFrame) -> str:
 
 
 LABEL = "_label"
+
+
+def current_runs(runs: pd.DataFrame, grid_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split one grid's runs into (current, stale) by the grid manifest ``grid_dir/_grid.json``
+    (written by ``sweep submit``): a run whose id the grid file no longer expands to was made by an
+    earlier version of it (another recipe) and must not be averaged with the current runs. Without a
+    manifest every run is current."""
+    manifest = read_grid_manifest(grid_dir)
+    if manifest is None or runs.empty:
+        return runs, runs.iloc[0:0]
+    current = runs["run_id"].isin(set(manifest["run_ids"]))
+    return runs[current], runs[~current]
 
 
 def _row_labels(frame: pd.DataFrame, rows: list[str]) -> pd.Series:
@@ -284,18 +296,18 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     fig_cache = FigureCache(out / "figures") if image_formats else None
     grids_info, specs = [], []
     for name in names:
-        g = runs[runs["grid"] == name]
+        g, stale = current_runs(runs[runs["grid"] == name], Path(results_root) / "runs" / name)
         meta = GridMeta.load(name, experiments_dir)
         paper, notes = read_paper(meta.paper_reference)
         table = grid_table(g, meta, paper)
         grid_specs = figure_specs(name, g, table, meta, out / "figures", image_formats)
-        grids_info.append((name, g, meta, notes, table, len(specs), len(grid_specs)))
+        grids_info.append((name, g, stale, meta, notes, table, len(specs), len(grid_specs)))
         specs += grid_specs
     figures = draw_figures(specs, fig_cache)
     if fig_cache is not None and fig_cache.drawn:
         fig_cache.save()
     sections = []
-    for name, g, meta, notes, table, first, count in grids_info:
+    for name, g, stale, meta, notes, table, first, count in grids_info:
         figs = figures[first:first + count]
         done = g[g["status"] == "done"]
         section = [f"## {name}", ""]
@@ -304,6 +316,9 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
         section += [f"- reproduces: {meta.paper_table or '-'}",
                     f"- runs: {len(g)} ({_status_counts(g)}); finished: {_dates(done)}",
                     f"- hardware: {_hardware(done)}"]
+        if len(stale):
+            section.append(f"- not shown: {len(stale)} run(s) of an earlier version of the grid file (no longer "
+                           f"among its runs; still in `{Path(results_root) / 'runs' / name}` and in `runs.csv`)")
         if meta.paper_reference:
             section.append(f"- {table.attrs.get('label', 'paper')} numbers: `{meta.paper_reference}`")
             text = " ".join(n for n in notes if not n.lower().startswith("label:"))
@@ -342,4 +357,5 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     return path
 
 
-__all__ = ["FORMATS", "FigureCache", "FigureSpec", "draw_figures", "figure_specs", "grid_figures", "write_report"]
+__all__ = ["FORMATS", "FigureCache", "FigureSpec", "current_runs", "draw_figures", "figure_specs", "grid_figures",
+           "write_report"]

@@ -10,6 +10,10 @@ A run directory ``results/runs/<grid>/<run_id>/`` holds:
     job.json        launcher marker: scheduler job id, attempts, submission time
     error.json      last failure (exception type, message, traceback tail)
 
+Beside the run directories of a grid, ``results/runs/<grid>/_grid.json`` (the grid manifest, written by
+``sweep submit``) lists the run ids the grid file expands to now; a run folder of the grid that it does
+not list comes from an earlier version of the grid file and is left out of tables.
+
 The engine and the launcher write through this module; the store and reports read
 through it. Every write of a JSON file is atomic (temp file in the same folder, fsync,
 rename), so a reader never sees half a file and a killed writer loses nothing that was
@@ -34,6 +38,7 @@ CHECKPOINT = "checkpoint.pt"
 LOG = "log.txt"
 JOB = "job.json"
 ERROR = "error.json"
+GRID_MANIFEST = "_grid.json"
 
 
 def _json_default(obj: Any) -> Any:
@@ -236,3 +241,24 @@ def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
         if CONFIG in filenames:
             dirnames[:] = []
             yield RunDir(dirpath)
+
+
+def write_grid_manifest(grid_dir: str | os.PathLike, *, grid: str, grid_file: str, run_ids: list[str],
+                        written_at: str) -> Path:
+    """Record, atomically, that grid ``grid`` (from ``grid_file``) now consists of exactly ``run_ids``:
+    ``<grid_dir>/_grid.json``. Returns its path."""
+    path = Path(grid_dir) / GRID_MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"grid": grid, "grid_file": str(grid_file), "run_ids": list(run_ids),
+                             "written_at": written_at})
+    return path
+
+
+def read_grid_manifest(grid_dir: str | os.PathLike) -> dict | None:
+    """The manifest written by :func:`write_grid_manifest`, or None if there is none (a grid never
+    submitted through ``sweep submit``, or runs made by hand) or it cannot be read."""
+    try:
+        doc = read_json(Path(grid_dir) / GRID_MANIFEST)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("run_ids"), list) else None
