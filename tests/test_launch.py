@@ -245,6 +245,7 @@ def test_report_leaves_out_runs_of_an_earlier_version_of_the_grid(tmp_path, monk
     (tmp_path / "experiments").mkdir()
     index = write_report("results", "reports", formats=("md",), experiments_dir=tmp_path / "experiments").read_text()
     assert "- runs: 2 (2 done)" in index and "not shown: 2 run(s) of an earlier version" in index
+    assert "runs: 4 (4 done) in 1 grid(s); 2 of them made by earlier versions of their grid files, not shown" in index
     table = (tmp_path / "reports" / "tiny_profile.md").read_text()
     gflops = {RunDir(r.run_dir).read_final()["profile"]["gflops_per_view"] for r in new.runs}
     assert all(f"{g:.2f}" in table for g in gflops)

@@ -159,6 +159,27 @@ def test_other_aggregators_start_as_identity_and_isolate_videos(agg):
     assert not torch.allclose(m(x2)[:4, :8], y[:4, :8] + 1)
 
 
+@pytest.mark.parametrize("name, order_sensitive", [
+    ("i3d_r18_dsa", True), ("tsm_r18_dsa", True), ("i3d_r18_static", True), ("i3d_r18_nonlocal", False),
+    ("tsm_r18", False),
+])
+def test_which_models_can_tell_the_order_of_snippets(name, order_sensitive):
+    """Reversing a video's snippets changes the prediction only where an aggregator sees snippet
+    positions (DSA and the static conv: kernel taps for u-1, u, u+1). Non-local attention across
+    snippets has no position encoding: equivariant to permuting them, so with the mean over snippets the
+    prediction is order-blind (why it stays at chance on the synthetic set's order classes)."""
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=5, width=8, num_snippets=4, num_frames=2).eval()
+    with torch.no_grad():  # aggregators start as the identity and the last BN of a block at 0: make them act
+        for mod_name, p in m.named_parameters():
+            if "aggregator" in mod_name or not p.any():
+                p.add_(torch.rand_like(p))
+        x = torch.randn(2, 4, 3, 2, 32, 32)
+        y, y_rev = m(x), m(x.flip(1))
+    change = ((y - y_rev).abs().max() / y.abs().max()).item()
+    assert change > 1e-4 if order_sensitive else change < 1e-5, change
+
+
 @pytest.mark.parametrize("overrides, field", [
     (dict(kernel_size=4), "kernel_size"),
     (dict(split_ratio=0), "split_ratio"),

@@ -271,14 +271,18 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     names = list(dict.fromkeys(grids or available))
     image_formats = tuple(f for f in ("png", "svg") if f in formats)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    done_all = runs[runs["status"] == "done"]
+    splits = {name: current_runs(runs[runs["grid"] == name], Path(results_root) / "runs" / name) for name in names}
+    n_stale = sum(len(stale) for _, stale in splits.values())
+    shown = pd.concat([g for g, _ in splits.values()]) if splits else runs
+    done_all = shown[shown["status"] == "done"]
     out.mkdir(parents=True, exist_ok=True)
     to_csv(runs.drop(columns=["path"]), out / "runs.csv")
     index = [
         "# DSA harness report", "",
         f"- generated: {now}, from `{Path(results_root) / 'runs'}`",
         f"- runs: {len(runs)} ({_status_counts(runs) if len(runs) else 'none'}) in {len(available)} grid(s); "
-        "all runs, one row each: [`runs.csv`](runs.csv)",
+        + (f"{n_stale} of them made by earlier versions of their grid files, not shown; " if n_stale else "")
+        + "all runs, one row each: [`runs.csv`](runs.csv)",
         f"- finished: {_dates(done_all)}",
         f"- hardware: {_hardware(done_all)}",
         "",
@@ -296,7 +300,7 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     fig_cache = FigureCache(out / "figures") if image_formats else None
     grids_info, specs = [], []
     for name in names:
-        g, stale = current_runs(runs[runs["grid"] == name], Path(results_root) / "runs" / name)
+        g, stale = splits[name]
         meta = GridMeta.load(name, experiments_dir)
         paper, notes = read_paper(meta.paper_reference)
         table = grid_table(g, meta, paper)
