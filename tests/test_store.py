@@ -137,3 +137,16 @@ def test_to_csv_round_trip(runs_root, tmp_path):
 def test_empty_or_missing_root(tmp_path):
     runs = load_runs(tmp_path / "nothing")
     assert runs.empty and list(runs.columns) == BASE_COLUMNS and runs.attrs["problems"] == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"epoch": 0}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),
+    ('{"epoch": 0}\n\n{"epoch": 1}\n{"epo', [{"epoch": 0}, {"epoch": 1}]),  # torn last line skipped
+    ('{"epoch": 0}\n{"a": 1},{"b": 2}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),  # two objects: skipped
+    ('{"epoch": 0}\n3\n', [{"epoch": 0}, 3]),  # what the line-by-line reader yields, read in one go or not
+    ("", []),
+])
+def test_metrics_read_in_one_parse_equal_line_by_line(tmp_path, text, expected):
+    rd = RunDir(tmp_path / "run").create()
+    rd.metrics_path.write_text(text)
+    assert rd.read_metrics() == list(rd.iter_metrics()) == expected

@@ -223,7 +223,21 @@ class RunDir:
                     continue
 
     def read_metrics(self) -> list[dict]:
-        return list(self.iter_metrics())
+        """All metric records (as :meth:`iter_metrics`). The whole file is parsed as one JSON array when
+        every line is complete (one parser call instead of one per epoch: reports read thousands of
+        runs); otherwise line by line, skipping a torn line."""
+        try:
+            text = self.metrics_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:
+            records = json.loads("[" + ",".join(lines) + "]")
+        except json.JSONDecodeError:
+            return list(self.iter_metrics())
+        if len(records) == len(lines) and all(isinstance(r, dict) for r in records):
+            return records
+        return list(self.iter_metrics())  # odd lines (not one object each): the line-by-line rules decide
 
     def is_done(self) -> bool:
         return self.read_final() is not None
