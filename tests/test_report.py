@@ -12,9 +12,10 @@ import pytest
 
 from harness.cli import main
 from harness.report import GridMeta, grid_table, read_paper, to_latex, to_markdown, to_terminal, write_report
+from harness.report.index import current_runs
 from harness.report.plots import ablation_curve, pareto_front, scatter_tradeoff, training_curves
 from harness.report.tables import format_key
-from harness.results.rundir import RunDir
+from harness.results.rundir import RunDir, write_grid_manifest
 from harness.results.store import load_metrics, load_runs
 
 TOP1 = {"i3d_r50": [70.0, 71.0, 73.0], "i3d_r50_dsa": [75.5, 76.0, 77.0], "tsm_r50": [72.0]}
@@ -112,24 +113,27 @@ def test_paper_order_with_numeric_keys(results):
     assert "paper test.top1" not in table.columns  # no verified number: no paper or delta column
 
 
-def test_rows_follow_the_grid_files_axes_without_a_paper_csv(results):
+def test_rows_follow_the_grid_files_order_without_a_paper_csv(results):
     runs = load_runs(results / "runs")
-    exp = results / "experiments"
-    # product x zip, as the launcher expands it: the table reads in the same order
-    (exp / "ratio.yaml").write_text(
-        "name: ratio\naxes:\n  product:\n    model.variant: [i3d_r50_dsa]\n"
-        "  zip:\n    model.split_ratio: [0.25, 1.0, 0.125, 0.5]\n"
-        "report:\n  rows: [model.variant, model.split_ratio]\n  metrics: [test.top1]\n")
-    meta = GridMeta.load("ratio", exp)
-    assert meta.axes_order == [{"model.variant": "i3d_r50_dsa", "model.split_ratio": r}
-                               for r in (0.25, 1.0, 0.125, 0.5)]
-    table = grid_table(runs[runs["grid"] == "ratio"], meta)
+    grid_dir = results / "runs" / "ratio"
+    ratio = runs[runs["grid"] == "ratio"]
+    ids = {r: sorted(ratio.loc[ratio["model.split_ratio"] == r, "run_id"]) for r in RATIO_TOP1}
+    # the manifest lists the runs in the launcher's expansion order: the table reads in the same order
+    write_grid_manifest(grid_dir, grid="ratio", grid_file="ratio.yaml", written_at="now",
+                        run_ids=[i for r in (0.25, 1.0, 0.125, 0.5) for i in ids[r]])
+    shown, stale = current_runs(ratio, grid_dir)
+    assert stale.empty and len(shown) == len(ratio)
+    table = grid_table(shown, GridMeta("ratio"))
     assert list(table["model.split_ratio"]) == [0.25, 1.0, 0.125, 0.5]
-    # a row the grid file no longer lists comes last, not lost
-    (exp / "ratio.yaml").write_text("name: ratio\naxes:\n  zip:\n    model.split_ratio: [0.5, 0.125, 1.0]\n"
-                                    "report:\n  rows: [model.split_ratio]\n  metrics: [test.top1]\n")
-    table = grid_table(runs[runs["grid"] == "ratio"], GridMeta.load("ratio", exp))
-    assert list(table["model.split_ratio"])[:3] == [0.5, 0.125, 1.0] and len(table) == 4
+    # a row the grid file no longer lists is stale: left out, not lost (still on disk and in the runs table)
+    write_grid_manifest(grid_dir, grid="ratio", grid_file="ratio.yaml", written_at="now",
+                        run_ids=[i for r in (0.5, 0.125, 1.0) for i in ids[r]])
+    shown, stale = current_runs(ratio, grid_dir)
+    table = grid_table(shown, GridMeta("ratio"))
+    assert list(table["model.split_ratio"]) == [0.5, 0.125, 1.0] and sorted(stale["run_id"]) == ids[0.25]
+    # an unreadable manifest hides nothing
+    (grid_dir / "_grid.json").write_text("{torn")
+    assert current_runs(ratio, grid_dir)[0].equals(ratio)
 
 
 def test_read_paper_errors_and_label(tmp_path):

@@ -48,6 +48,7 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from harness.report import write_report
+    from harness.report.index import current_runs
     from harness.report.tables import GridMeta, grid_table, read_paper, to_terminal
     from harness.results.store import load_runs, to_csv
 
@@ -60,7 +61,8 @@ def _report(args: argparse.Namespace) -> int:
         if args.print:
             for name in args.grid or sorted(runs["grid"].dropna().unique()):
                 meta = GridMeta.load(name, args.experiments)
-                table = grid_table(runs[runs["grid"] == name], meta, read_paper(meta.paper_reference)[0])
+                shown, _ = current_runs(runs[runs["grid"] == name], Path(args.results) / "runs" / name)
+                table = grid_table(shown, meta, read_paper(meta.paper_reference)[0])
                 print(f"\n{name}" + (f": {meta.paper_table}" if meta.paper_table else ""))
                 print(to_terminal(table, meta) if not table.empty else "(no finished run yet)")
     print(f"report: {path}")

@@ -73,13 +73,16 @@ LABEL = "_label"
 def current_runs(runs: pd.DataFrame, grid_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split one grid's runs into (current, stale) by the grid manifest ``grid_dir/_grid.json``
     (written by ``sweep submit``): a run whose id the grid file no longer expands to was made by an
-    earlier version of it (another recipe) and must not be averaged with the current runs. Without a
-    manifest every run is current."""
+    earlier version of it (another recipe) and must not be averaged with the current runs. Current runs
+    come in the manifest's order (the launcher's expansion order), so tables read as the grid file does.
+    Without a readable manifest every run is current, in the order given."""
     manifest = read_grid_manifest(grid_dir)
     if manifest is None or runs.empty:
         return runs, runs.iloc[0:0]
-    current = runs["run_id"].isin(set(manifest["run_ids"]))
-    return runs[current], runs[~current]
+    position = {run_id: i for i, run_id in enumerate(manifest["run_ids"])}
+    where = runs["run_id"].map(position)
+    current = where.notna()
+    return runs[current].iloc[where[current].to_numpy().argsort(kind="stable")], runs[~current]
 
 
 def _row_labels(frame: pd.DataFrame, rows: list[str]) -> pd.Series:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import math
 import os
@@ -82,9 +81,6 @@ class GridMeta:
     task: str | None = None
     rows: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
-    axes_order: list[dict] = field(default_factory=list)
-    """The grid's axis values in the order its runs expand (product x zip, seeds left out): tables list
-    rows in this order, so they read as the grid file does."""
 
     @classmethod
     def load(cls, name: str, experiments_dir: str | os.PathLike = "experiments") -> GridMeta:
@@ -104,22 +100,7 @@ class GridMeta:
         return cls(name=name, title=str(doc.get("description") or ""), paper_table=str(doc.get("paper_table") or ""),
                    paper_reference=_resolve_reference(doc.get("paper_reference"), experiments_dir),
                    task=doc.get("task"), rows=list(report.get("rows") or []),
-                   metrics=list(report.get("metrics") or []), axes_order=_axes_order(doc.get("axes")))
-
-
-def _axes_order(axes) -> list[dict]:
-    """``axes`` of a grid file -> one ``{axis: value}`` per combination, in expansion order (product
-    outermost, then the zipped rows; the same order as ``harness.launch.grid.expand``). Malformed axes
-    give an empty list: validating grids is the launcher's job, a report only orders its rows."""
-    if not isinstance(axes, dict):
-        return []
-    product, zipped = axes.get("product") or {}, axes.get("zip") or {}
-    if not isinstance(product, dict) or not isinstance(zipped, dict) \
-            or not all(isinstance(v, list) for v in (*product.values(), *zipped.values())):
-        return []
-    zip_rows = list(zip(*zipped.values())) if zipped else [()]
-    return [{**dict(zip(product, combo)), **dict(zip(zipped, row))}
-            for combo in itertools.product(*product.values()) for row in zip_rows]
+                   metrics=list(report.get("metrics") or []))
 
 
 def _resolve_reference(ref: str | None, experiments_dir: Path) -> str | None:
@@ -207,8 +188,8 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
     ``runs``); columns: the keys, ``n`` (runs averaged, i.e. seeds), for each metric its mean and
     ``<metric> std`` (sample std, ddof = 1; NaN for one run), and for each metric the paper has a
     number for: ``paper <metric>`` and ``delta <metric>`` (ours - paper). Rows in the paper CSV's
-    order first, then in the grid file's order (``meta.axes_order``), then in order of appearance.
-    ``table.attrs`` holds ``rows``, ``metrics`` and the reference ``label``."""
+    order first, then ours in order of appearance (``harness.report.index.current_runs`` puts a grid's
+    runs in the grid file's order). ``table.attrs`` holds ``rows``, ``metrics`` and the reference ``label``."""
     done = runs[runs["status"] == "done"]
     rows = [r for r in (meta.rows or varying_columns(runs) or ["model.variant"]) if r in runs.columns]
     rows = rows or ["run_id"]
@@ -243,17 +224,7 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
                 lookup = {k: v for k, v in zip(keys, p[m]) if not pd.isna(v)}
                 table[f"paper {m}"] = table["_key"].map(lookup).astype(float)
                 table[f"delta {m}"] = table[m] - table[f"paper {m}"]
-    grid_order: dict = {}
-    axis_rows = [j for j, r in enumerate(rows) if meta.axes_order and r in meta.axes_order[0]]
-    for i, combo in enumerate(meta.axes_order):
-        grid_order.setdefault(tuple(_key(combo[rows[j]]) for j in axis_rows), i)
-
-    def rank(i: int, key: tuple) -> tuple:  # paper rows, then the grid file's order, then appearance
-        if key in order:
-            return (0, order[key], i)
-        return (1, grid_order.get(tuple(key[j] for j in axis_rows), len(grid_order)), i)
-
-    table["_order"] = [rank(i, k) for i, k in enumerate(table["_key"])]
+    table["_order"] = [order.get(k, len(order) + i) for i, k in enumerate(table["_key"])]
     table = table.sort_values("_order", kind="stable").drop(columns=["_order", "_key"]).reset_index(drop=True)
     table.attrs.update(attrs)
     return table
