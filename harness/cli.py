@@ -12,6 +12,8 @@ import importlib
 import json
 import sys
 
+from harness.errors import HarnessError
+
 COMMAND_MODULES = (
     "harness.models.commands",   # list
     "harness.measure.commands",  # profile
@@ -22,9 +24,6 @@ COMMAND_MODULES = (
     "harness.reproduce",         # reproduce (the main job)
 )
 
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one message, exit code 2."""
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         rc = args.func(args)
-    except (UsageError, ValueError, FileNotFoundError) as e:
+    except (HarnessError, ValueError, FileNotFoundError) as e:
         print(f"dsa-harness {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

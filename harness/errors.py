@@ -1,0 +1,32 @@
+"""The project's own error types: what a user can fix, as opposed to a bug.
+
+``dsa-harness`` prints a :class:`HarnessError` as one line (``dsa-harness COMMAND: error: ...``) and
+exits with code 2; any other exception is a bug and keeps its traceback. Each type also derives from
+the built-in it refines (``ValueError``, ``FileNotFoundError``), so library callers that catch those
+keep working. This module imports nothing: every floor of the package may raise these.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Bad input or a state the user can fix; the message names the file / field and the fix."""
+
+
+class UsageError(HarnessError, ValueError):
+    """A command line that cannot be carried out as given (conflicting or malformed options)."""
+
+
+class ConfigError(HarnessError, ValueError):
+    """A run configuration (grid, recipe, ``--set``, config.json) with an unknown key or a bad value."""
+
+
+class RunDirError(HarnessError, ValueError):
+    """A run folder that cannot take this command (it holds another run, or a finished one)."""
+
+
+class MissingFileError(HarnessError, FileNotFoundError):
+    """An input file (annotation list, grid, recipe, checkpoint) that does not exist."""
+
+
+__all__ = ["ConfigError", "HarnessError", "MissingFileError", "RunDirError", "UsageError"]
