@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,6 +20,7 @@ from harness.models import (
 )
 from harness.models.config import paper_stage_masks
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(width=8, num_classes=7, num_snippets=4, num_frames=2)
 
 
@@ -213,6 +219,28 @@ def test_stage_mask_spellings():
 def test_list_variants_wildcards():
     assert {"tsm_r50", "tsm_r50_dsa", "i3d_r50", "i3d_r50_dsa", "tsm_r18_dsa", "i3d_r18_dsa"} <= set(list_variants())
     assert list_variants("i3d_r50*") == ["i3d_r50", "i3d_r50_dsa", "i3d_r50_nonlocal", "i3d_r50_static"]
+
+
+def test_registry_and_config_import_without_torch():
+    """Resolving and listing variants (grid expansion, `sweep show`) must not pay for importing torch."""
+    code = ("import sys, harness.models.registry as r; r.resolve_config('i3d_r50_dsa'); "
+            "from harness.models import list_variants, resolve_config, ModelConfig; list_variants(); "
+            "resolve_config('tsm_r18', width=16); ModelConfig(); "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_public_model_name_resolves():
+    import harness.models as models
+
+    assert sorted(models.__all__) == sorted(models._SOURCES)
+    for name in models.__all__:
+        assert getattr(models, name) is not None, name
+    assert models.create_model is create_model
+    with pytest.raises(AttributeError):
+        models.no_such_name  # noqa: B018
 
 
 def test_model_rejects_wrong_input_layout():

@@ -15,11 +15,12 @@ import difflib
 import fnmatch
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from harness.models.config import ModelConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _VARIANTS: dict[str, Mapping[str, Any]] = {}
 
