@@ -37,6 +37,24 @@ def test_every_variant_builds_and_has_the_right_output_shape(name):
     assert len(model.aggregator_modules()) == expected
 
 
+@pytest.mark.parametrize("flavour", ["tsm", "i3d"])
+@pytest.mark.parametrize(("depth", "position"), [
+    (d, p) for d in (18, 50) for p in ("res", "res_2", "res_3", "bottom") + (("res_4",) if d == 50 else ())])
+def test_aggregators_fit_the_channels_at_every_position(flavour, depth, position):
+    """The one channel map (config.aggregator_channels) sizes every block's aggregator, first blocks included:
+    each aggregator is built for the channels of the tensor it actually receives at its position."""
+    torch.manual_seed(0)
+    model = create_model(f"{flavour}_r{depth}_dsa", position=position, stage_masks="all", **SMALL).eval()
+    aggregators = model.aggregator_modules()
+    assert len(aggregators) == sum(model.config.stage_blocks)
+    seen = {}
+    for agg in aggregators:
+        agg.register_forward_pre_hook(lambda m, args: seen.__setitem__(m, args[0].shape[1]))
+    with torch.no_grad():
+        assert model(torch.randn(1, 4, 3, 2, 32, 32)).shape == (1, 7)
+    assert [agg.channels for agg in aggregators] == [seen[agg] for agg in aggregators]
+
+
 def test_paper_default_placement_r50():
     cfg = resolve_config("i3d_r50_dsa")
     assert cfg.stage_masks == ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from harness.models.aggregators import build_aggregator
-from harness.models.config import ModelConfig, is_bottleneck
+from harness.models.config import STAGE_NAMES, ModelConfig, aggregator_channels, is_bottleneck, stage_width
 from harness.models.shift import temporal_shift
 
 
@@ -126,7 +126,8 @@ class VideoResNet(nn.Module):
 
         cin = w0
         for s, (n_blocks, mask) in enumerate(zip(config.stage_blocks, config.stage_masks)):
-            width = w0 * 2**s
+            width = stage_width(config, s)
+            stage_channels = aggregator_channels(config, STAGE_NAMES[s])  # (first block, other blocks)
             cout = width * block_cls.expansion
             inflate = ops.three_d and s >= 2  # res4, res5
             kt = 3 if inflate else 1  # bottleneck conv1 -> 3x1x1, basic conv1 -> 3x3x3
@@ -135,10 +136,8 @@ class VideoResNet(nn.Module):
                 stride = 2 if (b == 0 and s > 0) else 1
                 aggregator = None
                 if config.aggregator != "avg" and mask[b]:
-                    channels = {"res": cin, "res_2": width, "res_3": width if block_cls is Bottleneck else cout,
-                                "res_4": cout, "bottom": cout}[config.position]
                     aggregator = build_aggregator(
-                        config.aggregator, channels, num_snippets=config.num_snippets,
+                        config.aggregator, stage_channels[0 if b == 0 else 1], num_snippets=config.num_snippets,
                         num_frames=config.num_frames, split_ratio=config.split_ratio, alpha=config.alpha,
                         kernel_size=config.kernel_size,
                         with_identity=config.with_identity or config.position == "bottom", layout=ops.layout,
