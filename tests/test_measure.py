@@ -7,8 +7,8 @@ import json
 import pytest
 
 from harness.cli import main
-from harness.measure import profile_model
-from harness.models import list_variants
+from harness.measure import profile_model, profile_record
+from harness.models import create_model, list_variants, resolve_config
 
 
 def test_resnet50_8_frames_matches_reference_flops_and_params():
@@ -45,6 +45,25 @@ def test_every_variant_profiles_with_no_unaccounted_op(name):
 def test_views_multiply_per_video_cost():
     r = profile_model("i3d_r18_dsa", {"width": 8}, snippets=4, frames=2, size=32, views=6, latency=False)
     assert r["gflops_per_video"] == pytest.approx(6 * r["gflops_per_view"])
+
+
+CONTRACT_KEYS = {  # CONTRACTS.md, "Measure API"
+    "variant", "flavour", "depth", "aggregator", "snippets", "frames", "size", "views", "gflops_per_view",
+    "gflops_per_video", "params_m", "params_m_no_classifier", "aggregator_params", "unsupported_ops", "latency_ms",
+    "latency_iqr_ms", "throughput_clips_s", "batch", "threads", "device", "device_name"}
+MEASURED_KEYS = {"batch", "threads", "device", "device_name", "latency_ms", "latency_iqr_ms", "throughput_clips_s"}
+
+
+def test_profile_record_is_the_cost_part_of_profile_model():
+    """One builder of the cost record: profile_model = profile_record + what it measures on a device."""
+    full = profile_model("i3d_r18_dsa", {"width": 8}, snippets=4, frames=2, size=32, views=6, latency=False)
+    assert CONTRACT_KEYS <= set(full)
+    config = resolve_config("i3d_r18_dsa", width=8, num_frames=2)
+    cost = profile_record(config, size=32, views=6)
+    assert set(full) - set(cost) == MEASURED_KEYS
+    assert cost == {k: full[k] for k in cost}
+    # a given (e.g. trained) model of the same architecture counts the same
+    assert profile_record(config, size=32, views=6, model=create_model(config)) == cost
 
 
 def test_latency_record_fields():

@@ -422,11 +422,9 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
             + "".join(f", {k} {v['top1']:.1f}%" for k, v in test.get("groups", {}).items()))
     final = None
     if ctx.is_main:
-        from harness.measure.flops import count_flops, count_params
+        from harness.measure.profile import profile_record
 
-        size = dcfg.size
-        flops = count_flops(model.cpu(), (torch.zeros(1, U, 3, mcfg.num_frames, size, size),))
-        params = count_params(model)
+        profile = profile_record(mcfg, size=dcfg.size, views=ecfg.views, model=model)
         metrics = rd.read_metrics()
         final = {
             "run_id": cfg.get("run_id") or rd.run_id, "task": "train", "status": "done",
@@ -434,13 +432,7 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
             "wall_time_s": time.time() - started,
             **describe_environment(device),
             "world_size": ctx.world_size,
-            "profile": {"variant": mcfg.name, "gflops_per_view": flops["flops"] / 1e9,
-                        "gflops_per_video": flops["flops"] * ecfg.views / 1e9, "views": ecfg.views,
-                        "size": size, "snippets": U, "frames": mcfg.num_frames,
-                        "params_m": params["params"] / 1e6,
-                        "params_m_no_classifier": params["params_no_classifier"] / 1e6,
-                        "aggregator_params": params["aggregator_params"],
-                        "unsupported_ops": flops["unsupported_ops"]},
+            "profile": profile,
             "train": {"epochs": tcfg.epochs, "global_batch": global_batch, "peak_lr": peak_lr,
                       "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
                       "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None},

@@ -3,7 +3,7 @@
 from harness.measure.environment import describe_environment, device_name, git_commit
 from harness.measure.flops import count_flops, count_params
 from harness.measure.latency import measure_latency
-from harness.measure.profile import profile_model
+from harness.measure.profile import profile_model, profile_record
 
 __all__ = ["count_flops", "count_params", "describe_environment", "device_name", "git_commit",
-           "measure_latency", "profile_model"]
+           "measure_latency", "profile_model", "profile_record"]

@@ -1,13 +1,61 @@
-"""One profiling record per variant: FLOPs, params, latency — ready for a results table."""
+"""One profiling record per variant: FLOPs, params, latency — ready for a results table.
+
+``profile_record`` builds the cost part (FLOPs, params) of the record: both the ``profile`` task
+(``profile_model``, which adds latency) and training runs (``final.json``'s ``profile``) use it, so
+their records carry the same cost keys.
+"""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from harness.measure.environment import device_name
 from harness.measure.flops import count_flops, count_params
 from harness.measure.latency import measure_latency
 from harness.models import create_model, resolve_config
+from harness.models.config import ModelConfig
+
+
+def profile_record(config: ModelConfig, *, size: int, views: int = 1, model: nn.Module | None = None) -> dict:
+    """FLOPs and params of ``config`` on one view (1, U, 3, T, size, size), with the config's identity.
+
+    ``gflops_per_video = gflops_per_view * views``. ``model`` (built from ``config``, e.g. a trained one)
+    is counted instead of a fresh build when given; FLOPs and params depend only on the architecture.
+    Counting runs on the CPU: a given model is moved there.
+    """
+    if views < 1 or size < 16:
+        raise ValueError(f"views={views}, size={size}: need views >= 1, size >= 16")
+    if model is None:
+        model = create_model(config)
+    model = model.cpu()
+    U, T = config.num_snippets, config.num_frames
+    flops = count_flops(model, (torch.zeros(1, U, 3, T, size, size),))
+    params = count_params(model)
+    return {
+        "variant": config.name,
+        "flavour": config.flavour,
+        "depth": config.depth,
+        "width": config.width,
+        "aggregator": config.aggregator,
+        "position": config.position,
+        "split_ratio": config.split_ratio,
+        "alpha": config.alpha,
+        "kernel_size": config.kernel_size,
+        "snippets": U,
+        "frames": T,
+        "size": size,
+        "num_classes": config.num_classes,
+        "views": views,
+        "gflops_per_view": flops["flops"] / 1e9,
+        "gflops_per_video": flops["flops"] * views / 1e9,
+        "aggregator_gflops_per_view": flops["aggregator_flops"] / 1e9,
+        "flops_by_operator": flops["flops_by_operator"],
+        "unsupported_ops": flops["unsupported_ops"],
+        "params_m": params["params"] / 1e6,
+        "params_m_no_classifier": params["params_no_classifier"] / 1e6,
+        "aggregator_params": params["aggregator_params"],
+    }
 
 
 def profile_model(variant: str, overrides: dict | None = None, *, snippets: int | None = None,
@@ -32,32 +80,8 @@ def profile_model(variant: str, overrides: dict | None = None, *, snippets: int 
         raise ValueError(f"views={views}, batch={batch}, size={size}: need views >= 1, batch >= 1, size >= 16")
     model = create_model(config).eval()
     U, T = config.num_snippets, config.num_frames
-    one = torch.randn(1, U, 3, T, size, size)
-    flops = count_flops(model, (one,))
-    params = count_params(model)
-    record = {
-        "variant": variant,
-        "flavour": config.flavour,
-        "depth": config.depth,
-        "width": config.width,
-        "aggregator": config.aggregator,
-        "position": config.position,
-        "split_ratio": config.split_ratio,
-        "alpha": config.alpha,
-        "kernel_size": config.kernel_size,
-        "snippets": U,
-        "frames": T,
-        "size": size,
-        "num_classes": config.num_classes,
-        "views": views,
-        "gflops_per_view": flops["flops"] / 1e9,
-        "gflops_per_video": flops["flops"] * views / 1e9,
-        "aggregator_gflops_per_view": flops["aggregator_flops"] / 1e9,
-        "flops_by_operator": flops["flops_by_operator"],
-        "unsupported_ops": flops["unsupported_ops"],
-        "params_m": params["params"] / 1e6,
-        "params_m_no_classifier": params["params_no_classifier"] / 1e6,
-        "aggregator_params": params["aggregator_params"],
+    record = profile_record(config, size=size, views=views, model=model)
+    record.update({
         "batch": batch,
         "device": device,
         "device_name": device_name(device),
@@ -65,7 +89,7 @@ def profile_model(variant: str, overrides: dict | None = None, *, snippets: int 
         "latency_iqr_ms": None,
         "throughput_clips_s": None,
         "threads": threads or torch.get_num_threads(),
-    }
+    })
     if latency:
         dev = torch.device(device)
         model = model.to(dev)
