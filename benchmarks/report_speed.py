@@ -4,18 +4,16 @@ Writes N run folders in a temp dir, shaped like real ones (config.json as the la
 final.json with a full profile record, hardware, versions, test metrics and a 200-entry per-class
 list; metrics.jsonl with one line per epoch), spread over five grids like the paper's (backbones,
 split-ratio, alpha and kernel-size ablations, aggregators; 2 or 3 seeds each) with grid files, then
-times ``write_report`` in every format (md, tex, png, svg):
+times ``write_report`` in every format (md, tex, png, svg). Nothing is cached between reports: every
+report reads and parses every run folder and draws every figure (the OS file cache is warm, as the files
+were just written), so each report is a cold one:
 
-* cold: no store or figure cache (every run folder read and parsed, every figure drawn; the OS file
-  cache is warm, as the files were just written);
-* warm: cache hits (nothing changed since the last report);
-* one run changed: one final.json rewritten, so the store re-reads one run and that grid's figures
-  are redrawn;
-* tables only (md, tex), warm.
+* in-process: ``write_report`` with the modules already imported (as ``make reproduce`` calls it);
+* command: one `dsa-harness report` in a fresh process (interpreter start and imports included), in
+  every format, then tables only (md, tex).
 
-Each is one `dsa-harness report` command in a fresh process (interpreter start and imports included),
-timed as wall-clock and as the CPU time of that process: on a shared machine the wall time also
-counts the time other processes held the cores.
+Commands are timed as wall-clock and as the CPU time of that process: on a shared machine the wall time
+also counts the time other processes held the cores.
 
 Prints the figures and records them in results/benchmarks/report_speed.json.
 
@@ -106,9 +104,8 @@ def make_runs(root: Path, n: int, epochs: int) -> None:
                      "views": 6, "loss": 1.1, "per_class_acc": [top1] * 200, "groups": {"g0": {"top1": top1}}}})
 
 
-def _clear_caches(root: Path) -> None:
+def _clear_reports(root: Path) -> None:
     shutil.rmtree(root / "reports", ignore_errors=True)
-    (root / "runs" / ".store_cache.pkl").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,30 +141,25 @@ def main(argv: list[str] | None = None) -> int:
             return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
         load_before = os.getloadavg()[0]
-        _clear_caches(root)
-        timings = {"in-process, cold": in_process(), "in-process, warm": in_process()}
-        _clear_caches(root)
-        timings["command, cold"] = command()
-        timings["command, warm"] = command()
-        rd = RunDir(root / "runs" / "backbones" / f"{0:012x}")
-        final = rd.read_final()
-        final["test"]["top1"] = 12.5
-        rd.write_final(final)
-        timings["command, one run changed"] = command()
-        timings["command, tables only (md,tex)"] = command("md,tex")
-        load_after = os.getloadavg()[0]
+        timings = {"in-process": in_process()}
+        _clear_reports(root)
+        timings["command"] = command()
         index = (root / "reports" / "README.md").read_text()
         figures = len(list((root / "reports" / "figures").glob("*.png")))
-        cache_mb = (root / "runs" / ".store_cache.pkl").stat().st_size / 2**20
+        _clear_reports(root)
+        timings["command, tables only (md,tex)"] = command("md,tex")
+        load_after = os.getloadavg()[0]
+        written = sorted(p.name for p in (root / "runs").iterdir() if p.is_file())
     assert f"runs: {args.runs} ({args.runs} done)" in index
+    assert not written, f"a report wrote into the results folder: {written}"
     record = {"benchmark": "report_speed", "runs": args.runs, "epochs_per_run": args.epochs, "grids": len(GRIDS),
-              "figures_png": figures, "make_runs_s": t_make, "store_cache_mb": cache_mb, "target_s": 5.0,
+              "figures_png": figures, "make_runs_s": t_make, "target_s": 5.0,
               "timings": {k: {"wall_s": w, "cpu_s": c} for k, (w, c) in timings.items()},
               "load_average_1min": [load_before, load_after], "cpu_count": os.cpu_count(),
               "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **describe_environment()}
     atomic_write_json(args.out, record)
     print(f"{args.runs} runs x {args.epochs} epochs in {len(GRIDS)} grids (generated in {t_make:.1f} s); "
-          f"{figures} figures, each as PNG and SVG; store cache {cache_mb:.1f} MB")
+          f"{figures} figures, each as PNG and SVG")
     print(f"machine: {os.cpu_count()} cores, 1-min load average {load_before:.1f} before, {load_after:.1f} after "
           "(with other processes on the cores, wall > CPU)")
     print(f"{'full report (md, tex, png, svg) unless stated':46s}  {'wall':>7s}  {'CPU':>7s}")

@@ -14,7 +14,6 @@ import importlib
 
 _EXPORTS = {
     "write_report": "harness.report.index",
-    "FigureCache": "harness.report.index",
     "GridMeta": "harness.report.tables",
     "grid_table": "harness.report.tables",
     "read_paper": "harness.report.tables",

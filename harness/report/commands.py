@@ -52,10 +52,10 @@ def _report(args: argparse.Namespace) -> int:
     from harness.report.tables import GridMeta, grid_table, read_paper, to_terminal
     from harness.results.store import load_runs, to_csv
 
+    runs = load_runs(Path(args.results) / "runs")  # read once: for the report and what is printed here
     path = write_report(results_root=args.results, reports_dir=args.out, grids=args.grid, formats=formats,
-                        experiments_dir=args.experiments)
+                        experiments_dir=args.experiments, runs=runs)
     if args.print or args.csv:
-        runs = load_runs(Path(args.results) / "runs")  # cached: cheap
         if args.csv:
             print(f"runs table: {to_csv(runs, args.csv)} ({len(runs)} runs)")
         if args.print:

@@ -9,15 +9,12 @@ each grid's table and figures), ``reports/<grid>.md`` and ``.tex`` (tables),
 ``reports/figures/<grid>_*.png|svg``, ``reports/runs.csv`` (one row per run).
 
 Every number of ours comes from the run directories under ``results/runs``; paper numbers come only from
-``experiments/paper/*.csv`` (verified cells). Figures whose inputs did not change since the last report
-are not redrawn (``reports/figures/.figure_cache.json``), and the store caches parsed runs, so a report
-after a few new runs costs little more than its tables.
+``experiments/paper/*.csv`` (verified cells). Every report reads every run and draws every figure: nothing
+is cached between reports.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -99,63 +96,6 @@ def _row_labels(frame: pd.DataFrame, rows: list[str]) -> pd.Series:
     return out
 
 
-def _frame_digest(frame: pd.DataFrame) -> bytes:
-    try:
-        return pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    except TypeError:  # unhashable cells (lists): hash the text
-        return frame.to_csv(index=False).encode()
-
-
-class FigureCache:
-    """Skips redrawing a figure whose inputs are unchanged: the plotting function's name, its data
-    (content hash of the frame), its arguments, the plotting code (plots.py) and the matplotlib version
-    make the key; an entry counts only while every file it wrote still exists. Kept in
-    ``<figures>/.figure_cache.json``."""
-
-    FILE = ".figure_cache.json"
-
-    def __init__(self, fig_dir: Path):
-        self.path = fig_dir / self.FILE
-        self.entries: dict = {}
-        self.drawn = self.reused = 0
-        try:
-            self.entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
-        import matplotlib
-
-        from harness.report import plots
-
-        h = hashlib.sha256(Path(plots.__file__).read_bytes())
-        h.update(matplotlib.__version__.encode())
-        self._code = h.digest()
-
-    def key(self, fn_name: str, frame: pd.DataFrame, out: Path, kwargs: dict) -> str:
-        h = hashlib.sha256(self._code)
-        h.update(repr((fn_name, str(out), sorted((k, repr(v)) for k, v in kwargs.items()),
-                       list(frame.columns), [str(t) for t in frame.dtypes])).encode())
-        h.update(_frame_digest(frame))
-        return h.hexdigest()
-
-    def get(self, out: Path, key: str) -> dict | None:
-        """The stored metadata of ``out`` if drawn from the same inputs and its files are all there."""
-        hit = self.entries.get(str(out))
-        if hit and hit.get("key") == key and all(Path(p).is_file() for p in hit["info"].get("paths", [])):
-            self.reused += 1
-            return hit["info"]
-        return None
-
-    def put(self, out: Path, key: str, info: dict) -> None:
-        self.entries[str(out)] = {"key": key, "info": info}
-        self.drawn += 1
-
-    def save(self) -> None:
-        try:
-            atomic_write_bytes(self.path, json.dumps(self.entries, sort_keys=True, default=str).encode())
-        except OSError:
-            pass
-
-
 @dataclass
 class FigureSpec:
     """One figure to draw: ``plots.<fn>(frame, out=out, **kwargs)``, shown in the index as ``title``."""
@@ -214,26 +154,21 @@ def _draw(fn: str, frame: pd.DataFrame, out: Path, kwargs: dict) -> dict:
     return getattr(plots, fn)(frame, out=out, **kwargs)
 
 
-def draw_figures(specs: list[FigureSpec], cache: FigureCache | None = None) -> list[dict]:
-    """Draw ``specs`` (skipping those the cache holds from the same inputs) and return each figure's
-    metadata (paths, labels, point counts; ``title`` = the spec's, ``plot_title`` = the plot's).
-    Sequential: drawing in forked workers was slower on the shared 2-core machine."""
+def draw_figures(specs: list[FigureSpec]) -> list[dict]:
+    """Draw ``specs`` and return each figure's metadata (paths, labels, point counts; ``title`` = the
+    spec's, ``plot_title`` = the plot's). Sequential: drawing in forked workers was slower on the shared
+    2-core machine."""
     figures = []
     for s in tqdm(specs, desc="figures", unit=" fig", leave=False, disable=None, delay=1.0):
-        key = cache.key(s.fn, s.frame, s.out, s.kwargs) if cache is not None else None
-        info = cache.get(s.out, key) if cache is not None else None
-        if info is None:
-            info = _draw(s.fn, s.frame, s.out, s.kwargs)
-            if cache is not None:
-                cache.put(s.out, key, info)
+        info = _draw(s.fn, s.frame, s.out, s.kwargs)
         figures.append({**info, "plot_title": info.get("title", ""), "title": s.title})
     return figures
 
 
 def grid_figures(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path,
-                 formats: tuple[str, ...], cache: FigureCache | None = None) -> list[dict]:
+                 formats: tuple[str, ...]) -> list[dict]:
     """Draw one grid's figures (see :func:`figure_specs`); returns their metadata."""
-    return draw_figures(figure_specs(name, runs, table, meta, fig_dir, formats), cache)
+    return draw_figures(figure_specs(name, runs, table, meta, fig_dir, formats))
 
 
 def _anchor(heading: str) -> str:
@@ -253,17 +188,19 @@ def _figure_lines(fig: dict, out: Path) -> list[str]:
 
 def write_report(results_root: str | os.PathLike = "results", reports_dir: str | os.PathLike = "reports",
                  grids: list[str] | None = None, formats: tuple[str, ...] = ("md", "tex", "png", "svg"),
-                 experiments_dir: str | os.PathLike = "experiments") -> Path:
+                 experiments_dir: str | os.PathLike = "experiments", runs: pd.DataFrame | None = None) -> Path:
     """Regenerate ``reports_dir`` from the runs under ``results_root/runs``: per grid a table
     (``<grid>.md`` with ``md``, ``<grid>.tex`` with ``tex``) and figures (``figures/<grid>_*.png|svg``
     with ``png``/``svg``), ``runs.csv`` (one row per run) and the index ``README.md`` linking them all
     with hardware, dates, run and status counts. ``grids``: only these (ValueError if one has no runs).
-    Returns the path of ``README.md``."""
+    ``runs``: that folder's ``load_runs`` frame when the caller has read it already. Returns the path
+    of ``README.md``."""
     bad = set(formats) - set(FORMATS)
     if bad:
         raise ValueError(f"unknown report format(s) {sorted(bad)}; choose from {', '.join(FORMATS)}")
     out = Path(reports_dir)
-    runs = load_runs(Path(results_root) / "runs")
+    if runs is None:
+        runs = load_runs(Path(results_root) / "runs")
     problems = runs.attrs.get("problems", [])
     available = sorted(runs["grid"].dropna().unique()) if not runs.empty else []
     if grids:
@@ -300,7 +237,6 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     if names:
         index += ["| grid | reproduces | runs | table | figures |", "|---|---|---|---|---|"]
         contents_at = len(index)
-    fig_cache = FigureCache(out / "figures") if image_formats else None
     grids_info, specs = [], []
     for name in names:
         g, stale = splits[name]
@@ -310,9 +246,7 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
         grid_specs = figure_specs(name, g, table, meta, out / "figures", image_formats)
         grids_info.append((name, g, stale, meta, notes, table, len(specs), len(grid_specs)))
         specs += grid_specs
-    figures = draw_figures(specs, fig_cache)
-    if fig_cache is not None and fig_cache.drawn:
-        fig_cache.save()
+    figures = draw_figures(specs)
     sections = []
     for name, g, stale, meta, notes, table, first, count in grids_info:
         figs = figures[first:first + count]
@@ -364,5 +298,5 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     return path
 
 
-__all__ = ["FORMATS", "FigureCache", "FigureSpec", "current_runs", "draw_figures", "figure_specs", "grid_figures",
+__all__ = ["FORMATS", "FigureSpec", "current_runs", "draw_figures", "figure_specs", "grid_figures",
            "write_report"]

@@ -25,15 +25,14 @@ incomplete  started and stopped without final.json or error (killed, cancelled, 
 ==========  =====================================================================================
 
 Reading is tolerant: a missing or half-written file is reported in ``runs.attrs["problems"]`` (a list
-of ``(run path, message)``) and never raises. A cache (``<root>/.store_cache.pkl``) keyed by each run
-file's (mtime_ns, size) makes reloading thousands of runs cheap: only changed runs are re-read.
+of ``(run path, message)``) and never raises. Nothing is cached on disk: every call reads every run
+(5,000 runs in about a second), and reading writes nothing into the results folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,10 +40,8 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from harness.results.rundir import CONFIG, ERROR, FINAL, JOB, METRICS, RunDir, atomic_write_bytes, iter_run_dirs
+from harness.results.rundir import METRICS, RunDir, atomic_write_bytes, iter_run_dirs
 
-CACHE_FILE = ".store_cache.pkl"
-CACHE_VERSION = 5
 STATUSES = ("done", "running", "failed", "pending", "incomplete")
 BASE_COLUMNS = ["run_id", "grid", "task", "seed", "status", "path"]
 BOOK_COLUMNS = ["epochs_done", "job_state", "error", "last.train_loss", "last.val_top1"]
@@ -65,7 +62,7 @@ def flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
         prefix = ""
     for k, v in obj.items():
         if isinstance(v, _SCALARS):
-            out[sys.intern(prefix + k)] = v  # interned: the cache pickles each name once
+            out[sys.intern(prefix + k)] = v  # interned: thousands of rows share one copy of each name
         elif isinstance(v, dict):
             flatten(v, f"{prefix}{k}.", out)
         elif isinstance(v, (list, tuple)):
@@ -77,17 +74,13 @@ def flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
     return out
 
 
-def _signature(rd: RunDir) -> tuple:
-    """(mtime_ns, size) of every file the row is built from; None for absent files."""
-    base = str(rd.path)
-    sig = []
-    for name in (CONFIG, FINAL, METRICS, JOB, ERROR):
-        try:
-            st = os.stat(os.path.join(base, name))
-            sig.append((st.st_mtime_ns, st.st_size))
-        except FileNotFoundError:
-            sig.append(None)
-    return tuple(sig)
+def _metrics_signature(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a metrics.jsonl; None when absent."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def _torn_last_line(rd: RunDir) -> bool:
@@ -104,7 +97,7 @@ def _torn_last_line(rd: RunDir) -> bool:
 
 
 def _columnar(records: list[dict]) -> dict[str, list]:
-    """Metric records -> {name: [value per epoch]} (None where a record lacks the name): compact to cache."""
+    """Metric records -> {name: [value per epoch]} (None where a record lacks the name): compact to keep."""
     names = dict.fromkeys(sys.intern(k) for rec in records for k in rec)
     return {k: [rec.get(k) for rec in records] for k in names}
 
@@ -180,53 +173,28 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
     return row, list(config_cols), problems, _columnar(metrics)
 
 
-# path -> (signature of metrics.jsonl, metrics in columns): filled by load_runs, reused by load_metrics
-_METRICS_CACHE: dict[str, tuple[Any, dict[str, list]]] = {}
+# path -> (signature of metrics.jsonl, metrics in columns): filled by load_runs, reused by load_metrics in the
+# same process while the file is unchanged (a report reads each metrics.jsonl once, not twice)
+_METRICS_READ: dict[str, tuple[Any, dict[str, list]]] = {}
 
 
-def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -> pd.DataFrame:
+def load_runs(root: str | os.PathLike = "results/runs") -> pd.DataFrame:
     """One row per run directory under ``root`` (any depth; a run = a folder holding config.json).
 
     ``df.attrs["problems"]``: ``[(run path, message), ...]`` for missing or half-written files (never
-    fatal). ``df.attrs["config_columns"]``: the columns that came from config.json. With ``cache``, rows
-    are kept in ``root/.store_cache.pkl`` and re-read only for runs whose files changed (mtime, size)."""
+    fatal). ``df.attrs["config_columns"]``: the columns that came from config.json."""
     root = Path(root)
-    cache_path = root / CACHE_FILE
-    old: dict = {}
-    if cache and cache_path.exists():
-        try:
-            with open(cache_path, "rb") as f:
-                stored = pickle.load(f)
-            if stored.get("version") == CACHE_VERSION and stored.get("root") == str(root.resolve()):
-                old = stored["runs"]
-        except Exception:  # noqa: BLE001 - a broken or foreign cache is rebuilt
-            old = {}
-    new: dict = {}
     rows, problems, config_cols = [], [], {}
-    changed = False
-    # progress on a terminal only (disable=None), and only for slow, uncached reads
+    # progress on a terminal only (disable=None), and only for slow reads
     for rd in tqdm(iter_run_dirs(root), desc=f"reading {root}", unit=" runs", leave=False, disable=None,
                    delay=1.0, mininterval=0.5):
         key = str(rd.path)
-        sig = _signature(rd)
-        hit = old.get(key)
-        if hit is not None and hit[0] == sig:
-            entry = hit
-        else:
-            entry = (sig, *_read_run(rd))
-            changed = True
-        new[key] = entry
-        _, row, cols, probs, recs = entry
+        sig = _metrics_signature(os.path.join(key, METRICS))
+        row, cols, probs, recs = _read_run(rd)
         rows.append(row)
         config_cols.update(dict.fromkeys(cols))
         problems += [(key, p) for p in probs]
-        _METRICS_CACHE[key] = (sig[2], recs)
-    if cache and root.exists() and (changed or new.keys() != old.keys()):
-        try:
-            atomic_write_bytes(cache_path, pickle.dumps({"version": CACHE_VERSION, "root": str(root.resolve()),
-                                                         "runs": new}, protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
-            pass  # a read-only results folder: no cache, still correct
+        _METRICS_READ[key] = (sig, recs)
     df = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
     for col in BASE_COLUMNS:
         if col not in df.columns:
@@ -251,12 +219,8 @@ def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) 
     total = 0
     for path, *values in runs[["path", *tags]].itertuples(index=False, name=None):
         rd = RunDir(path)
-        try:
-            st = os.stat(rd.metrics_path)
-            sig = (st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            sig = None
-        hit = _METRICS_CACHE.get(str(path))
+        sig = _metrics_signature(rd.metrics_path)
+        hit = _METRICS_READ.get(str(path))
         run_cols = hit[1] if hit is not None and hit[0] == sig else _columnar(rd.read_metrics())
         n = len(next(iter(run_cols.values()), ()))
         if not n:
