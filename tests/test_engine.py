@@ -26,8 +26,6 @@ from harness.engine.train import (
     lr_factor,
     train_and_evaluate,
 )
-from harness.measure import profile_record
-from harness.models import resolve_config
 from harness.results.rundir import RunDir
 
 
@@ -137,6 +135,9 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     assert final["test"]["views"] == 6 and final["test"]["num_videos"] == 6
     assert final["profile"]["unsupported_ops"] == {}
     # the same cost record as the profile task's (harness.measure.profile_record), for the trained architecture
+    from harness.measure import profile_record
+    from harness.models import resolve_config
+
     cost = profile_record(resolve_config("tsm_r18_dsa", width=8, num_frames=2, dropout=0.3, num_classes=3),
                           size=32, views=6)
     assert final["profile"] == cost
