@@ -4,7 +4,6 @@ invalid grids submitting nothing, and a training run preempted mid-way that resu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import time
@@ -92,15 +91,6 @@ def test_invalid_grid_submits_nothing(slurm_cluster, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # a tiny training run preempted mid-way
 
-def _require_engine():
-    """Skip only while the training engine has not been written; a broken engine fails the test."""
-    import harness.engine
-
-    if not hasattr(harness.engine, "train_and_evaluate") and importlib.util.find_spec("harness.engine.train") is None:
-        pytest.skip("harness.engine.train_and_evaluate does not exist yet")
-    from harness.engine import train_and_evaluate  # noqa: F401  (an ImportError here is a real failure)
-
-
 def _write_videos(folder: Path, n: int = 8, frames: int = 16, size: int = 32) -> Path:
     """Tiny real mp4 files (two classes: bright or dark) and a `video` annotation list."""
     import av
@@ -145,7 +135,6 @@ def _train_grid(path: Path, name: str, ann: Path) -> Path:
 
 @pytest.mark.slow
 def test_training_run_preempted_midway_resumes_to_the_same_result(slurm_cluster, tmp_path, monkeypatch):
-    _require_engine()
     monkeypatch.chdir(tmp_path)
     ann = _write_videos(tmp_path / "videos")
 

@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from harness.results.rundir import METRICS, RunDir, atomic_write_bytes, iter_run_dirs
+from harness.results.rundir import RunDir, atomic_write_bytes, iter_run_dirs
 
 STATUSES = ("done", "running", "failed", "pending", "incomplete")
 BASE_COLUMNS = ["run_id", "grid", "task", "seed", "status", "path"]
@@ -189,7 +189,7 @@ def load_runs(root: str | os.PathLike = "results/runs") -> pd.DataFrame:
     for rd in tqdm(iter_run_dirs(root), desc=f"reading {root}", unit=" runs", leave=False, disable=None,
                    delay=1.0, mininterval=0.5):
         key = str(rd.path)
-        sig = _metrics_signature(os.path.join(key, METRICS))
+        sig = _metrics_signature(rd.metrics_path)
         row, cols, probs, recs = _read_run(rd)
         rows.append(row)
         config_cols.update(dict.fromkeys(cols))
