@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from harness.config import TrainConfig
 from harness.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from harness.engine.config import TrainConfig
 from harness.engine.evaluate import classification_metrics
 from harness.engine.train import (
     PAUSE_ENV,
@@ -26,6 +26,7 @@ from harness.engine.train import (
     lr_factor,
     train_and_evaluate,
 )
+from harness.errors import RunDirError
 from harness.results.rundir import RunDir
 
 
@@ -137,6 +138,13 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     assert all(m["clips_per_s"] > 0 for m in metrics)
     # idempotent: a second call returns the same final record without training
     assert train_and_evaluate(_config(colour_set, epochs=4), tmp_path / "run", echo=False) == final
+    # a finished folder refuses another config, naming the differing keys; nothing is rewritten
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
+    other = _config(colour_set, epochs=5)
+    other["model"] = {**other["model"], "variant": "tsm_r18"}
+    with pytest.raises(RunDirError, match=r"model\.variant: 'tsm_r18_dsa' -> 'tsm_r18'.*train\.epochs: 4 -> 5"):
+        train_and_evaluate(other, tmp_path / "run", echo=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()} == before
     # checkpoints load with weights_only=True
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 4 and state["step"] == 0
@@ -144,7 +152,7 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
 
 def test_other_config_in_same_folder_is_refused(colour_set, tmp_path):
     RunDir(tmp_path / "r").create().write_config({**_config(colour_set), "seed": 5})
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(RunDirError, match=r"holds another run \(seed: 5 -> 0\)"):
         train_and_evaluate(_config(colour_set), tmp_path / "r", echo=False)
 
 

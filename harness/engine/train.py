@@ -33,6 +33,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from harness.config import (
+    IDENTITY_VERSION,
+    DataConfig,
+    EvalConfig,
+    RunConfig,
+    TrainConfig,
+    describe_diff,
+    identity_diff,
+)
 from harness.engine.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -40,11 +49,11 @@ from harness.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from harness.engine.config import DataConfig, EvalConfig, TrainConfig, resolve_run_config
 from harness.engine.distributed import DistributedContext, all_gather_objects, barrier, init_distributed
 from harness.engine.evaluate import classification_metrics, predict
+from harness.errors import ConfigError, RunDirError
 from harness.measure.environment import describe_environment
-from harness.models import create_model, resolve_config
+from harness.models import create_model
 from harness.results.rundir import RunDir
 
 PREV_CHECKPOINT = "checkpoint.prev.pt"
@@ -244,26 +253,68 @@ class _Log:
             print(line, flush=True)
 
 
-def _identity(cfg: dict) -> dict:
-    return {k: v for k, v in cfg.items() if k not in ("resources", "grid", "run_id")}
+def _stored_identity(record: dict) -> dict:
+    """The identity a config.json was written with: its sections resolved again, with the input
+    fingerprints it recorded (not today's files). Records of the earlier identity scheme (no
+    ``identity_version``) have no fingerprints: their sections alone are compared."""
+    ident = RunConfig.from_dict(record).identity()
+    if record.get("identity_version") == IDENTITY_VERSION and isinstance(record.get("inputs"), dict):
+        ident["inputs"] = record["inputs"]
+    else:
+        ident.pop("inputs", None)
+        ident.pop("identity_version", None)
+    return ident
 
 
-def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
+def open_run_dir(config: dict | RunConfig, run_dir: str | Path) -> tuple[RunDir, RunConfig, dict | None]:
+    """Check that ``run_dir`` can take ``config`` and return (run dir, resolved config, final record
+    or None). A folder holding another run (different resolved config, or the same config over
+    changed input files) is refused with ``RunDirError`` naming the keys that differ; a finished run
+    of the same config returns its final record (nothing is redone)."""
+    rc = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    given = config if isinstance(config, dict) else {}
+    rd = RunDir(run_dir)
+    new = rc.identity()
+    on_disk = None
+    if rd.config_path.exists():
+        try:
+            on_disk = rd.read_config()
+            if not isinstance(on_disk, dict):
+                raise ValueError("not a JSON object")
+            old = _stored_identity(on_disk)
+        except (ValueError, OSError) as e:
+            raise RunDirError(f"{rd.config_path}: not a run config this harness can read ({e}); "
+                              "use another --out folder") from None
+        cmp_new = {k: v for k, v in new.items() if k in old}
+        keys = identity_diff(old, cmp_new)
+        if keys:
+            raise RunDirError(f"{rd.path} holds another run ({describe_diff(old, cmp_new, keys)}); use another "
+                              "--out folder, or the run's own settings to resume or re-read it")
+    for record in (given, on_disk or {}):
+        stored = record.get("run_id")
+        if stored and record.get("identity_version") == IDENTITY_VERSION and stored != rc.run_id:
+            keys = identity_diff(_stored_identity(record), new)
+            raise RunDirError(f"{rd.path}: run {stored} now resolves to run id {rc.run_id} "
+                              f"({describe_diff(_stored_identity(record), new, keys) or 'harness defaults changed'}); "
+                              "its inputs or the harness changed since it was configured: submit it again")
+    return rd, rc, rd.read_final()
+
+
+def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: bool = True,
                        progress: bool | None = None) -> dict:
-    """Train ``config`` (see CONTRACTS.md) in ``run_dir``, resuming if possible; then test. Returns the
-    final record (also written to final.json)."""
-    rd = RunDir(run_dir).create()
-    done = rd.read_final()
+    """Train ``config`` (a run config dict or ``RunConfig``, see harness/config.py) in ``run_dir``,
+    resuming if possible; then test. Returns the final record (also written to final.json). A
+    finished run of the same config is returned as is; a folder of another run is refused."""
+    rd, rc, done = open_run_dir(config, run_dir)
     if done is not None:
         return done
-    cfg = resolve_run_config(config)
+    rd.create()
+    carried = {k: v for k, v in (config if isinstance(config, dict) else {}).items()
+               if k in ("grid", "resources")}
     on_disk = rd.read_config() if rd.config_path.exists() else None
-    if on_disk is not None:
-        if _identity(resolve_run_config(on_disk)) != _identity(cfg):
-            raise ValueError(f"{rd.path} holds a run with a different config; use another --out folder")
-        cfg = {**on_disk, **cfg}  # resolved sections win; the launcher's run_id / grid / resources are kept
-    tcfg = TrainConfig(**{**cfg["train"], "milestones": tuple(cfg["train"]["milestones"])})
-    dcfg, ecfg = DataConfig(**cfg["data"]), EvalConfig(**cfg["eval"])  # lists -> tuples in __post_init__
+    carried = {**{k: v for k, v in (on_disk or {}).items() if k in ("grid", "resources")}, **carried}
+    cfg = rc.record(**carried)
+    tcfg, dcfg, ecfg = rc.train, rc.data, rc.eval
     device = _device(tcfg)
     ctx = init_distributed(device.type)
     log = _Log(rd, ctx, echo)
@@ -277,11 +328,11 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
     seed = cfg["seed"]
     started = time.time()
 
-    overrides = {k: v for k, v in cfg["model"].items() if k != "variant"}
-    mcfg = resolve_config(cfg["model"]["variant"], **overrides)
+    mcfg = rc.model
     data = build_data(dcfg, ecfg, mcfg.num_snippets, mcfg.num_frames, seed)
-    if "num_classes" not in overrides:
-        mcfg = mcfg.replace(num_classes=data.num_classes)
+    if data.num_classes > mcfg.num_classes:
+        raise ConfigError(f"model.num_classes={mcfg.num_classes}, but the data has labels up to "
+                          f"{data.num_classes - 1} ({dcfg.annotation}); set model.num_classes >= {data.num_classes}")
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = create_model(mcfg).to(device)

@@ -13,7 +13,6 @@ from harness.launch.grid import (
     GridValidationError,
     Resources,
     RunSpec,
-    compute_run_id,
     expand,
     load_grid,
     validate_runs,
@@ -23,6 +22,6 @@ from harness.launch.tasks import describe_environment, run_task
 
 __all__ = [
     "Grid", "GridError", "GridValidationError", "LaunchOptions", "Resources", "RunSpec", "cancel",
-    "collect_status", "compute_run_id", "describe_environment", "expand", "load_grid", "run_grid", "run_task",
+    "collect_status", "describe_environment", "expand", "load_grid", "run_grid", "run_task",
     "submit", "validate_runs",
 ]

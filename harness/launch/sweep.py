@@ -46,13 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.config import get_dotted
+from harness.errors import ConfigError
 from harness.launch.grid import (
     Grid,
     GridValidationError,
     Resources,
     RunSpec,
     expand,
-    get_dotted,
     load_and_expand,
     load_grid,
 )
@@ -476,13 +477,18 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
 
 def submit(grid_path: str | os.PathLike, cluster: str = "local", results_root: str | os.PathLike = "results",
            options: LaunchOptions | None = None, retry_failed: bool = False, check_data: bool = True,
-           dry_run: bool = False, wait_debug: bool = True) -> SubmitResult:
+           dry_run: bool = False, wait_debug: bool = True, overrides: list | None = None) -> SubmitResult:
     """Validate every run of the grid (raising ``GridValidationError`` with all problems, nothing
     submitted), skip runs that are done, alive, or failed (unless ``retry_failed``), and submit the
     rest. Returns at once for slurm and local; debug runs everything before returning."""
     options = dataclasses.replace(options or LaunchOptions(cluster=cluster), cluster=cluster)
     results_root = Path(results_root).resolve()
-    grid, runs = load_and_expand(grid_path, results_root, check_data=check_data)
+    grid, runs = load_and_expand(grid_path, results_root, check_data=check_data, overrides=overrides)
+    provisional = [r for r in runs if r.run_config is not None and r.run_config.provisional]
+    if provisional:
+        missing = sorted({v[5:] for r in provisional for v in r.run_config.inputs().values() if v.startswith("path:")})
+        raise ConfigError(f"{grid.path}: run ids hash the contents of their input files, and {', '.join(missing[:3])} "
+                          f"cannot be read here: submit from a machine that sees the data")
     to_submit, skipped, _ = plan_submission(runs, retry_failed)
     result = SubmitResult(grid=grid, runs=runs, skipped=skipped)
     if not dry_run:  # what the grid is now: reports leave out runs of earlier versions of the grid file
@@ -645,11 +651,11 @@ def _submit_debug(group, folder, options, result, wait):
 # cancel / logs
 
 def cancel(grid_path: str | os.PathLike, results_root: str | os.PathLike = "results",
-           run_ids: Iterable[str] | None = None) -> list[RunStatus]:
+           run_ids: Iterable[str] | None = None, overrides: list | None = None) -> list[RunStatus]:
     """Cancel the live jobs of a grid (or of some of its runs) and mark them cancelled.
     A local worker runs several runs: cancelling one of them stops the whole worker."""
     grid = load_grid(grid_path)
-    runs = expand(grid, Path(results_root).resolve())
+    runs = expand(grid, Path(results_root).resolve(), overrides)
     wanted = set(run_ids or [])
     if wanted:
         runs = [r for r in runs if r.run_id in wanted or any(r.run_id.startswith(w) for w in wanted)]
@@ -880,11 +886,12 @@ def show_table(grid: Grid, runs: list[RunSpec], costs: list[dict | None] | None 
 
 def run_grid(grid_path: str | os.PathLike, cluster: str = "local", results_root: str | os.PathLike = "results",
              options: LaunchOptions | None = None, retry_failed: bool = False, check_data: bool = True,
-             progress: bool = True, poll_s: float = 2.0, timeout_s: float | None = None) -> list[Path]:
+             progress: bool = True, poll_s: float = 2.0, timeout_s: float | None = None,
+             overrides: list | None = None) -> list[Path]:
     """Submit a grid and wait until no run of it is alive; returns every run directory of the grid
     (done ones have final.json; failed ones error.json). Used by ``dsa-harness reproduce``."""
     result = submit(grid_path, cluster=cluster, results_root=results_root, options=options,
-                    retry_failed=retry_failed, check_data=check_data)
+                    retry_failed=retry_failed, check_data=check_data, overrides=overrides)
     runs = result.runs
     t0 = time.time()
     tty = sys.stderr.isatty()
