@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from harness.data import build_loader, set_epoch
 from harness.engine.checkpoint import (
@@ -87,6 +87,14 @@ class TrainingInterrupted(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # data plumbing
+def build_train_loader(dataset: Dataset, tcfg: TrainConfig, dcfg: DataConfig, seed: int, ctx: DistributedContext,
+                       device: torch.device) -> DataLoader:
+    """The training loader of a run: ``harness.data.build_loader`` with the run's settings (shuffled,
+    padded shards). ``benchmarks/loader_throughput.py`` times this very call."""
+    return build_loader(dataset, tcfg.batch_size, shuffle=True, seed=seed, num_workers=dcfg.num_workers,
+                        rank=ctx.rank, world_size=ctx.world_size, device=device)
+
+
 @dataclass
 class _Data:
     train: Dataset | None
@@ -240,9 +248,8 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                  if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
-    train_loader = None if data.train is None else build_loader(
-        data.train, tcfg.batch_size, shuffle=True, seed=seed, num_workers=dcfg.num_workers, rank=ctx.rank,
-        world_size=ctx.world_size, device=device)
+    train_loader = (build_train_loader(data.train, tcfg, dcfg, seed, ctx, device) if data.train is not None
+                    else None)
     batches_per_epoch = len(train_loader) if train_loader is not None else 0  # fresh: starts at position 0
     steps_per_epoch = batches_per_epoch // tcfg.grad_accum
     if tcfg.max_steps_per_epoch:
