@@ -8,9 +8,10 @@ Contract (relied on by the launcher):
 - writes config.json (once), metrics.jsonl (per epoch), checkpoint.pt (atomic; the previous one is
   kept as checkpoint.prev.pt), log.txt and, last, final.json through ``harness.results.rundir``.
 
-Data order is a pure function of (seed, epoch): the sampler permutes with its own generator and the
-dataset derives each sample's random offsets / crops from (seed, epoch, index), so neither the number
-of workers nor an interruption changes what a step sees.
+Data order is a pure function of (seed, epoch): the loader (``harness.data.build_loader``, the one
+that training, evaluation and the loader benchmark use) permutes with its own generator and the
+dataset derives each sample's random offsets / crops from (seed, epoch, index), so neither the
+number of workers nor an interruption changes what a step sees.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from harness.config import (
     IDENTITY_VERSION,
@@ -42,6 +42,7 @@ from harness.config import (
     describe_diff,
     identity_diff,
 )
+from harness.data import build_loader, set_epoch
 from harness.engine.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -95,59 +96,12 @@ class TrainingInterrupted(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # data plumbing
-class EpochSampler(Sampler):
-    """Yields (epoch, index) pairs: a (seed, epoch) permutation (or identity), sharded i::world_size,
-    starting at position ``start`` of this rank's shard (mid-epoch resume). Training shards are padded
-    to equal length (like DistributedSampler); evaluation shards are not (no duplicated sample)."""
-
-    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 pad: bool = True):
-        self.size, self.shuffle, self.seed = size, shuffle, seed
-        self.rank, self.world_size, self.pad = rank, world_size, pad
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    def _indices(self) -> list[int]:
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size) if self.shuffle
-                 else np.arange(self.size))
-        order = order.tolist()
-        if self.pad and self.world_size > 1:
-            total = math.ceil(self.size / self.world_size) * self.world_size
-            order += order[: total - len(order)]
-        return order[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter([(self.epoch, i) for i in self._indices()[self.start:]])
-
-    def __len__(self) -> int:
-        return max(len(self._indices()) - self.start, 0)
-
-
-class _Indexed(Dataset):
-    """Wraps a harness video dataset: takes (epoch, index), returns (clips, label, index). The epoch
-    travels with the index, so persistent workers see it too."""
-
-    def __init__(self, base: Dataset):
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, index = key
-        if hasattr(self.base, "set_epoch"):
-            self.base.set_epoch(epoch)
-        clips, label = self.base[index]
-        return clips, label, index
-
-
-def _loader(dataset: Dataset, sampler: EpochSampler, batch_size: int, workers: int, seed: int,
-            device: torch.device) -> DataLoader:
-    return DataLoader(_Indexed(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=device.type == "cuda",
-                      generator=torch.Generator().manual_seed(seed))  # never touches the global RNG
+def build_train_loader(dataset: Dataset, tcfg: TrainConfig, dcfg: DataConfig, seed: int, ctx: DistributedContext,
+                       device: torch.device) -> DataLoader:
+    """The training loader of a run: ``harness.data.build_loader`` with the run's settings (shuffled,
+    padded shards). ``benchmarks/loader_throughput.py`` times this very call."""
+    return build_loader(dataset, tcfg.batch_size, shuffle=True, seed=seed, num_workers=dcfg.num_workers,
+                        rank=ctx.rank, world_size=ctx.world_size, device=device)
 
 
 @dataclass
@@ -345,9 +299,9 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
                  if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
-    train_sampler = EpochSampler(len(data.train), shuffle=True, seed=seed, rank=ctx.rank,
-                                 world_size=ctx.world_size) if data.train is not None else None
-    batches_per_epoch = math.ceil(len(train_sampler) / tcfg.batch_size) if train_sampler else 0
+    train_loader = (build_train_loader(data.train, tcfg, dcfg, seed, ctx, device) if data.train is not None
+                    else None)
+    batches_per_epoch = len(train_loader) if train_loader is not None else 0  # fresh: starts at position 0
     steps_per_epoch = batches_per_epoch // tcfg.grad_accum
     if tcfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tcfg.max_steps_per_epoch)
@@ -391,16 +345,15 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
     show = show and ctx.is_main
     U = mcfg.num_snippets
     if data.train is not None:
-        loader = _loader(data.train, train_sampler, tcfg.batch_size, dcfg.num_workers, seed, device)
         for epoch in range(start_epoch, tcfg.epochs):
             first = start_step if epoch == start_epoch else 0
-            train_sampler.set_epoch(epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
+            set_epoch(train_loader, epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
             ddp_model.train()
             t0 = time.time()
             sums = state.get("epoch_sums") if state is not None and epoch == start_epoch and first else None
             running.update(sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0})
             bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
-            it = iter(loader)
+            it = iter(train_loader)
             for step in range(first, steps_per_epoch):
                 optimizer.zero_grad(set_to_none=True)
                 for micro in range(tcfg.grad_accum):
@@ -532,9 +485,8 @@ def _load_resume_state(rd: RunDir, log) -> dict | None:
 def evaluate_dataset(model: nn.Module, dataset: Dataset, *, views: int, batch_size: int, data: _Data,
               device: torch.device, ctx: DistributedContext, seed: int, workers: int, amp_dtype) -> dict:
     """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
-    sampler = EpochSampler(len(dataset), shuffle=False, seed=seed, rank=ctx.rank, world_size=ctx.world_size,
-                           pad=False)
-    loader = _loader(dataset, sampler, batch_size, min(workers, 1), seed, device)
+    loader = build_loader(dataset, batch_size, shuffle=False, seed=seed, num_workers=min(workers, 1),
+                          rank=ctx.rank, world_size=ctx.world_size, device=device)
     model = model.to(device)
     scores, labels, index = predict(model, loader, views=views, device=device, normalize=data.normalize,
                                     amp_dtype=amp_dtype)
