@@ -37,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
-            "  dsa-harness list '*dsa*'                 variants whose name matches\n"
-            "  dsa-harness profile i3d_r50_dsa           GFLOPs, params, CPU latency\n"
-            "  dsa-harness data synth --out data/synth   write the embedded long-range video set\n"
-            "  dsa-harness reproduce                     the main job (profiling + study + report)\n"
+            "  dsa-harness list '*dsa*'                 # variants whose name matches\n"
+            "  dsa-harness profile i3d_r50_dsa           # GFLOPs, params, CPU latency\n"
+            "  dsa-harness data synth --out data/synth   # write the embedded long-range video set\n"
+            "  dsa-harness reproduce                     # the main job (profiling + study + report)\n"
             "run `dsa-harness COMMAND --help` for the options of each command."
         ),
     )

@@ -32,7 +32,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=224, help="crop size in pixels (default 224)")
     p.add_argument("--batch", type=int, default=1, help="videos per forward pass for latency (default 1)")
     p.add_argument("--views", type=int, default=1, help="test views per video, clips x crops (default 1)")
-    p.add_argument("--classes", type=int, default=400, help="number of classes (default 400)")
+    p.add_argument("--num-classes", type=int, default=400, help="number of classes (default 400)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, help="intra-op threads for latency (default: torch's)")
     p.add_argument("--no-latency", action="store_true", help="FLOPs and params only")
@@ -56,7 +56,7 @@ def _profile(args: argparse.Namespace) -> int:
     for name in tqdm(names, desc="profile", disable=len(names) < 2, leave=False):
         records.append(profile_model(
             name, dict(args.override), snippets=args.snippets, frames=args.frames, size=args.size,
-            batch=args.batch, views=args.views, device=args.device, num_classes=args.classes,
+            batch=args.batch, views=args.views, device=args.device, num_classes=args.num_classes,
             latency=not args.no_latency, threads=args.threads, min_run_time=args.min_time,
             channels_last=args.channels_last, compile=args.compile))
     if args.json:
