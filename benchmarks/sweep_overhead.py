@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.launch.grid import expand, load_grid, validate_runs  # noqa: E402
-from harness.launch.sweep import LIVE, LaunchOptions, collect_status, submit  # noqa: E402
+from harness.launch.status import LIVE, collect_status  # noqa: E402
+from harness.launch.submit import LaunchOptions, submit  # noqa: E402
 
 
 def main() -> None:

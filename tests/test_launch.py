@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.launch.control import cancel, find_run, run_logs
 from harness.launch.grid import (
     GridError,
     GridValidationError,
@@ -22,17 +23,9 @@ from harness.launch.grid import (
     load_grid,
     validate_runs,
 )
-from harness.launch.sweep import (
-    LaunchOptions,
-    cancel,
-    collect_status,
-    find_run,
-    run_grid,
-    run_logs,
-    snapshot_code,
-    status_table,
-    submit,
-)
+from harness.launch.snapshot import snapshot_code
+from harness.launch.status import collect_status, status_table
+from harness.launch.submit import LaunchOptions, run_grid, submit
 from harness.launch.tasks import RunBatch, RunTask
 from harness.results.rundir import RunDir
 
@@ -334,10 +327,10 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
                    "state": "submitted", "attempts": 0})
     # run 1: marker of a live "worker" (this very process), already started
     rd1 = RunDir(runs[1].run_dir).create()
-    from harness.launch.sweep import _proc_start_ticks
+    from harness.launch.scheduler import proc_start_ticks
 
     rd1.write_job({"cluster": "local", "job_id": str(os.getpid()), "host": os.uname().nodename,
-                   "proc_start": _proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
+                   "proc_start": proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
     assert [s.status for s in collect_status(runs)] == ["pending", "running"]
     result = submit(grid_file, cluster="debug", results_root="results")
     assert [r.run_id for r in result.submitted] == [runs[0].run_id]

@@ -15,7 +15,9 @@ import yaml
 
 from harness.engine.train import PAUSE_ENV, PAUSED_MARKER
 from harness.launch.grid import GridValidationError
-from harness.launch.sweep import LIVE, collect_status, slurm_live_jobs, submit
+from harness.launch.scheduler import slurm_live_jobs
+from harness.launch.status import LIVE, collect_status
+from harness.launch.submit import submit
 from harness.results.rundir import RunDir
 
 pytestmark = pytest.mark.slurm

@@ -28,7 +28,7 @@ Pitfalls of submitit designed against here:
 * ``UncompletedJobError`` raised by submitit's signal handler (out of requeues) is recorded and
   re-raised, never swallowed as an ordinary run failure;
 * jobs import the code when they start: the launcher starts them inside a frozen snapshot of the
-  code (``harness.launch.sweep.snapshot_code``) and passes the submission directory as ``workdir``;
+  code (``harness.launch.snapshot.snapshot_code``) and passes the submission directory as ``workdir``;
   the callable switches to it after import, so relative data paths mean what they meant at
   submission while the code stays frozen.
 """
