@@ -8,9 +8,10 @@ from pathlib import Path
 
 from harness.launch.grid import expand, load_grid
 from harness.launch.scheduler import scancel, stop_local_worker
-from harness.launch.status import LIVE, RunStatus, collect_status
+from harness.launch.status import RunStatus, collect_status
 from harness.launch.tasks import now_iso, update_job_marker
 from harness.results.rundir import RunDir
+from harness.results.status import LIVE_STATES
 
 
 def cancel(grid_path: str | os.PathLike, results_root: str | os.PathLike = "results",
@@ -22,7 +23,7 @@ def cancel(grid_path: str | os.PathLike, results_root: str | os.PathLike = "resu
     wanted = set(run_ids or [])
     if wanted:
         runs = [r for r in runs if r.run_id in wanted or any(r.run_id.startswith(w) for w in wanted)]
-    statuses = [s for s in collect_status(runs) if s.status in LIVE]
+    statuses = [s for s in collect_status(runs) if s.status in LIVE_STATES]
     slurm_ids = sorted({s.job_id for s in statuses if s.cluster == "slurm" and s.job_id})
     if slurm_ids:
         scancel(slurm_ids)

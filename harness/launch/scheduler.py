@@ -4,7 +4,7 @@
     slurm_live_jobs()        -> {job id: state} of this user's jobs in the queue (None: squeue unusable)
     slurm_final_states(ids)  -> last state sacct knows for finished jobs
     local_worker_alive(job)  -> the local worker a job marker names is still this very process
-    job_alive(job, live)     -> (alive, scheduler state) of the job a run's job.json names
+    SchedulerView().job_alive(job) -> (alive, scheduler state) of the job a run's job.json names
     scancel(ids), stop_local_worker(pid)
 """
 
@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 def _run(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
@@ -93,21 +94,37 @@ def local_worker_alive(job: dict) -> bool:
     return recorded is None or recorded == ticks
 
 
-def job_alive(job: dict | None, live_slurm: dict | None) -> tuple[bool, str | None]:
-    """(alive, scheduler state) of the job a run's job.json names, given ``live_slurm`` from
-    :func:`slurm_live_jobs` (None: squeue unusable, a SLURM job is then assumed alive)."""
-    if not job or not job.get("job_id") or job.get("state") in ("cancelled",):
+class SchedulerView:
+    """What the schedulers say of the jobs that run markers name (``harness.results.status.Scheduler``),
+    asked lazily: ``squeue`` at most once per view, and only when a SLURM job may be alive."""
+
+    _UNASKED = object()
+
+    def __init__(self) -> None:
+        self._slurm: Any = self._UNASKED
+
+    def slurm_jobs(self) -> dict[str, str] | None:
+        if self._slurm is self._UNASKED:
+            self._slurm = slurm_live_jobs()
+        return self._slurm
+
+    def job_alive(self, job: dict) -> tuple[bool, str | None]:
+        """(alive, scheduler state) of the job a run's job.json names. A SLURM job is alive while squeue
+        lists it (assumed alive when squeue is unusable: state None), a local worker while its process
+        is (state ``RUNNING``); a debug job never is afterwards (it ran in the submitting process)."""
+        if not job.get("job_id"):
+            return False, None
+        cluster = job.get("cluster")
+        if cluster == "slurm":
+            live = self.slurm_jobs()
+            if live is None:
+                return True, None
+            sched = live.get(str(job["job_id"]))
+            return sched is not None, sched
+        if cluster == "local":
+            alive = local_worker_alive(job)
+            return alive, ("RUNNING" if alive else None)
         return False, None
-    cluster = job.get("cluster")
-    if cluster == "slurm":
-        if live_slurm is None:
-            return True, None
-        sched = live_slurm.get(str(job["job_id"]))
-        return sched is not None, sched
-    if cluster == "local":
-        alive = local_worker_alive(job)
-        return alive, ("RUNNING" if alive else None)
-    return False, None  # debug: synchronous, never alive afterwards
 
 
 def scancel(job_ids: Iterable[str]) -> None:

@@ -3,21 +3,9 @@
     collect_status(runs) -> one RunStatus per run (its state, job, attempts, last metric, last error, log)
     status_table(statuses, grid) -> the table ``sweep status`` prints
 
-Run states (``RunStatus.status``):
-
-==========  ===============================================================================
-pending     never submitted, or its job vanished before the run started (stale marker)
-queued      submitted; the job is in the scheduler (or the local worker is alive) but the run
-            has not started
-running     started and its job is alive
-requeued    preempted or timed out, checkpointed, back in the queue
-done        ``final.json`` exists and parses (whatever the scheduler says)
-failed      the last attempt raised (``error.json``); resubmitted only with ``retry_failed``
-incomplete  started earlier, no live job, no error recorded (killed, cancelled by the
-            scheduler, node failure): resubmitted by default, resumes from its checkpoint
-cancelled   cancelled with ``sweep cancel``; resubmitted by default
-unknown     a SLURM job whose state cannot be read (no ``squeue``): treated as alive
-==========  ===============================================================================
+``RunStatus.status`` is ``harness.results.status.run_state`` of the run asked with the scheduler
+(squeue, local worker processes): the states are documented there, once; ``sacct`` then explains
+runs left incomplete by a SLURM job.
 """
 
 from __future__ import annotations
@@ -29,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.launch.grid import Grid, RunSpec
-from harness.launch.scheduler import job_alive, slurm_final_states, slurm_live_jobs
+from harness.launch.scheduler import SchedulerView, slurm_final_states
 from harness.results.rundir import RunDir
-
-LIVE = ("queued", "running", "requeued", "unknown")
+from harness.results.status import run_state
 
 
 @dataclass
@@ -53,58 +40,31 @@ class RunStatus:
 
 
 def collect_status(runs: list[RunSpec]) -> list[RunStatus]:
-    """The state of every run, from its run directory and one scheduler query (see module doc)."""
-    records = []
-    need_squeue = False
-    for run in runs:
-        rd = RunDir(run.run_dir)
-        final = rd.read_final()
-        job = rd.read_job() if final is None else (rd.read_job() or {})
-        records.append((run, rd, final, job))
-        if final is None and job and job.get("cluster") == "slurm" and job.get("job_id"):
-            need_squeue = True
-    live_slurm = slurm_live_jobs() if need_squeue else {}
+    """The state of every run, from its run directory and at most one squeue (and one sacct) call."""
+    view = SchedulerView()
     statuses = []
     gone_slurm = []
-    for run, rd, final, job in records:
-        st = RunStatus(index=run.index, run_id=run.run_id, run_dir=rd.path, status="pending", axes=run.axes,
+    for run in runs:
+        rd = RunDir(run.run_dir)
+        state = run_state(rd, scheduler=view)
+        job = state.job
+        st = RunStatus(index=run.index, run_id=run.run_id, run_dir=rd.path, status=state.state, axes=run.axes,
+                       scheduler_state=state.scheduler_state,
                        log=str(rd.log_path) if rd.log_path.exists() else "")
         if job:
             st.job_id, st.cluster = job.get("job_id"), job.get("cluster")
-            st.attempts, st.requeues = int(job.get("attempts", 0)), int(job.get("requeues", 0))
+            st.attempts, st.requeues = int(job.get("attempts") or 0), int(job.get("requeues") or 0)
             if not st.log:
                 st.log = job.get("stdout") or ""
-        if final is not None:
-            st.status = "done"
-            st.metric = _final_metric(final)
-            statuses.append(st)
-            continue
-        alive, sched = job_alive(job, live_slurm)
-        if job and job.get("state") in ("failed", "finished"):
-            alive = False  # this run's attempt ended (its local worker may go on with others)
-        st.scheduler_state = sched
-        error = rd.read_error()
-        last = _last_metrics(rd)
-        if last:
-            st.metric = last
-        if alive:
-            if sched is None and st.cluster == "slurm":
-                st.status = "unknown"
-            elif job.get("state") == "requeued" and sched != "RUNNING":
-                st.status = "requeued"
-            elif job.get("state") == "running" or (sched == "RUNNING" and st.cluster == "slurm"):
-                st.status = "running"
-            else:
-                st.status = "queued"
-        elif error is not None and int(error.get("attempt", 0)) >= st.attempts:
-            st.status = "failed"
+        if state.final is not None:
+            st.metric = _final_metric(state.final)
+        else:
+            st.metric = _last_metrics(rd)
+        if st.status == "failed":
+            error = state.error or {}
             st.error = f"{error.get('type', 'Error')}: {_first_line(error.get('message', ''))}"
-        elif job and job.get("state") == "cancelled":
-            st.status = "cancelled"
-        elif st.attempts > 0 or rd.has_checkpoint():
-            st.status = "incomplete"
-            if st.cluster == "slurm" and st.job_id:
-                gone_slurm.append(st)
+        elif st.status == "incomplete" and st.cluster == "slurm" and st.job_id:
+            gone_slurm.append(st)
         statuses.append(st)
     if gone_slurm:
         states = slurm_final_states(s.job_id for s in gone_slurm)

@@ -32,9 +32,10 @@ from typing import Any
 from harness.launch.grid import Grid, Resources, RunSpec, load_and_expand
 from harness.launch.scheduler import proc_start_ticks
 from harness.launch.snapshot import snapshot_code
-from harness.launch.status import LIVE, collect_status
+from harness.launch.status import collect_status
 from harness.launch.tasks import SNAPSHOT_FILE, RunBatch, RunTask, now_iso
 from harness.results.rundir import RunDir, read_json, write_grid_manifest
+from harness.results.status import LIVE_STATES
 
 CLUSTERS = ("slurm", "local", "debug")
 JOBS_DIR = "_jobs"  # submitit's pickles and logs: results/runs/<grid>/_jobs/<job id>_*
@@ -336,7 +337,7 @@ def run_grid(grid_path: str | os.PathLike, cluster: str = "local", results_root:
             last = (done, failed)
             print(f"{result.grid.name}: {done + failed}/{len(runs)} runs finished ({done} done, {failed} failed, "
                   f"{time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
-        if not any(s.status in LIVE for s in statuses):
+        if not any(s.status in LIVE_STATES for s in statuses):
             break
         if timeout_s is not None and time.time() - t0 > timeout_s:
             bar.close()
