@@ -393,6 +393,34 @@ def test_snapshot_copies_code_once_and_records_commit(tmp_path):
     assert again == snap and len(list((tmp_path / "snaps").iterdir())) == 1
 
 
+def test_one_commit_reader_for_checkout_snapshot_and_archive(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from harness.version import COMMIT_ENV, code_commit
+
+    monkeypatch.delenv(COMMIT_ENV, raising=False)
+    snap, commit, dirty = snapshot_code(tmp_path / "snaps")
+    recorded = f"{commit}-dirty" if commit and dirty else commit
+    assert code_commit(snap) == recorded  # what the launcher writes in job.json
+    # what a run started from the snapshot writes in final.json: the snapshot's commit, not the checkout's
+    out = subprocess.run([sys.executable, "-c", "from harness.version import code_commit; print(code_commit())"],
+                         cwd=snap, env={**os.environ, "PYTHONPATH": str(snap)}, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == str(recorded), out.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    if head:  # a checkout: its HEAD (with -dirty when tracked files changed)
+        assert code_commit().split("-")[0] == head
+    (tmp_path / "archive").mkdir()
+    assert code_commit(tmp_path / "archive") is None  # neither snapshot nor checkout, nothing tells
+    monkeypatch.setenv(COMMIT_ENV, "abc123")
+    assert code_commit(tmp_path / "archive") is None  # the variable names the running code only
+    assert code_commit(snap) == recorded
+    from harness.measure import describe_environment
+
+    assert describe_environment()["git_commit"] == ("abc123" if not (REPO / "SNAPSHOT.json").exists() else
+                                                    code_commit())
+
+
 def test_find_run_by_prefix_and_logs(tmp_path):
     rd = RunDir(tmp_path / "runs" / "g" / "abcdef123456").create()
     rd.write_config({"run_id": "abcdef123456"})

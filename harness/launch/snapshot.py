@@ -10,12 +10,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.launch.tasks import SNAPSHOT_FILE, now_iso
+from harness.launch.tasks import now_iso
 from harness.results.rundir import atomic_write_json
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+from harness.version import SNAPSHOT_FILE, code_root
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -29,9 +26,9 @@ def snapshot_code(dest_root: str | os.PathLike) -> tuple[Path, str | None, bool]
     Outside a git checkout the ``harness`` package alone is copied. Returns (path, commit, dirty).
 
     A ``SNAPSHOT.json`` at the snapshot's root records the commit; runs started from the snapshot
-    report it as ``git_commit`` in final.json.
+    report it as ``git_commit`` in final.json (``harness.version.code_commit`` reads it).
     """
-    root = repo_root()
+    root = code_root()
     commit, dirty = None, False
     files: list[str] = []
     try:

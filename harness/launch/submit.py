@@ -33,9 +33,10 @@ from harness.launch.grid import Grid, Resources, RunSpec, load_and_expand
 from harness.launch.scheduler import proc_start_ticks
 from harness.launch.snapshot import snapshot_code
 from harness.launch.status import collect_status
-from harness.launch.tasks import SNAPSHOT_FILE, RunBatch, RunTask, now_iso
-from harness.results.rundir import RunDir, read_json, write_grid_manifest
+from harness.launch.tasks import RunBatch, RunTask, now_iso
+from harness.results.rundir import RunDir, write_grid_manifest
 from harness.results.status import LIVE_STATES
+from harness.version import code_commit
 
 CLUSTERS = ("slurm", "local", "debug")
 JOBS_DIR = "_jobs"  # submitit's pickles and logs: results/runs/<grid>/_jobs/<job id>_*
@@ -239,7 +240,7 @@ def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
     if res.sbatch:
         params["additional_parameters"] = {str(k).replace("_", "-"): v for k, v in res.sbatch.items()}
     ex.update_parameters(**params)
-    commit = _snapshot_commit(snap_dir)
+    commit = code_commit(snap_dir) if snap_dir else None
     # sbatch records the working directory: the job starts in (and imports) the frozen code
     with _working_directory(snap_dir), ex.batch():
         jobs = [ex.submit(RunTask(), str(run.run_dir), workdir) for run in group]
@@ -248,17 +249,6 @@ def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
         RunDir(run.run_dir).write_job(_marker(run, "slurm", job, snap_dir, commit))
         out.append((job, run))
     return out
-
-
-def _snapshot_commit(snap_dir: Path | None) -> str | None:
-    if not snap_dir:
-        return None
-    try:
-        snap = read_json(snap_dir / SNAPSHOT_FILE)
-    except (OSError, ValueError):
-        return None
-    c = snap.get("commit")
-    return f"{c}-dirty" if c and snap.get("dirty") else c
 
 
 def default_max_parallel(res: Resources) -> int:
@@ -275,7 +265,7 @@ def _submit_local(group, res: Resources, options, folder, snap_dir, workdir):
 
     workers = min(len(group), options.max_parallel or default_max_parallel(res))
     shares = [group[i::workers] for i in range(workers)]
-    commit = _snapshot_commit(snap_dir)
+    commit = code_commit(snap_dir) if snap_dir else None
     out = []
     threads = max(1, min(res.cpus_per_task, os.cpu_count() or 1))
     for w, share in enumerate(shares):
