@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 from harness.errors import HarnessError
@@ -24,18 +23,6 @@ COMMAND_MODULES = (
     "harness.reproduce",         # reproduce (the main job)
 )
 
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """argparse type for ``-o KEY=VALUE``: the value is read as JSON when it parses (numbers, lists,
-    true/false), else kept as a string (``position=res_3``)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import json
 import signal
 from pathlib import Path
 
-from harness.cli import parse_override
+from harness.models.commands import parse_override
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:

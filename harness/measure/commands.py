@@ -8,7 +8,7 @@ import json
 from tabulate import tabulate
 from tqdm import tqdm
 
-from harness.cli import parse_override
+from harness.models.commands import parse_override
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""`dsa-harness list [PATTERN]`."""
+"""`dsa-harness list [PATTERN]`; ``parse_override``: the ``-o KEY=VALUE`` model overrides of profile, train, eval."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ import argparse
 import json
 
 from tabulate import tabulate
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """argparse type for ``-o KEY=VALUE``: the value is read as JSON when it parses (numbers, lists,
+    true/false), else kept as a string (``position=res_3``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
