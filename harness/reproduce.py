@@ -74,7 +74,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         how = "reused" if summary["reused"] else f"written in {summary['seconds']:.1f} s"
         print(f"{summary['num_train']} train / {summary['num_val']} val / {summary.get('num_test', 0)} test "
               f"videos, {how}")
-    from harness.launch.sweep import run_grid
+    from harness.launch.submit import run_grid
 
     failed = 0
     for step, grid, task in (("profile", "profile.yaml", "profile"), ("study", "synthetic_study.yaml", "train")):

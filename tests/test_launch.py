@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.launch.control import cancel, find_run, run_logs
 from harness.launch.grid import (
     GridError,
     GridValidationError,
@@ -21,17 +22,9 @@ from harness.launch.grid import (
     load_grid,
     validate_runs,
 )
-from harness.launch.sweep import (
-    LaunchOptions,
-    cancel,
-    collect_status,
-    find_run,
-    run_grid,
-    run_logs,
-    snapshot_code,
-    status_table,
-    submit,
-)
+from harness.launch.snapshot import snapshot_code
+from harness.launch.status import collect_status, status_table
+from harness.launch.submit import LaunchOptions, run_grid, submit
 from harness.launch.tasks import RunBatch, RunTask
 from harness.results.rundir import RunDir
 
@@ -343,10 +336,10 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
                    "state": "submitted", "attempts": 0})
     # run 1: marker of a live "worker" (this very process), already started
     rd1 = RunDir(runs[1].run_dir).create()
-    from harness.launch.sweep import _proc_start_ticks
+    from harness.launch.scheduler import proc_start_ticks
 
     rd1.write_job({"cluster": "local", "job_id": str(os.getpid()), "host": os.uname().nodename,
-                   "proc_start": _proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
+                   "proc_start": proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
     assert [s.status for s in collect_status(runs)] == ["pending", "running"]
     result = submit(grid_file, cluster="debug", results_root="results")
     assert [r.run_id for r in result.submitted] == [runs[0].run_id]
@@ -407,6 +400,34 @@ def test_snapshot_copies_code_once_and_records_commit(tmp_path):
     assert meta["commit"] == commit and meta["dirty"] == dirty
     again, _, _ = snapshot_code(tmp_path / "snaps")
     assert again == snap and len(list((tmp_path / "snaps").iterdir())) == 1
+
+
+def test_one_commit_reader_for_checkout_snapshot_and_archive(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from harness.version import COMMIT_ENV, code_commit
+
+    monkeypatch.delenv(COMMIT_ENV, raising=False)
+    snap, commit, dirty = snapshot_code(tmp_path / "snaps")
+    recorded = f"{commit}-dirty" if commit and dirty else commit
+    assert code_commit(snap) == recorded  # what the launcher writes in job.json
+    # what a run started from the snapshot writes in final.json: the snapshot's commit, not the checkout's
+    out = subprocess.run([sys.executable, "-c", "from harness.version import code_commit; print(code_commit())"],
+                         cwd=snap, env={**os.environ, "PYTHONPATH": str(snap)}, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == str(recorded), out.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    if head:  # a checkout: its HEAD (with -dirty when tracked files changed)
+        assert code_commit().split("-")[0] == head
+    (tmp_path / "archive").mkdir()
+    assert code_commit(tmp_path / "archive") is None  # neither snapshot nor checkout, nothing tells
+    monkeypatch.setenv(COMMIT_ENV, "abc123")
+    assert code_commit(tmp_path / "archive") is None  # the variable names the running code only
+    assert code_commit(snap) == recorded
+    from harness.measure import describe_environment
+
+    assert describe_environment()["git_commit"] == ("abc123" if not (REPO / "SNAPSHOT.json").exists() else
+                                                    code_commit())
 
 
 def test_find_run_by_prefix_and_logs(tmp_path):

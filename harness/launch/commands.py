@@ -64,7 +64,7 @@ def register_commands(subparsers) -> None:
         description="Expand a grid file, validate every run and print one line per run with the "
                     "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore), training clips, "
                     "epochs, test views and the grid's declared throughput (cost.throughput: clips_per_s, "
-                    "or tflops); see harness.launch.sweep.estimate_cost for the formula.",
+                    "or tflops); see harness.launch.cost.estimate_cost for the formula.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
     _add_common(show)
@@ -149,8 +149,8 @@ def register_commands(subparsers) -> None:
 
 
 def _cmd_show(args) -> int:
+    from harness.launch.cost import estimate_cost, show_table
     from harness.launch.grid import GridValidationError, expand, load_grid, validate_runs
-    from harness.launch.sweep import estimate_cost, show_table
 
     grid = load_grid(args.grid)
     runs = expand(grid, args.results_root, args.sets)
@@ -180,14 +180,15 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_submit(args) -> int:
-    from harness.launch.sweep import LaunchOptions, collect_status, status_table, submit
+    from harness.launch.status import collect_status, status_table
+    from harness.launch.submit import LaunchOptions, submit
 
     opts = LaunchOptions(cluster=args.cluster, partition=args.partition, account=args.account, qos=args.qos,
                          constraint=args.constraint, array_parallelism=args.array_parallelism,
                          sbatch=dict(args.sbatch), setup=list(args.setup), time_min=args.time_min,
                          mem_gb=args.mem_gb, max_parallel=args.max_parallel, snapshot=args.snapshot)
     if args.wait:
-        from harness.launch.sweep import run_grid
+        from harness.launch.submit import run_grid
 
         run_grid(args.grid, cluster=args.cluster, results_root=args.results_root, options=opts,
                  retry_failed=args.retry_failed, check_data=not args.no_check_data, overrides=args.sets)
@@ -227,7 +228,7 @@ def _repeat_options(args) -> str:
 
 def _cmd_status(args) -> int:
     from harness.launch.grid import load_and_expand
-    from harness.launch.sweep import collect_status, status_table
+    from harness.launch.status import collect_status, status_table
 
     grid, runs = load_and_expand(args.grid, args.results_root, overrides=args.sets)
     statuses = collect_status(runs)
@@ -278,7 +279,7 @@ def other_runs_note(grid, runs, results_root) -> str:
 
 
 def _cmd_cancel(args) -> int:
-    from harness.launch.sweep import cancel
+    from harness.launch.control import cancel
 
     cancelled = cancel(args.grid, args.results_root, run_ids=args.run or None, overrides=args.sets)
     print(f"cancelled {len(cancelled)} run(s)" + (": " + " ".join(s.run_id for s in cancelled) if cancelled else ""))
@@ -286,7 +287,7 @@ def _cmd_cancel(args) -> int:
 
 
 def _cmd_logs(args) -> int:
-    from harness.launch.sweep import find_run, run_logs
+    from harness.launch.control import find_run, run_logs
 
     print(run_logs(find_run(args.run, args.results_root), lines=args.lines))
     return 0

@@ -21,7 +21,7 @@ A grid file (``experiments/<name>.yaml``) describes one paper table::
     cost:                             # optional, for the estimate of `sweep show`
       train_clips: 78000              # training clips (videos) per epoch
       test_clips: 5000                # test videos (x eval.test_groups x eval.crops views)
-      throughput: {tflops: 25}        # or {clips_per_s: 60}; see ``harness.launch.sweep.estimate_cost``
+      throughput: {tflops: 25}        # or {clips_per_s: 60}; see ``harness.launch.cost.estimate_cost``
     report: {rows: [model.split_ratio], metrics: [test.top1, profile.gflops_per_view]}
 
 A recipe file (``experiments/recipes/*.yaml``) holds sections only (model, data, train, eval,

@@ -8,7 +8,7 @@ import json
 from tabulate import tabulate
 from tqdm import tqdm
 
-from harness.config import parse_set as parse_override
+from harness.config import parse_set
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per variant (default 1)")
     p.add_argument("--channels-last", action="store_true", help="time with channels_last memory format")
     p.add_argument("--compile", action="store_true", help="time the torch.compile'd model")
-    p.add_argument("-o", "--override", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("-o", "--override", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
                    help="model override, e.g. split_ratio=0.25, stage_masks=all, aggregator=nonlocal")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=_profile)

@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -39,6 +39,16 @@ LOG = "log.txt"
 JOB = "job.json"
 ERROR = "error.json"
 GRID_MANIFEST = "_grid.json"
+
+
+class Signature(NamedTuple):
+    """(mtime_ns, size) of each file a run's record is read from; None for an absent file."""
+
+    config: tuple[int, int] | None
+    final: tuple[int, int] | None
+    metrics: tuple[int, int] | None
+    job: tuple[int, int] | None
+    error: tuple[int, int] | None
 
 
 def _json_default(obj: Any) -> Any:
@@ -239,11 +249,45 @@ class RunDir:
             return records
         return list(self.iter_metrics())  # odd lines (not one object each): the line-by-line rules decide
 
+    def metrics_torn(self) -> bool:
+        """True when metrics.jsonl does not end with a newline (a writer killed mid-line)."""
+        try:
+            with open(self.metrics_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() == 0:
+                    return False
+                f.seek(-1, os.SEEK_END)
+                return f.read(1) != b"\n"
+        except OSError:
+            return False
+
     def is_done(self) -> bool:
         return self.read_final() is not None
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.exists()
+
+    def has_metrics(self) -> bool:
+        """metrics.jsonl holds something (an epoch was recorded, or is being)."""
+        st = self._stat(METRICS)
+        return st is not None and st[1] > 0
+
+    # change detection ---------------------------------------------------------------
+    def _stat(self, name: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(os.path.join(self.path, name))
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def signature(self) -> Signature:
+        """(mtime_ns, size) of config.json, final.json, metrics.jsonl, job.json and error.json: a reader
+        that cached what it built from them re-reads the run only when this changes."""
+        return Signature(*(self._stat(name) for name in (CONFIG, FINAL, METRICS, JOB, ERROR)))
+
+    def metrics_signature(self) -> tuple[int, int] | None:
+        """(mtime_ns, size) of metrics.jsonl, None when absent (``signature().metrics``)."""
+        return self._stat(METRICS)
 
 
 def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
