@@ -1,13 +1,16 @@
-"""Loader throughput: the full data pipeline against raw decord on the same frame indices.
+"""Loader throughput: the training data pipeline, built as training builds it, against raw decord.
 
 For every sample of an epoch the dataset's sampler chooses U*T frame indices (train mode,
 spec sampling: U=4 snippets, T=8 frames, interval 8). We time
 
 - raw:      ``decord.VideoReader(path, num_threads=1).get_batch(indices)`` in a loop (one process),
-- pipeline: ``VideoDataset`` (decode + random-resized crop 224 + flip, no normalisation) through
-            ``build_loader`` with 0, 1 and 2 workers (batch 4, persistent workers),
+- pipeline: the training set and loader of a one-process CPU run, made by the engine's own calls:
+            ``build_data`` (decode + random-resized crop 224 + flip, as ``data.*`` defaults say; no
+            normalisation, which the training step does) and ``build_train_loader`` (the one loader,
+            ``harness.data.build_loader``: shuffled, batch 4, persistent workers) with
+            ``data.num_workers`` = 0, 1 and 2,
 
-on the very same indices (the dataset's ``sample_indices`` for the timed epoch), and report
+on the very same frame indices (the dataset's ``sample_indices`` for the timed epoch), and report
 clips/s and the ratio pipeline / raw. Each measurement is one full epoch after a warm-up epoch;
 the median of ``--repeats`` runs is reported.
 
@@ -25,6 +28,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,15 +37,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.data import (
-    SnippetSampler,
-    VideoDataset,
-    build_loader,
-    read_annotations,
-    set_epoch,
-    train_transform,
-)
+from harness.config import DataConfig, EvalConfig, TrainConfig
+from harness.data import read_annotations, set_epoch
+from harness.engine.distributed import DistributedContext
+from harness.engine.train import build_data, build_train_loader
 from harness.results.rundir import atomic_write_json
+
+SNIPPETS, FRAMES, INTERVAL = 4, 8, 8
 
 
 def kinetics_like_video(path: Path, seed: int, frames: int = 300, width: int = 340, height: int = 256) -> None:
@@ -96,7 +98,7 @@ def time_loader(loader, epoch: int) -> float:
     set_epoch(loader, epoch)
     count = 0
     t0 = time.perf_counter()
-    for x, _ in loader:
+    for x, _, _ in loader:
         count += x.shape[0]
     return count / (time.perf_counter() - t0)
 
@@ -119,14 +121,20 @@ def main(argv=None) -> int:
         ann, root = Path(args.data), args.root
     else:
         ann, root = prepare(Path(args.cache), args.videos)
+    # the training list: --samples lines cycling over the videos (absolute paths: no root needed)
     base = read_annotations(ann, "video", root)
-    records = [base[i % len(base)] for i in range(args.samples)]
-    sampler = SnippetSampler(4, 8, 8, "train")
-    ds = VideoDataset(None, None, sampler, train_transform(args.size, flip=True), records=records, seed=0)
+    train_list = Path(args.out).with_name("loader_throughput_train.txt")
+    train_list.parent.mkdir(parents=True, exist_ok=True)
+    train_list.write_text("".join(f"{Path(base[i % len(base)].path).resolve()} {base[i % len(base)].label}\n"
+                                  for i in range(args.samples)))
+    seed = 0
+    dcfg = DataConfig(train=str(train_list), frame_interval=INTERVAL, size=args.size)
+    tcfg = TrainConfig(batch_size=args.batch)
+    ds = build_data(dcfg, EvalConfig(), SNIPPETS, FRAMES, seed).train  # the training set, as training builds it
     epoch = 1  # epoch 0 warms up
     ds.set_epoch(epoch)
     items = []
-    for i, r in enumerate(records):
+    for i, r in enumerate(ds.records):
         import decord
 
         n = len(decord.VideoReader(r.path))
@@ -135,7 +143,8 @@ def main(argv=None) -> int:
     rows = []
     raw_runs = []
     time_raw(items[: max(4, len(items) // 4)])  # warm the file cache
-    loaders = {w: build_loader(ds, args.batch, shuffle=False, num_workers=w, drop_last=False)
+    cpu, one_process = torch.device("cpu"), DistributedContext()
+    loaders = {w: build_train_loader(ds, tcfg, replace(dcfg, num_workers=w), seed, one_process, cpu)
                for w in args.workers}
     results = {w: [] for w in args.workers}
     for rep in range(args.repeats):
@@ -157,9 +166,12 @@ def main(argv=None) -> int:
     print(tabulate(rows, headers="keys", tablefmt="github"))
     record = {
         "benchmark": "loader_throughput",
-        "what": "clips/s of VideoDataset (decode + random-resized crop + flip, no normalisation) through "
-                "build_loader vs raw decord get_batch on the same indices (one process)",
-        "sampling": {"num_snippets": 4, "frames_per_snippet": 8, "frame_interval": 8, "mode": "train"},
+        "what": "clips/s of the training set and loader as a one-process CPU run builds them (engine's "
+                "build_data + build_train_loader = harness.data.build_loader, shuffled; decode + "
+                "random-resized crop + flip, no normalisation) vs raw decord get_batch on the same indices",
+        "sampling": {"num_snippets": SNIPPETS, "frames_per_snippet": FRAMES, "frame_interval": INTERVAL,
+                     "mode": "train"},
+        "data_config": {k: v for k, v in asdict(dcfg).items() if k not in ("train", "num_workers")},
         "size": args.size, "batch": args.batch, "samples": args.samples, "repeats": args.repeats,
         "videos": str(ann), "raw_runs_clips_s": [round(v, 2) for v in raw_runs],
         "rows": rows,

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             """(wall s, CPU s) of one `dsa-harness report` in a fresh process (interpreter start and
             every import included, as a user sees it)"""
             cmd = [sys.executable, "-m", "harness", "report", "--results", str(root), "--out", str(root / "reports"),
-                   "--experiments", str(root / "experiments"), "--format", formats]
+                   "--experiments", str(root / "experiments"), "--formats", formats]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)

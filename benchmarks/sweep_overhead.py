@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.launch.grid import expand, load_grid, validate_runs  # noqa: E402
-from harness.launch.sweep import LIVE, LaunchOptions, collect_status, submit  # noqa: E402
+from harness.launch.status import collect_status  # noqa: E402
+from harness.launch.submit import LaunchOptions, submit  # noqa: E402
+from harness.results.status import LIVE_STATES  # noqa: E402
 
 
 def main() -> None:
@@ -78,7 +80,7 @@ def main() -> None:
             for job in result.jobs:
                 job.done()  # reap finished workers
             statuses = collect_status(result.runs)
-            if not any(s.status in LIVE for s in statuses):
+            if not any(s.status in LIVE_STATES for s in statuses):
                 break
             time.sleep(1.0)
         t_wait = time.perf_counter() - t_wait

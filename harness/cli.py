@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 from harness.errors import HarnessError
@@ -26,18 +25,6 @@ COMMAND_MODULES = (
 
 
 
-def parse_override(text: str) -> tuple[str, object]:
-    """argparse type for ``-o KEY=VALUE``: the value is read as JSON when it parses (numbers, lists,
-    true/false), else kept as a string (``position=res_3``)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dsa-harness",
@@ -50,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
-            "  dsa-harness list '*dsa*'                 variants whose name matches\n"
-            "  dsa-harness profile i3d_r50_dsa           GFLOPs, params, CPU latency\n"
-            "  dsa-harness data synth --out data/synth   write the embedded long-range video set\n"
-            "  dsa-harness reproduce                     the main job (profiling + study + report)\n"
+            "  dsa-harness list '*dsa*'                 # variants whose name matches\n"
+            "  dsa-harness profile i3d_r50_dsa           # GFLOPs, params, CPU latency\n"
+            "  dsa-harness data synth --out data/synth   # write the embedded long-range video set\n"
+            "  dsa-harness reproduce                     # the main job (profiling + study + report)\n"
             "run `dsa-harness COMMAND --help` for the options of each command."
         ),
     )

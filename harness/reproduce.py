@@ -32,7 +32,20 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default="results", help="results root (default results/)")
     p.add_argument("--reports", default="reports", help="report folder (default reports/)")
     p.add_argument("--experiments", default="experiments", help="grid folder (default experiments/)")
+    from harness.config import parse_set
+
+    p.add_argument("--set", dest="sets", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
+                   help="change a field of the runs of both grids where their task has it, repeatable: e.g. "
+                        "--set train.epochs=8 (study only), --set profile.min_run_time=2 (profiling only); "
+                        "run ids follow the change")
     p.set_defaults(func=_reproduce)
+
+
+def sets_for_task(sets: list[tuple[str, object]], task: str) -> list[tuple[str, object]]:
+    """The ``--set`` items that apply to a grid of ``task`` (its sections, and seed)."""
+    from harness.config import SECTIONS_BY_TASK
+
+    return [(k, v) for k, v in sets if k == "seed" or k.split(".")[0] in SECTIONS_BY_TASK[task]]
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -41,6 +54,13 @@ def _reproduce(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--steps: unknown step(s) {sorted(unknown)}; steps are {', '.join(STEPS)}")
     experiments = Path(args.experiments)
+    from harness.config import check_dotted_key
+    from harness.errors import UsageError
+
+    for key, _ in args.sets:
+        check_dotted_key(key)
+        if not sets_for_task([(key, None)], "train") and not sets_for_task([(key, None)], "profile"):
+            raise UsageError(f"--set {key}: no grid of reproduce has a {key.split('.')[0]} section")
     t0 = time.time()
 
     def banner(text: str) -> None:
@@ -54,13 +74,14 @@ def _reproduce(args: argparse.Namespace) -> int:
         how = "reused" if summary["reused"] else f"written in {summary['seconds']:.1f} s"
         print(f"{summary['num_train']} train / {summary['num_val']} val / {summary.get('num_test', 0)} test "
               f"videos, {how}")
-    from harness.launch.sweep import run_grid
+    from harness.launch.submit import run_grid
 
     failed = 0
-    for step, grid in (("profile", "profile.yaml"), ("study", "synthetic_study.yaml")):
+    for step, grid, task in (("profile", "profile.yaml", "profile"), ("study", "synthetic_study.yaml", "train")):
         if step in steps:
             banner(f"grid {experiments / grid} on the {args.cluster} executor")
-            run_dirs = run_grid(experiments / grid, cluster=args.cluster, results_root=args.results)
+            run_dirs = run_grid(experiments / grid, cluster=args.cluster, results_root=args.results,
+                                overrides=sets_for_task(args.sets, task))
             failed += sum(not (Path(d) / "final.json").exists() for d in run_dirs)
     if "report" in steps:
         from harness.report import write_report

@@ -206,7 +206,7 @@ def test_cli_synth_and_check(tmp_path, capsys):
 
 
 def test_cli_bad_input_exit_2(tmp_path, capsys):
-    assert main(["data", "synth", "--out", str(tmp_path), "--classes", "3", "--videos", "9"]) == 2
+    assert main(["data", "synth", "--out", str(tmp_path), "--num-classes", "3", "--videos", "9"]) == 2
     assert "num_classes must be 2, 4, 6 or 8" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_text("a.mp4 zero\n")

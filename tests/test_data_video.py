@@ -183,32 +183,38 @@ def test_skip_replaces_deterministically_and_counts(broken, cache_decoded):
 
 def test_skip_table_is_shared_with_loader_workers(broken):
     ds = VideoDataset(broken / "list.txt", broken, SnippetSampler(2, 2, 2, "val"), on_error="skip")
-    loader = build_loader(ds, batch_size=3, shuffle=False, num_workers=2)
-    labels = torch.cat([y for _, y in loader])
+    loader = build_loader(ds, batch_size=3, shuffle=False, seed=0, num_workers=2)
+    labels = torch.cat([y for _, y, _ in loader])
     assert len(labels) == len(ds)
     assert sorted(s["index"] for s in ds.pop_skipped()) == [1, 3, 5, 6]
 
 
-def test_loader_is_independent_of_worker_count_and_follows_set_epoch(videos):
+def test_loader_is_independent_of_worker_count_follows_set_epoch_and_resumes_mid_epoch(videos):
     root, _ = videos
     ds = VideoDataset(root / "list.txt", root, SnippetSampler(2, 3, 2, "train"),
                       transform=train_transform(32, flip=True, area=(0.3, 1.0)), seed=11)
 
-    def epoch_batches(loader, epoch):
-        set_epoch(loader, epoch)
-        return [(x.clone(), y.clone()) for x, y in loader]
+    def epoch_batches(loader, epoch, start=0):
+        set_epoch(loader, epoch, start=start)
+        return [(x.clone(), y.clone(), i.clone()) for x, y, i in loader]
 
-    single = build_loader(ds, batch_size=2, shuffle=True, num_workers=0, seed=4)
-    multi = build_loader(ds, batch_size=2, shuffle=True, num_workers=2, seed=4)  # persistent workers
+    single = build_loader(ds, batch_size=2, shuffle=True, seed=4, num_workers=0)
+    multi = build_loader(ds, batch_size=2, shuffle=True, seed=4, num_workers=2)  # persistent workers
     for epoch in (0, 1):
         a, b = epoch_batches(single, epoch), epoch_batches(multi, epoch)
-        assert len(a) == len(b) == 2  # drop_last on the 4 videos
-        for (xa, ya), (xb, yb) in zip(a, b):
+        assert len(a) == len(b) == 2
+        for (xa, ya, ia), (xb, yb, ib) in zip(a, b):
             assert xa.shape == (2, 2, 3, 3, 32, 32) and xa.dtype == torch.uint8
-            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ia, ib)
+        assert sorted(torch.cat([i for _, _, i in a]).tolist()) == [0, 1, 2, 3]
         if epoch == 0:
             e0 = a
-    assert any(not torch.equal(x0, x1) for (x0, _), (x1, _) in zip(e0, a))  # epoch 1 differs
+    assert any(not torch.equal(x0, x1) for (x0, _, _), (x1, _, _) in zip(e0, a))  # epoch 1 differs
+    # mid-epoch resume (after 3 samples): the remaining samples exactly, clips included, with workers
+    rest = torch.cat([x for x, _, _ in epoch_batches(multi, 0, start=3)])
+    assert torch.equal(rest, torch.cat([x for x, _, _ in e0])[3:])
+    assert torch.equal(torch.cat([i for _, _, i in epoch_batches(single, 0, start=3)]),
+                       torch.cat([i for _, _, i in e0])[3:])
 
 
 def test_distributed_eval_shards_cover_every_video_once(videos):
@@ -216,9 +222,8 @@ def test_distributed_eval_shards_cover_every_video_once(videos):
     ds = VideoDataset(root / "list.txt", root, SnippetSampler(2, 2, 2, "val"), transform=eval_transform(32))
     seen = []
     for rank in range(3):
-        loader = build_loader(ds, batch_size=2, shuffle=False, num_workers=0, distributed=True, rank=rank,
-                              world_size=3)
-        seen += [int(y) for _, ys in loader for y in ys]
+        loader = build_loader(ds, batch_size=2, shuffle=False, seed=0, num_workers=0, rank=rank, world_size=3)
+        seen += [int(y) for _, ys, _ in loader for y in ys]
     assert sorted(seen) == [0, 1, 2, 3]
 
 
@@ -269,19 +274,3 @@ def test_dataset_argument_errors(videos):
     root, _ = videos
     with pytest.raises(ValueError, match="on_error"):
         VideoDataset(root / "list.txt", root, SnippetSampler(), on_error="ignore")
-
-
-def test_build_loader_settings(videos):
-    from torch.utils.data import DistributedSampler
-
-    root, _ = videos
-    ds = VideoDataset(root / "list.txt", root, SnippetSampler(2, 2, 2, "val"))
-    train = build_loader(ds, batch_size=2, shuffle=True, num_workers=1, seed=0)
-    assert isinstance(train.sampler, DistributedSampler) and train.drop_last
-    assert train.persistent_workers and train.pin_memory == torch.cuda.is_available()
-    shards = [list(build_loader(ds, 1, True, 0, seed=0, distributed=True, rank=r, world_size=2).sampler)
-              for r in range(2)]
-    assert sorted(shards[0] + shards[1]) == [0, 1, 2, 3]  # the shuffled shards partition the videos
-    assert not build_loader(ds, batch_size=2, shuffle=False).drop_last
-    with pytest.raises(ValueError, match="process group"):
-        build_loader(ds, 2, True, distributed=True)

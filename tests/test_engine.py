@@ -15,17 +15,18 @@ import numpy as np
 import pytest
 import torch
 
+from harness.config import TrainConfig
+from harness.data import EpochSampler
 from harness.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from harness.engine.config import TrainConfig
 from harness.engine.evaluate import classification_metrics
 from harness.engine.train import (
     PAUSE_ENV,
     PAUSED_MARKER,
     PREV_CHECKPOINT,
-    EpochSampler,
     lr_factor,
     train_and_evaluate,
 )
+from harness.errors import RunDirError
 from harness.results.rundir import RunDir
 
 
@@ -144,6 +145,13 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     assert all(m["clips_per_s"] > 0 for m in metrics)
     # idempotent: a second call returns the same final record without training
     assert train_and_evaluate(_config(colour_set, epochs=4), tmp_path / "run", echo=False) == final
+    # a finished folder refuses another config, naming the differing keys; nothing is rewritten
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
+    other = _config(colour_set, epochs=5)
+    other["model"] = {**other["model"], "variant": "tsm_r18"}
+    with pytest.raises(RunDirError, match=r"model\.variant: 'tsm_r18_dsa' -> 'tsm_r18'.*train\.epochs: 4 -> 5"):
+        train_and_evaluate(other, tmp_path / "run", echo=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()} == before
     # checkpoints load with weights_only=True
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 4 and state["step"] == 0
@@ -151,7 +159,7 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
 
 def test_other_config_in_same_folder_is_refused(colour_set, tmp_path):
     RunDir(tmp_path / "r").create().write_config({**_config(colour_set), "seed": 5})
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(RunDirError, match=r"holds another run \(seed: 5 -> 0\)"):
         train_and_evaluate(_config(colour_set), tmp_path / "r", echo=False)
 
 
@@ -207,6 +215,40 @@ def test_killed_and_resumed_run_ends_with_identical_weights(colour_set, tmp_path
     for key in ("train_loss", "val_top1", "val_loss", "videos_seen"):  # the interrupted epoch's sums survive too
         assert [m[key] for m in resumed_metrics] == pytest.approx([m[key] for m in ref_metrics], abs=1e-9)
     assert "resumed from checkpoint" in (out / "log.txt").read_text()
+
+
+def test_stopped_mid_epoch_with_loader_workers_resumes_to_the_weights_of_a_run_without(colour_set, tmp_path,
+                                                                                        monkeypatch):
+    """The engine's one loader (harness.data.build_loader) with 2 persistent workers, stopped after step 2
+    of epoch 0 and resumed in the middle of that epoch, ends where an uninterrupted 0-worker run ends."""
+    import harness.engine.train as train
+
+    ref_cfg = _config(colour_set, epochs=2, checkpoint_every_steps=1)
+    train_and_evaluate(ref_cfg, tmp_path / "ref", echo=False)
+    cfg = _config(colour_set, epochs=2, checkpoint_every_steps=1)
+    cfg["data"]["num_workers"] = 2
+
+    def stop_after(rd, epoch, step, log):  # a stop request right after the checkpoint of (0, 1)
+        if (epoch, step) == (0, 1):
+            train.STOP.set()
+
+    monkeypatch.setattr(train, "_pause_after_checkpoint", stop_after)
+    try:
+        with pytest.raises(train.TrainingInterrupted, match="epoch 0 step 2"):
+            train_and_evaluate(cfg, tmp_path / "w2", echo=False)
+    finally:
+        train.STOP.clear()
+    st = torch.load(tmp_path / "w2" / "checkpoint.pt", weights_only=True)
+    assert (st["epoch"], st["step"]) == (0, 2)  # 12 of the 18 videos seen: the resume starts mid-epoch
+    final = train_and_evaluate(cfg, tmp_path / "w2", echo=False)
+    a, b = _weights(tmp_path / "ref"), _weights(tmp_path / "w2")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs"
+    assert final["test"]["top1"] == RunDir(tmp_path / "ref").read_final()["test"]["top1"]
+    for key in ("train_loss", "val_top1", "videos_seen"):
+        assert ([m[key] for m in RunDir(tmp_path / "w2").read_metrics()]
+                == pytest.approx([m[key] for m in RunDir(tmp_path / "ref").read_metrics()], abs=1e-9))
 
 
 def test_corrupt_checkpoint_clear_error_and_previous_kept(tmp_path):

@@ -13,26 +13,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.launch.control import cancel, find_run, run_logs
 from harness.launch.grid import (
     GridError,
     GridValidationError,
-    compute_run_id,
     expand,
     grid_from_dict,
     load_grid,
     validate_runs,
 )
-from harness.launch.sweep import (
-    LaunchOptions,
-    cancel,
-    collect_status,
-    find_run,
-    run_grid,
-    run_logs,
-    snapshot_code,
-    status_table,
-    submit,
-)
+from harness.launch.snapshot import snapshot_code
+from harness.launch.status import collect_status, status_table
+from harness.launch.submit import LaunchOptions, run_grid, submit
 from harness.launch.tasks import RunBatch, RunTask
 from harness.results.rundir import RunDir
 
@@ -80,7 +72,7 @@ def test_expand_product_zip_and_seeds():
     assert combos[:4] == [(1, "tsm_r18_dsa", 2, 0), (1, "tsm_r18_dsa", 2, 1), (1, "i3d_r18_dsa", 4, 0),
                           (1, "i3d_r18_dsa", 4, 1)]
     assert combos[6] == (2, "tsm_r18_dsa", 2, 0)
-    assert all(r.config["model"]["width"] == 8 and r.config["profile"] == {"size": 32} for r in runs)
+    assert all(r.config["model"]["width"] == 8 and r.config["profile"]["size"] == 32 for r in runs)
     assert [r.index for r in runs] == list(range(12))
     assert runs[5].axes == {"model.alpha": 1, "model.variant": "tsn_r18", "model.num_snippets": 8, "seed": 1}
     assert runs[0].run_dir == Path("res") / "runs" / "g" / runs[0].run_id
@@ -92,20 +84,24 @@ def test_section_axis_values_merge_into_base():
                            "axes": {"product": {"model": [{"variant": "tsn_r18"},
                                                           {"variant": "i3d_r18_dsa", "alpha": 4}]}}})
     a, b = expand(grid)
-    assert a.config["model"] == {"width": 8, "alpha": 2, "variant": "tsn_r18"}
-    assert b.config["model"] == {"width": 8, "alpha": 4, "variant": "i3d_r18_dsa"}
+    def pick(m):
+        return m["variant"], m["width"], m["alpha"]
+
+    assert pick(a.config["model"]) == ("tsn_r18", 8, 2) and pick(b.config["model"]) == ("i3d_r18_dsa", 8, 4)
 
 
 def test_run_id_is_stable_hash_of_identity():
+    from harness.config import RunConfig
+
     cfg = {"task": "profile", "seed": 0, "model": {"variant": "tsn_r18", "width": 8}, "profile": {"size": 32}}
-    rid = compute_run_id(cfg)
+    rid = RunConfig.from_dict(cfg).run_id
     assert len(rid) == 12 and int(rid, 16) >= 0
     # same config, other key order, other grid, other resources, run_id present: same id
     same = {"profile": {"size": 32}, "model": {"width": 8, "variant": "tsn_r18"}, "seed": 0, "task": "profile",
             "grid": "elsewhere", "resources": {"gpus": 8, "time_min": 5}, "run_id": "whatever"}
-    assert compute_run_id(same) == rid
-    assert compute_run_id({**cfg, "seed": 1}) != rid
-    assert compute_run_id({**cfg, "model": {"variant": "tsn_r18", "width": 16}}) != rid
+    assert RunConfig.from_dict(same).run_id == rid
+    assert RunConfig.from_dict({**cfg, "seed": 1}).run_id != rid
+    assert RunConfig.from_dict({**cfg, "model": {"variant": "tsn_r18", "width": 16}}).run_id != rid
     # ids from a grid are reproducible across loads and independent of the grid's resources
     g1 = grid_from_dict({"name": "a", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
                          "seeds": [0, 1], "resources": {"gpus": 0, "time_min": 5}})
@@ -142,7 +138,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
 def test_duplicate_runs_are_rejected():
     grid = grid_from_dict({"name": "g", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
                            "axes": {"product": {"model.alpha": [2, 2]}}})
-    with pytest.raises(GridError, match="same configuration"):
+    with pytest.raises(GridValidationError, match="same resolved configuration as run 0"):
         expand(grid)
 
 
@@ -160,8 +156,8 @@ def test_validation_reports_every_problem_and_submits_nothing(tmp_path, monkeypa
         submit(grid_file, cluster="debug", results_root="results")
     problems = info.value.problems
     where = {(p.run_index, p.field) for p in problems}
-    assert (1, "model") in where  # unknown variant, with close names
-    assert (2, "model") in where  # split ratio out of range
+    assert (1, "model.variant") in where  # unknown variant, with close names
+    assert (2, "model.split_ratio") in where  # split ratio out of range
     assert (3, "profile.size") in where
     assert 0 not in {p.run_index for p in problems}
     text = str(info.value)
@@ -171,16 +167,21 @@ def test_validation_reports_every_problem_and_submits_nothing(tmp_path, monkeypa
 
 def test_train_validation_checks_data_paths_unless_disabled(tmp_path):
     doc = {"name": "t", "task": "train",
-           "base": {"model": {"variant": "tsn_r18"}, "data": {"train": str(tmp_path / "missing.txt")},
+           "base": {"model": {"variant": "tsn_r18", "num_classes": 4},
+                    "data": {"train": str(tmp_path / "missing.txt")},
                     "train": {"epochs": 1, "batch_size": 2}},
-           "axes": {"product": {"train.batch_size": [2, 0]}}}
+           "axes": {"product": {"train.batch_size": [2, 4]}}}
     grid = grid_from_dict(doc, "t.yaml")
     runs = expand(grid)
     fields = [(p.run_index, p.field) for p in validate_runs(grid, runs, check_data=True)]
     assert (0, "data.train") in fields and (1, "data.train") in fields
-    assert any(i == 1 and f.startswith("train") for i, f in fields)
-    fields = [(p.run_index, p.field) for p in validate_runs(grid, runs, check_data=False)]
-    assert all(f != "data.train" for _, f in fields) and any(i == 1 for i, _ in fields)
+    assert validate_runs(grid, runs, check_data=False) == []
+    assert all(r.run_config.provisional for r in runs)  # the list cannot be read: ids hash its path
+    # a bad value is reported by expansion, naming the run and the field
+    bad = grid_from_dict({**doc, "axes": {"product": {"train.batch_size": [2, 0]}}}, "t.yaml")
+    with pytest.raises(GridValidationError) as info:
+        expand(bad)
+    assert [(p.run_index, p.field) for p in info.value.problems] == [(1, "train.batch_size")]
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)
@@ -254,14 +255,15 @@ def test_report_leaves_out_runs_of_an_earlier_version_of_the_grid(tmp_path, monk
 
 def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    # size 8 passes the grid's checks but profile_model refuses it (needs >= 16): a runtime failure
+    # a weights file that exists passes the grid's checks but cannot be loaded: a runtime failure
+    (tmp_path / "bad.pth").write_bytes(b"not a state dict")
     grid_file = write_grid(tmp_path / "fail.yaml", name="fail",
-                           axes={"product": {"model.variant": ["tsn_r18"], "profile.size": [32, 8]}})
+                           axes={"product": {"model.variant": ["tsn_r18"], "model.pretrained": [None, "bad.pth"]}})
     result = submit(grid_file, cluster="debug", results_root="results")
     ok, bad = result.runs
     statuses = collect_status(result.runs)
     assert [s.status for s in statuses] == ["done", "failed"]
-    assert "ValueError" in statuses[1].error and "size" in statuses[1].error
+    assert "WeightLoadError" in statuses[1].error
     err = RunDir(bad.run_dir).read_error()
     assert err["attempt"] == 1 and err["traceback"]
     table = status_table(statuses, result.grid)
@@ -334,10 +336,10 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
                    "state": "submitted", "attempts": 0})
     # run 1: marker of a live "worker" (this very process), already started
     rd1 = RunDir(runs[1].run_dir).create()
-    from harness.launch.sweep import _proc_start_ticks
+    from harness.launch.scheduler import proc_start_ticks
 
     rd1.write_job({"cluster": "local", "job_id": str(os.getpid()), "host": os.uname().nodename,
-                   "proc_start": _proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
+                   "proc_start": proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
     assert [s.status for s in collect_status(runs)] == ["pending", "running"]
     result = submit(grid_file, cluster="debug", results_root="results")
     assert [r.run_id for r in result.submitted] == [runs[0].run_id]
@@ -400,6 +402,34 @@ def test_snapshot_copies_code_once_and_records_commit(tmp_path):
     assert again == snap and len(list((tmp_path / "snaps").iterdir())) == 1
 
 
+def test_one_commit_reader_for_checkout_snapshot_and_archive(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from harness.version import COMMIT_ENV, code_commit
+
+    monkeypatch.delenv(COMMIT_ENV, raising=False)
+    snap, commit, dirty = snapshot_code(tmp_path / "snaps")
+    recorded = f"{commit}-dirty" if commit and dirty else commit
+    assert code_commit(snap) == recorded  # what the launcher writes in job.json
+    # what a run started from the snapshot writes in final.json: the snapshot's commit, not the checkout's
+    out = subprocess.run([sys.executable, "-c", "from harness.version import code_commit; print(code_commit())"],
+                         cwd=snap, env={**os.environ, "PYTHONPATH": str(snap)}, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == str(recorded), out.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    if head:  # a checkout: its HEAD (with -dirty when tracked files changed)
+        assert code_commit().split("-")[0] == head
+    (tmp_path / "archive").mkdir()
+    assert code_commit(tmp_path / "archive") is None  # neither snapshot nor checkout, nothing tells
+    monkeypatch.setenv(COMMIT_ENV, "abc123")
+    assert code_commit(tmp_path / "archive") is None  # the variable names the running code only
+    assert code_commit(snap) == recorded
+    from harness.measure import describe_environment
+
+    assert describe_environment()["git_commit"] == ("abc123" if not (REPO / "SNAPSHOT.json").exists() else
+                                                    code_commit())
+
+
 def test_find_run_by_prefix_and_logs(tmp_path):
     rd = RunDir(tmp_path / "runs" / "g" / "abcdef123456").create()
     rd.write_config({"run_id": "abcdef123456"})
@@ -408,3 +438,35 @@ def test_find_run_by_prefix_and_logs(tmp_path):
     assert "hello from the run" in run_logs(rd)
     with pytest.raises(FileNotFoundError):
         find_run("zzz", tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------
+# --set, --resolved, runs of the earlier identity
+
+def test_set_changes_every_run_and_its_id_and_is_refused_on_an_axis(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "g.yaml", name="g")
+    plain = [r.run_id for r in expand(load_grid(grid_file))]
+    assert sweep_cli(["show", str(grid_file), "--no-cost", "--set", "profile.size=48", "--resolved", "0"]) == 0
+    out = capsys.readouterr().out
+    resolved = json.loads(out.split("\n", 1)[1])
+    assert resolved["profile"]["size"] == 48 and resolved["model"]["variant"] == "tsn_r18"
+    assert resolved["run_id"] not in plain and resolved["identity_version"] == 2
+    with pytest.raises(GridError, match="model.variant: is an axis of this grid"):
+        sweep_cli(["show", str(grid_file), "--no-cost", "--set", "model.variant=i3d_r18"])
+    result = submit(grid_file, cluster="debug", results_root="results", overrides=[("profile.size", 48)])
+    assert [r.run_id for r in result.runs][0] == resolved["run_id"]
+    assert all(RunDir(r.run_dir).read_final()["profile"]["size"] == 48 for r in result.runs)
+
+
+def test_status_says_plainly_that_old_identity_runs_are_not_reused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid_file = write_grid(tmp_path / "g.yaml", name="g")
+    old = RunDir(tmp_path / "results" / "runs" / "g" / "0123456789ab").create()
+    old.write_config({"task": "profile", "seed": 0, "grid": "g", "run_id": "0123456789ab",
+                      "model": {"variant": "tsn_r18", **TINY_MODEL}, "profile": TINY_PROFILE})
+    old.write_final({"run_id": "0123456789ab", "status": "done", "task": "profile"})
+    assert sweep_cli(["status", str(grid_file), "--results", "results"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 2 pending" in out
+    assert "1 run folder(s) in results/runs/g were made under the earlier run identity" in out

@@ -45,6 +45,8 @@ def runs_root(tmp_path):
     rd.write_error({"type": "RuntimeError", "message": "node failure", "attempt": 1})
     rd = mk("killed"); _config(rd, seed=6); _epochs(rd, 2)  # noqa: E702
     rd = mk("interrupted"); _config(rd, seed=7); rd.write_job({"state": "interrupted"})  # noqa: E702
+    rd = mk("cancelled"); _config(rd, seed=12); rd.write_job({"state": "cancelled", "attempts": 1})  # noqa: E702
+    rd = mk("requeued"); _config(rd, seed=13); rd.write_job({"state": "requeued", "attempts": 1})  # noqa: E702
     rd = mk("torn_final"); _config(rd, seed=8); _epochs(rd, 3)  # noqa: E702
     rd.final_path.write_text('{"run_id": "torn_final", "test": {"top')
     rd = mk("torn_metrics"); _config(rd, seed=9); _epochs(rd, 2)  # noqa: E702
@@ -59,10 +61,12 @@ def runs_root(tmp_path):
 def test_status_of_every_case_and_problems_reported_not_fatal(runs_root):
     runs = load_runs(runs_root)
     status = dict(zip(runs["run_id"], runs["status"]))
+    # the job marker taken at its word (no scheduler); the rule: harness.results.status.run_state
     assert status == {"done": "done", "failed": "failed", "running": "running", "pending": "pending",
-                      "queued": "pending", "retry": "pending", "killed": "incomplete", "interrupted": "incomplete",
-                      "torn_final": "incomplete", "torn_metrics": "incomplete", "bad_config": "incomplete"}
-    assert set(runs["status"]) <= set(store.STATUSES)
+                      "queued": "queued", "retry": "queued", "killed": "incomplete", "interrupted": "incomplete",
+                      "cancelled": "cancelled", "requeued": "requeued", "torn_final": "incomplete",
+                      "torn_metrics": "incomplete", "bad_config": "pending"}
+    assert set(runs["status"]) <= set(store.STATUSES) and "unknown" not in store.STATUSES
     problems = {os.path.basename(p): m for p, m in runs.attrs["problems"]}
     assert set(problems) == {"torn_final", "torn_metrics", "bad_config"}
     assert "final.json" in problems["torn_final"] and "half-written" in problems["torn_final"]

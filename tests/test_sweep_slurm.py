@@ -14,8 +14,11 @@ import yaml
 
 from harness.engine.train import PAUSE_ENV, PAUSED_MARKER
 from harness.launch.grid import GridValidationError
-from harness.launch.sweep import LIVE, collect_status, slurm_live_jobs, submit
+from harness.launch.scheduler import slurm_live_jobs
+from harness.launch.status import collect_status
+from harness.launch.submit import submit
 from harness.results.rundir import RunDir
+from harness.results.status import LIVE_STATES
 
 pytestmark = pytest.mark.slurm
 
@@ -38,7 +41,7 @@ def wait_until_settled(runs, timeout_s: float = 300, poll_s: float = 1.0):
     deadline = time.time() + timeout_s
     while True:
         statuses = collect_status(runs)
-        if not any(s.status in LIVE for s in statuses):
+        if not any(s.status in LIVE_STATES for s in statuses):
             return statuses
         if time.time() > deadline:
             raise AssertionError(f"runs still alive after {timeout_s} s: {[(s.run_id, s.status) for s in statuses]}")
@@ -57,7 +60,7 @@ def test_profile_grid_submitted_as_one_array_and_collected(slurm_cluster, tmp_pa
     assert (snapshot / "harness" / "launch" / "tasks.py").exists()
 
     # submitted runs are alive at once; submitting again adds nothing
-    assert all(s.status in LIVE or s.status == "done" for s in collect_status(result.runs))
+    assert all(s.status in LIVE_STATES or s.status == "done" for s in collect_status(result.runs))
     again = submit(grid_file, cluster="slurm", results_root="results")
     assert again.submitted == [] and again.job_ids == []
 

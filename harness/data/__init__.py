@@ -7,14 +7,15 @@ Public names (see each module's docstring for layouts and rules):
 - :func:`train_transform`, :func:`eval_transform`, :func:`normalize`, IMAGENET_MEAN/STD, layout helpers
   (transforms.py)
 - :class:`VideoDataset`, :class:`CorruptVideoError` (video.py)
-- :func:`build_loader`, :func:`set_epoch` (loader.py)
+- :func:`build_loader`, :func:`set_epoch`, :class:`EpochSampler` (loader.py: the loader training and
+  evaluation use)
 - :func:`generate_synthetic`, :func:`factor_accuracy` (synthetic.py)
 - :func:`check_dataset` (check.py)
 """
 
 from harness.data.annotations import AnnotationError, VideoRecord, read_annotations, read_class_index
 from harness.data.check import check_dataset
-from harness.data.loader import ShardSampler, build_loader, set_epoch
+from harness.data.loader import EpochIndexed, EpochSampler, build_loader, set_epoch
 from harness.data.sampling import SnippetSampler
 from harness.data.synthetic import (
     RECOMMENDED as SYNTHETIC_RECOMMENDED,
@@ -59,12 +60,13 @@ __all__ = [
     "CenterCrop",
     "Compose",
     "CorruptVideoError",
+    "EpochIndexed",
+    "EpochSampler",
     "MultiScaleCrop",
     "Normalize",
     "RandomHorizontalFlip",
     "RandomResizedCrop",
     "ResizeShortSide",
-    "ShardSampler",
     "SnippetSampler",
     "SynthConfig",
     "ThreeCrop",

@@ -24,7 +24,7 @@ def _add_check(sub) -> None:
             "examples:\n"
             "  dsa-harness data check data/synth/train.txt --root data/synth\n"
             "  dsa-harness data check kinetics400/val.csv --format kinetics_csv --root k400/val \\\n"
-            "      --class-index k400/classes.txt --report results/k400_val_check.json\n"
+            "      --classes k400/classes.txt --report results/k400_val_check.json\n"
             "  dsa-harness data check sthv1/val.txt --format frames --root sthv1/frames "
             "--frame-template '{:05d}.jpg'"
         ),
@@ -42,7 +42,7 @@ def _add_check(sub) -> None:
     p.add_argument("--frame-template", default="img_{:05d}.jpg",
                    help="raw frames: file name of frame i, formatted with i + --frame-start (default img_{:05d}.jpg)")
     p.add_argument("--frame-start", type=int, default=1, help="raw frames: number of the first frame file (default 1)")
-    p.add_argument("--class-index", default=None,
+    p.add_argument("--classes", default=None, metavar="FILE",
                    help="Kinetics CSV: class-index file (one name per line, or JSON); default: sorted CSV labels")
     p.add_argument("--report", default=None,
                    help="where to write the JSON report; the Markdown summary goes next to it with .md "
@@ -61,7 +61,7 @@ def _run_check(args) -> int:
     root = args.root if args.root is not None else str(Path(args.annotation).resolve().parent)
     report = check_dataset(args.annotation, root, args.format, min_frames=args.min_frames, workers=args.workers,
                            frame_template=args.frame_template, frame_start=args.frame_start,
-                           class_index=args.class_index, progress=not args.quiet)
+                           class_index=args.classes, progress=not args.quiet)
     json_path, md_path = write_report(report, args.report or default_report_path(args.annotation))
     print(f"{report['num_videos']} videos: {report['num_ok']} readable, {report['num_unreadable']} unreadable, "
           f"{report['num_too_short']} shorter than {report['min_frames']} frames")
@@ -93,15 +93,16 @@ def _add_synth(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
-            "  dsa-harness data synth --out data/synth                  400 videos, 112x112, 64 frames\n"
-            "  dsa-harness data synth --out data/synth64 --size 64      smaller frames for CPU training\n"
-            "  dsa-harness data synth --out data/synth --study          the set `make reproduce` trains on\n"
-            "  dsa-harness data synth --out data/s8 --classes 8 --videos 800   four motion directions"
+            "  dsa-harness data synth --out data/synth                  # 400 videos, 112x112, 64 frames\n"
+            "  dsa-harness data synth --out data/synth64 --size 64      # smaller frames for CPU training\n"
+            "  dsa-harness data synth --out data/synth --study          # the set `make reproduce` trains on\n"
+            "  dsa-harness data synth --out data/s8 --num-classes 8 --videos 800   # four motion directions"
         ),
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--videos", type=int, default=400, help="number of videos, a multiple of --classes (default 400)")
-    p.add_argument("--classes", type=int, default=4,
+    p.add_argument("--videos", type=int, default=400,
+                   help="number of videos, a multiple of --num-classes (default 400)")
+    p.add_argument("--num-classes", type=int, default=4,
                    help="2 orders x motion types: 2, 4 (left/right), 6 or 8 (+ up/down) (default 4)")
     p.add_argument("--size", type=int, default=112, help="frame side in pixels, even, >= 32 (default 112)")
     p.add_argument("--frames", type=int, default=64, help="frames per video, a multiple of 4 (default 64)")
@@ -111,7 +112,7 @@ def _add_synth(sub) -> None:
                    help="share of each class in test.txt (default 0: no test split)")
     p.add_argument("--study", action="store_true",
                    help="the CPU study's set (600 videos, 32x32, 64 frames, val 0.2, test 0.2); "
-                        "overrides --videos --classes --size --frames --val-fraction --test-fraction")
+                        "overrides --videos --num-classes --size --frames --val-fraction --test-fraction")
     p.add_argument("--identity", choices=("shape", "colour"), default="shape",
                    help="how A and B differ: shape only (random colours, default) or shape + fixed colours")
     p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all CPU cores)")
@@ -125,7 +126,7 @@ def _run_synth(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, not {args.workers}")
-    params = {"num_videos": args.videos, "num_classes": args.classes, "size": args.size, "frames": args.frames,
+    params = {"num_videos": args.videos, "num_classes": args.num_classes, "size": args.size, "frames": args.frames,
               "seed": args.seed, "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
               "identity": args.identity}
     if args.study:

@@ -1,134 +1,146 @@
-"""DataLoader construction: seeded, resumable, DistributedSampler-ready.
+"""The one DataLoader of the harness: training and evaluation (``harness.engine``) both build it here.
 
 Order and content of an epoch depend only on ``(seed, epoch)`` and the dataset's own seed:
 
-- the index order comes from a :class:`torch.utils.data.DistributedSampler` (also on one
-  process, with ``num_replicas=1``) whose permutation is seeded by ``seed + epoch``;
-- every sample's random offsets/crops come from ``(dataset.seed, epoch, index)``
+- :class:`EpochSampler` yields ``(epoch, index)`` pairs: the indices are a permutation drawn from
+  ``numpy.random.default_rng([seed, epoch])`` (training) or the identity (evaluation), sharded
+  ``order[rank::world_size]``;
+- :class:`EpochIndexed` hands the epoch carried by each pair to the dataset before reading the
+  sample, so persistent workers see the epoch without any shared state being set beforehand, and
+  every sample's random offsets / crops come from ``(dataset.seed, epoch, index)``
   (:class:`~harness.data.video.VideoDataset`), whichever worker reads it.
 
-So an interrupted run resumed at epoch ``e`` sees exactly the batches it would have seen,
-for any number of workers. Call :func:`set_epoch` (sampler and dataset) before iterating.
+So neither the number of workers nor an interruption changes what a step sees. A run resumed in
+the middle of an epoch calls ``set_epoch(loader, epoch, start=k)``: the loader yields this rank's
+shard from position ``k`` on, exactly the samples the interrupted epoch had left.
 
-Evaluation (``shuffle=False``) across ranks uses :class:`ShardSampler`, which gives each
-rank ``indices[rank::world_size]`` without padding, so every video is scored exactly once
-(the ranks' counts may differ by one; gather predictions, not means).
+Training shards (``shuffle=True``) are padded to equal length across ranks by repeating the head
+of the order (like :class:`torch.utils.data.DistributedSampler`), so every rank runs the same number
+of steps; evaluation shards (``shuffle=False``) are not padded, so every video is scored exactly
+once (the ranks' counts may differ by one: gather predictions, not means).
+
+The loader draws worker seeds from a private :class:`torch.Generator` seeded by ``(seed, rank)``;
+it never reads nor advances the global RNG (torch seeds ``random``, numpy and torch in every
+worker from it). Workers are persistent when there are any; memory is pinned for a CUDA device.
 """
 
 from __future__ import annotations
 
-import random
+import math
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
-class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world_size, ...`` in order, no padding, no shuffling."""
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)`` pairs: a ``(seed, epoch)`` permutation (``shuffle``) or the identity,
+    sharded ``i::world_size``, starting at position ``start`` of this rank's shard (mid-epoch resume).
+    Shards are padded to equal length when ``pad`` (default: ``shuffle``), like DistributedSampler;
+    unpadded shards hold each index once over all ranks."""
 
-    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0):
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"ShardSampler rank {rank} outside 0..{num_replicas - 1}")
-        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
-        self.epoch = 0
+    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
+                 pad: bool | None = None):
+        if size < 0:
+            raise ValueError(f"EpochSampler size must be >= 0, not {size}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"EpochSampler rank {rank} outside 0..{world_size - 1}")
+        self.size, self.shuffle, self.seed = int(size), bool(shuffle), int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.pad = self.shuffle if pad is None else bool(pad)
+        self.epoch, self.start = 0, 0
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch and the position in this rank's shard where iteration begins."""
+        if start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        self.epoch, self.start = int(epoch), int(start)
+
+    def indices(self) -> list[int]:
+        """This rank's whole shard of the current epoch (ignoring ``start``)."""
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size) if self.shuffle
+                 else np.arange(self.size))
+        order = order.tolist()
+        if self.pad and self.world_size > 1 and order:
+            total = math.ceil(self.size / self.world_size) * self.world_size
+            order += (order * math.ceil(total / len(order)))[: total - len(order)]
+        return order[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter([(self.epoch, i) for i in self.indices()[self.start:]])
 
     def __len__(self) -> int:
-        return len(range(self.rank, len(self.dataset), self.num_replicas))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        return max(len(self.indices()) - self.start, 0)
 
 
-def _dist_info(distributed: bool, rank: int | None, world_size: int | None) -> tuple[int, int]:
-    if not distributed:
-        return 0, 1
-    if rank is None or world_size is None:
-        import torch.distributed as dist
+class EpochIndexed(Dataset):
+    """Wraps a dataset: takes ``(epoch, index)``, returns ``(clips, label, index)``. The epoch travels
+    with the index, so persistent workers see it too (the dataset's ``set_epoch`` runs in the worker
+    that reads the sample, right before reading it)."""
 
-        if not (dist.is_available() and dist.is_initialized()):
-            raise ValueError("distributed=True needs an initialised process group or explicit rank/world_size")
-        rank = dist.get_rank() if rank is None else rank
-        world_size = dist.get_world_size() if world_size is None else world_size
-    return int(rank), int(world_size)
+    def __init__(self, base: Dataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+        clips, label = self.base[index]
+        return clips, label, index
 
 
-def seed_worker(worker_id: int) -> None:
-    """Seed numpy and ``random`` in a loader worker from torch's per-worker seed (which the
-    loader derives from its seeded generator), for transforms that use global generators."""
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s)
-    random.seed(s)
+def _generator_seed(seed: int, rank: int) -> int:
+    """The loader generator's seed: ``seed`` itself on rank 0 (kept from the first engine loader),
+    distinct per rank so that ranks' workers do not draw the same numbers."""
+    return int(seed) + (int(rank) << 32)
 
 
 def build_loader(
     dataset: Dataset,
     batch_size: int,
-    shuffle: bool,
-    num_workers: int = 0,
-    seed: int = 0,
-    distributed: bool = False,
-    drop_last: bool | None = None,
     *,
-    rank: int | None = None,
-    world_size: int | None = None,
-    pin_memory: bool | None = None,
-    persistent_workers: bool = True,
-    prefetch_factor: int | None = None,
+    shuffle: bool,
+    seed: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | str | None = None,
 ) -> DataLoader:
-    """A DataLoader yielding ``(uint8 (B, V*U, C, T, H, W), int64 (B,))`` batches.
+    """The loader training (``shuffle=True``) and evaluation (``shuffle=False``) use.
 
-    shuffle:            reshuffle every epoch (seeded by ``seed + epoch``; call :func:`set_epoch`).
-    num_workers:        loader processes (0: load in the calling process). Workers are
-                        persistent across epochs when ``persistent_workers``.
-    distributed:        shard across the ranks of the process group (or explicit
-                        ``rank``/``world_size``); shuffled sets pad to equal shards (DistributedSampler),
-                        unshuffled ones are split without padding (:class:`ShardSampler`).
-    drop_last:          drop the last incomplete batch; default: ``shuffle`` (train yes, eval no).
-    pin_memory:         default: True when CUDA is available.
+    Yields ``(uint8 (B, V*U, C, T, H, W), int64 labels (B,), int64 dataset indices (B,))``; the last
+    batch may be short (never dropped). Call :func:`set_epoch` before each ``iter(loader)``.
+
+    shuffle:      reshuffle every epoch with ``(seed, epoch)`` and pad the shards to equal length
+                  (training); otherwise dataset order, unpadded shards (evaluation).
+    num_workers:  loader processes (0: load in the calling process); persistent across epochs.
+    rank, world_size: this process's shard of the dataset.
+    device:       where batches go; memory is pinned when it is a CUDA device (default: when CUDA
+                  is available).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, not {num_workers}")
-    rank, world = _dist_info(distributed, rank, world_size)
-    if drop_last is None:
-        drop_last = bool(shuffle)
-    if shuffle:
-        sampler: Sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                              seed=seed, drop_last=False)
-    elif world > 1:
-        sampler = ShardSampler(dataset, world, rank)
-    else:
-        sampler = ShardSampler(dataset, 1, 0)
-    if pin_memory is None:
-        pin_memory = torch.cuda.is_available()
-    generator = torch.Generator().manual_seed(int(seed) * 1000 + rank)
-    kwargs = {}
-    if num_workers > 0:
-        kwargs["persistent_workers"] = persistent_workers
-        kwargs["worker_init_fn"] = seed_worker
-        if prefetch_factor is not None:
-            kwargs["prefetch_factor"] = prefetch_factor
+    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+    pin_memory = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
     return DataLoader(
-        dataset,
+        EpochIndexed(dataset),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
+        persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
-        drop_last=drop_last,
-        generator=generator,
-        **kwargs,
+        drop_last=False,
+        generator=torch.Generator().manual_seed(_generator_seed(seed, rank)),  # never the global RNG
     )
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Tell the loader's sampler and dataset which epoch comes next (call before ``iter(loader)``)."""
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
-    if hasattr(loader.dataset, "set_epoch"):
-        loader.dataset.set_epoch(epoch)
+def set_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
+    """Select the epoch the next ``iter(loader)`` yields, from sample ``start`` of this rank's shard
+    (a mid-epoch resume: ``start`` = samples already consumed by this rank)."""
+    loader.sampler.set_epoch(epoch, start=start)

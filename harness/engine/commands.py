@@ -1,4 +1,10 @@
-"""`dsa-harness train` and `dsa-harness eval`."""
+"""`dsa-harness train` and `dsa-harness eval`.
+
+Every field of the run config (harness/config.py) is reachable: ``--recipe FILE`` starts from a recipe,
+the common flags below set one field each (their defaults are the config's), ``--set section.key=VALUE``
+sets any field, ``-o KEY=VALUE`` is short for ``--set model.KEY=VALUE``. Later wins: defaults < recipe <
+flags < -o < --set.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,94 @@ import json
 import signal
 from pathlib import Path
 
-from harness.cli import parse_override
+from harness.config import fields_help, parse_set, section_fields
+
+TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
+    # flag, dotted key of the run config, argparse options
+    ("--data", "data.train", {"metavar": "FILE"}),
+    ("--val", "data.val", {"metavar": "FILE"}),
+    ("--test", "data.test", {"metavar": "FILE"}),
+    ("--root", "data.root", {"metavar": "DIR"}),
+    ("--format", "data.format", {"choices": ("video", "frames", "kinetics_csv")}),
+    ("--classes", "data.classes", {"metavar": "FILE"}),
+    ("--frame-interval", "data.frame_interval", {"type": int}),
+    ("--size", "data.size", {"type": int}),
+    ("--resize", "data.resize", {"type": int}),
+    ("--workers", "data.num_workers", {"type": int}),
+    ("--epochs", "train.epochs", {"type": int}),
+    ("--batch-size", "train.batch_size", {"type": int}),
+    ("--lr", "train.base_lr", {"type": float}),
+    ("--lr-batch", "train.base_batch", {"type": int}),
+    ("--weight-decay", "train.weight_decay", {"type": float}),
+    ("--schedule", "train.schedule", {"choices": ("step", "cosine")}),
+    ("--milestones", "train.milestones", {"type": int, "nargs": "*"}),
+    ("--warmup-epochs", "train.warmup_epochs", {"type": float}),
+    ("--clip-grad", "train.clip_grad_norm", {"type": float}),
+    ("--amp", "train.amp", {"choices": ("none", "bf16", "fp16")}),
+    ("--grad-accum", "train.grad_accum", {"type": int}),
+    ("--checkpoint-every", "train.checkpoint_every_steps", {"type": int}),
+    ("--device", "train.device", {"choices": ("auto", "cpu", "cuda")}),
+    ("--threads", "train.threads", {"type": int}),
+    ("--seed", "seed", {"type": int}),
+    ("--test-groups", "eval.test_groups", {"type": int}),
+    ("--crops", "eval.crops", {"type": int, "choices": (1, 3)}),
+)
+"""The common flags of ``train``, each a shorthand for ``--set KEY=VALUE`` (tested against the config)."""
+SWITCHES: tuple[tuple[str, str, object, str], ...] = (
+    ("--no-flip", "data.flip", False, "no horizontal flip (direction-sensitive labels)"),
+    ("--cache-decoded", "data.cache_decoded", True, "decode each video once per process (small datasets)"),
+    ("--skip-corrupt", "data.on_error", "skip", "skip unreadable training videos (counted, listed)"),
+)
+EVAL_FLAGS = tuple(f for f in TRAIN_FLAGS if f[0] in ("--test", "--test-groups", "--crops", "--workers"))
+
+
+def default_of(key: str) -> object:
+    """The config's default for a dotted key (None for the model's: the variant decides)."""
+    if key == "seed":
+        return 0
+    section, name = key.split(".")
+    return None if section == "model" else section_fields(section)[name][0]
+
+
+def add_config_flags(p: argparse.ArgumentParser, flags=TRAIN_FLAGS, switches=SWITCHES) -> None:
+    """The common flags (help from the config field, default shown), ``--set`` and ``-o``."""
+    g = p.add_argument_group("run config (defaults: harness/config.py; see --set below)")
+    for flag, key, opts in flags:
+        section, _, name = key.partition(".")
+        text = section_fields(section)[name][2] if name else "random seed (data order, init, augmentation)"
+        default = default_of(key)
+        shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+        g.add_argument(flag, dest=_dest(key), default=None, help=f"{text} [{key}; default {shown}]", **opts)
+    for flag, key, value, text in switches:
+        g.add_argument(flag, dest=_dest(key), action="store_const", const=value, default=None,
+                       help=f"{text} [{key}={json.dumps(value)}]")
+    g.add_argument("--set", dest="sets", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
+                   help="set any field of the run config, repeatable (e.g. --set train.momentum=0.95); "
+                        "fields and defaults are listed at the end of this help")
+    g.add_argument("-o", "--override", dest="model_sets", type=parse_set, action="append", default=[],
+                   metavar="KEY=VALUE", help="model field, short for --set model.KEY=VALUE (e.g. -o split_ratio=0.25)")
+
+
+def _dest(key: str) -> str:
+    return "cfg__" + key.replace(".", "__")
+
+
+def flag_values(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """(dotted key, value) of every common flag given, then -o, then --set, in that order."""
+    out = []
+    for name, value in vars(args).items():
+        if name.startswith("cfg__") and value is not None:
+            key = name[5:].replace("__", ".")
+            if key == "train.clip_grad_norm" and value == 0:
+                value = None  # --clip-grad 0: no clipping
+            out.append((key, list(value) if isinstance(value, tuple) else value))
+    out += [(f"model.{k}", v) for k, v in args.model_sets]
+    out += list(args.sets)
+    return out
+
+
+def _set_help(sections: tuple[str, ...]) -> str:
+    return "fields of --set KEY=VALUE (default; model defaults come from the variant):\n" + fields_help(sections)
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
@@ -15,96 +108,74 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         "train", help="train and test one variant (resumable)",
         description=(
             "Train VARIANT on an annotated video dataset, then test it with multi-view testing. The run folder "
-            "(--out) receives config.json, metrics.jsonl, checkpoint.pt, log.txt and, last, final.json. "
-            "Re-running the same command on the same folder resumes exactly from the checkpoint; SIGTERM or "
-            "SIGUSR1 make the run checkpoint at the next step and exit with code 143 (resume by re-running). "
-            "Defaults are the paper's Kinetics-400 recipe (spec section 5); pass smaller values for CPU work. "
-            "Multi-GPU: launch with torchrun (gloo on CPU, nccl on CUDA)."
+            "(--out) receives config.json (the fully resolved config, with its run id), metrics.jsonl, "
+            "checkpoint.pt, log.txt and, last, final.json. Re-running the same command resumes exactly from "
+            "the checkpoint, or says the run is done; a folder of another run is refused, naming what differs. "
+            "SIGTERM or SIGUSR1 make the run checkpoint at the next step and exit with code 143. Defaults are "
+            "the paper's Kinetics-400 recipe (spec section 5); --recipe starts from another one. Multi-GPU: "
+            "launch with torchrun (gloo on CPU, nccl on CUDA)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=("example (CPU, the embedded synthetic set):\n"
-                "  dsa-harness data synth --out data/synth --size 64\n"
-                "  dsa-harness train tsm_r18_dsa --data data/synth/train.txt --val data/synth/val.txt \\\n"
-                "      --test data/synth/val.txt -o width=16 -o num_frames=4 --frame-interval 2 --size 56 \\\n"
-                "      --no-flip --epochs 6 --batch-size 8 --lr 0.02 --warmup-epochs 1 --crops 1 \\\n"
-                "      --out results/runs/manual/tsm_dsa"),
+        epilog=("example (CPU, the synthetic study's recipe; ~1-2 min on one core, prints test top-1 100.00%):\n"
+                "  dsa-harness data synth --study --out data/synth\n"
+                "  dsa-harness train tsm_r18_dsa --recipe experiments/recipes/synthetic_study.yaml\n\n"
+                + _set_help(("model", "data", "train", "eval"))),
     )
     p.add_argument("variant", help="model variant (see `dsa-harness list`)")
-    p.add_argument("--data", required=True, help="training annotation file")
-    p.add_argument("--val", help="validation annotation file (evaluated every epoch, one view)")
-    p.add_argument("--test", help="test annotation file (multi-view, at the end)")
-    p.add_argument("--root", help="folder the annotation paths are relative to (default: annotation's folder)")
-    p.add_argument("--format", default="video", choices=("video", "frames", "kinetics_csv"))
-    p.add_argument("--classes", help="class-index file (kinetics_csv)")
-    p.add_argument("--out", required=True, help="run folder (created; resumed if it holds a checkpoint)")
-    p.add_argument("-o", "--override", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
-                   help="model override, e.g. split_ratio=0.25, num_frames=4, width=16")
-    g = p.add_argument_group("data")
-    g.add_argument("--frame-interval", type=int, default=8)
-    g.add_argument("--size", type=int, default=224, help="crop size")
-    g.add_argument("--resize", type=int, help="short side before eval crops (default size*256/224)")
-    g.add_argument("--no-flip", action="store_true", help="no horizontal flip (direction-sensitive labels)")
-    g.add_argument("--workers", type=int, default=2)
-    g.add_argument("--cache-decoded", action="store_true",
-                   help="decode each video once per process and sample from memory (small datasets)")
-    g.add_argument("--skip-corrupt", action="store_true", help="skip unreadable videos (counted, listed)")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=100)
-    g.add_argument("--batch-size", type=int, default=12, help="videos per process per step")
-    g.add_argument("--lr", type=float, default=0.015, help="lr for --lr-batch videos, scaled linearly")
-    g.add_argument("--lr-batch", type=int, default=12)
-    g.add_argument("--weight-decay", type=float, default=1e-4)
-    g.add_argument("--schedule", choices=("step", "cosine"), default="step")
-    g.add_argument("--milestones", type=int, nargs="*", default=[50, 75, 90])
-    g.add_argument("--warmup-epochs", type=float, default=10)
-    g.add_argument("--clip-grad", type=float, default=40.0)
-    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
-    g.add_argument("--grad-accum", type=int, default=1)
-    g.add_argument("--checkpoint-every", type=int, default=0, help="steps between mid-epoch checkpoints")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    g.add_argument("--threads", type=int)
-    g.add_argument("--seed", type=int, default=0)
-    g = p.add_argument_group("testing")
-    g.add_argument("--test-groups", type=int, default=2, help="interleaved groups of U snippets")
-    g.add_argument("--crops", type=int, choices=(1, 3), default=3)
+    p.add_argument("--recipe", metavar="FILE", help="start from a recipe file (experiments/recipes/*.yaml)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: RESULTS/runs/manual/<run id>); resumed if it holds this run")
+    p.add_argument("--results", default="results", metavar="DIR", help="results root for the default --out "
+                   "(default: results)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and run id, then exit")
+    add_config_flags(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="(re-)evaluate a finished or checkpointed run with other views",
                        description="Evaluate the latest checkpoint of RUN_DIR on its test set (or --test) with "
-                                   "the given views; prints and writes eval-<groups>x<crops>.json in the run.")
-    e.add_argument("run_dir")
-    e.add_argument("--test", help="annotation file (default: the run's test set)")
-    e.add_argument("--test-groups", type=int)
-    e.add_argument("--crops", type=int, choices=(1, 3))
-    e.add_argument("--json", action="store_true")
+                                   "the given views; prints and writes eval-<groups>x<crops>.json in the run.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=("example: dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 "
+                               "--set eval.batch_size=16\n\n" + _set_help(("data", "eval"))))
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    add_config_flags(e, EVAL_FLAGS, ())
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=_eval)
 
 
 def config_from_args(args: argparse.Namespace) -> dict:
-    return {
-        "task": "train", "seed": args.seed,
-        "model": {"variant": args.variant, **dict(args.override)},
-        "data": {"train": args.data, "val": args.val, "test": args.test, "root": args.root, "format": args.format,
-                 "classes": args.classes, "frame_interval": args.frame_interval, "size": args.size,
-                 "resize": args.resize or round(args.size * 256 / 224), "flip": not args.no_flip,
-                 "num_workers": args.workers, "cache_decoded": args.cache_decoded,
-                 "on_error": "skip" if args.skip_corrupt else "raise"},
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "base_lr": args.lr,
-                  "base_batch": args.lr_batch, "weight_decay": args.weight_decay, "schedule": args.schedule,
-                  "milestones": args.milestones, "warmup_epochs": args.warmup_epochs,
-                  "clip_grad_norm": args.clip_grad or None, "amp": args.amp, "grad_accum": args.grad_accum,
-                  "checkpoint_every_steps": args.checkpoint_every, "device": args.device, "threads": args.threads},
-        "eval": {"test_groups": args.test_groups, "crops": args.crops},
-    }
+    """The raw run config of ``train``: the recipe (if any), the variant, then every flag in order."""
+    from harness.config import apply_overrides, load_recipe
+
+    raw: dict = {"task": "train"}
+    if args.recipe:
+        recipe = load_recipe(args.recipe, where="--recipe")
+        raw.update({k: v for k, v in recipe.items() if k in ("model", "data", "train", "eval")})
+    return apply_overrides(raw, [("model.variant", args.variant), *flag_values(args)])
 
 
 def _train(args: argparse.Namespace) -> int:
-    from harness.engine.train import STOP, TrainingInterrupted, train_and_evaluate
+    from harness.config import RunConfig
+    from harness.errors import MissingFileError
 
-    for path in (args.data, args.val, args.test):
+    rc = RunConfig.from_dict(config_from_args(args))
+    if args.print_config:
+        print(json.dumps(rc.record(), indent=2))
+        return 0
+    for key in ("train", "val", "test"):
+        path = getattr(rc.data, key)
         if path and not Path(path).exists():
-            raise FileNotFoundError(f"annotation file not found: {path}")
+            raise MissingFileError(f"data.{key}: annotation file not found: {path}")
+    if rc.data.train is None and rc.data.test is None:
+        raise MissingFileError("no data: give --data (training list) and/or --test")
+    out = args.out or str(Path(args.results) / "runs" / "manual" / rc.run_id)
+    from harness.engine.train import STOP, TrainingInterrupted, open_run_dir, train_and_evaluate
+
+    _, rc, final = open_run_dir(rc, out)  # refuses a folder of another run, naming the keys that differ
+    if final is not None:
+        print(f"run {rc.run_id} is already done ({out}/final.json)" + _result_line(final))
+        return 0
 
     def request_stop(signum, frame):
         STOP.set()
@@ -112,20 +183,26 @@ def _train(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, request_stop)
     try:
-        final = train_and_evaluate(config_from_args(args), args.out, echo=not args.quiet)
+        final = train_and_evaluate(rc, out, echo=not args.quiet)
     except TrainingInterrupted as e:
         print(f"interrupted: {e}")
         return 143
-    test = final.get("test")
-    if test:
-        print(f"test top-1 {test['top1']:.2f}%  top-5 {test['top5']:.2f}%  ({args.out}/final.json)")
+    print(f"run {rc.run_id} done ({out}/final.json)" + _result_line(final))
     return 0
+
+
+def _result_line(final: dict) -> str:
+    test = final.get("test")
+    if not test:
+        return ""
+    line = f": test top-1 {test['top1']:.2f}%  top-5 {test['top5']:.2f}%"
+    return line + "".join(f"  {k} {v['top1']:.2f}%" for k, v in (test.get("groups") or {}).items())
 
 
 def _eval(args: argparse.Namespace) -> int:
     from harness.engine.evaluate_run import evaluate_run
 
-    result = evaluate_run(args.run_dir, test=args.test, test_groups=args.test_groups, crops=args.crops)
+    result = evaluate_run(args.run_dir, overrides=dict(flag_values(args)))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

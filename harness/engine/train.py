@@ -8,9 +8,10 @@ Contract (relied on by the launcher):
 - writes config.json (once), metrics.jsonl (per epoch), checkpoint.pt (atomic; the previous one is
   kept as checkpoint.prev.pt), log.txt and, last, final.json through ``harness.results.rundir``.
 
-Data order is a pure function of (seed, epoch): the sampler permutes with its own generator and the
-dataset derives each sample's random offsets / crops from (seed, epoch, index), so neither the number
-of workers nor an interruption changes what a step sees.
+Data order is a pure function of (seed, epoch): the loader (``harness.data.build_loader``, the one
+that training, evaluation and the loader benchmark use) permutes with its own generator and the
+dataset derives each sample's random offsets / crops from (seed, epoch, index), so neither the
+number of workers nor an interruption changes what a step sees.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +31,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from harness.config import (
+    IDENTITY_VERSION,
+    DataConfig,
+    EvalConfig,
+    RunConfig,
+    TrainConfig,
+    describe_diff,
+    identity_diff,
+)
+from harness.data import build_loader, set_epoch
 from harness.engine.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -40,11 +50,11 @@ from harness.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from harness.engine.config import DataConfig, EvalConfig, TrainConfig, resolve_run_config
 from harness.engine.distributed import DistributedContext, all_gather_objects, barrier, init_distributed
 from harness.engine.evaluate import classification_metrics, predict
+from harness.errors import ConfigError, RunDirError
 from harness.measure.environment import describe_environment
-from harness.models import create_model, resolve_config
+from harness.models import create_model
 from harness.results.rundir import RunDir
 
 PREV_CHECKPOINT = "checkpoint.prev.pt"
@@ -86,59 +96,12 @@ class TrainingInterrupted(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # data plumbing
-class EpochSampler(Sampler):
-    """Yields (epoch, index) pairs: a (seed, epoch) permutation (or identity), sharded i::world_size,
-    starting at position ``start`` of this rank's shard (mid-epoch resume). Training shards are padded
-    to equal length (like DistributedSampler); evaluation shards are not (no duplicated sample)."""
-
-    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 pad: bool = True):
-        self.size, self.shuffle, self.seed = size, shuffle, seed
-        self.rank, self.world_size, self.pad = rank, world_size, pad
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    def _indices(self) -> list[int]:
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size) if self.shuffle
-                 else np.arange(self.size))
-        order = order.tolist()
-        if self.pad and self.world_size > 1:
-            total = math.ceil(self.size / self.world_size) * self.world_size
-            order += order[: total - len(order)]
-        return order[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter([(self.epoch, i) for i in self._indices()[self.start:]])
-
-    def __len__(self) -> int:
-        return max(len(self._indices()) - self.start, 0)
-
-
-class _Indexed(Dataset):
-    """Wraps a harness video dataset: takes (epoch, index), returns (clips, label, index). The epoch
-    travels with the index, so persistent workers see it too."""
-
-    def __init__(self, base: Dataset):
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, index = key
-        if hasattr(self.base, "set_epoch"):
-            self.base.set_epoch(epoch)
-        clips, label = self.base[index]
-        return clips, label, index
-
-
-def _loader(dataset: Dataset, sampler: EpochSampler, batch_size: int, workers: int, seed: int,
-            device: torch.device) -> DataLoader:
-    return DataLoader(_Indexed(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=device.type == "cuda",
-                      generator=torch.Generator().manual_seed(seed))  # never touches the global RNG
+def build_train_loader(dataset: Dataset, tcfg: TrainConfig, dcfg: DataConfig, seed: int, ctx: DistributedContext,
+                       device: torch.device) -> DataLoader:
+    """The training loader of a run: ``harness.data.build_loader`` with the run's settings (shuffled,
+    padded shards). ``benchmarks/loader_throughput.py`` times this very call."""
+    return build_loader(dataset, tcfg.batch_size, shuffle=True, seed=seed, num_workers=dcfg.num_workers,
+                        rank=ctx.rank, world_size=ctx.world_size, device=device)
 
 
 @dataclass
@@ -244,26 +207,68 @@ class _Log:
             print(line, flush=True)
 
 
-def _identity(cfg: dict) -> dict:
-    return {k: v for k, v in cfg.items() if k not in ("resources", "grid", "run_id")}
+def _stored_identity(record: dict) -> dict:
+    """The identity a config.json was written with: its sections resolved again, with the input
+    fingerprints it recorded (not today's files). Records of the earlier identity scheme (no
+    ``identity_version``) have no fingerprints: their sections alone are compared."""
+    ident = RunConfig.from_dict(record).identity()
+    if record.get("identity_version") == IDENTITY_VERSION and isinstance(record.get("inputs"), dict):
+        ident["inputs"] = record["inputs"]
+    else:
+        ident.pop("inputs", None)
+        ident.pop("identity_version", None)
+    return ident
 
 
-def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
+def open_run_dir(config: dict | RunConfig, run_dir: str | Path) -> tuple[RunDir, RunConfig, dict | None]:
+    """Check that ``run_dir`` can take ``config`` and return (run dir, resolved config, final record
+    or None). A folder holding another run (different resolved config, or the same config over
+    changed input files) is refused with ``RunDirError`` naming the keys that differ; a finished run
+    of the same config returns its final record (nothing is redone)."""
+    rc = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    given = config if isinstance(config, dict) else {}
+    rd = RunDir(run_dir)
+    new = rc.identity()
+    on_disk = None
+    if rd.config_path.exists():
+        try:
+            on_disk = rd.read_config()
+            if not isinstance(on_disk, dict):
+                raise ValueError("not a JSON object")
+            old = _stored_identity(on_disk)
+        except (ValueError, OSError) as e:
+            raise RunDirError(f"{rd.config_path}: not a run config this harness can read ({e}); "
+                              "use another --out folder") from None
+        cmp_new = {k: v for k, v in new.items() if k in old}
+        keys = identity_diff(old, cmp_new)
+        if keys:
+            raise RunDirError(f"{rd.path} holds another run ({describe_diff(old, cmp_new, keys)}); use another "
+                              "--out folder, or the run's own settings to resume or re-read it")
+    for record in (given, on_disk or {}):
+        stored = record.get("run_id")
+        if stored and record.get("identity_version") == IDENTITY_VERSION and stored != rc.run_id:
+            keys = identity_diff(_stored_identity(record), new)
+            raise RunDirError(f"{rd.path}: run {stored} now resolves to run id {rc.run_id} "
+                              f"({describe_diff(_stored_identity(record), new, keys) or 'harness defaults changed'}); "
+                              "its inputs or the harness changed since it was configured: submit it again")
+    return rd, rc, rd.read_final()
+
+
+def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: bool = True,
                        progress: bool | None = None) -> dict:
-    """Train ``config`` (see CONTRACTS.md) in ``run_dir``, resuming if possible; then test. Returns the
-    final record (also written to final.json)."""
-    rd = RunDir(run_dir).create()
-    done = rd.read_final()
+    """Train ``config`` (a run config dict or ``RunConfig``, see harness/config.py) in ``run_dir``,
+    resuming if possible; then test. Returns the final record (also written to final.json). A
+    finished run of the same config is returned as is; a folder of another run is refused."""
+    rd, rc, done = open_run_dir(config, run_dir)
     if done is not None:
         return done
-    cfg = resolve_run_config(config)
+    rd.create()
+    carried = {k: v for k, v in (config if isinstance(config, dict) else {}).items()
+               if k in ("grid", "resources")}
     on_disk = rd.read_config() if rd.config_path.exists() else None
-    if on_disk is not None:
-        if _identity(resolve_run_config(on_disk)) != _identity(cfg):
-            raise ValueError(f"{rd.path} holds a run with a different config; use another --out folder")
-        cfg = {**on_disk, **cfg}  # resolved sections win; the launcher's run_id / grid / resources are kept
-    tcfg = TrainConfig(**{**cfg["train"], "milestones": tuple(cfg["train"]["milestones"])})
-    dcfg, ecfg = DataConfig(**cfg["data"]), EvalConfig(**cfg["eval"])  # lists -> tuples in __post_init__
+    carried = {**{k: v for k, v in (on_disk or {}).items() if k in ("grid", "resources")}, **carried}
+    cfg = rc.record(**carried)
+    tcfg, dcfg, ecfg = rc.train, rc.data, rc.eval
     device = _device(tcfg)
     ctx = init_distributed(device.type)
     log = _Log(rd, ctx, echo)
@@ -277,11 +282,11 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
     seed = cfg["seed"]
     started = time.time()
 
-    overrides = {k: v for k, v in cfg["model"].items() if k != "variant"}
-    mcfg = resolve_config(cfg["model"]["variant"], **overrides)
+    mcfg = rc.model
     data = build_data(dcfg, ecfg, mcfg.num_snippets, mcfg.num_frames, seed)
-    if "num_classes" not in overrides:
-        mcfg = mcfg.replace(num_classes=data.num_classes)
+    if data.num_classes > mcfg.num_classes:
+        raise ConfigError(f"model.num_classes={mcfg.num_classes}, but the data has labels up to "
+                          f"{data.num_classes - 1} ({dcfg.annotation}); set model.num_classes >= {data.num_classes}")
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = create_model(mcfg).to(device)
@@ -294,9 +299,9 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
                  if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
-    train_sampler = EpochSampler(len(data.train), shuffle=True, seed=seed, rank=ctx.rank,
-                                 world_size=ctx.world_size) if data.train is not None else None
-    batches_per_epoch = math.ceil(len(train_sampler) / tcfg.batch_size) if train_sampler else 0
+    train_loader = (build_train_loader(data.train, tcfg, dcfg, seed, ctx, device) if data.train is not None
+                    else None)
+    batches_per_epoch = len(train_loader) if train_loader is not None else 0  # fresh: starts at position 0
     steps_per_epoch = batches_per_epoch // tcfg.grad_accum
     if tcfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tcfg.max_steps_per_epoch)
@@ -340,16 +345,15 @@ def train_and_evaluate(config: dict, run_dir: str | Path, *, echo: bool = True,
     show = show and ctx.is_main
     U = mcfg.num_snippets
     if data.train is not None:
-        loader = _loader(data.train, train_sampler, tcfg.batch_size, dcfg.num_workers, seed, device)
         for epoch in range(start_epoch, tcfg.epochs):
             first = start_step if epoch == start_epoch else 0
-            train_sampler.set_epoch(epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
+            set_epoch(train_loader, epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
             ddp_model.train()
             t0 = time.time()
             sums = state.get("epoch_sums") if state is not None and epoch == start_epoch and first else None
             running.update(sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0})
             bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
-            it = iter(loader)
+            it = iter(train_loader)
             for step in range(first, steps_per_epoch):
                 optimizer.zero_grad(set_to_none=True)
                 for micro in range(tcfg.grad_accum):
@@ -473,9 +477,8 @@ def _load_resume_state(rd: RunDir, log) -> dict | None:
 def evaluate_dataset(model: nn.Module, dataset: Dataset, *, views: int, batch_size: int, data: _Data,
               device: torch.device, ctx: DistributedContext, seed: int, workers: int, amp_dtype) -> dict:
     """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
-    sampler = EpochSampler(len(dataset), shuffle=False, seed=seed, rank=ctx.rank, world_size=ctx.world_size,
-                           pad=False)
-    loader = _loader(dataset, sampler, batch_size, min(workers, 1), seed, device)
+    loader = build_loader(dataset, batch_size, shuffle=False, seed=seed, num_workers=min(workers, 1),
+                          rank=ctx.rank, world_size=ctx.world_size, device=device)
     model = model.to(device)
     scores, labels, index = predict(model, loader, views=views, device=device, normalize=data.normalize,
                                     amp_dtype=amp_dtype)

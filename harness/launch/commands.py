@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from harness.errors import UsageError
+
 EPILOG_SWEEP = """\
 A grid file (experiments/*.yaml) expands into runs: product axes x zipped axes x seeds.
 Each run lives in RESULTS/runs/<grid>/<run_id>/, where run_id is a hash of its resolved
@@ -29,8 +31,16 @@ resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results-root", default="results", metavar="DIR",
-                   help="where run directories go: DIR/runs/<grid>/<run_id> (default: results)")
+    p.add_argument("--results", "--results-root", dest="results_root", default="results", metavar="DIR",
+                   help="results root: runs go to DIR/runs/<grid>/<run_id> (default: results)")
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    from harness.config import parse_set
+
+    p.add_argument("--set", dest="sets", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
+                   help="change a field of every run's config, repeatable (e.g. --set train.epochs=2); applied to "
+                        "the grid's base before its axes, so run ids follow; keys: `dsa-harness train --help`")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -54,7 +64,7 @@ def register_commands(subparsers) -> None:
         description="Expand a grid file, validate every run and print one line per run with the "
                     "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore), training clips, "
                     "epochs, test views and the grid's declared throughput (cost.throughput: clips_per_s, "
-                    "or tflops); see harness.launch.sweep.estimate_cost for the formula.",
+                    "or tflops); see harness.launch.cost.estimate_cost for the formula.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
     _add_common(show)
@@ -65,6 +75,9 @@ def register_commands(subparsers) -> None:
                       help="measured training throughput (clips/s per GPU) to use instead of the grid's")
     show.add_argument("--tflops", type=float, metavar="N",
                       help="sustained fvcore TFLOP/s per GPU to use instead of the grid's")
+    show.add_argument("--resolved", metavar="RUN", nargs="?", const="all",
+                      help="print the fully resolved config of run RUN (index or run id prefix), or of every run")
+    _add_set(show)
     show.set_defaults(func=_cmd_show)
 
     submit = sub.add_parser(
@@ -82,6 +95,7 @@ def register_commands(subparsers) -> None:
     submit.add_argument("--no-check-data", action="store_true", help="do not require the data files to exist")
     submit.add_argument("--dry-run", action="store_true", help="validate and print what would be submitted")
     submit.add_argument("--wait", action="store_true", help="wait for the runs with a progress bar")
+    _add_set(submit)
     g = submit.add_argument_group("slurm (override the grid's resources)")
     g.add_argument("--partition")
     g.add_argument("--account")
@@ -111,6 +125,7 @@ def register_commands(subparsers) -> None:
     _add_common(status)
     status.add_argument("--wide", action="store_true", help="full error lines and log paths")
     status.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    _add_set(status)
     status.set_defaults(func=_cmd_status)
 
     cancel = sub.add_parser("cancel", help="cancel a grid's queued and running jobs",
@@ -121,6 +136,7 @@ def register_commands(subparsers) -> None:
     _add_common(cancel)
     cancel.add_argument("--run", action="append", default=[], metavar="RUN_ID",
                         help="only this run (id or prefix), repeatable")
+    _add_set(cancel)
     cancel.set_defaults(func=_cmd_cancel)
 
     logs = sub.add_parser("logs", help="a run's log.txt, job stdout/stderr and last error",
@@ -133,11 +149,21 @@ def register_commands(subparsers) -> None:
 
 
 def _cmd_show(args) -> int:
+    from harness.launch.cost import estimate_cost, show_table
     from harness.launch.grid import GridValidationError, expand, load_grid, validate_runs
-    from harness.launch.sweep import estimate_cost, show_table
 
     grid = load_grid(args.grid)
-    runs = expand(grid, args.results_root)
+    runs = expand(grid, args.results_root, args.sets)
+    if args.resolved:
+        chosen = [r for r in runs if args.resolved == "all" or str(r.index) == args.resolved
+                  or r.run_id.startswith(args.resolved)]
+        if not chosen:
+            raise UsageError(f"--resolved {args.resolved}: no run with that index or run id prefix")
+        for r in chosen:
+            print(f"# run {r.index}: {r.run_id}" + (" (provisional id: input files not found)"
+                                                     if r.run_config.provisional else ""))
+            print(json.dumps(r.config, indent=2))
+        return 0
     problems = validate_runs(grid, runs, check_data=not args.no_check_data)
     costs = None
     if not args.no_cost and not problems:
@@ -154,25 +180,27 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_submit(args) -> int:
-    from harness.launch.sweep import LaunchOptions, collect_status, status_table, submit
+    from harness.launch.status import collect_status, status_table
+    from harness.launch.submit import LaunchOptions, submit
 
     opts = LaunchOptions(cluster=args.cluster, partition=args.partition, account=args.account, qos=args.qos,
                          constraint=args.constraint, array_parallelism=args.array_parallelism,
                          sbatch=dict(args.sbatch), setup=list(args.setup), time_min=args.time_min,
                          mem_gb=args.mem_gb, max_parallel=args.max_parallel, snapshot=args.snapshot)
     if args.wait:
-        from harness.launch.sweep import run_grid
+        from harness.launch.submit import run_grid
 
         run_grid(args.grid, cluster=args.cluster, results_root=args.results_root, options=opts,
-                 retry_failed=args.retry_failed, check_data=not args.no_check_data)
+                 retry_failed=args.retry_failed, check_data=not args.no_check_data, overrides=args.sets)
         from harness.launch.grid import load_and_expand
 
-        grid, runs = load_and_expand(args.grid, args.results_root)
+        grid, runs = load_and_expand(args.grid, args.results_root, overrides=args.sets)
         statuses = collect_status(runs)
         print(status_table(statuses, grid))
         return 1 if any(s.status == "failed" for s in statuses) else 0
     result = submit(args.grid, cluster=args.cluster, results_root=args.results_root, options=opts,
-                    retry_failed=args.retry_failed, check_data=not args.no_check_data, dry_run=args.dry_run)
+                    retry_failed=args.retry_failed, check_data=not args.no_check_data, dry_run=args.dry_run,
+                    overrides=args.sets)
     if args.dry_run:
         print(f"dry run: would submit {len(result.submitted)} of {len(result.runs)} runs: "
               + " ".join(r.run_id for r in result.submitted))
@@ -181,7 +209,7 @@ def _cmd_submit(args) -> int:
     if result.snapshot:
         print(f"code snapshot: {result.snapshot} (commit {result.commit})")
     if result.submitted and args.cluster != "debug":
-        print(f"follow with: dsa-harness sweep status {args.grid}")
+        print(f"follow with: dsa-harness sweep status {args.grid}{_repeat_options(args)}")
     if args.cluster == "debug":
         statuses = collect_status(result.runs)
         print(status_table(statuses, result.grid))
@@ -189,11 +217,20 @@ def _cmd_submit(args) -> int:
     return 0
 
 
+def _repeat_options(args) -> str:
+    """The options that select the same runs again (for the "follow with" hint)."""
+    import shlex
+
+    out = [f"--results {shlex.quote(args.results_root)}"] if args.results_root != "results" else []
+    out += [f"--set {shlex.quote(f'{k}={json.dumps(v) if not isinstance(v, str) else v}')}" for k, v in args.sets]
+    return "".join(" " + o for o in out)
+
+
 def _cmd_status(args) -> int:
     from harness.launch.grid import load_and_expand
-    from harness.launch.sweep import collect_status, status_table
+    from harness.launch.status import collect_status, status_table
 
-    grid, runs = load_and_expand(args.grid, args.results_root)
+    grid, runs = load_and_expand(args.grid, args.results_root, overrides=args.sets)
     statuses = collect_status(runs)
     if args.json:
         for s in statuses:
@@ -202,19 +239,55 @@ def _cmd_status(args) -> int:
                               "error": s.error, "log": s.log, "run_dir": str(s.run_dir)}, default=str))
     else:
         print(status_table(statuses, grid, wide=args.wide))
+        note = other_runs_note(grid, runs, args.results_root)
+        if note:
+            print(note)
     return 0
 
 
-def _cmd_cancel(args) -> int:
-    from harness.launch.sweep import cancel
+def other_runs_note(grid, runs, results_root) -> str:
+    """A plain note on run folders of the grid's folder that the grid does not expand to now: made under
+    the earlier run identity (config.json without identity_version), or by another version of the grid
+    file / other --set values. They are never reused or resubmitted."""
+    from pathlib import Path
 
-    cancelled = cancel(args.grid, args.results_root, run_ids=args.run or None)
+    from harness.config import IDENTITY_VERSION
+    from harness.results.rundir import iter_run_dirs
+
+    current = {r.run_id for r in runs}
+    legacy = other = 0
+    for rd in iter_run_dirs(Path(results_root) / "runs" / grid.name):
+        if rd.run_id in current:
+            continue
+        try:
+            version = rd.read_config().get("identity_version")
+        except (OSError, ValueError, AttributeError):
+            version = None
+        if version == IDENTITY_VERSION:
+            other += 1
+        else:
+            legacy += 1
+    parts = []
+    if legacy:
+        parts.append(f"note: {legacy} run folder(s) in {Path(results_root) / 'runs' / grid.name} were made under the "
+                     f"earlier run identity (ids hashed the unresolved config); they are not reused or resubmitted: "
+                     f"`sweep submit` runs this grid under the current identity")
+    if other:
+        parts.append(f"note: {other} run folder(s) of this grid's folder belong to another version of the grid file "
+                     f"(or other --set values); not shown")
+    return "\n".join(parts)
+
+
+def _cmd_cancel(args) -> int:
+    from harness.launch.control import cancel
+
+    cancelled = cancel(args.grid, args.results_root, run_ids=args.run or None, overrides=args.sets)
     print(f"cancelled {len(cancelled)} run(s)" + (": " + " ".join(s.run_id for s in cancelled) if cancelled else ""))
     return 0
 
 
 def _cmd_logs(args) -> int:
-    from harness.launch.sweep import find_run, run_logs
+    from harness.launch.control import find_run, run_logs
 
     print(run_logs(find_run(args.run, args.results_root), lines=args.lines))
     return 0

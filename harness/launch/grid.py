@@ -7,7 +7,8 @@ A grid file (``experiments/<name>.yaml``) describes one paper table::
     paper_table: "Table 5 (split ratio), Mini-Kinetics-200, I3D R50"
     paper_reference: experiments/paper/ablation_split_ratio.csv   # optional
     task: train                       # or: profile
-    base:                             # the run configuration every run starts from
+    include: recipes/minikinetics200_i3d.yaml   # optional recipe file(s), relative to this file
+    base:                             # the run configuration every run starts from (overrides the recipes)
       model: {variant: i3d_r50_dsa, num_classes: 200}
       data: {train: data/minikinetics200/train.csv, ...}
       train: {epochs: 100, ...}
@@ -20,46 +21,45 @@ A grid file (``experiments/<name>.yaml``) describes one paper table::
     cost:                             # optional, for the estimate of `sweep show`
       train_clips: 78000              # training clips (videos) per epoch
       test_clips: 5000                # test videos (x eval.test_groups x eval.crops views)
-      throughput: {tflops: 25}        # or {clips_per_s: 60}; see ``harness.launch.sweep.estimate_cost``
+      throughput: {tflops: 25}        # or {clips_per_s: 60}; see ``harness.launch.cost.estimate_cost``
     report: {rows: [model.split_ratio], metrics: [test.top1, profile.gflops_per_view]}
+
+A recipe file (``experiments/recipes/*.yaml``) holds sections only (model, data, train, eval,
+profile, resources, plus an optional description); the grid's ``base`` is merged over the recipes in
+order, so grids that share a recipe differ only in what they say.
 
 Axis keys are dotted paths into the run configuration (``model.split_ratio``); a key may also
 name a whole section (``model``) with mapping values, which are merged into the base section.
 Runs are the product axes (first key slowest) x the zip rows x the seeds (fastest).
 
-The run id is the first 12 hex digits of the SHA-256 of the canonical JSON (sorted keys, no
-spaces) of the run configuration without ``run_id``, ``grid`` and ``resources``: the same
-configuration (seed included) always gets the same id, whatever grid or machine it runs on.
-This module imports neither torch nor the models, so expanding a grid is cheap; ``validate_runs``
-imports ``harness.models`` lazily.
+Every run is resolved through ``harness.config.RunConfig`` (one config type from grid to CLI to run
+id): its id is the hash of the *resolved* configuration (see harness/config.py), so the same run
+spelled another way, in another grid or with its dataset moved, gets the same id. Neither torch nor
+decord is imported: expanding a grid is cheap.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from harness.config import RunConfig, apply_overrides, deep_merge, load_recipe, read_yaml, set_dotted
+from harness.errors import ConfigError, HarnessError
 
 TASKS = ("profile", "train")
 SECTIONS = ("model", "data", "train", "eval", "profile", "resources")
-"""Top-level sections of a run configuration (besides ``task`` and ``seed``)."""
-IDENTITY_EXCLUDED = ("run_id", "grid", "resources")
-GRID_KEYS = ("name", "description", "paper_table", "paper_reference", "task", "base", "axes", "seeds",
+"""Top-level sections of a grid's ``base`` (the run config's sections plus the launcher's resources)."""
+GRID_KEYS = ("name", "description", "paper_table", "paper_reference", "task", "include", "base", "axes", "seeds",
              "resources", "cost", "report")
-PROFILE_KEYS = ("size", "batch", "views", "device", "latency", "threads", "snippets", "frames", "num_classes",
-                "min_run_time", "channels_last", "compile")
-DATA_PATH_KEYS = ("train", "val", "test", "root")
+DATA_PATH_KEYS = ("train", "val", "test", "root", "classes")
 
 
-class GridError(ValueError):
+class GridError(HarnessError, ValueError):
     """A grid file that cannot be read or expanded; the message names the file and the key."""
 
 
@@ -77,7 +77,7 @@ class Problem:
         return f"{self.grid_file}: {where}: {self.field}: {self.message}"
 
 
-class GridValidationError(ValueError):
+class GridValidationError(HarnessError, ValueError):
     """Every problem of a grid, reported at once (nothing is submitted)."""
 
     def __init__(self, problems: list[Problem]):
@@ -209,35 +209,14 @@ class RunSpec:
 
     index: int
     run_id: str
-    config: dict
+    config: dict  # RunConfig.record(): resolved config + run_id, identity_version, inputs, grid, resources
     axes: dict  # dotted axis key -> value of this run (plus "seed")
     run_dir: Path
+    run_config: RunConfig | None = None
 
     @property
     def resources(self) -> Resources:
         return Resources.from_dict(self.config.get("resources"))
-
-
-# ---------------------------------------------------------------------------------------------
-# run identity
-
-def canonical_json(config: dict) -> str:
-    """The canonical JSON of a run's identity: sorted keys, no spaces, without run_id/grid/resources."""
-    ident = {k: v for k, v in config.items() if k not in IDENTITY_EXCLUDED}
-    return json.dumps(ident, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_value)
-
-
-def _json_value(obj: Any) -> Any:
-    if isinstance(obj, (tuple, set, frozenset)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"config value of type {type(obj).__name__} is not JSON: {obj!r}")
-
-
-def compute_run_id(config: dict) -> str:
-    """First 12 hex digits of sha256(canonical_json(config)) (seed included, resources not)."""
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,15 +226,21 @@ def load_grid(path: str | os.PathLike) -> Grid:
     """Read and check a grid file; raises ``GridError`` naming the file, line or key."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GridError(f"{path}: grid file not found") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise GridError(f"{path}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        doc = read_yaml(path, "grid file")
+    except ConfigError as e:
+        raise GridError(str(e)) from None
+    if isinstance(doc, dict) and doc.get("include"):
+        includes = doc["include"] if isinstance(doc["include"], list) else [doc["include"]]
+        merged: dict = {}
+        for inc in includes:
+            if not isinstance(inc, str):
+                raise GridError(f"{path}: include: must be a recipe file path or a list of them, got {inc!r}")
+            try:
+                merged = deep_merge(merged, load_recipe(path.parent / inc, where=f"{path}: include"))
+            except ConfigError as e:
+                raise GridError(str(e)) from None
+        merged.pop("description", None)
+        doc = {**doc, "base": deep_merge(merged, doc.get("base") or {})}
     return grid_from_dict(doc, path)
 
 
@@ -271,8 +256,9 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     if unknown:
         raise err(unknown[0], f"unknown key; grid keys are {', '.join(GRID_KEYS)}")
     name = doc.get("name")
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise err("name", f"must be a non-empty folder-safe string, got {name!r}")
+    if (not isinstance(name, str) or not name or len(name) > 100
+            or not all(c.isalnum() or c in "-_." for c in name) or name.startswith(".")):
+        raise err("name", f"must be 1-100 letters, digits, '-', '_' or '.', not starting with '.', got {name!r}")
     task = doc.get("task", (doc.get("base") or {}).get("task"))
     if task not in TASKS:
         raise err("task", f"must be one of {', '.join(TASKS)}, got {task!r}")
@@ -343,183 +329,106 @@ def _check_axis_key(key: Any, err, where: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # expansion
 
-def set_dotted(config: dict, key: str, value: Any) -> None:
-    """Set ``config[a][b] = value`` for key ``"a.b"``; mappings are merged into mappings."""
-    parts = key.split(".")
-    node = config
-    for p in parts[:-1]:
-        nxt = node.setdefault(p, {})
-        if not isinstance(nxt, dict):
-            raise GridError(f"cannot set {key}: {p} is not a mapping")
-        node = nxt
-    last = parts[-1]
-    if isinstance(value, dict) and isinstance(node.get(last), dict):
-        node[last] = deep_merge(node[last], value)
-    else:
-        node[last] = copy.deepcopy(value)
-
-
-def get_dotted(config: dict, key: str, default: Any = None) -> Any:
-    node: Any = config
-    for p in key.split("."):
-        if not isinstance(node, dict) or p not in node:
-            return default
-        node = node[p]
-    return node
-
-
-def deep_merge(a: dict, b: dict) -> dict:
-    out = copy.deepcopy(a)
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def expand(grid: Grid, results_root: str | os.PathLike = "results") -> list[RunSpec]:
-    """All runs of ``grid``: product axes x zip rows x seeds, each with its config and run dir."""
+def expand(grid: Grid, results_root: str | os.PathLike = "results",
+           overrides: list[tuple[str, Any]] | None = None) -> list[RunSpec]:
+    """All runs of ``grid``: product axes x zip rows x seeds, each resolved through ``RunConfig``
+    (raising ``GridValidationError`` with every problem at once). ``overrides`` (``--set``) apply
+    to the base, before the axes; a key that is an axis of the grid is refused."""
     runs_root = Path(results_root) / "runs" / grid.name
+    base = copy.deepcopy(grid.base)
+    if overrides:
+        axis_hit = [k for k, _ in overrides if any(k == a or k.startswith(a + ".") or a.startswith(k + ".")
+                                                 for a in grid.axis_keys)]
+        if axis_hit:
+            raise GridError(f"{grid.path}: --set {axis_hit[0]}: is an axis of this grid; edit the grid's axes")
+        run_part = {k: v for k, v in base.items() if k != "resources"}
+        base = {**apply_overrides(run_part, overrides), **({"resources": base["resources"]} if "resources" in base
+                                                          else {})}
     product_keys = list(grid.product)
     zip_keys = list(grid.zip)
     zip_rows: list[tuple] = list(zip(*grid.zip.values())) if zip_keys else [()]
-    base_resources = {**(grid.base.get("resources") or {}), **grid.resources}
+    base_resources = {**(base.get("resources") or {}), **grid.resources}
     runs: list[RunSpec] = []
+    problems: list[Problem] = []
     seen: dict[str, int] = {}
     index = 0
     for combo in itertools.product(*grid.product.values()):
         for row in zip_rows:
             for seed in grid.seeds:
-                config: dict = {"task": grid.task, "grid": grid.name, "seed": seed}
+                raw: dict = {"task": grid.task, "seed": seed}
                 for section in ("model", "data", "train", "eval", "profile"):
-                    if section in grid.base:
-                        config[section] = copy.deepcopy(grid.base[section])
-                config["resources"] = copy.deepcopy(base_resources)
+                    if section in base:
+                        raw[section] = copy.deepcopy(base[section])
                 axes: dict = {}
                 for key, value in itertools.chain(zip(product_keys, combo), zip(zip_keys, row)):
-                    set_dotted(config, key, value)
+                    set_dotted(raw, key, value)
                     axes[key] = value
                 axes["seed"] = seed
-                run_id = compute_run_id(config)
+                try:
+                    rc = RunConfig.from_dict(raw)
+                except ConfigError as e:
+                    problems.append(Problem(str(grid.path), index, _field_of(str(e)), str(e)))
+                    index += 1
+                    continue
+                config = rc.record(grid=grid.name, resources=copy.deepcopy(base_resources))
+                run_id = config["run_id"]
                 if run_id in seen:
-                    raise GridError(f"{grid.path}: runs {seen[run_id]} and {index} have the same configuration "
-                                    f"(run id {run_id}); remove the duplicate axis value")
+                    problems.append(Problem(str(grid.path), index, "axes",
+                                            f"same resolved configuration as run {seen[run_id]} (run id {run_id}); "
+                                            "remove the duplicate axis value"))
                 seen[run_id] = index
-                config["run_id"] = run_id
                 runs.append(RunSpec(index=index, run_id=run_id, config=config, axes=axes,
-                                    run_dir=runs_root / run_id))
+                                    run_dir=runs_root / run_id, run_config=rc))
                 index += 1
+    if problems:
+        raise GridValidationError(problems)
     return runs
+
+
+def _field_of(message: str) -> str:
+    """The dotted key a ConfigError message starts with (``train.epochs=0 is invalid`` -> ``train.epochs``)."""
+    head = message.removeprefix("unknown option ").split("=", 1)[0].split(" ", 1)[0].split(":", 1)[0]
+    return head if "." in head or head in ("seed", "task", "model") else "config"
 
 
 # ---------------------------------------------------------------------------------------------
 # validation
 
 def validate_runs(grid: Grid, runs: Iterable[RunSpec], check_data: bool = True) -> list[Problem]:
-    """Resolve every run (model variant and options, profile/train fields, resources, data paths)
-    and return *all* problems found; an empty list means the grid can be submitted."""
-    from harness.models import resolve_config  # lazy: imports torch
-
+    """What expansion cannot see: resources, and (``check_data``) that every input file exists.
+    Returns *all* problems; an empty list means the grid can be submitted."""
     problems: list[Problem] = []
     gfile = str(grid.path)
-    model_cache: dict[str, str | None] = {}
-    path_cache: dict[str, bool] = {}
-    section_cache: dict[str, tuple[str, str | None]] = {}
-
-    def add(i: int | None, fld: str, msg: str) -> None:
-        problems.append(Problem(gfile, i, fld, msg))
-
+    exists: dict[str, bool] = {}
     for run in runs:
         c, i = run.config, run.index
         try:
             Resources.from_dict(c.get("resources"))
         except (TypeError, ValueError) as e:
-            add(i, "resources", str(e))
-        model = c.get("model")
-        if not isinstance(model, dict) or not model.get("variant"):
-            add(i, "model.variant", "missing (every run needs a model variant)")
-        else:
-            key = json.dumps(model, sort_keys=True, default=_json_value)
-            if key not in model_cache:
-                overrides = {k: v for k, v in model.items() if k != "variant"}
-                try:
-                    resolve_config(str(model["variant"]), **overrides)
-                    model_cache[key] = None
-                except (TypeError, ValueError) as e:
-                    model_cache[key] = str(e)
-            if model_cache[key]:
-                add(i, "model", model_cache[key])
-            pre = model.get("pretrained")
-            if check_data and pre and not path_cache.setdefault(pre, Path(pre).exists()):
-                add(i, "model.pretrained", f"{pre} does not exist (use --no-check-data to skip this check)")
-        if c["task"] == "profile":
-            prof = c.get("profile") or {}
-            unknown = sorted(set(prof) - set(PROFILE_KEYS))
-            if unknown:
-                add(i, f"profile.{unknown[0]}", f"unknown option; options: {', '.join(PROFILE_KEYS)}")
-            for name in ("size", "batch", "views", "threads", "snippets", "frames", "num_classes"):
-                v = prof.get(name)
-                if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                    add(i, f"profile.{name}", f"must be an integer >= 1, got {v!r}")
-            if prof.get("device", "cpu") not in ("cpu", "cuda") and not str(prof.get("device")).startswith("cuda:"):
-                add(i, "profile.device", f"must be cpu or cuda[:N], got {prof.get('device')!r}")
-        else:
-            for section in ("data", "train", "eval"):
-                fld, msg = _check_train_section(c, section, section_cache)
-                if msg:
-                    add(i, fld, msg)
-            data = c.get("data")
-            if not isinstance(data, dict) or not data:
-                add(i, "data", "a train run needs a data section (train/val/test annotations, root)")
-            elif check_data:
-                for name in DATA_PATH_KEYS:
-                    p = data.get(name)
-                    if p is None:
-                        continue
-                    if p not in path_cache:
-                        path_cache[p] = Path(p).exists()
-                    if not path_cache[p]:
-                        add(i, f"data.{name}", f"{p} does not exist (use --no-check-data to skip this check)")
+            problems.append(Problem(gfile, i, "resources", str(e)))
+        if not check_data:
+            continue
+        files = [("model.pretrained", (c.get("model") or {}).get("pretrained"))]
+        files += [(f"data.{k}", (c.get("data") or {}).get(k)) for k in DATA_PATH_KEYS]
+        for key, p in files:
+            if p and not exists.setdefault(p, Path(p).exists()):
+                problems.append(Problem(gfile, i, key, f"{p} does not exist (use --no-check-data to skip this check)"))
     return problems
 
 
-def _check_train_section(config: dict, section: str, cache: dict) -> tuple[str, str | None]:
-    """(field, message) for the first problem of one section of a train config, (section, None) if
-    fine. Uses the engine's dataclasses (``harness.engine.config``) when the engine is installed."""
-    value = config.get(section) or {}
-    key = section + json.dumps(value, sort_keys=True, default=_json_value)
-    if key in cache:
-        return cache[key]
-    try:
-        from harness.engine.config import resolve_run_config
-    except ImportError:
-        resolve_run_config = None
-    fld, msg = section, None
-    if section == "train" and not value.get("epochs"):
-        msg = "train.epochs is required"
-    elif resolve_run_config is not None:
-        from harness.models import list_variants
-
-        probe = {"model": {"variant": list_variants()[0]}, section: value}  # the model is checked apart
-        try:
-            resolve_run_config(probe)
-        except (TypeError, ValueError) as e:
-            msg = str(e)
-            head = msg.split("=", 1)[0].split(" ", 1)[0]
-            fld = head if head.startswith(section + ".") else section
-    cache[key] = (fld, msg)
-    return fld, msg
-
-
 def load_and_expand(path: str | os.PathLike, results_root: str | os.PathLike = "results",
-                    check_data: bool | None = None) -> tuple[Grid, list[RunSpec]]:
+                    check_data: bool | None = None,
+                    overrides: list[tuple[str, Any]] | None = None) -> tuple[Grid, list[RunSpec]]:
     """Load and expand a grid; with ``check_data`` not None also validate and raise
     ``GridValidationError`` listing every problem."""
     grid = load_grid(path)
-    runs = expand(grid, results_root)
+    runs = expand(grid, results_root, overrides)
     if check_data is not None:
         problems = validate_runs(grid, runs, check_data=check_data)
         if problems:
             raise GridValidationError(problems)
     return grid, runs
+
+
+__all__ = ["Grid", "GridError", "GridValidationError", "Problem", "Resources", "RunSpec", "expand", "format_problems",
+           "load_and_expand", "load_grid", "validate_runs"]

@@ -28,7 +28,7 @@ Pitfalls of submitit designed against here:
 * ``UncompletedJobError`` raised by submitit's signal handler (out of requeues) is recorded and
   re-raised, never swallowed as an ordinary run failure;
 * jobs import the code when they start: the launcher starts them inside a frozen snapshot of the
-  code (``harness.launch.sweep.snapshot_code``) and passes the submission directory as ``workdir``;
+  code (``harness.launch.snapshot.snapshot_code``) and passes the submission directory as ``workdir``;
   the callable switches to it after import, so relative data paths mean what they meant at
   submission while the code stays frozen.
 """
@@ -45,10 +45,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from harness.results.rundir import RunDir, read_json
-
-SNAPSHOT_FILE = "SNAPSHOT.json"
-"""Written at the root of a code snapshot: {"commit": ..., "dirty": bool, "created_at": ...}."""
+from harness.results.rundir import RunDir
 
 
 def now_iso() -> str:
@@ -58,33 +55,13 @@ def now_iso() -> str:
 # ---------------------------------------------------------------------------------------------
 # environment description (hardware, versions, commit)
 
-def snapshot_commit() -> str | None:
-    """The commit recorded in ``SNAPSHOT.json`` when this code runs from a launcher snapshot
-    (``-dirty`` appended when the snapshot had uncommitted changes), else None."""
-    marker = Path(__file__).resolve().parents[2] / SNAPSHOT_FILE
-    try:
-        snap = read_json(marker)
-    except (OSError, ValueError):
-        return None
-    commit = snap.get("commit")
-    return f"{commit}-dirty" if commit and snap.get("dirty") else commit
-
-
-def _export_snapshot_commit() -> None:
-    """Runs started from a snapshot report its commit (``harness.measure.git_commit`` reads
-    ``$DSA_HARNESS_COMMIT``): a snapshot is a plain copy, not a git checkout."""
-    commit = snapshot_commit()
-    if commit:
-        os.environ["DSA_HARNESS_COMMIT"] = commit
-
-
 def describe_environment(device: str = "cpu") -> dict:
     """Hardware, library versions and code commit, as in CONTRACTS.md's final.json:
     ``{"hardware": {...}, "versions": {...}, "git_commit": str | None}`` (delegates to
-    ``harness.measure.describe_environment``)."""
+    ``harness.measure.describe_environment``, imported only when a run needs it). A run started from a
+    launcher snapshot reports the snapshot's commit (``harness.version.code_commit``)."""
     from harness.measure import describe_environment as _describe
 
-    _export_snapshot_commit()
     return _describe(device)
 
 
@@ -250,7 +227,6 @@ class RunTask:
     """
 
     def __call__(self, run_dir: str, workdir: str | None = None) -> dict:
-        _export_snapshot_commit()
         if workdir:
             os.chdir(workdir)
         return execute_run(run_dir)
@@ -273,7 +249,6 @@ class RunBatch:
     def __call__(self, run_dirs: list, workdir: str | None = None) -> dict:
         from submitit.core.utils import UncompletedJobError
 
-        _export_snapshot_commit()
         if workdir:
             os.chdir(workdir)
         out: dict[str, str] = {}

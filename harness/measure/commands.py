@@ -8,7 +8,7 @@ import json
 from tabulate import tabulate
 from tqdm import tqdm
 
-from harness.cli import parse_override
+from harness.config import parse_set
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
@@ -32,14 +32,14 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=224, help="crop size in pixels (default 224)")
     p.add_argument("--batch", type=int, default=1, help="videos per forward pass for latency (default 1)")
     p.add_argument("--views", type=int, default=1, help="test views per video, clips x crops (default 1)")
-    p.add_argument("--classes", type=int, default=400, help="number of classes (default 400)")
+    p.add_argument("--num-classes", type=int, default=400, help="number of classes (default 400)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, help="intra-op threads for latency (default: torch's)")
     p.add_argument("--no-latency", action="store_true", help="FLOPs and params only")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per variant (default 1)")
     p.add_argument("--channels-last", action="store_true", help="time with channels_last memory format")
     p.add_argument("--compile", action="store_true", help="time the torch.compile'd model")
-    p.add_argument("-o", "--override", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("-o", "--override", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
                    help="model override, e.g. split_ratio=0.25, stage_masks=all, aggregator=nonlocal")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=_profile)
@@ -56,7 +56,7 @@ def _profile(args: argparse.Namespace) -> int:
     for name in tqdm(names, desc="profile", disable=len(names) < 2, leave=False):
         records.append(profile_model(
             name, dict(args.override), snippets=args.snippets, frames=args.frames, size=args.size,
-            batch=args.batch, views=args.views, device=args.device, num_classes=args.classes,
+            batch=args.batch, views=args.views, device=args.device, num_classes=args.num_classes,
             latency=not args.no_latency, threads=args.threads, min_run_time=args.min_time,
             channels_last=args.channels_last, compile=args.compile))
     if args.json:

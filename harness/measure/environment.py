@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+from harness.version import code_commit
 
 
 @lru_cache(maxsize=1)
@@ -29,22 +30,6 @@ def device_name(device: str | torch.device = "cpu") -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return cpu_name()
-
-
-def git_commit(path: str | os.PathLike | None = None) -> str | None:
-    """Commit of the code in use: $DSA_HARNESS_COMMIT (set for snapshots), else ``git rev-parse``."""
-    if os.environ.get("DSA_HARNESS_COMMIT"):
-        return os.environ["DSA_HARNESS_COMMIT"]
-    where = Path(path) if path else Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
-        if out.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
-            return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return None
 
 
 def describe_environment(device: str | torch.device = "cpu") -> dict:
@@ -67,5 +52,5 @@ def describe_environment(device: str | torch.device = "cpu") -> dict:
             "cuda": torch.version.cuda if torch.cuda.is_available() else None,
             "harness": __version__,
         },
-        "git_commit": git_commit(),
+        "git_commit": code_commit(),
     }

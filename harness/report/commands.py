@@ -23,28 +23,34 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
             "plus OUT/runs.csv (one row per run). Only finished runs are averaged."),
         epilog=(
             "examples:\n"
-            "  dsa-harness report                                   every grid with runs, every format\n"
-            "  dsa-harness report --grid profile --format md --print   one table, also on the terminal\n"
+            "  dsa-harness report                                  # every grid with runs, every format\n"
+            "  dsa-harness report --grid profile --formats md      # one grid's table only\n"
+            "  dsa-harness report --grid profile --print           # print its table; writes nothing\n"
             "  dsa-harness report --results /scratch/results --out /tmp/reports --csv runs.csv"))
     p.add_argument("--grid", action="append", metavar="NAME",
                    help="only this grid (repeatable; default: every grid with runs)")
-    p.add_argument("--format", default=",".join(FORMATS), metavar="LIST",
+    p.add_argument("--formats", default=",".join(FORMATS), metavar="LIST",
                    help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
     p.add_argument("--results", default="results", metavar="DIR",
                    help="results root holding runs/<grid>/<run_id>/ (default: results)")
     p.add_argument("--out", default="reports", metavar="DIR", help="report folder (default: reports)")
     p.add_argument("--experiments", default="experiments", metavar="DIR",
                    help="grid files <name>.yaml and paper/*.csv (default: experiments)")
-    p.add_argument("--print", action="store_true", help="also print each grid's table to the terminal")
+    p.add_argument("--print", action="store_true",
+                   help="print each grid's table to the terminal instead of writing the report (writes nothing)")
     p.add_argument("--csv", metavar="FILE", help="also export the runs table (one row per run) to FILE")
     p.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    from harness.errors import UsageError
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
-        raise ValueError(f"--format {args.format!r}: unknown {bad or 'empty list'}; choose from {','.join(FORMATS)}")
+        raise UsageError(f"--formats {args.formats!r}: unknown {bad or 'empty list'}; choose from {','.join(FORMATS)}")
+    if args.print and args.csv:
+        raise UsageError("--print writes nothing: drop --csv, or drop --print to write the report and the CSV")
     from pathlib import Path
 
     from harness.report import write_report
@@ -52,18 +58,18 @@ def _report(args: argparse.Namespace) -> int:
     from harness.report.tables import GridMeta, grid_table, read_paper, to_terminal
     from harness.results.store import load_runs, to_csv
 
-    runs = load_runs(Path(args.results) / "runs")  # read once: for the report and what is printed here
+    runs = load_runs(Path(args.results) / "runs")  # read once: for the report or the terminal, and the CSV
+    if args.print:  # read only: no report file
+        for name in args.grid or sorted(runs["grid"].dropna().unique()):
+            meta = GridMeta.load(name, args.experiments)
+            shown, _ = current_runs(runs[runs["grid"] == name], Path(args.results) / "runs" / name)
+            table = grid_table(shown, meta, read_paper(meta.paper_reference)[0])
+            print(f"\n{name}" + (f": {meta.paper_table}" if meta.paper_table else ""))
+            print(to_terminal(table, meta) if not table.empty else "(no finished run yet)")
+        return 0
     path = write_report(results_root=args.results, reports_dir=args.out, grids=args.grid, formats=formats,
                         experiments_dir=args.experiments, runs=runs)
-    if args.print or args.csv:
-        if args.csv:
-            print(f"runs table: {to_csv(runs, args.csv)} ({len(runs)} runs)")
-        if args.print:
-            for name in args.grid or sorted(runs["grid"].dropna().unique()):
-                meta = GridMeta.load(name, args.experiments)
-                shown, _ = current_runs(runs[runs["grid"] == name], Path(args.results) / "runs" / name)
-                table = grid_table(shown, meta, read_paper(meta.paper_reference)[0])
-                print(f"\n{name}" + (f": {meta.paper_table}" if meta.paper_table else ""))
-                print(to_terminal(table, meta) if not table.empty else "(no finished run yet)")
+    if args.csv:
+        print(f"runs table: {to_csv(runs, args.csv)} ({len(runs)} runs)")
     print(f"report: {path}")
     return 0

@@ -239,11 +239,40 @@ class RunDir:
             return records
         return list(self.iter_metrics())  # odd lines (not one object each): the line-by-line rules decide
 
+    def metrics_torn(self) -> bool:
+        """True when metrics.jsonl does not end with a newline (a writer killed mid-line)."""
+        try:
+            with open(self.metrics_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() == 0:
+                    return False
+                f.seek(-1, os.SEEK_END)
+                return f.read(1) != b"\n"
+        except OSError:
+            return False
+
     def is_done(self) -> bool:
         return self.read_final() is not None
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.exists()
+
+    def has_metrics(self) -> bool:
+        """metrics.jsonl holds something (an epoch was recorded, or is being)."""
+        st = self._stat(METRICS)
+        return st is not None and st[1] > 0
+
+    # change detection ---------------------------------------------------------------
+    def _stat(self, name: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(os.path.join(self.path, name))
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def metrics_signature(self) -> tuple[int, int] | None:
+        """(mtime_ns, size) of metrics.jsonl, None when absent: tells whether records read earlier are current."""
+        return self._stat(METRICS)
 
 
 def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:

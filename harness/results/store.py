@@ -12,17 +12,9 @@ Lists longer than 8 items (per-class accuracies, confusion matrices) are left ou
 them from the run's final.json. Short lists of scalars are kept as JSON text. New fields in any file
 simply become new columns.
 
-``status`` is read from the run directory alone (no scheduler query; ``dsa-harness sweep status``
-asks the scheduler too):
-
-==========  =====================================================================================
-done        final.json parses
-failed      error.json present and the job marker does not show a later attempt running/queued
-running     the job marker says running (the last attempt started and has not ended)
-pending     not started: no job marker, or submitted / requeued and waiting in the queue
-incomplete  started and stopped without final.json or error (killed, cancelled, interrupted), or
-            a file is half-written (final.json present but unparsable, config.json unreadable)
-==========  =====================================================================================
+``status`` is the run's state read from its directory alone (``harness.results.status.run_state``
+without a scheduler; the states and the rule are documented there): every state but ``unknown``, the
+job marker taken at its word (``dsa-harness sweep status`` asks the scheduler too).
 
 Reading is tolerant: a missing or half-written file is reported in ``runs.attrs["problems"]`` (a list
 of ``(run path, message)``) and never raises. Nothing is cached on disk: every call reads every run
@@ -41,8 +33,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.results.rundir import RunDir, atomic_write_bytes, iter_run_dirs
+from harness.results.status import FILE_STATES, run_state
 
-STATUSES = ("done", "running", "failed", "pending", "incomplete")
+STATUSES = FILE_STATES
 BASE_COLUMNS = ["run_id", "grid", "task", "seed", "status", "path"]
 BOOK_COLUMNS = ["epochs_done", "job_state", "error", "last.train_loss", "last.val_top1"]
 _SKIP_CONFIG = ("model_resolved", "resources", "grid", "task", "seed", "run_id")
@@ -74,52 +67,10 @@ def flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
     return out
 
 
-def _metrics_signature(path: str | os.PathLike) -> tuple[int, int] | None:
-    """(mtime_ns, size) of a metrics.jsonl; None when absent."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-def _torn_last_line(rd: RunDir) -> bool:
-    """True when metrics.jsonl does not end with a newline (a writer killed mid-line)."""
-    try:
-        with open(rd.metrics_path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() == 0:
-                return False
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) != b"\n"
-    except OSError:
-        return False
-
-
 def _columnar(records: list[dict]) -> dict[str, list]:
     """Metric records -> {name: [value per epoch]} (None where a record lacks the name): compact to keep."""
     names = dict.fromkeys(sys.intern(k) for rec in records for k in rec)
     return {k: [rec.get(k) for rec in records] for k in names}
-
-
-def run_status(*, final_ok: bool, final_present: bool, job: dict | None, error: dict | None,
-               started: bool) -> str:
-    """The status of one run from what its directory holds (see the module doc)."""
-    if final_ok:
-        return "done"
-    if final_present:
-        return "incomplete"  # half-written final.json
-    state = (job or {}).get("state")
-    if state == "running":
-        return "running"
-    if state in ("submitted", "queued", "requeued"):
-        # a resubmission after a failure waits in the queue: pending, not failed
-        return "pending"
-    if error is not None or state == "failed":
-        return "failed"
-    if state in ("interrupted", "cancelled", "finished") or started:
-        return "incomplete"
-    return "pending"
 
 
 def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
@@ -131,40 +82,29 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
         if not isinstance(config, dict):
             raise ValueError(f"expected a JSON object, got {type(config).__name__}")
     except (OSError, ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
-        row.update(grid=rd.path.parent.name, status="incomplete")
-        return row, [], [f"config.json unreadable (half-written?): {type(e).__name__}: {e}"], {}
+        state = run_state(rd)
+        row.update(grid=rd.path.parent.name, status=state.state)
+        return row, [], [f"config.json unreadable (half-written?): {type(e).__name__}: {e}", *state.problems], {}
     row["grid"] = config.get("grid") or rd.path.parent.name
     row["task"] = config.get("task")
     row["seed"] = config.get("seed")
     config_cols = flatten({k: v for k, v in config.items() if k not in _SKIP_CONFIG})
     metrics = rd.read_metrics()
-    if _torn_last_line(rd):
+    if rd.metrics_torn():
         problems.append("metrics.jsonl: last line torn (writer killed mid-line); it is skipped")
     row["epochs_done"] = len(metrics)
     if metrics:
         for k in ("train_loss", "val_top1"):
             if k in metrics[-1]:
                 row[f"last.{k}"] = metrics[-1][k]
-    job = rd.read_job()
-    if job is None and rd.job_path.exists():
-        problems.append("job.json unparsable (half-written?)")
-    error = rd.read_error()
-    if error is None and rd.error_path.exists():
-        problems.append("error.json unparsable (half-written?)")
-        error = {}
-    final = rd.read_final()
-    final_present = final is not None or rd.final_path.exists()
-    if final is None and final_present:
-        problems.append("final.json present but unparsable (half-written?)")
-    elif final is not None and not isinstance(final, dict):
-        problems.append("final.json is not a JSON object")
-        final = None
-    row["status"] = run_status(final_ok=final is not None, final_present=final_present, job=job, error=error,
-                               started=bool(metrics) or rd.has_checkpoint())
-    if job:
-        row["job_state"] = job.get("state")
-    if row["status"] == "failed" and error:
-        row["error"] = f"{error.get('type', 'Error')}: {str(error.get('message', ''))[:200]}"
+    state = run_state(rd)
+    problems += state.problems
+    row["status"] = state.state
+    if state.job:
+        row["job_state"] = state.job.get("state")
+    if state.state == "failed" and state.error:
+        row["error"] = f"{state.error.get('type', 'Error')}: {str(state.error.get('message', ''))[:200]}"
+    final = state.final
     row.update(config_cols)
     if final is not None:
         if row["task"] == "train" and not metrics:
@@ -189,7 +129,7 @@ def load_runs(root: str | os.PathLike = "results/runs") -> pd.DataFrame:
     for rd in tqdm(iter_run_dirs(root), desc=f"reading {root}", unit=" runs", leave=False, disable=None,
                    delay=1.0, mininterval=0.5):
         key = str(rd.path)
-        sig = _metrics_signature(rd.metrics_path)
+        sig = rd.metrics_signature()
         row, cols, probs, recs = _read_run(rd)
         rows.append(row)
         config_cols.update(dict.fromkeys(cols))
@@ -219,7 +159,7 @@ def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) 
     total = 0
     for path, *values in runs[["path", *tags]].itertuples(index=False, name=None):
         rd = RunDir(path)
-        sig = _metrics_signature(rd.metrics_path)
+        sig = rd.metrics_signature()
         hit = _METRICS_READ.get(str(path))
         run_cols = hit[1] if hit is not None and hit[0] == sig else _columnar(rd.read_metrics())
         n = len(next(iter(run_cols.values()), ()))
@@ -250,4 +190,4 @@ def to_csv(runs: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-__all__ = ["STATUSES", "flatten", "load_metrics", "load_runs", "run_status", "to_csv"]
+__all__ = ["STATUSES", "flatten", "load_metrics", "load_runs", "to_csv"]

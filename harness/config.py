@@ -1,0 +1,689 @@
+"""The run configuration: one typed, frozen, validated config from grid and CLI to config.json and run id.
+
+A run is described by :class:`RunConfig`, with sections::
+
+    task      "train" | "profile"
+    seed      int
+    model     ModelConfig (harness.models): the variant's registered defaults + overrides
+    data      DataConfig   (train runs)
+    train     TrainConfig  (train runs)
+    eval      EvalConfig   (train runs)
+    profile   ProfileConfig (profile runs)
+
+Everything enters through :meth:`RunConfig.from_dict` (a nested dict: a grid's run, a recipe file
+merged with ``--set section.key=value`` overrides, a config.json): unknown keys are refused naming
+the dotted key and the closest valid one, values are type-checked and normalised (``1`` and ``1.0``
+for a float field, ``stage_masks: paper`` and the explicit masks of the paper placement are one value).
+:meth:`RunConfig.to_dict` is the fully resolved canonical form written to config.json: every field
+present, defaults filled in, only the sections the task uses.
+
+**Run identity.** ``run_id`` = first 12 hex digits of the SHA-256 of the canonical JSON of
+:meth:`RunConfig.identity`: the resolved config without the fields that cannot change a result
+(:data:`NOT_IDENTITY`: worker counts, decode threads, the in-memory cache, CPU threads, checkpoint
+spacing, the dataset root) and with every input *file* (annotation lists, class index, pretrained
+weights: :data:`INPUT_FILES`) replaced by a hash of its contents. So one run spelled four ways has one
+id; a changed default changes it; moving a dataset keeps it; editing a split changes it; and a
+declared ``data.name`` tells two datasets with equal lists apart. Resources and launcher options are
+never part of it. ``IDENTITY_VERSION`` is hashed too: run folders made under an earlier scheme (whose
+config.json has no ``identity_version``) are recognised as such, never silently reused.
+
+A file that cannot be read is fingerprinted by its path (``path:...``) and the id is *provisional*
+(:attr:`RunConfig.provisional`): ``sweep show --no-check-data`` prints such ids, submitting refuses.
+
+This module imports neither torch nor decord: expanding a 200-run grid takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+IDENTITY_VERSION = 2
+"""Bumped whenever the identity rule changes; part of every hash (see the module docstring)."""
+TASKS = ("train", "profile")
+SECTIONS_BY_TASK = {"train": ("model", "data", "train", "eval"), "profile": ("model", "profile")}
+SECTIONS = ("model", "data", "train", "eval", "profile")
+RUN_KEYS = ("task", "seed", *SECTIONS)
+CARRIED_KEYS = ("run_id", "grid", "resources", "identity_version", "inputs", "model_resolved")
+"""Keys a config.json may hold besides the run's own sections: written by the launcher (run_id, grid,
+resources), by this module (identity_version, inputs) or by earlier versions (model_resolved); not config."""
+
+INPUT_FILES = ("model.pretrained", "data.train", "data.val", "data.test", "data.classes")
+"""Fields naming input files: hashed by content into the identity (``inputs``), never by path."""
+NOT_IDENTITY = ("data.root", "data.num_workers", "data.decode_threads", "data.cache_decoded", "train.threads",
+                "train.checkpoint_every_steps")
+"""Fields that cannot change a result (same samples, same steps; tested) and stay out of the run id."""
+
+
+def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(f"{name}={value!r} is invalid: {allowed}")
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the videos are and how they are read. Paths are annotation files (see harness.data)."""
+
+    name: str | None = _help("dataset name, part of the run id (tells datasets with equal lists apart)",
+                             default=None)
+    train: str | None = _help("training annotation file", default=None)
+    val: str | None = _help("validation annotation file (one view, every train.eval_every epochs)", default=None)
+    test: str | None = _help("test annotation file (multi-view, at the end)", default=None)
+    root: str | None = _help("folder the annotation paths are relative to (None: the annotation's folder)",
+                             default=None)
+    format: str = _help("annotation layout: video | frames | kinetics_csv", default="video")
+    classes: str | None = _help("class-index file (kinetics_csv)", default=None)
+    frame_template: str = _help("raw-frame file name (format frames)", default="img_{:05d}.jpg")
+    frame_interval: int = _help("source frames between sampled frames inside a snippet", default=8)
+    size: int = _help("crop size in pixels (train and test)", default=224)
+    resize: int | None = _help("short side before evaluation crops (None: round(size * 256 / 224))", default=None)
+    flip: bool = _help("horizontal flip in training (off for direction-sensitive labels)", default=True)
+    crop: str = _help("training crop: random_resized (spec) | multiscale (TSN)", default="random_resized")
+    crop_area: tuple[float, float] = _help("random_resized: range of the crop's area fraction",
+                                           default=(0.08, 1.0))
+    scales: tuple[float, ...] = _help("multiscale: crop sides as fractions of the short side",
+                                      default=(1.0, 0.875, 0.75, 0.66))
+    num_workers: int = _help("loader worker processes per training process", default=2)
+    decode_threads: int = _help("decoder threads per video", default=1)
+    cache_decoded: bool = _help("decode each video once per process and sample from memory (small sets)",
+                                default=False)
+    on_error: str = _help("unreadable video: raise | skip (counted and listed)", default="raise")
+
+    def __post_init__(self) -> None:
+        _check(self.format in ("video", "frames", "kinetics_csv"), "data.format", self.format,
+               "allowed: video, frames, kinetics_csv")
+        _check(self.on_error in ("raise", "skip"), "data.on_error", self.on_error, "allowed: raise, skip")
+        _check(self.crop in ("random_resized", "multiscale"), "data.crop", self.crop,
+               "allowed: random_resized, multiscale")
+        _check(len(self.crop_area) == 2 and 0 < self.crop_area[0] <= self.crop_area[1] <= 1, "data.crop_area",
+               self.crop_area, "need 0 < min <= max <= 1")
+        _check(len(self.scales) >= 1 and all(0 < s <= 1 for s in self.scales), "data.scales", self.scales,
+               "need one or more fractions in (0, 1]")
+        for name in ("frame_interval", "size", "decode_threads"):
+            _check(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be an integer >= 1")
+        if self.resize is None:
+            object.__setattr__(self, "resize", round(self.size * 256 / 224))
+        _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
+        _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+
+    @property
+    def annotation(self) -> str | None:
+        """The first annotation file given (train, val, test): where classes.json is looked for."""
+        return next((p for p in (self.train, self.val, self.test) if p), None)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe (defaults: the paper's Kinetics-400 recipe, spec section 5)."""
+
+    epochs: int = _help("training epochs", default=100)
+    batch_size: int = _help("videos per process per step", default=12)
+    base_lr: float = _help("learning rate for base_batch videos, scaled linearly with the global batch",
+                           default=0.015)
+    base_batch: int = _help("global batch at which the learning rate is base_lr", default=12)
+    momentum: float = _help("SGD momentum", default=0.9)
+    nesterov: bool = _help("Nesterov momentum", default=True)
+    weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", default=1e-4)
+    clip_grad_norm: float | None = _help("max gradient norm (None: no clipping)", default=40.0)
+    schedule: str = _help("learning-rate schedule after warm-up: step | cosine", default="step")
+    milestones: tuple[int, ...] = _help("step schedule: epochs at which the lr is multiplied by gamma",
+                                        default=(50, 75, 90))
+    gamma: float = _help("step schedule: lr factor at each milestone", default=0.1)
+    warmup_epochs: float = _help("linear warm-up length in epochs", default=10.0)
+    warmup_start_factor: float = _help("lr factor at the start of the warm-up", default=0.01)
+    amp: str = _help("mixed precision on CUDA: none | bf16 | fp16", default="none")
+    grad_accum: int = _help("micro-batches accumulated per optimiser step", default=1)
+    checkpoint_every_steps: int = _help("steps between mid-epoch checkpoints (0: at epoch ends only)", default=0)
+    eval_every: int = _help("epochs between validations (0: never; the last epoch always)", default=1)
+    device: str = _help("auto | cpu | cuda", default="auto")
+    threads: int | None = _help("intra-op CPU threads (None: torch's default)", default=None)
+    deterministic: bool = _help("deterministic algorithms where possible (exact resume on CPU)", default=True)
+    max_steps_per_epoch: int | None = _help("cap on steps per epoch (smoke runs)", default=None)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "base_batch", "grad_accum"):
+            _check(getattr(self, name) >= 1, f"train.{name}", getattr(self, name), "must be an integer >= 1")
+        _check(self.base_lr > 0, "train.base_lr", self.base_lr, "must be > 0")
+        _check(0 <= self.momentum < 1, "train.momentum", self.momentum, "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "must be >= 0")
+        _check(self.clip_grad_norm is None or self.clip_grad_norm > 0, "train.clip_grad_norm", self.clip_grad_norm,
+               "must be > 0, or null for no clipping")
+        _check(self.schedule in ("step", "cosine"), "train.schedule", self.schedule, "allowed: step, cosine")
+        _check(list(self.milestones) == sorted(self.milestones) and all(m >= 1 for m in self.milestones),
+               "train.milestones", self.milestones, "must be increasing epochs >= 1")
+        _check(0 < self.gamma <= 1, "train.gamma", self.gamma, "must be in (0, 1]")
+        _check(self.warmup_epochs >= 0, "train.warmup_epochs", self.warmup_epochs, "must be >= 0")
+        _check(0 <= self.warmup_start_factor <= 1, "train.warmup_start_factor", self.warmup_start_factor,
+               "must be in [0, 1]")
+        _check(self.amp in ("none", "bf16", "fp16"), "train.amp", self.amp, "allowed: none, bf16, fp16")
+        _check(self.checkpoint_every_steps >= 0, "train.checkpoint_every_steps", self.checkpoint_every_steps,
+               "must be >= 0")
+        _check(self.eval_every >= 0, "train.eval_every", self.eval_every, "must be >= 0")
+        _check(self.device in ("auto", "cpu", "cuda"), "train.device", self.device, "allowed: auto, cpu, cuda")
+        _check(self.threads is None or self.threads >= 1, "train.threads", self.threads, "must be >= 1 or null")
+        _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1, "train.max_steps_per_epoch",
+               self.max_steps_per_epoch, "must be >= 1 or null")
+
+    def lr_for(self, global_batch: int) -> float:
+        """Linear scaling rule: base_lr * global_batch / base_batch."""
+        return self.base_lr * global_batch / self.base_batch
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Multi-view testing: ``test_groups`` interleaved groups of U snippets x ``crops`` spatial crops."""
+
+    test_groups: int = _help("interleaved groups of U snippets per test video", default=2)
+    crops: int = _help("spatial crops per test view: 1 (centre) | 3 (three-crop)", default=3)
+    batch_size: int = _help("videos per evaluation batch", default=4)
+
+    def __post_init__(self) -> None:
+        _check(self.test_groups >= 1, "eval.test_groups", self.test_groups, "must be >= 1")
+        _check(self.crops in (1, 3), "eval.crops", self.crops, "allowed: 1 (centre), 3 (three-crop)")
+        _check(self.batch_size >= 1, "eval.batch_size", self.batch_size, "must be >= 1")
+
+    @property
+    def views(self) -> int:
+        return self.test_groups * self.crops
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """What ``task: profile`` measures: FLOPs/params at ``size``, latency at ``batch`` on ``device``."""
+
+    size: int = _help("input crop size in pixels", default=224)
+    batch: int = _help("clips per timed forward pass", default=1)
+    views: int = _help("views per video (GFLOPs/video = GFLOPs/view x views)", default=1)
+    device: str = _help("cpu | cuda | cuda:N", default="cpu")
+    latency: bool = _help("time forward passes (False: FLOPs and params only)", default=True)
+    threads: int | None = _help("intra-op CPU threads while timing (None: torch's default)", default=None)
+    min_run_time: float = _help("seconds of timed forward passes", default=1.0)
+    channels_last: bool = _help("time in channels_last memory format", default=False)
+    compile: bool = _help("time the torch.compile'd model", default=False)
+
+    def __post_init__(self) -> None:
+        for name in ("size", "batch", "views"):
+            _check(getattr(self, name) >= 1, f"profile.{name}", getattr(self, name), "must be an integer >= 1")
+        _check(self.size >= 16, "profile.size", self.size, "must be >= 16")
+        _check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"), "profile.device", self.device,
+               "allowed: cpu, cuda, cuda:N")
+        _check(self.threads is None or self.threads >= 1, "profile.threads", self.threads, "must be >= 1 or null")
+        _check(self.min_run_time > 0, "profile.min_run_time", self.min_run_time, "must be > 0")
+
+
+SECTION_TYPES = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "profile": ProfileConfig}
+
+MODEL_HELP = {
+    "variant": "registered variant (`dsa-harness list`); its defaults, then these overrides",
+    "flavour": "tsn | tsm | i3d", "depth": "ResNet depth: 18 | 34 | 50 | 101",
+    "width": "stem channels (64: the standard ResNet)", "num_classes": "classifier outputs (train: from the data)",
+    "num_snippets": "U, snippets per clip", "num_frames": "T, frames per snippet",
+    "aggregator": "dsa | avg | static_conv | nonlocal", "position": "res | res_2 | res_3 | res_4 | bottom",
+    "stage_masks": "blocks with an aggregator: paper | none | all | 'res3:0101,res4:all'",
+    "split_ratio": "fraction of channels through the aggregator", "alpha": "DSA kernel-generator reduction",
+    "kernel_size": "K, taps across snippets (odd)", "with_identity": "DSA adds an identity path",
+    "shift_div": "TSM: 1/shift_div of the channels shifted each way", "dropout": "before the classifier",
+    "pretrained": "torchvision-format ImageNet state dict (path)",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# values
+def _closest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(options)}"
+
+
+def _coerce(key: str, annotation: str, value: Any) -> Any:
+    """Check ``value`` against a field's type (annotations are strings here) and normalise it:
+    ints given to float fields become floats, lists become tuples."""
+    optional = annotation.endswith("| None")
+    base = annotation.removesuffix("| None").strip()
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: null is not allowed (type {base})")
+    bad = ConfigError(f"{key}={value!r} is invalid: expected {annotation}")
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise bad
+        return value
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if base == "str":
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if base.startswith("tuple["):
+        inner = base[6:-1].split(",")[0].strip()
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return tuple(_coerce(f"{key}[{i}]", inner, v) for i, v in enumerate(value))
+    return value  # free-form (model.stage_masks): the model validates it
+
+
+def _build_section(cls, section: str, values: Any):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section}: must be a mapping of options, got {type(values).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for k, v in values.items():
+        if k not in known:
+            raise ConfigError(f"unknown option {section}.{k}" + _closest(k, sorted(known)))
+        kwargs[k] = _coerce(f"{section}.{k}", str(known[k].type), v)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{section}: {e}") from None
+
+
+def _resolve_model(values: Any):
+    from harness.models.config import ModelConfig
+    from harness.models.registry import resolve_config
+
+    if not isinstance(values, dict):
+        raise ConfigError(f"model: must be a mapping (variant, overrides), got {type(values).__name__}")
+    values = dict(values)
+    variant = values.pop("variant", None)
+    if not variant or not isinstance(variant, str):
+        raise ConfigError("model.variant is required (see `dsa-harness list`)")
+    known = {f.name: f for f in fields(ModelConfig) if f.name != "name"}
+    overrides = {}
+    for k, v in values.items():
+        if k not in known:
+            raise ConfigError(f"unknown option model.{k}" + _closest(k, sorted(known)))
+        overrides[k] = _coerce(f"model.{k}", str(known[k].type), v)
+    try:
+        return resolve_config(variant, **overrides)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        head = msg.split("=", 1)[0]
+        if type(e).__name__ == "UnknownVariantError":
+            msg = f"model.variant: {msg}"
+        elif head in known:
+            msg = f"model.{msg}"
+        elif not msg.startswith("model."):
+            msg = f"model: {msg}"
+        raise ConfigError(msg) from None
+
+
+def stage_masks_text(masks: tuple[tuple[int, ...], ...]) -> str:
+    """Canonical text of normalised stage masks: ``res3:01,res4:all`` (stages without a block left out,
+    ``all`` for a full stage), ``none`` when no block has one. ``normalize_stage_masks`` reads it back."""
+    from harness.models.config import STAGE_NAMES
+
+    parts = [f"{name}:{'all' if all(m) else ''.join(map(str, m))}" for name, m in zip(STAGE_NAMES, masks) if any(m)]
+    return ",".join(parts) or "none"
+
+
+def model_dict(model) -> dict:
+    """A ModelConfig as the run config writes it: ``variant`` first, every field, masks as canonical text."""
+    d = {"variant": model.name, **{k: v for k, v in asdict(model).items() if k != "name"}}
+    d["stage_masks"] = stage_masks_text(model.stage_masks)
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# input files
+_HASHES: dict[tuple, str] = {}
+
+
+def file_fingerprint(path: str | None) -> str | None:
+    """``sha256:<16 hex>`` of a file's bytes (cached per process by path, size and mtime), or
+    ``path:<path>`` when it cannot be read (the identity is then provisional); None for no file."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+        if key not in _HASHES:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            _HASHES[key] = "sha256:" + h.hexdigest()[:16]
+        return _HASHES[key]
+    except OSError:
+        return f"path:{path}"
+
+
+def _classes_json(data: DataConfig) -> str | None:
+    ref = data.annotation
+    return str(Path(ref).parent / "classes.json") if ref else None
+
+
+def count_classes(data: DataConfig) -> int:
+    """Classes of a dataset as training sees them: the largest label + 1 over the splits given, or the
+    length of a ``classes.json`` beside the first annotation file if longer. Raises ConfigError when the
+    annotation files cannot be read (then set model.num_classes)."""
+    from harness.data.annotations import read_annotations
+
+    labels = -1
+    for path in (data.train, data.val, data.test):
+        if not path:
+            continue
+        try:
+            recs = read_annotations(path, data.format, None,
+                                    class_index=data.classes if data.format == "kinetics_csv" else None)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"model.num_classes: not given and cannot be counted from {path} ({e}); "
+                              "set model.num_classes") from None
+        labels = max(labels, max(r.label for r in recs))
+    if labels < 0:
+        raise ConfigError("model.num_classes: not given and no annotation file to count it from")
+    n = labels + 1
+    cj = _classes_json(data)
+    if cj and os.path.isfile(cj):
+        try:
+            doc = json.loads(Path(cj).read_text(encoding="utf-8"))
+            entries = doc.get("classes", doc) if isinstance(doc, dict) else doc
+            n = max(n, len(entries))
+        except (OSError, ValueError, AttributeError):
+            raise ConfigError(f"{cj}: unreadable class list (JSON list or {{\"classes\": [...]}})") from None
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunConfig:
+    """One run, fully resolved. Build with :meth:`from_dict`; see the module docstring."""
+
+    task: str
+    seed: int
+    model: Any  # harness.models.ModelConfig
+    data: DataConfig | None = None
+    train: TrainConfig | None = None
+    eval: EvalConfig | None = None
+    profile: ProfileConfig | None = None
+
+    # construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, config: Any) -> RunConfig:
+        """Validate and resolve a nested config dict (see the module docstring). Raises ConfigError
+        naming the dotted key (and the closest valid one for an unknown key)."""
+        if not isinstance(config, dict):
+            raise ConfigError(f"a run config must be a mapping, got {type(config).__name__}")
+        unknown = [k for k in config if k not in RUN_KEYS and k not in CARRIED_KEYS]
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r}" + _closest(str(unknown[0]), list(RUN_KEYS)))
+        task = config.get("task", "train")
+        if task not in TASKS:
+            raise ConfigError(f"task={task!r} is invalid: allowed: {', '.join(TASKS)}")
+        seed = _coerce("seed", "int", config.get("seed", 0))
+        used = SECTIONS_BY_TASK[task]
+        for section in SECTIONS:
+            if section not in used and config.get(section):
+                raise ConfigError(f"{section}: not used by task {task} (sections: {', '.join(used)})")
+        sections = {s: _build_section(SECTION_TYPES[s], s, config.get(s)) for s in used if s != "model"}
+        model_values = dict(config.get("model") or {})
+        model = _resolve_model(model_values)
+        if task == "train" and "num_classes" not in model_values:
+            model = model.replace(num_classes=count_classes(sections["data"]))
+        return cls(task=task, seed=seed, model=model, **sections)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
+        """A copy with ``{"section.key": value}`` applied (the ``--set`` rule)."""
+        return RunConfig.from_dict(apply_overrides(self.to_dict(), overrides))
+
+    # forms -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The fully resolved canonical form (config.json): every field of the task's sections."""
+        out: dict[str, Any] = {"task": self.task, "seed": self.seed, "model": model_dict(self.model)}
+        for section in SECTIONS_BY_TASK[self.task]:
+            if section != "model":
+                out[section] = _plain(asdict(getattr(self, section)))
+        return out
+
+    def inputs(self) -> dict[str, str]:
+        """Fingerprints of the input files (``{"data.train": "sha256:...", ...}``), absent ones left out."""
+        flat = {"model.pretrained": self.model.pretrained}
+        if self.data is not None:
+            flat.update({f"data.{k}": getattr(self.data, k) for k in ("train", "val", "test", "classes")})
+            cj = _classes_json(self.data)
+            if cj and os.path.isfile(cj):
+                flat["data.classes_json"] = cj
+        return {k: fp for k, p in flat.items() if (fp := file_fingerprint(p)) is not None}
+
+    def identity(self) -> dict:
+        """What the run id hashes: :meth:`to_dict` without paths and :data:`NOT_IDENTITY`, plus
+        :meth:`inputs` and :data:`IDENTITY_VERSION`."""
+        d = self.to_dict()
+        for dotted in (*INPUT_FILES, *NOT_IDENTITY):
+            section, key = dotted.split(".")
+            if section in d:
+                d[section].pop(key, None)
+        d["inputs"] = self.inputs()
+        d["identity_version"] = IDENTITY_VERSION
+        return d
+
+    @property
+    def run_id(self) -> str:
+        return run_id_of(self.identity())
+
+    @property
+    def provisional(self) -> bool:
+        """True when an input file could not be read: the id then hashes its path, not its contents."""
+        return any(v.startswith("path:") for v in self.inputs().values())
+
+    def record(self, **carried: Any) -> dict:
+        """The dict written to config.json: :meth:`to_dict` + ``run_id``, ``identity_version``,
+        ``inputs`` and the carried keys given (grid, resources)."""
+        return {**self.to_dict(), "run_id": self.run_id, "identity_version": IDENTITY_VERSION,
+                "inputs": self.inputs(), **carried}
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def run_id_of(identity: dict) -> str:
+    """First 12 hex digits of the SHA-256 of the canonical JSON of an identity dict."""
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:12]
+
+
+def identity_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two (identity or config) dicts, sorted."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, MISSING), b.get(k, MISSING)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += identity_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def describe_diff(old: dict, new: dict, keys: list[str], limit: int = 6) -> str:
+    """``key: old -> new`` for the first ``limit`` keys."""
+
+    def get(d: dict, dotted: str) -> Any:
+        for p in dotted.split("."):
+            d = d.get(p, "<absent>") if isinstance(d, dict) else "<absent>"
+        return d
+
+    parts = [f"{k}: {get(old, k)!r} -> {get(new, k)!r}" for k in keys[:limit]]
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return "; ".join(parts) + more
+
+
+# ---------------------------------------------------------------------------------------------
+# files and overrides
+RECIPE_KEYS = ("description", *SECTIONS, "resources")
+
+
+def read_yaml(path: str | os.PathLike, what: str) -> Any:
+    """A YAML document; ConfigError naming the file (and line) when missing or malformed."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+
+
+def load_recipe(path: str | os.PathLike, where: str = "recipe") -> dict:
+    """A recipe file (``experiments/recipes/*.yaml``): a mapping of run-config sections (model, data,
+    train, eval, profile; ``resources`` for grids) and an optional description. Grids ``include`` it,
+    ``dsa-harness train --recipe`` starts from it."""
+    path = Path(path)
+    doc = read_yaml(path, f"recipe file (from {where})")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections ({', '.join(SECTIONS)})")
+    for key, value in doc.items():
+        if key not in RECIPE_KEYS:
+            raise ConfigError(f"{path}: {key}: unknown recipe key" + _closest(str(key), list(RECIPE_KEYS)))
+        if key != "description" and not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key}: must be a mapping")
+    return doc
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set`` / ``-o``: the value is read as JSON when it parses (numbers, lists,
+    true/false/null), else kept as a string (``position=res_3``). argparse type: raises ArgumentTypeError."""
+    import argparse
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+def set_dotted(config: dict, key: str, value: Any) -> None:
+    """``config[a][b] = value`` for ``"a.b"``; mappings are merged into mappings."""
+    parts = key.split(".")
+    node = config
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {key}: {p} is not a mapping")
+        node = nxt
+    last = parts[-1]
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last] = deep_merge(node[last], value)
+    else:
+        node[last] = copy.deepcopy(value)
+
+
+def get_dotted(config: dict, key: str, default: Any = None) -> Any:
+    node: Any = config
+    for p in key.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return default
+        node = node[p]
+    return node
+
+
+def deep_merge(a: dict, b: dict) -> dict:
+    """``b`` merged into a copy of ``a`` (nested mappings merged, everything else replaced)."""
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def check_dotted_key(key: str) -> None:
+    """Refuse a ``--set`` key that names no field, suggesting the closest one."""
+    section, _, name = key.partition(".")
+    if key in ("seed", "task"):
+        return
+    if section not in SECTIONS or not name:
+        raise ConfigError(f"--set {key}: keys are section.field with a section of {', '.join(SECTIONS)} "
+                          f"(or seed)" + _closest(key, all_keys()))
+    if name not in section_fields(section):
+        raise ConfigError(f"--set {key}: unknown field" + _closest(key, all_keys()))
+
+
+def apply_overrides(config: dict, overrides: dict[str, Any] | list[tuple[str, Any]]) -> dict:
+    """A copy of ``config`` with dotted overrides applied in order (each key checked first)."""
+    out = copy.deepcopy(config)
+    items = overrides.items() if isinstance(overrides, dict) else overrides
+    for key, value in items:
+        check_dotted_key(key)
+        set_dotted(out, key, value)
+    return out
+
+
+def section_fields(section: str) -> dict[str, tuple[Any, str, str]]:
+    """``{field: (default, type, help)}`` of one section (the model's: of ModelConfig, defaults of the
+    class, which a variant overrides)."""
+    if section == "model":
+        from harness.models.config import ModelConfig
+
+        out = {"variant": (None, "str", MODEL_HELP["variant"])}
+        for f in fields(ModelConfig):
+            if f.name != "name":
+                out[f.name] = (f.default, str(f.type), MODEL_HELP.get(f.name, ""))
+        return out
+    cls = SECTION_TYPES[section]
+    return {f.name: (f.default if f.default is not MISSING else f.default_factory(), str(f.type),
+                     f.metadata.get("help", "")) for f in fields(cls)}
+
+
+def all_keys() -> list[str]:
+    """Every settable dotted key (``seed`` and ``section.field``)."""
+    return ["seed"] + [f"{s}.{k}" for s in SECTIONS for k in section_fields(s)]
+
+
+def fields_help(sections: tuple[str, ...] = SECTIONS) -> str:
+    """One line per settable field with its default: the ``--set`` reference printed by ``--help``."""
+    lines = []
+    for s in sections:
+        for k, (default, _type, text) in section_fields(s).items():
+            shown = "(variant's)" if s == "model" else json.dumps(_plain(default))
+            lines.append(f"  {s}.{k} = {shown}".ljust(44) + f" {text}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "IDENTITY_VERSION", "INPUT_FILES", "NOT_IDENTITY", "DataConfig", "EvalConfig", "ProfileConfig", "RunConfig",
+    "TrainConfig", "all_keys", "apply_overrides", "canonical_json", "check_dotted_key", "count_classes",
+    "deep_merge", "describe_diff", "fields_help", "file_fingerprint", "get_dotted", "identity_diff", "load_recipe",
+    "model_dict", "parse_set", "read_yaml", "run_id_of", "section_fields", "set_dotted", "stage_masks_text",
+]

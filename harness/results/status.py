@@ -1,0 +1,115 @@
+"""Where a run stands: one vocabulary of states and one rule, read from its run directory and, when
+given, from the scheduler.
+
+    run_state(RunDir(path))                      # files only: the results store and the reports
+    run_state(RunDir(path), scheduler=view)      # + the scheduler: ``dsa-harness sweep status``
+
+==========  ========================================================================================
+pending     not started: never submitted, or its job vanished before the run started
+queued      submitted, not started, its job alive
+running     started, its job alive
+requeued    preempted or timed out, checkpointed, back in the queue
+done        ``final.json`` parses (whatever else the folder or the scheduler says)
+failed      the last attempt raised: ``error.json`` of the latest attempt, or the marker says failed;
+            ``sweep submit`` resubmits it only with ``--retry-failed``
+incomplete  started (an attempt recorded, metrics, a checkpoint or a half-written ``final.json``), no
+            live job, no error of its last attempt: killed, interrupted, node failure; resubmitted by
+            default, resumes from its checkpoint
+cancelled   cancelled with ``sweep cancel``, no live job; resubmitted by default
+unknown     with a scheduler only: a SLURM job whose state cannot be read (no ``squeue``), taken as alive
+==========  ========================================================================================
+
+The job marker (``job.json``) says what the launcher and the run last wrote: ``submitted``,
+``running``, ``requeued`` (its job may still be alive) or ``finished``, ``failed``, ``interrupted``,
+``cancelled`` (the attempt is over). Whether a job that may be alive still is, only the scheduler can
+tell: with ``scheduler`` the function asks it; without, it takes the marker at its word (``queued``,
+``running``, ``requeued`` as the marker says), so files alone give every state but ``unknown``, and a
+marker whose job died without a word (a killed worker, a node failure) reads as still alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from harness.results.rundir import RunDir
+
+STATES = ("pending", "queued", "running", "requeued", "done", "failed", "incomplete", "cancelled", "unknown")
+FILE_STATES = tuple(s for s in STATES if s != "unknown")
+"""The states :func:`run_state` returns without a scheduler."""
+LIVE_STATES = ("queued", "running", "requeued", "unknown")
+"""States of a run whose job is (or may be) alive: never submitted twice."""
+
+OPEN_MARKS = ("submitted", "running", "requeued")
+"""Marker states whose job may still be alive (any other state, or none, ends the attempt)."""
+STARTED_MARKS = ("running", "interrupted", "finished", "failed")
+"""Marker states written only once an attempt has started."""
+
+
+class Scheduler(Protocol):
+    def job_alive(self, job: dict) -> tuple[bool, str | None]:
+        """(alive, the scheduler's state of the job or None) of the job a marker names."""
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A run's state and what it was read from (so callers need not read the files again)."""
+
+    state: str
+    final: dict | None = None  # final.json, when it parses to an object
+    job: dict = field(default_factory=dict)  # job.json ({} when absent or unparsable)
+    error: dict | None = None  # error.json ({} when present but unparsable)
+    scheduler_state: str | None = None  # what the scheduler said of a job that may be alive
+    problems: tuple[str, ...] = ()  # run files present but unreadable
+
+
+def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
+    """The state of the run in ``rd`` (see the module doc for the vocabulary and the rule)."""
+    problems = []
+    final = rd.read_final()
+    final_torn = False
+    if final is not None and not isinstance(final, dict):
+        problems.append("final.json is not a JSON object")
+        final, final_torn = None, True
+    elif final is None and rd.final_path.exists():
+        problems.append("final.json present but unparsable (half-written?)")
+        final_torn = True
+    job = rd.read_job()
+    if job is None and rd.job_path.exists():
+        problems.append("job.json unparsable (half-written?)")
+    job = job if isinstance(job, dict) else {}
+    error = rd.read_error()
+    if error is None and rd.error_path.exists():
+        problems.append("error.json unparsable (half-written?)")
+        error = {}  # an error all the same, of no known attempt
+    elif error is not None and not isinstance(error, dict):
+        error = {}
+
+    def result(state: str, sched: str | None = None) -> RunState:
+        return RunState(state, final, job, error, sched, tuple(problems))
+
+    if final is not None:
+        return result("done")
+    mark = job.get("state")
+    cluster = job.get("cluster")
+    if mark in OPEN_MARKS:
+        alive, sched = scheduler.job_alive(job) if scheduler is not None else (True, None)
+        if alive:
+            if scheduler is not None and sched is None and cluster == "slurm":
+                return result("unknown")
+            if mark == "requeued" and sched != "RUNNING":
+                return result("requeued", sched)
+            if mark == "running" or (sched == "RUNNING" and cluster == "slurm"):
+                return result("running", sched)
+            return result("queued", sched)
+    attempts = int(job.get("attempts") or 0)
+    if mark == "failed" or (error is not None and int(error.get("attempt") or 0) >= attempts):
+        return result("failed")
+    if mark == "cancelled":
+        return result("cancelled")
+    if (attempts > 0 or mark in STARTED_MARKS or final_torn or rd.has_metrics() or rd.has_checkpoint()):
+        return result("incomplete")
+    return result("pending")
+
+
+__all__ = ["FILE_STATES", "LIVE_STATES", "STATES", "RunState", "Scheduler", "run_state"]
