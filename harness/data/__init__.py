@@ -11,83 +11,66 @@ Public names (see each module's docstring for layouts and rules):
   evaluation use)
 - :func:`generate_synthetic`, :func:`factor_accuracy` (synthetic.py)
 - :func:`check_dataset` (check.py)
-"""
 
-from harness.data.annotations import AnnotationError, VideoRecord, read_annotations, read_class_index
-from harness.data.check import check_dataset
-from harness.data.loader import EpochIndexed, EpochSampler, build_loader, set_epoch
-from harness.data.sampling import SnippetSampler
-from harness.data.synthetic import (
-    RECOMMENDED as SYNTHETIC_RECOMMENDED,
-)
-from harness.data.synthetic import (
-    STUDY_SET as SYNTHETIC_STUDY_SET,
-)
-from harness.data.synthetic import (
-    SynthConfig,
-    chance_levels,
-    class_factors,
-    factor_accuracy,
-    generate_synthetic,
-    write_mp4,
-)
-from harness.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    CenterCrop,
-    Compose,
-    MultiScaleCrop,
-    Normalize,
-    RandomHorizontalFlip,
-    RandomResizedCrop,
-    ResizeShortSide,
-    ThreeCrop,
-    eval_transform,
-    normalize,
-    snippets_to_clips,
-    snippets_to_frames,
-    split_views,
-    train_transform,
-)
-from harness.data.video import CorruptVideoError, VideoDataset, open_video, video_info
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "SYNTHETIC_RECOMMENDED",
-    "SYNTHETIC_STUDY_SET",
-    "AnnotationError",
-    "CenterCrop",
-    "Compose",
-    "CorruptVideoError",
-    "EpochIndexed",
-    "EpochSampler",
-    "MultiScaleCrop",
-    "Normalize",
-    "RandomHorizontalFlip",
-    "RandomResizedCrop",
-    "ResizeShortSide",
-    "SnippetSampler",
-    "SynthConfig",
-    "ThreeCrop",
-    "VideoDataset",
-    "VideoRecord",
-    "build_loader",
-    "chance_levels",
-    "check_dataset",
-    "class_factors",
-    "eval_transform",
-    "factor_accuracy",
-    "generate_synthetic",
-    "normalize",
-    "open_video",
-    "read_annotations",
-    "read_class_index",
-    "set_epoch",
-    "snippets_to_clips",
-    "snippets_to_frames",
-    "split_views",
-    "train_transform",
-    "video_info",
-    "write_mp4",
-]
+Names are imported on first use (PEP 562), so that importing one submodule (the CLI imports
+``harness.data.commands``) does not pull in torch."""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {  # public name -> (module, name in the module)
+    "AnnotationError": ("harness.data.annotations", "AnnotationError"),
+    "VideoRecord": ("harness.data.annotations", "VideoRecord"),
+    "read_annotations": ("harness.data.annotations", "read_annotations"),
+    "read_class_index": ("harness.data.annotations", "read_class_index"),
+    "check_dataset": ("harness.data.check", "check_dataset"),
+    "EpochIndexed": ("harness.data.loader", "EpochIndexed"),
+    "EpochSampler": ("harness.data.loader", "EpochSampler"),
+    "build_loader": ("harness.data.loader", "build_loader"),
+    "set_epoch": ("harness.data.loader", "set_epoch"),
+    "SnippetSampler": ("harness.data.sampling", "SnippetSampler"),
+    "SYNTHETIC_RECOMMENDED": ("harness.data.synthetic", "RECOMMENDED"),
+    "SYNTHETIC_STUDY_SET": ("harness.data.synthetic", "STUDY_SET"),
+    "SynthConfig": ("harness.data.synthetic", "SynthConfig"),
+    "chance_levels": ("harness.data.synthetic", "chance_levels"),
+    "class_factors": ("harness.data.synthetic", "class_factors"),
+    "factor_accuracy": ("harness.data.synthetic", "factor_accuracy"),
+    "generate_synthetic": ("harness.data.synthetic", "generate_synthetic"),
+    "write_mp4": ("harness.data.synthetic", "write_mp4"),
+    "IMAGENET_MEAN": ("harness.data.transforms", "IMAGENET_MEAN"),
+    "IMAGENET_STD": ("harness.data.transforms", "IMAGENET_STD"),
+    "CenterCrop": ("harness.data.transforms", "CenterCrop"),
+    "Compose": ("harness.data.transforms", "Compose"),
+    "MultiScaleCrop": ("harness.data.transforms", "MultiScaleCrop"),
+    "Normalize": ("harness.data.transforms", "Normalize"),
+    "RandomHorizontalFlip": ("harness.data.transforms", "RandomHorizontalFlip"),
+    "RandomResizedCrop": ("harness.data.transforms", "RandomResizedCrop"),
+    "ResizeShortSide": ("harness.data.transforms", "ResizeShortSide"),
+    "ThreeCrop": ("harness.data.transforms", "ThreeCrop"),
+    "eval_transform": ("harness.data.transforms", "eval_transform"),
+    "normalize": ("harness.data.transforms", "normalize"),
+    "snippets_to_clips": ("harness.data.transforms", "snippets_to_clips"),
+    "snippets_to_frames": ("harness.data.transforms", "snippets_to_frames"),
+    "split_views": ("harness.data.transforms", "split_views"),
+    "train_transform": ("harness.data.transforms", "train_transform"),
+    "CorruptVideoError": ("harness.data.video", "CorruptVideoError"),
+    "VideoDataset": ("harness.data.video", "VideoDataset"),
+    "open_video": ("harness.data.video", "open_video"),
+    "video_info": ("harness.data.video", "video_info"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,9 +1,32 @@
-"""Measurement: FLOPs/params (fvcore, every op accounted), latency/throughput, the environment of a run."""
+"""Measurement: FLOPs/params (fvcore, every op accounted), latency/throughput, the environment of a run.
 
-from harness.measure.environment import describe_environment, device_name
-from harness.measure.flops import count_flops, count_params
-from harness.measure.latency import measure_latency
-from harness.measure.profile import profile_model, profile_record
+Names are imported on first use (PEP 562), so that importing one submodule (the CLI imports
+``harness.measure.commands``) does not pull in torch."""
 
-__all__ = ["count_flops", "count_params", "describe_environment", "device_name", "measure_latency",
-           "profile_model", "profile_record"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {  # public name -> (module, name in the module)
+    "describe_environment": ("harness.measure.environment", "describe_environment"),
+    "device_name": ("harness.measure.environment", "device_name"),
+    "count_flops": ("harness.measure.flops", "count_flops"),
+    "count_params": ("harness.measure.flops", "count_params"),
+    "measure_latency": ("harness.measure.latency", "measure_latency"),
+    "profile_model": ("harness.measure.profile", "profile_model"),
+    "profile_record": ("harness.measure.profile", "profile_record"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness.measure' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
