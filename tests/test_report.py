@@ -164,23 +164,25 @@ def test_repo_paper_csvs_parse_and_cite_a_source():
 
 
 def test_repo_grids_and_their_paper_csvs_agree():
-    """Each grid's paper CSV has the grid's row-key columns, and every key in it is a value the grid runs."""
-    import yaml
+    """Each grid's paper CSV has the grid's row-key columns, and every key in it is a value a run of the grid has
+    once resolved (the values the report joins on: e.g. stage masks in their canonical text)."""
+    from harness.config import get_dotted
+    from harness.launch.grid import expand, load_grid
 
     repo = Path(__file__).resolve().parents[1]
     checked = 0
     for grid_file in sorted((repo / "experiments").glob("*.yaml")):
-        doc = yaml.safe_load(grid_file.read_text())
-        meta = GridMeta.load(doc["name"], repo / "experiments")
+        grid = load_grid(grid_file)
+        meta = GridMeta.load(grid.name, repo / "experiments")
         if not meta.paper_reference:
             continue
-        paper, _ = read_paper(repo / doc["paper_reference"])
+        paper, _ = read_paper(repo / grid.paper_reference)
         assert set(meta.rows) <= set(paper.columns), grid_file
-        axes = {**(doc.get("axes", {}).get("product") or {}), **(doc.get("axes", {}).get("zip") or {})}
+        runs = expand(grid)
         for key in meta.rows:
-            values = axes.get(key) or [doc.get("base", {}).get(key.split(".")[0], {}).get(key.split(".", 1)[1])]
-            rows = paper if "grid" not in paper.columns else paper[paper["grid"] == doc["name"]]
-            assert {format_key(v) for v in rows[key]} <= {format_key(v) for v in values}, (grid_file, key)
+            values = {format_key(get_dotted(r.config, key)) for r in runs}
+            rows = paper if "grid" not in paper.columns else paper[paper["grid"] == grid.name]
+            assert {format_key(v) for v in rows[key]} <= values, (grid_file, key)
         checked += 1
     assert checked >= 1
 
