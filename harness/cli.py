@@ -1,8 +1,10 @@
 """The `dsa-harness` command line. Thin: parse, call, print.
 
 Each area registers its own sub-commands through ``register_commands(subparsers)`` in
-``harness/<area>/commands.py``; this module only assembles them and maps errors to
-exit codes (2 for bad input, printed without a traceback).
+``harness/<area>/commands.py``; this module only assembles them and maps errors to exit codes:
+the project's own errors (:class:`harness.errors.HarnessError`: bad input, a fixable state) print
+one line ``dsa-harness COMMAND: error: ...`` and exit 2 (``--debug``: with their traceback); any
+other exception is a bug and propagates with its traceback (exit 1); Ctrl-C exits 130.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
 from harness.errors import HarnessError
 
@@ -44,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
             "run `dsa-harness COMMAND --help` for the options of each command."
         ),
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an input error too (bugs always show theirs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -56,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """``train``, or ``sweep show`` / ``data check`` for the commands with sub-commands."""
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if sub else str(args.command)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         rc = args.func(args)
-    except (HarnessError, ValueError, FileNotFoundError) as e:
-        print(f"dsa-harness {args.command}: error: {e}", file=sys.stderr)
+    except HarnessError as e:  # bad input or a fixable state; anything else is a bug: its traceback shows
+        if args.debug:
+            traceback.print_exc()
+        print(f"dsa-harness {command_name(args)}: error: {str(e) or type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -321,9 +321,7 @@ def _resolve_model(values: Any):
         overrides[k] = _coerce(f"model.{k}", str(known[k].type), v)
     try:
         return resolve_config(variant, **overrides)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError) as e:  # ModelConfig's ConfigErrors too: their field gets the model. prefix
         msg = str(e)
         head = msg.split("=", 1)[0]
         if type(e).__name__ == "UnknownVariantError":

@@ -1,9 +1,12 @@
 """The project's own error types: what a user can fix, as opposed to a bug.
 
 ``dsa-harness`` prints a :class:`HarnessError` as one line (``dsa-harness COMMAND: error: ...``) and
-exits with code 2; any other exception is a bug and keeps its traceback. Each type also derives from
-the built-in it refines (``ValueError``, ``FileNotFoundError``), so library callers that catch those
-keep working. This module imports nothing: every floor of the package may raise these.
+exits with code 2 (``dsa-harness --debug``: after its traceback); any other exception is a bug and keeps
+its traceback (exit 1). Each type also derives from the built-in it refines (``ValueError``,
+``FileNotFoundError``), so library callers that catch those keep working; the areas define the
+narrower ones next to their code (``AnnotationError``, ``UnknownVariantError``, ``WeightLoadError``,
+``CheckpointError``, ``CorruptVideoError``, ``GridError``). This module imports nothing: every floor
+of the package may raise these.
 """
 
 from __future__ import annotations

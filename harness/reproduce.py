@@ -49,13 +49,15 @@ def sets_for_task(sets: list[tuple[str, object]], task: str) -> list[tuple[str, 
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = set(steps) - set(STEPS)
-    if unknown:
-        raise ValueError(f"--steps: unknown step(s) {sorted(unknown)}; steps are {', '.join(STEPS)}")
-    experiments = Path(args.experiments)
     from harness.config import check_dotted_key
     from harness.errors import UsageError
+
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = set(steps) - set(STEPS)
+    if unknown or not steps:
+        raise UsageError(f"--steps {args.steps!r}: unknown step(s) {sorted(unknown) or 'none given'}; "
+                         f"steps are {', '.join(STEPS)}")
+    experiments = Path(args.experiments)
 
     for key, _ in args.sets:
         check_dotted_key(key)

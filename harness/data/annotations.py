@@ -19,34 +19,42 @@ Three layouts are read, the ones public video datasets ship with:
     itself are used, which is only safe when every split contains every class.
 
 In the two text layouts blank lines and lines starting with ``#`` are ignored. Any
-malformed line raises :class:`AnnotationError` naming the file and the 1-based line number.
+malformed line raises :class:`AnnotationError` naming the file and the 1-based line number; a
+missing file raises :class:`harness.errors.MissingFileError` (a FileNotFoundError).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.errors import HarnessError, MissingFileError
 
 FORMATS = ("video", "frames", "kinetics_csv")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv")
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(HarnessError, ValueError):
     """A malformed annotation file; the message starts with ``file:line:``."""
 
     def __init__(self, file: str | os.PathLike, line: int | None, problem: str, text: str | None = None):
         self.file = str(file)
         self.line = line
         self.problem = problem
+        self.text = text
         where = f"{self.file}:{line}" if line else self.file
         msg = f"{where}: {problem}"
         if text is not None:
             msg += f" (got {text.rstrip()!r})"
         super().__init__(msg)
+
+    def __reduce__(self):  # picklable across worker processes
+        return (AnnotationError, (self.file, self.line, self.problem, self.text))
 
 
 @dataclass(frozen=True)
@@ -89,11 +97,21 @@ def _join(root: str | os.PathLike | None, rel: str) -> str:
 
 
 def _text_lines(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            text = raw.strip()
-            if text and not text.startswith("#"):
-                yield number, text, raw
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, raw in enumerate(f, start=1):
+                text = raw.strip()
+                if text and not text.startswith("#"):
+                    yield number, text, raw
+    except UnicodeDecodeError:  # decoded in chunks: the line is not known
+        raise AnnotationError(path, None, "not UTF-8 text (is this an annotation file?)") from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AnnotationError(path, None, "not UTF-8 text (is this an annotation file?)") from None
 
 
 def read_class_index(path: str | os.PathLike) -> dict[str, int]:
@@ -106,22 +124,26 @@ def read_class_index(path: str | os.PathLike) -> dict[str, int]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"class-index file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+        raise MissingFileError(f"class-index file not found: {path}")
+    text = _read_text(path)
     names: dict[str, int] = {}
     if path.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise AnnotationError(path, e.lineno, f"invalid JSON: {e.msg}") from None
-        if isinstance(data, dict) and "classes" in data:
-            data = [c["name"] if isinstance(c, dict) else c for c in data["classes"]]
-        if isinstance(data, list):
-            names = {str(n): i for i, n in enumerate(data)}
-        elif isinstance(data, dict):
-            names = {str(k): int(v) for k, v in data.items()}
-        else:
-            raise AnnotationError(path, None, "expected a JSON list of names or an object name -> index")
+        try:
+            if isinstance(data, dict) and "classes" in data:
+                data = [c["name"] if isinstance(c, dict) else c for c in data["classes"]]
+            if isinstance(data, list):
+                names = {str(n): i for i, n in enumerate(data)}
+            elif isinstance(data, dict):
+                names = {str(k): int(v) for k, v in data.items()}
+            else:
+                raise TypeError(type(data).__name__)
+        except (KeyError, TypeError, ValueError):
+            raise AnnotationError(path, None, "expected a JSON list of names, an object name -> index, or "
+                                              "{\"classes\": [names or {\"name\": ...}]}") from None
     else:
         for _number, line, _raw in _text_lines(path):
             line = line.strip().strip('"')
@@ -193,8 +215,7 @@ def _time_field(text: str, what: str, path, number, raw) -> int:
 
 
 def _read_kinetics_csv(path: Path, root, class_index, label_dir_spaces: str | None) -> list[VideoRecord]:
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
+    rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     if not rows:
         raise AnnotationError(path, 1, "empty file; expected header 'label,youtube_id,time_start,time_end,split'")
     header = [h.strip() for h in rows[0]]
@@ -250,13 +271,13 @@ def read_annotations(
     num_classes:      when given, labels must be < num_classes.
 
     Raises :class:`AnnotationError` (a ValueError) naming file and line for a malformed
-    line, FileNotFoundError when the file is missing.
+    line, :class:`MissingFileError` (a FileNotFoundError) when the file is missing.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown annotation format {format!r}; expected one of {', '.join(FORMATS)}")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise MissingFileError(f"annotation file not found: {path}")
     if format == "video":
         records = _read_video_list(path, root)
     elif format == "frames":

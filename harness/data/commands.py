@@ -6,6 +6,7 @@ import argparse
 import json
 
 from harness.data.annotations import FORMATS
+from harness.errors import ConfigError, UsageError
 
 
 def _add_check(sub) -> None:
@@ -57,7 +58,18 @@ def _run_check(args) -> int:
     from harness.data.check import check_dataset, default_report_path, write_report
 
     if args.min_frames < 1:
-        raise ValueError(f"--min-frames must be >= 1, not {args.min_frames}")
+        raise UsageError(f"--min-frames must be >= 1, not {args.min_frames}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, not {args.workers}")
+    if args.frame_start < 0:
+        raise UsageError(f"--frame-start must be >= 0, not {args.frame_start}")
+    if args.format == "frames":
+        from harness.data.video import check_frame_template
+
+        try:
+            check_frame_template(args.frame_template, args.frame_start)
+        except ConfigError as e:
+            raise UsageError(f"--frame-template: {e}") from None
     root = args.root if args.root is not None else str(Path(args.annotation).resolve().parent)
     report = check_dataset(args.annotation, root, args.format, min_frames=args.min_frames, workers=args.workers,
                            frame_template=args.frame_template, frame_start=args.frame_start,
@@ -125,7 +137,7 @@ def _run_synth(args) -> int:
     from harness.data.synthetic import STUDY_SET, generate_synthetic
 
     if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, not {args.workers}")
+        raise UsageError(f"--workers must be >= 1, not {args.workers}")
     params = {"num_videos": args.videos, "num_classes": args.num_classes, "size": args.size, "frames": args.frames,
               "seed": args.seed, "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
               "identity": args.identity}

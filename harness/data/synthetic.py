@@ -69,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import ConfigError
 from harness.results.rundir import atomic_write_bytes, atomic_write_json
 
 ORDERS = ("A_before_B", "B_before_A")
@@ -102,7 +103,7 @@ RECOMMENDED = {
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Parameters of the synthetic set (validated on construction).
+    """Parameters of the synthetic set (validated on construction: ``ConfigError``, a ValueError).
 
     num_videos:   total videos, a multiple of num_classes (exact balance).
     num_classes:  K = 2 * motion types, K in {2, 4, 6, 8}.
@@ -134,33 +135,33 @@ class SynthConfig:
     def __post_init__(self):
         object.__setattr__(self, "obj_scale", tuple(float(v) for v in self.obj_scale))
         if self.num_classes not in (2, 4, 6, 8):
-            raise ValueError(f"num_classes must be 2, 4, 6 or 8 (2 orders x 1..4 motions), not {self.num_classes}")
+            raise ConfigError(f"num_classes must be 2, 4, 6 or 8 (2 orders x 1..4 motions), not {self.num_classes}")
         if self.num_videos < self.num_classes or self.num_videos % self.num_classes:
-            raise ValueError(f"num_videos ({self.num_videos}) must be a positive multiple of "
+            raise ConfigError(f"num_videos ({self.num_videos}) must be a positive multiple of "
                              f"num_classes ({self.num_classes}) for exact balance")
         if self.frames < 8 or self.frames % 4:
-            raise ValueError(f"frames must be a multiple of 4 and >= 8 (four quarters), not {self.frames}")
+            raise ConfigError(f"frames must be a multiple of 4 and >= 8 (four quarters), not {self.frames}")
         if self.size < 32 or self.size % 2:
-            raise ValueError(f"size must be even and >= 32 (H.264 yuv420p), not {self.size}")
+            raise ConfigError(f"size must be even and >= 32 (H.264 yuv420p), not {self.size}")
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
                 and self.val_fraction + self.test_fraction < 1):
-            raise ValueError(f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "
+            raise ConfigError(f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "
                              "must be >= 0 with a sum < 1")
         per_class = self.num_videos // self.num_classes
         held_out = (self.val_fraction > 0) + (self.test_fraction > 0)
         if per_class < held_out + 1:
-            raise ValueError(f"{per_class} videos per class cannot fill train plus {held_out} held-out split(s)")
+            raise ConfigError(f"{per_class} videos per class cannot fill train plus {held_out} held-out split(s)")
         if not 0 <= self.qp <= 51:
-            raise ValueError(f"qp must be in 0..51, not {self.qp}")
+            raise ConfigError(f"qp must be in 0..51, not {self.qp}")
         if self.noise < 0:
-            raise ValueError(f"noise must be >= 0, not {self.noise}")
+            raise ConfigError(f"noise must be >= 0, not {self.noise}")
         if self.identity not in ("shape", "colour"):
-            raise ValueError(f"identity must be 'shape' or 'colour', not {self.identity!r}")
+            raise ConfigError(f"identity must be 'shape' or 'colour', not {self.identity!r}")
         lo, hi = self.obj_scale
         if not 0.05 <= lo <= hi <= 0.5:
-            raise ValueError(f"obj_scale must satisfy 0.05 <= lo <= hi <= 0.5, not {self.obj_scale}")
+            raise ConfigError(f"obj_scale must satisfy 0.05 <= lo <= hi <= 0.5, not {self.obj_scale}")
         if self.fps < 1:
-            raise ValueError(f"fps must be >= 1, not {self.fps}")
+            raise ConfigError(f"fps must be >= 1, not {self.fps}")
 
     @property
     def num_motions(self) -> int:
@@ -355,8 +356,8 @@ def _check_decodable(cfg: SynthConfig, out: Path) -> None:
         try:
             decord.VideoReader(str(probe), num_threads=1).get_batch([0, 1]).asnumpy()
         except DECODER_ERRORS as e:
-            raise ValueError(f"decord cannot decode {cfg.size}x{cfg.size} frames ({str(e).strip()[-80:]}); "
-                             "choose another size (e.g. 32, 64, 96, 112)") from None
+            raise ConfigError(f"size={cfg.size}: decord cannot decode {cfg.size}x{cfg.size} frames "
+                              f"({str(e).strip()[-80:]}); choose another size (e.g. 32, 64, 96, 112)") from None
     finally:
         probe.unlink(missing_ok=True)
 

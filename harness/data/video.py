@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from harness.data.annotations import VideoRecord, read_annotations
 from harness.data.sampling import SnippetSampler
 from harness.data.transforms import accepts_rng
+from harness.errors import ConfigError, HarnessError
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,23 @@ REASONS = {1: "missing", 2: "empty", 3: "undecodable", 4: "no frames"}
 _REASON_CODE = {v: k for k, v in REASONS.items()}
 
 
-class CorruptVideoError(RuntimeError):
+class CorruptVideoError(HarnessError, RuntimeError):
     """A video (or frame folder) that cannot be read. ``reason`` is one of
-    'missing', 'empty', 'undecodable', 'no frames'."""
+    'missing', 'empty', 'undecodable', 'no frames'.
 
-    def __init__(self, path: str, reason: str, detail: str = "", where: str = ""):
+    A loader worker's error reaches the main process through torch's ``ExceptionWrapper``, which
+    rebuilds it as ``CorruptVideoError(text)`` (text: "Caught CorruptVideoError in DataLoader worker
+    process N. Original Traceback ..."): with one argument, the message is the worker's own (the
+    text's last line), so the command line still prints one line naming the video."""
+
+    def __init__(self, path: str, reason: str | None = None, detail: str = "", where: str = ""):
+        if reason is None:  # rebuilt from a worker's traceback text
+            lines = [line for line in str(path).strip().splitlines() if line.strip()]
+            last = lines[-1].strip() if lines else ""
+            original = last.split(f"{CorruptVideoError.__name__}: ", 1)[-1]
+            self.path, self.reason, self.detail, self.where = "", "undecodable", original, ""
+            super().__init__(f"{original} (in a loader worker)")
+            return
         self.path, self.reason, self.detail, self.where = str(path), reason, detail, where
         msg = f"{reason} video {self.path}"
         if where:
@@ -110,6 +123,15 @@ def decode_frames(reader, indices: np.ndarray, path: str = "", where: str = "") 
     if len(unique) != len(flat) or not np.array_equal(unique, flat):
         frames = frames[inverse]
     return frames.reshape(*np.shape(indices), *frames.shape[1:])
+
+
+def check_frame_template(template: str, start: int = 1) -> None:
+    """Refuse a raw-frame file-name template that cannot format a frame number (``ConfigError``)."""
+    try:
+        template.format(start)
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise ConfigError(f"frame_template={template!r} cannot format frame number {start} "
+                          f"({type(e).__name__}: {e}); write e.g. 'img_{{:05d}}.jpg'") from None
 
 
 def read_frame_folder(folder: str, indices: np.ndarray, template: str, start: int, where: str = "") -> np.ndarray:
@@ -194,6 +216,8 @@ class VideoDataset(Dataset):
             raise ValueError("VideoDataset has no videos")
         if format == "frames" and any(r.num_frames is None for r in records):
             raise ValueError("raw-frame records need num_frames")
+        if format == "frames":
+            check_frame_template(frame_template, frame_start)
         self.records = list(records)
         self.annotation_file = None if annotation_file is None else str(annotation_file)
         self.root = None if root is None else str(root)

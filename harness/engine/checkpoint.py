@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.errors import HarnessError
 from harness.results.rundir import atomic_write_bytes
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be read; the message names it. The file is left in place."""
+class CheckpointError(HarnessError, RuntimeError):
+    """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint); the message names it
+    and the fix. The file is left in place."""
 
 
 def rng_state() -> dict:
@@ -58,13 +60,20 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """The state dict written by :func:`save_checkpoint`. Raises FileNotFoundError when absent and
+    :class:`CheckpointError` when it cannot be read as one."""
     path = Path(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - truncated / corrupt / not a checkpoint
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(e).__name__}: {str(e)[:200]}); "
+            f"cannot read checkpoint {path} ({type(e).__name__}: {reason}); "
             "the file was left untouched — move it away to restart the run from scratch"
         ) from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a checkpoint of this harness (a {type(state).__name__}, not a dict); "
+                              "the file was left untouched — move it away to restart the run from scratch")
+    return state

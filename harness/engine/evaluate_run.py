@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from harness.config import RunConfig
-from harness.engine.checkpoint import load_checkpoint
+from harness.engine.checkpoint import CheckpointError, load_checkpoint
 from harness.engine.distributed import DistributedContext
 from harness.engine.train import build_data, evaluate_dataset
-from harness.errors import ConfigError, MissingFileError
+from harness.errors import ConfigError, MissingFileError, RunDirError
 from harness.models import create_model
 from harness.results.rundir import RunDir, atomic_write_json
 
@@ -25,7 +25,12 @@ def evaluate_run(run_dir: str | Path, *, test: str | None = None, test_groups: i
         raise MissingFileError(f"{rd.path} is not a run folder (no config.json)")
     if not rd.checkpoint_path.exists():
         raise MissingFileError(f"{rd.path} has no checkpoint.pt to evaluate")
-    cfg = rd.read_config()
+    try:
+        cfg = rd.read_config()
+        if not isinstance(cfg, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:  # JSONDecodeError, UnicodeDecodeError
+        raise RunDirError(f"{rd.config_path}: not a run config this harness can read ({e})") from None
     if cfg.get("task", "train") != "train":
         raise ConfigError(f"{rd.path} is a {cfg.get('task')} run: nothing to evaluate")
     changes = dict(overrides or {})
@@ -42,6 +47,9 @@ def evaluate_run(run_dir: str | Path, *, test: str | None = None, test_groups: i
     ev, mcfg = rc.eval, rc.model
     data = build_data(data_cfg, ev, mcfg.num_snippets, mcfg.num_frames, rc.seed)
     state = load_checkpoint(rd.checkpoint_path)
+    if not isinstance(state.get("model"), dict) or "fc.weight" not in state["model"]:
+        raise CheckpointError(f"{rd.checkpoint_path} holds no model state dict with a classifier (fc.weight): "
+                              "not a training checkpoint of this harness")
     num_classes = state["model"]["fc.weight"].shape[0]
     model = create_model(mcfg.replace(num_classes=num_classes))
     model.load_state_dict(state["model"])

@@ -52,7 +52,7 @@ from harness.engine.checkpoint import (
 )
 from harness.engine.distributed import DistributedContext, all_gather_objects, barrier, init_distributed
 from harness.engine.evaluate import classification_metrics, predict
-from harness.errors import ConfigError, RunDirError
+from harness.errors import ConfigError, RunDirError, UsageError
 from harness.measure.environment import describe_environment
 from harness.models import create_model
 from harness.results.rundir import RunDir
@@ -79,7 +79,7 @@ def _pause_after_checkpoint(rd: RunDir, epoch: int, step: int, log) -> None:
     try:
         at = tuple(int(v) for v in spec.split(":"))
     except ValueError:
-        raise ValueError(f"{PAUSE_ENV}={spec!r}: expected EPOCH:STEP, e.g. 1:1") from None
+        raise UsageError(f"{PAUSE_ENV}={spec!r}: expected EPOCH:STEP, e.g. 1:1 (or unset it)") from None
     marker = rd.path / PAUSED_MARKER
     if at != (epoch, step) or marker.exists():
         return
@@ -142,17 +142,21 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
     train, val, test = make(data.train, "train"), make(data.val, "val"), make(data.test, "test")
     labels = [lab for ds in (train, val, test) if ds is not None for lab in ds.labels]
     if not labels:
-        raise ValueError("no data: set data.train and/or data.test")
+        raise ConfigError("no data: set data.train and/or data.test")
     num_classes, factors = max(labels) + 1, None
     ref = next(p for p in (data.train, data.val, data.test) if p)
     classes_file = Path(ref).parent / "classes.json"
     if classes_file.exists():
-        classes = json.loads(classes_file.read_text())
-        entries = classes.get("classes", classes) if isinstance(classes, dict) else classes
-        num_classes = max(num_classes, len(entries))
-        if entries and isinstance(entries[0], dict) and entries[0].get("factors"):
-            names = list(entries[0]["factors"])
-            factors = {n: [str(e["factors"][n]) for e in entries] for n in names}
+        try:
+            classes = json.loads(classes_file.read_text(encoding="utf-8"))
+            entries = classes.get("classes", classes) if isinstance(classes, dict) else classes
+            num_classes = max(num_classes, len(entries))
+            if entries and isinstance(entries[0], dict) and entries[0].get("factors"):
+                names = list(entries[0]["factors"])
+                factors = {n: [str(e["factors"][n]) for e in entries] for n in names}
+        except (ValueError, KeyError, TypeError, AttributeError):  # JSONDecodeError, UnicodeDecodeError too
+            raise ConfigError(f"{classes_file}: unreadable class list (JSON list or {{\"classes\": [...]}}, "
+                              "entries with the same 'factors' keys)") from None
 
     def norm(x: torch.Tensor) -> torch.Tensor:  # (N, V*U, C, T, H, W) uint8 -> normalised float
         return normalize(x)
@@ -188,7 +192,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.opti
 def _device(cfg: TrainConfig) -> torch.device:
     if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ValueError("train.device=cuda but no CUDA device is visible")
+            raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=auto or cpu")
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -306,8 +310,8 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
     if tcfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tcfg.max_steps_per_epoch)
     if data.train is not None and steps_per_epoch < 1:
-        raise ValueError(f"{len(data.train)} training videos give no full step of batch {tcfg.batch_size} x "
-                         f"accumulation {tcfg.grad_accum} per process")
+        raise ConfigError(f"{len(data.train)} training videos give no full step of batch {tcfg.batch_size} x "
+                          f"accumulation {tcfg.grad_accum} per process: lower train.batch_size or train.grad_accum")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
 
     start_epoch, start_step = 0, 0

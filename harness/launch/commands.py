@@ -152,6 +152,9 @@ def _cmd_show(args) -> int:
     from harness.launch.cost import estimate_cost, show_table
     from harness.launch.grid import GridValidationError, expand, load_grid, validate_runs
 
+    for flag, value in (("--clips-per-s", args.clips_per_s), ("--tflops", args.tflops)):
+        if value is not None and not value > 0:
+            raise UsageError(f"{flag} {value}: must be > 0")
     grid = load_grid(args.grid)
     runs = expand(grid, args.results_root, args.sets)
     if args.resolved:
@@ -289,5 +292,7 @@ def _cmd_cancel(args) -> int:
 def _cmd_logs(args) -> int:
     from harness.launch.control import find_run, run_logs
 
+    if args.lines < 1:
+        raise UsageError(f"--lines {args.lines}: must be >= 1")
     print(run_logs(find_run(args.run, args.results_root), lines=args.lines))
     return 0

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.errors import MissingFileError, UsageError
 from harness.launch.grid import expand, load_grid
 from harness.launch.scheduler import scancel, stop_local_worker
 from harness.launch.status import RunStatus, collect_status
@@ -42,9 +43,10 @@ def find_run(run: str, results_root: str | os.PathLike = "results") -> RunDir:
     base = Path(results_root) / "runs"
     matches = sorted(d for d in base.glob(f"*/{run}*") if d.is_dir()) if base.exists() else []
     if not matches:
-        raise FileNotFoundError(f"no run {run!r} under {base} (give a run id, a prefix of one, or a run dir)")
+        raise MissingFileError(f"no run {run!r} under {base} (give a run id, a prefix of one, or a run dir)")
     if len(matches) > 1:
-        raise ValueError(f"run id prefix {run!r} is ambiguous: {', '.join(str(m) for m in matches[:10])}")
+        raise UsageError(f"run id prefix {run!r} is ambiguous: {', '.join(str(m) for m in matches[:10])}; "
+                         "give more of the id")
     return RunDir(matches[0])
 
 

@@ -138,18 +138,18 @@ class Resources:
             v = getattr(self, name)
             low = 0 if name == "gpus" else 1
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise ValueError(f"resources.{name}={v!r}: must be an integer >= {low}")
+                raise ConfigError(f"resources.{name}={v!r}: must be an integer >= {low}")
         if not isinstance(self.mem_gb, (int, float)) or self.mem_gb <= 0:
-            raise ValueError(f"resources.mem_gb={self.mem_gb!r}: must be a number > 0")
+            raise ConfigError(f"resources.mem_gb={self.mem_gb!r}: must be a number > 0")
         if self.gpus % self.nodes:
-            raise ValueError(f"resources.gpus={self.gpus} must be a multiple of resources.nodes={self.nodes}")
+            raise ConfigError(f"resources.gpus={self.gpus} must be a multiple of resources.nodes={self.nodes}")
         if self.array_parallelism is not None and (not isinstance(self.array_parallelism, int)
                                                    or self.array_parallelism < 1):
-            raise ValueError(f"resources.array_parallelism={self.array_parallelism!r}: must be an integer >= 1")
+            raise ConfigError(f"resources.array_parallelism={self.array_parallelism!r}: must be an integer >= 1")
         if not isinstance(self.sbatch, dict):
-            raise TypeError("resources.sbatch must be a mapping of sbatch option -> value")
+            raise ConfigError("resources.sbatch must be a mapping of sbatch option -> value")
         if isinstance(self.setup, str) or not all(isinstance(s, str) for s in self.setup):
-            raise ValueError("resources.setup must be a list of shell lines")
+            raise ConfigError("resources.setup must be a list of shell lines")
         object.__setattr__(self, "setup", tuple(self.setup))
 
     @classmethod
@@ -158,7 +158,7 @@ class Resources:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown resources key(s) {unknown}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown resources key(s) {unknown}; known: {', '.join(sorted(known))}")
         return cls(**d)
 
     @property

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UsageError
 from harness.launch.grid import Grid, Resources, RunSpec, load_and_expand
 from harness.launch.scheduler import proc_start_ticks
 from harness.launch.snapshot import snapshot_code
@@ -64,10 +64,15 @@ class LaunchOptions:
     signal_delay_s: int = 90  # slurm: seconds between the USR2 signal and the kill
 
     def __post_init__(self) -> None:
+        """Refuse options no run can take, naming their ``sweep submit`` flag (``UsageError``)."""
         if self.cluster not in CLUSTERS:
-            raise ValueError(f"unknown cluster {self.cluster!r}: choose slurm, local or debug")
-        if self.max_parallel is not None and self.max_parallel < 1:
-            raise ValueError(f"max_parallel must be >= 1, got {self.max_parallel}")
+            raise UsageError(f"--cluster {self.cluster!r}: choose slurm, local or debug")
+        for flag, value in (("--max-parallel", self.max_parallel), ("--time-min", self.time_min),
+                            ("--array-parallelism", self.array_parallelism)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} {value}: must be >= 1")
+        if self.mem_gb is not None and not self.mem_gb > 0:
+            raise UsageError(f"--mem-gb {self.mem_gb}: must be > 0")
 
 
 @dataclass
@@ -158,6 +163,8 @@ def submit(grid_path: str | os.PathLike, cluster: str = "local", results_root: s
         raise ConfigError(f"{grid.path}: run ids hash the contents of their input files, and {', '.join(missing[:3])} "
                           f"cannot be read here: submit from a machine that sees the data")
     to_submit, skipped, _ = plan_submission(runs, retry_failed)
+    if cluster == "slurm" and to_submit and not dry_run:
+        _require_slurm()  # before anything is written
     result = SubmitResult(grid=grid, runs=runs, skipped=skipped)
     if not dry_run:  # what the grid is now: reports leave out runs of earlier versions of the grid file
         write_grid_manifest(results_root / "runs" / grid.name, grid=grid.name, grid_file=str(grid.path),
@@ -224,11 +231,16 @@ def _marker(run: RunSpec, cluster: str, job, snapshot: Path | None, commit: str 
     return marker
 
 
+def _require_slurm() -> None:
+    if shutil.which("sbatch") is None or shutil.which("srun") is None:
+        raise UsageError("--cluster slurm: sbatch/srun not found (is SLURM installed and SLURM_CONF set?); "
+                         "or use --cluster local")
+
+
 def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
     import submitit
 
-    if shutil.which("sbatch") is None or shutil.which("srun") is None:
-        raise RuntimeError("--cluster slurm: sbatch/srun not found (is SLURM installed and SLURM_CONF set?)")
+    _require_slurm()
     ex = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_num_timeout)
     params: dict[str, Any] = {
         "job_name": f"dsa-{group[0].config.get('grid')}", "time": res.time_min, "nodes": res.nodes,

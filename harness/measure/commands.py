@@ -45,10 +45,34 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_profile)
 
 
+def check_profile_flags(args: argparse.Namespace) -> None:
+    """Refuse flag values ``profile`` cannot use, naming the flag (``UsageError``)."""
+    from harness.errors import UsageError
+
+    for flag, value, low in (("--snippets", args.snippets, 1), ("--frames", args.frames, 1), ("--size", args.size, 16),
+                             ("--batch", args.batch, 1), ("--views", args.views, 1),
+                             ("--num-classes", args.num_classes, 1), ("--threads", args.threads, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} {value}: must be >= {low}")
+    if not args.min_time > 0:
+        raise UsageError(f"--min-time {args.min_time}: must be > 0 seconds")
+    device = args.device
+    if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise UsageError(f"--device {device!r}: must be cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA device is visible; use --device cpu")
+        if ":" in device and int(device[5:]) >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+
+
 def _profile(args: argparse.Namespace) -> int:
     from harness.measure.profile import profile_model
     from harness.models.registry import UnknownVariantError, list_variants
 
+    check_profile_flags(args)
     names = list_variants(args.variant) if any(c in args.variant for c in "*?[") else [args.variant]
     if not names:
         raise UnknownVariantError(args.variant)

@@ -7,6 +7,8 @@ import json
 
 from tabulate import tabulate
 
+from harness.errors import UsageError
+
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,8 +29,11 @@ def _list(args: argparse.Namespace) -> int:
 
     names = list_variants(args.pattern)
     if not names:
-        print(f"no variant matches {args.pattern!r}")
-        return 1
+        import difflib
+
+        close = difflib.get_close_matches(args.pattern, list_variants(), n=5, cutoff=0.5)
+        raise UsageError(f"no variant matches {args.pattern!r}" + (f"; closest: {', '.join(close)}" if close else "")
+                         + "; names are <flavour>_r<depth>[_<aggregator>], e.g. 'tsm_r50*' (`dsa-harness list`)")
     configs = [resolve_config(n) for n in names]
     if args.json:
         print(json.dumps([c.to_dict() for c in configs], indent=2))

@@ -1,12 +1,16 @@
 """Model configuration: one frozen dataclass, validated on construction.
 
 A value travels one way: grid / CLI -> ``ModelConfig`` -> builder -> the module that uses it.
+A bad value raises :class:`harness.errors.ConfigError` (a ValueError) naming the field.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from harness.errors import ConfigError
 
 FLAVOURS = ("tsn", "tsm", "i3d")
 """``tsn``: 2D ResNet over N*U*T frames, no temporal modelling inside a snippet;
@@ -46,10 +50,12 @@ def normalize_stage_masks(value: Any, depth: int) -> tuple[tuple[int, ...], ...]
     Accepted: ``"paper"``; ``"none"``; ``"all"``; a dict ``{"res3": [0, 1, 0, 1], "res4": "all"}``
     (missing stages get no block); a string ``"res3:0101,res4:all"``; or a sequence of 4 entries,
     each ``"all"``, ``"none"``, a bool/0/1 (all or none), or a 0/1 sequence of the stage's block count.
+    Raises :class:`ConfigError` (a ValueError) naming ``stage_masks`` for anything else.
     """
     blocks = STAGE_DEPTHS[depth]
     if value is None or value == "paper":
         return paper_stage_masks(depth)
+    hint = "write e.g. 'res3:0101,res4:all', 'paper', 'all' or 'none'"
     if isinstance(value, str):
         if value in ("none", "all"):
             value = [value] * 4
@@ -57,22 +63,22 @@ def normalize_stage_masks(value: Any, depth: int) -> tuple[tuple[int, ...], ...]
             spec: dict[str, Any] = {}
             for part in value.split(","):
                 name, _, mask = part.strip().partition(":")
-                if not mask:
-                    raise ValueError(
-                        f"stage_masks: cannot read {part!r}; write e.g. 'res3:0101,res4:all' or 'paper'"
-                    )
-                spec[name.strip()] = mask.strip() if mask.strip() in ("all", "none") else [
-                    int(c) for c in mask.strip()
-                ]
+                mask = mask.strip()
+                if not mask or not (mask in ("all", "none") or set(mask) <= set("0123456789")):
+                    raise ConfigError(f"stage_masks: cannot read {part!r}; {hint}")
+                spec[name.strip()] = mask if mask in ("all", "none") else [int(c) for c in mask]
             value = spec
     if isinstance(value, dict):
         unknown = set(value) - set(STAGE_NAMES)
         if unknown:
-            raise ValueError(f"stage_masks: unknown stage(s) {sorted(unknown)}; stages are {STAGE_NAMES}")
+            raise ConfigError(f"stage_masks: unknown stage(s) {sorted(unknown, key=str)}; stages are {STAGE_NAMES}")
         value = [value.get(name, "none") for name in STAGE_NAMES]
-    value = list(value)
+    try:
+        value = list(value)
+    except TypeError:
+        raise ConfigError(f"stage_masks: cannot read {value!r}; {hint}") from None
     if len(value) != 4:
-        raise ValueError(f"stage_masks: need 4 stages (res2..res5), got {len(value)}")
+        raise ConfigError(f"stage_masks: need 4 stages (res2..res5), got {len(value)}")
     out = []
     for name, n, entry in zip(STAGE_NAMES, blocks, value):
         if entry in ("all", True) or (isinstance(entry, int) and not isinstance(entry, bool) and entry == 1):
@@ -80,13 +86,17 @@ def normalize_stage_masks(value: Any, depth: int) -> tuple[tuple[int, ...], ...]
         elif entry in ("none", False, None) or (isinstance(entry, int) and entry == 0):
             out.append((0,) * n)
         else:
-            mask = tuple(int(v) for v in entry)
+            try:
+                mask = tuple(int(v) for v in entry)
+            except (TypeError, ValueError):
+                raise ConfigError(f"stage_masks: {name} mask {entry!r} must be 'all', 'none' or a 0/1 sequence of "
+                                  f"its {n} blocks") from None
             if len(mask) != n:
-                raise ValueError(
+                raise ConfigError(
                     f"stage_masks: {name} of ResNet-{depth} has {n} blocks, mask {mask} has {len(mask)}"
                 )
             if any(v not in (0, 1) for v in mask):
-                raise ValueError(f"stage_masks: {name} mask {mask} must hold only 0 and 1")
+                raise ConfigError(f"stage_masks: {name} mask {mask} must hold only 0 and 1")
             out.append(mask)
     return tuple(out)
 
@@ -117,30 +127,40 @@ class ModelConfig:
     pretrained: str | None = None  # path to a torchvision-format ResNet state dict
 
     def __post_init__(self) -> None:
-        def bad(name: str, allowed: str) -> ValueError:
-            return ValueError(f"{name}={getattr(self, name)!r} is invalid: {allowed}")
+        def bad(name: str, allowed: str) -> ConfigError:
+            return ConfigError(f"{name}={getattr(self, name)!r} is invalid: {allowed}")
 
-        if self.flavour not in FLAVOURS:
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        if not isinstance(self.flavour, str) or self.flavour not in FLAVOURS:
             raise bad("flavour", f"allowed: {', '.join(FLAVOURS)}")
-        if self.depth not in STAGE_DEPTHS:
+        if not is_int(self.depth) or self.depth not in STAGE_DEPTHS:
             raise bad("depth", f"allowed: {', '.join(map(str, STAGE_DEPTHS))}")
         for name in ("width", "num_classes", "num_snippets", "num_frames", "alpha", "kernel_size", "shift_div"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if not is_int(v) or v < 1:
                 raise bad(name, "must be an integer >= 1")
-        if self.aggregator not in AGGREGATORS:
+        if not isinstance(self.aggregator, str) or self.aggregator not in AGGREGATORS:
             raise bad("aggregator", f"allowed: {', '.join(AGGREGATORS)}")
-        position = POSITION_ALIASES.get(self.position, self.position)
         allowed_pos = BOTTLENECK_POSITIONS if is_bottleneck(self.depth) else BASIC_POSITIONS
+        if not isinstance(self.position, str):
+            raise bad("position", f"allowed for ResNet-{self.depth}: {', '.join(allowed_pos)}")
+        position = POSITION_ALIASES.get(self.position, self.position)
         if position not in allowed_pos:
             raise bad("position", f"allowed for ResNet-{self.depth}: {', '.join(allowed_pos)}")
         object.__setattr__(self, "position", position)
         if self.kernel_size % 2 == 0:
             raise bad("kernel_size", "must be odd (padding (K-1)/2 keeps U snippets)")
-        if not isinstance(self.split_ratio, (int, float)) or not 0 < self.split_ratio <= 1:
+        if not is_number(self.split_ratio) or not 0 < self.split_ratio <= 1:
             raise bad("split_ratio", "must be in (0, 1]")
-        if not 0 <= self.dropout < 1:
+        if not is_number(self.dropout) or not 0 <= self.dropout < 1:
             raise bad("dropout", "must be in [0, 1)")
+        if self.pretrained is not None and not isinstance(self.pretrained, (str, os.PathLike)):
+            raise bad("pretrained", "must be the path of a torchvision-format state dict, or null")
         object.__setattr__(self, "stage_masks", normalize_stage_masks(self.stage_masks, self.depth))
         object.__setattr__(self, "with_identity", bool(self.with_identity))
         if self.aggregator != "avg":
@@ -166,7 +186,7 @@ class ModelConfig:
     def replace(self, **overrides: Any) -> ModelConfig:
         unknown = set(overrides) - {f.name for f in fields(self)}
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown model option(s) {sorted(unknown)}; options: {', '.join(f.name for f in fields(self))}"
             )
         return replace(self, **overrides)

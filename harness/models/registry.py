@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import ConfigError
 from harness.models.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 _VARIANTS: dict[str, Mapping[str, Any]] = {}
 
 
-class UnknownVariantError(ValueError):
-    """An unknown variant name; the message lists the closest registered names."""
+class UnknownVariantError(ConfigError):
+    """An unknown variant name (a ``ConfigError``, hence a ValueError); the message lists the closest
+    registered names."""
 
     def __init__(self, name: str):
         close = difflib.get_close_matches(name, list(_VARIANTS), n=5, cutoff=0.5)
@@ -70,7 +72,7 @@ def resolve_config(name: str, **overrides: Any) -> ModelConfig:
     known = set(ModelConfig.__dataclass_fields__) - {"name"}
     unknown = set(overrides) - known
     if unknown:
-        raise ValueError(f"unknown model option(s) {sorted(unknown)}; options: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown model option(s) {sorted(unknown)}; options: {', '.join(sorted(known))}")
     defaults.update(overrides)
     return ModelConfig(name=name, **defaults)
 

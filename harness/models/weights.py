@@ -7,9 +7,12 @@ import os
 import torch
 from torch import nn
 
+from harness.errors import HarnessError, MissingFileError
 
-class WeightLoadError(ValueError):
-    """The state dict does not fit the model; the message lists missing/unexpected/mismatched keys."""
+
+class WeightLoadError(HarnessError, ValueError):
+    """A weights file that cannot be read, or whose state dict does not fit the model; the message names
+    the file and lists missing/unexpected/mismatched keys."""
 
 
 def _inflate(weight: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
@@ -24,17 +27,21 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, *, strict: bool =
 
     2D kernels are inflated for I3D; the classifier is skipped when its class count differs; the
     aggregator parameters are new (initialised from scratch) and reported, not missing. Loaded with
-    ``torch.load(weights_only=True)``. Raises ``WeightLoadError`` listing every missing, unexpected
-    or shape-mismatched key (when ``strict``). Returns a summary dict.
+    ``torch.load(weights_only=True)``. Raises ``MissingFileError`` (a FileNotFoundError) for a missing
+    file and ``WeightLoadError`` for an unreadable one or, when ``strict``, listing every missing,
+    unexpected or shape-mismatched key. Returns a summary dict.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained weights not found: {path}")
+        raise MissingFileError(f"model.pretrained: weights file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file
-        raise WeightLoadError(f"cannot read {path} as a weights-only state dict: {e}") from e
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise WeightLoadError(f"model.pretrained: cannot read {path} as a weights-only state dict: {reason}") from e
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightLoadError(f"model.pretrained: {path} is not a state dict (a mapping of names to tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
     new_keys = {k for k in own if ".aggregator." in k}

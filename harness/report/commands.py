@@ -54,12 +54,16 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from harness.report import write_report
-    from harness.report.index import current_runs
+    from harness.report.index import current_runs, no_runs_message
     from harness.report.tables import GridMeta, grid_table, read_paper, to_terminal
     from harness.results.store import load_runs, to_csv
 
     runs = load_runs(Path(args.results) / "runs")  # read once: for the report or the terminal, and the CSV
     if args.print:  # read only: no report file
+        available = sorted(runs["grid"].dropna().unique()) if not runs.empty else []
+        unknown = sorted(set(args.grid or []) - set(available))
+        if unknown:  # as the written report
+            raise UsageError(no_runs_message(unknown, args.results, available))
         for name in args.grid or sorted(runs["grid"].dropna().unique()):
             meta = GridMeta.load(name, args.experiments)
             shown, _ = current_runs(runs[runs["grid"] == name], Path(args.results) / "runs" / name)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from harness.errors import UsageError
 from harness.report.tables import GridMeta, format_key, grid_table, key_label, read_paper, to_latex, to_markdown
 from harness.results.rundir import atomic_write_bytes, read_grid_manifest
 from harness.results.store import load_metrics, load_runs, to_csv
@@ -186,18 +187,24 @@ def _figure_lines(fig: dict, out: Path) -> list[str]:
     return [f"**{fig['title']}** ({what}; {links})", "", f"![{fig['title']}]({shown})", ""]
 
 
+def no_runs_message(unknown: list[str], results_root: str | os.PathLike, available: list[str]) -> str:
+    return (f"--grid: no runs for grid(s) {unknown} under {Path(results_root) / 'runs'}; grids with runs: "
+            f"{', '.join(available) or 'none'}")
+
+
 def write_report(results_root: str | os.PathLike = "results", reports_dir: str | os.PathLike = "reports",
                  grids: list[str] | None = None, formats: tuple[str, ...] = ("md", "tex", "png", "svg"),
                  experiments_dir: str | os.PathLike = "experiments", runs: pd.DataFrame | None = None) -> Path:
     """Regenerate ``reports_dir`` from the runs under ``results_root/runs``: per grid a table
     (``<grid>.md`` with ``md``, ``<grid>.tex`` with ``tex``) and figures (``figures/<grid>_*.png|svg``
     with ``png``/``svg``), ``runs.csv`` (one row per run) and the index ``README.md`` linking them all
-    with hardware, dates, run and status counts. ``grids``: only these (ValueError if one has no runs).
+    with hardware, dates, run and status counts. ``grids``: only these (UsageError, a ValueError, if one has
+    no runs).
     ``runs``: that folder's ``load_runs`` frame when the caller has read it already. Returns the path
     of ``README.md``."""
     bad = set(formats) - set(FORMATS)
     if bad:
-        raise ValueError(f"unknown report format(s) {sorted(bad)}; choose from {', '.join(FORMATS)}")
+        raise UsageError(f"unknown report format(s) {sorted(bad)}; choose from {', '.join(FORMATS)}")
     out = Path(reports_dir)
     if runs is None:
         runs = load_runs(Path(results_root) / "runs")
@@ -206,8 +213,7 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     if grids:
         unknown = sorted(set(grids) - set(available))
         if unknown:
-            raise ValueError(f"no runs for grid(s) {unknown} under {Path(results_root) / 'runs'}; grids with runs: "
-                             f"{', '.join(available) or 'none'}")
+            raise UsageError(no_runs_message(unknown, results_root, available))
     names = list(dict.fromkeys(grids or available))
     image_formats = tuple(f for f in ("png", "svg") if f in formats)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")

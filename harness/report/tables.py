@@ -26,6 +26,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from harness.errors import ConfigError
+
 METRIC_LABELS = {
     "test.top1": "top-1 (%)",
     "test.top5": "top-5 (%)",
@@ -91,12 +93,15 @@ class GridMeta:
         import yaml
 
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML: {e}") from None
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ConfigError(f"{path}: not valid YAML: {first}") from None
         if not isinstance(doc, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+            raise ConfigError(f"{path}: expected a mapping at the top level")
         report = doc.get("report") or {}
+        if not isinstance(report, dict):
+            raise ConfigError(f"{path}: report: must be a mapping (rows, metrics)")
         return cls(name=name, title=str(doc.get("description") or ""), paper_table=str(doc.get("paper_table") or ""),
                    paper_reference=_resolve_reference(doc.get("paper_reference"), experiments_dir),
                    task=doc.get("task"), rows=list(report.get("rows") or []),
@@ -119,7 +124,7 @@ def read_paper(path: str | os.PathLike | None) -> tuple[pd.DataFrame, list[str]]
     """A paper reference CSV -> (table, comment lines). Numeric columns become floats; empty cells
     stay NaN (unverified numbers are never filled in). ``table.attrs["label"]`` names the reference
     column (``paper`` unless a ``# label: NAME`` line says otherwise). A missing file gives an empty
-    table; a malformed one raises ValueError naming the file and line."""
+    table; a malformed one raises ConfigError (a ValueError) naming the file and line."""
     if not path or not Path(path).exists():
         return pd.DataFrame(), []
     lines = Path(path).read_text().splitlines()
@@ -131,7 +136,7 @@ def read_paper(path: str | os.PathLike | None) -> tuple[pd.DataFrame, list[str]]
     header = [h.strip() for h in parsed[0]]
     for (lineno, _), cells in zip(body[1:], parsed[1:]):
         if len(cells) != len(header):
-            raise ValueError(f"{path}:{lineno}: {len(cells)} cells, the header has {len(header)} ({header})")
+            raise ConfigError(f"{path}:{lineno}: {len(cells)} cells, the header has {len(header)} ({header})")
     df = pd.DataFrame([[c.strip() for c in cells] for cells in parsed[1:]], columns=header, dtype=object)
     for col in df.columns:
         filled = df[col] != ""
