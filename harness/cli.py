@@ -51,13 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the traceback of an input error too (bugs always show theirs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # area not built yet
-                continue
-            raise
-        module.register_commands(sub)
+        importlib.import_module(name).register_commands(sub)
     return parser
 
 

@@ -44,7 +44,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, MissingFileError
 
 IDENTITY_VERSION = 2
 """Bumped whenever the identity rule changes; part of every hash (see the module docstring)."""
@@ -551,9 +551,11 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is accepted
     except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found") from None
+        raise MissingFileError(f"{path}: {what} not found") from None
+    except (IsADirectoryError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: {what} is not a UTF-8 text file ({type(e).__name__})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

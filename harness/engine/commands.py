@@ -159,16 +159,18 @@ def _train(args: argparse.Namespace) -> int:
     from harness.config import RunConfig
     from harness.errors import MissingFileError
 
-    rc = RunConfig.from_dict(config_from_args(args))
+    raw = config_from_args(args)
+    data = raw.get("data") or {}
+    if not args.print_config:
+        for key in ("train", "val", "test"):
+            if data.get(key) and not Path(data[key]).exists():
+                raise MissingFileError(f"data.{key}: annotation file not found: {data[key]}")
+        if not data.get("train") and not data.get("test"):
+            raise MissingFileError("no data: give --data (training list) and/or --test, or a --recipe with them")
+    rc = RunConfig.from_dict(raw)
     if args.print_config:
         print(json.dumps(rc.record(), indent=2))
         return 0
-    for key in ("train", "val", "test"):
-        path = getattr(rc.data, key)
-        if path and not Path(path).exists():
-            raise MissingFileError(f"data.{key}: annotation file not found: {path}")
-    if rc.data.train is None and rc.data.test is None:
-        raise MissingFileError("no data: give --data (training list) and/or --test")
     out = args.out or str(Path(args.results) / "runs" / "manual" / rc.run_id)
     from harness.engine.train import STOP, TrainingInterrupted, open_run_dir, train_and_evaluate
 
