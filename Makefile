@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 
-.PHONY: setup reproduce test test-fast lint bench clean-results
+.PHONY: setup reproduce test test-fast lint format bench clean-results
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/ruff format --check harness tests benchmarks
+
+format: setup
+	$(VENV)/bin/ruff format harness tests benchmarks
 
 bench: setup
 	$(PY) benchmarks/dsa_overhead.py

@@ -53,25 +53,44 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cli_bench_") as tmp:
         tmp = Path(tmp)
         grid_file = tmp / "bench.yaml"
-        grid_file.write_text(yaml.safe_dump({
-            "name": "bench", "task": "profile",
-            "base": {"model": {"width": 8, "num_snippets": 1, "num_frames": 1, "num_classes": 10},
-                     "profile": {"size": 16, "latency": False}},
-            "axes": {"product": {"model.variant": variants}}, "seeds": seeds,
-            "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 5}}))
+        grid_file.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "bench",
+                    "task": "profile",
+                    "base": {
+                        "model": {"width": 8, "num_snippets": 1, "num_frames": 1, "num_classes": 10},
+                        "profile": {"size": 16, "latency": False},
+                    },
+                    "axes": {"product": {"model.variant": variants}},
+                    "seeds": seeds,
+                    "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 5},
+                }
+            )
+        )
         t = time.perf_counter()
         result = submit(grid_file, cluster="debug", results_root=tmp / "results")
         print(f"{len(result.runs)} profiling runs made in {time.perf_counter() - t:.1f} s (debug executor)")
         env_cwd = tmp
-        help_torch = imports_torch("from harness.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
-                                   "    pass", env_cwd)
-        status_torch = imports_torch(f"from harness.cli import main\nmain(['sweep', 'status', {str(grid_file)!r}, "
-                                     f"'--results', {str(tmp / 'results')!r}])", env_cwd)
+        help_torch = imports_torch(
+            "from harness.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass", env_cwd
+        )
+        status_torch = imports_torch(
+            f"from harness.cli import main\nmain(['sweep', 'status', {str(grid_file)!r}, "
+            f"'--results', {str(tmp / 'results')!r}])",
+            env_cwd,
+        )
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "dsa-harness --help": [cli, "--help"],
-            "dsa-harness sweep status (200 runs)": [cli, "sweep", "status", str(grid_file), "--results",
-                                                    str(tmp / "results")],
+            "dsa-harness sweep status (200 runs)": [
+                cli,
+                "sweep",
+                "status",
+                str(grid_file),
+                "--results",
+                str(tmp / "results"),
+            ],
         }
         times: dict[str, list[float]] = {k: [] for k in commands}
         for cmd in commands.values():  # warm the file cache once

@@ -56,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     d = args.depth
-    names = [f"{f}_r{d}{s}" for f in ("tsn", "tsm", "i3d") for s in ("", "_dsa", "_static", "_nonlocal")
-             if not (f == "tsn" and s)]
+    names = [
+        f"{f}_r{d}{s}"
+        for f in ("tsn", "tsm", "i3d")
+        for s in ("", "_dsa", "_static", "_nonlocal")
+        if not (f == "tsn" and s)
+    ]
     models, inputs, flops = {}, {}, {}
     for name in names:
         m = create_model(name, num_classes=400, num_snippets=args.snippets, num_frames=args.frames).eval()
@@ -85,33 +89,71 @@ def main(argv: list[str] | None = None) -> int:
         backbone = f"{flavour}_r{d}"
         med = statistics.median(times[n])
         achieved = 2 * flops[n] / med / 1e9
-        rows.append({
-            "model": n, "gflops_per_view": flops[n] / 1e9, "latency_ms": med * 1e3,
-            "latency_iqr_ms": (statistics.quantiles(times[n], n=4)[2] - statistics.quantiles(times[n], n=4)[0]) * 1e3
-            if len(times[n]) >= 4 else None,
-            "vs_backbone": None if n == backbone else paired(n, backbone),
-            "vs_no_shift": paired(n, f"tsn_r{d}") if n == f"tsm_r{d}" else None,
-            "achieved_gflop_s": achieved, "roofline_fraction": achieved / peak,
-        })
+        rows.append(
+            {
+                "model": n,
+                "gflops_per_view": flops[n] / 1e9,
+                "latency_ms": med * 1e3,
+                "latency_iqr_ms": (statistics.quantiles(times[n], n=4)[2] - statistics.quantiles(times[n], n=4)[0])
+                * 1e3
+                if len(times[n]) >= 4
+                else None,
+                "vs_backbone": None if n == backbone else paired(n, backbone),
+                "vs_no_shift": paired(n, f"tsn_r{d}") if n == f"tsm_r{d}" else None,
+                "achieved_gflop_s": achieved,
+                "roofline_fraction": achieved / peak,
+            }
+        )
     env = describe_environment("cpu")
-    record = {"benchmark": "dsa_overhead", "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "setting": {"depth": d, "size": args.size, "snippets": args.snippets, "frames": args.frames,
-                          "rounds": args.rounds, "threads": torch.get_num_threads()},
-              "matmul_gflop_s": peak, "rows": rows, **env}
+    record = {
+        "benchmark": "dsa_overhead",
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "setting": {
+            "depth": d,
+            "size": args.size,
+            "snippets": args.snippets,
+            "frames": args.frames,
+            "rounds": args.rounds,
+            "threads": torch.get_num_threads(),
+        },
+        "matmul_gflop_s": peak,
+        "rows": rows,
+        **env,
+    }
     atomic_write_json(args.out, record)
 
     from tabulate import tabulate
 
-    print(f"\nR{d}, U={args.snippets} x T={args.frames}, {args.size}x{args.size}, batch 1, "
-          f"{torch.get_num_threads()} threads, {env['hardware']['device_name']}; "
-          f"dense fp32 matmul: {peak:.1f} GFLOP/s")
-    print(tabulate(
-        [(r["model"], f"{r['gflops_per_view']:.2f}", f"{r['latency_ms']:.1f}",
-          "-" if r["vs_backbone"] is None else f"{r['vs_backbone']:.3f}x",
-          "-" if r["vs_no_shift"] is None else f"{r['vs_no_shift']:.3f}x",
-          f"{r['achieved_gflop_s']:.1f}", f"{100 * r['roofline_fraction']:.1f}%") for r in rows],
-        headers=("model", "GFLOPs/view", "latency ms (median)", "vs its backbone", "TSM vs no shift",
-                 "achieved GFLOP/s", "of matmul peak")))
+    print(
+        f"\nR{d}, U={args.snippets} x T={args.frames}, {args.size}x{args.size}, batch 1, "
+        f"{torch.get_num_threads()} threads, {env['hardware']['device_name']}; "
+        f"dense fp32 matmul: {peak:.1f} GFLOP/s"
+    )
+    print(
+        tabulate(
+            [
+                (
+                    r["model"],
+                    f"{r['gflops_per_view']:.2f}",
+                    f"{r['latency_ms']:.1f}",
+                    "-" if r["vs_backbone"] is None else f"{r['vs_backbone']:.3f}x",
+                    "-" if r["vs_no_shift"] is None else f"{r['vs_no_shift']:.3f}x",
+                    f"{r['achieved_gflop_s']:.1f}",
+                    f"{100 * r['roofline_fraction']:.1f}%",
+                )
+                for r in rows
+            ],
+            headers=(
+                "model",
+                "GFLOPs/view",
+                "latency ms (median)",
+                "vs its backbone",
+                "TSM vs no shift",
+                "achieved GFLOP/s",
+                "of matmul peak",
+            ),
+        )
+    )
     print(f"\nrecorded in {args.out}")
     return 0
 

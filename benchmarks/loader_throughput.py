@@ -60,7 +60,7 @@ def kinetics_like_video(path: Path, seed: int, frames: int = 300, width: int = 3
         s.options = {"crf": "23", "preset": "veryfast", "x264-params": "keyint=60"}
         for f in range(frames):
             dx, dy = int(f * 0.8) % 300, int(f * 0.3) % 150
-            img = np.ascontiguousarray(big[dy:dy + height, dx:dx + width])
+            img = np.ascontiguousarray(big[dy : dy + height, dx : dx + width])
             for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
         for p in s.encode():
@@ -125,8 +125,11 @@ def main(argv=None) -> int:
     base = read_annotations(ann, "video", root)
     train_list = Path(args.out).with_name("loader_throughput_train.txt")
     train_list.parent.mkdir(parents=True, exist_ok=True)
-    train_list.write_text("".join(f"{Path(base[i % len(base)].path).resolve()} {base[i % len(base)].label}\n"
-                                  for i in range(args.samples)))
+    train_list.write_text(
+        "".join(
+            f"{Path(base[i % len(base)].path).resolve()} {base[i % len(base)].label}\n" for i in range(args.samples)
+        )
+    )
     seed = 0
     dcfg = DataConfig(train=str(train_list), frame_interval=INTERVAL, size=args.size)
     tcfg = TrainConfig(batch_size=args.batch)
@@ -144,21 +147,32 @@ def main(argv=None) -> int:
     raw_runs = []
     time_raw(items[: max(4, len(items) // 4)])  # warm the file cache
     cpu, one_process = torch.device("cpu"), DistributedContext()
-    loaders = {w: build_train_loader(ds, tcfg, replace(dcfg, num_workers=w), seed, one_process, cpu)
-               for w in args.workers}
+    loaders = {
+        w: build_train_loader(ds, tcfg, replace(dcfg, num_workers=w), seed, one_process, cpu) for w in args.workers
+    }
     results = {w: [] for w in args.workers}
     for rep in range(args.repeats):
         raw_runs.append(time_raw(items))
         for w, loader in loaders.items():
             time_loader(loader, 0)  # warm-up epoch (worker start)
             results[w].append(time_loader(loader, epoch))
-        print(f"repeat {rep + 1}/{args.repeats}: raw {raw_runs[-1]:.1f} clips/s, "
-              + ", ".join(f"{w} workers {results[w][-1]:.1f}" for w in args.workers), flush=True)
+        print(
+            f"repeat {rep + 1}/{args.repeats}: raw {raw_runs[-1]:.1f} clips/s, "
+            + ", ".join(f"{w} workers {results[w][-1]:.1f}" for w in args.workers),
+            flush=True,
+        )
     raw = statistics.median(raw_runs)
     for w in args.workers:
         clips = statistics.median(results[w])
-        rows.append({"workers": w, "pipeline_clips_s": round(clips, 2), "raw_decord_clips_s": round(raw, 2),
-                     "ratio": round(clips / raw, 3), "runs_clips_s": [round(v, 2) for v in results[w]]})
+        rows.append(
+            {
+                "workers": w,
+                "pipeline_clips_s": round(clips, 2),
+                "raw_decord_clips_s": round(raw, 2),
+                "ratio": round(clips / raw, 3),
+                "runs_clips_s": [round(v, 2) for v in results[w]],
+            }
+        )
     del loaders
 
     from tabulate import tabulate
@@ -167,16 +181,28 @@ def main(argv=None) -> int:
     record = {
         "benchmark": "loader_throughput",
         "what": "clips/s of the training set and loader as a one-process CPU run builds them (engine's "
-                "build_data + build_train_loader = harness.data.build_loader, shuffled; decode + "
-                "random-resized crop + flip, no normalisation) vs raw decord get_batch on the same indices",
-        "sampling": {"num_snippets": SNIPPETS, "frames_per_snippet": FRAMES, "frame_interval": INTERVAL,
-                     "mode": "train"},
+        "build_data + build_train_loader = harness.data.build_loader, shuffled; decode + "
+        "random-resized crop + flip, no normalisation) vs raw decord get_batch on the same indices",
+        "sampling": {
+            "num_snippets": SNIPPETS,
+            "frames_per_snippet": FRAMES,
+            "frame_interval": INTERVAL,
+            "mode": "train",
+        },
         "data_config": {k: v for k, v in asdict(dcfg).items() if k not in ("train", "num_workers")},
-        "size": args.size, "batch": args.batch, "samples": args.samples, "repeats": args.repeats,
-        "videos": str(ann), "raw_runs_clips_s": [round(v, 2) for v in raw_runs],
+        "size": args.size,
+        "batch": args.batch,
+        "samples": args.samples,
+        "repeats": args.repeats,
+        "videos": str(ann),
+        "raw_runs_clips_s": [round(v, 2) for v in raw_runs],
         "rows": rows,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     atomic_write_json(args.out, record)

@@ -47,12 +47,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sweep_bench_") as tmp:
         tmp = Path(tmp)
         grid_file = tmp / "bench.yaml"
-        grid_file.write_text(yaml.safe_dump({
-            "name": "bench", "task": "profile",
-            "base": {"model": {"width": 8, "num_snippets": 1, "num_frames": 1, "num_classes": 10},
-                     "profile": {"size": 16, "latency": False}},
-            "axes": {"product": {"model.variant": variants}}, "seeds": seeds,
-            "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 5}}))
+        grid_file.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "bench",
+                    "task": "profile",
+                    "base": {
+                        "model": {"width": 8, "num_snippets": 1, "num_frames": 1, "num_classes": 10},
+                        "profile": {"size": 16, "latency": False},
+                    },
+                    "axes": {"product": {"model.variant": variants}},
+                    "seeds": seeds,
+                    "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 5},
+                }
+            )
+        )
         root = tmp / "results"
 
         t = time.perf_counter()
@@ -65,8 +74,12 @@ def main() -> None:
         t_validate = time.perf_counter() - t
 
         t = time.perf_counter()
-        result = submit(grid_file, cluster="local", results_root=root,
-                        options=LaunchOptions(cluster="local", max_parallel=args.workers))
+        result = submit(
+            grid_file,
+            cluster="local",
+            results_root=root,
+            options=LaunchOptions(cluster="local", max_parallel=args.workers),
+        )
         t_submit = time.perf_counter() - t
         assert len(result.submitted) == n
 
@@ -104,8 +117,10 @@ def main() -> None:
     print(f"submit (end to end)       {t_submit:8.3f} s   {t_submit / n:7.4f} s/run   (target <= 0.2 s/run)")
     print(f"status, runs live         {t_status_live:8.3f} s   states {states_live}")
     print(f"status, all done          {t_status_done:8.3f} s   (target <= 2 s)  {done}/{n} done")
-    print(f"`sweep status` command    {t_status_cmd:8.3f} s   "
-          "(`python -m harness sweep status`: interpreter, CLI imports, table)")
+    print(
+        f"`sweep status` command    {t_status_cmd:8.3f} s   "
+        "(`python -m harness sweep status`: interpreter, CLI imports, table)"
+    )
     print(f"resubmit (all skipped)    {t_resubmit:8.3f} s   {t_resubmit / n:7.4f} s/run")
     print(f"(background: the runs themselves took {t_wait:.1f} s; excluded)")
     print(out.stdout.strip().splitlines()[-1])

@@ -17,15 +17,14 @@ import traceback
 from harness.errors import HarnessError
 
 COMMAND_MODULES = (
-    "harness.models.commands",   # list
+    "harness.models.commands",  # list
     "harness.measure.commands",  # profile
-    "harness.data.commands",     # data check | synth
-    "harness.engine.commands",   # train, eval
-    "harness.launch.commands",   # sweep show | submit | status | cancel | logs ; reproduce
-    "harness.report.commands",   # report
-    "harness.reproduce",         # reproduce (the main job)
+    "harness.data.commands",  # data check | synth
+    "harness.engine.commands",  # train, eval
+    "harness.launch.commands",  # sweep show | submit | status | cancel | logs ; reproduce
+    "harness.report.commands",  # report
+    "harness.reproduce",  # reproduce (the main job)
 )
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
             "run `dsa-harness COMMAND --help` for the options of each command."
         ),
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an input error too (bugs always show theirs)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an input error too (bugs always show theirs)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register_commands(sub)

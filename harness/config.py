@@ -58,8 +58,14 @@ resources), by this module (identity_version, inputs) or by earlier versions (mo
 
 INPUT_FILES = ("model.pretrained", "data.train", "data.val", "data.test", "data.classes")
 """Fields naming input files: hashed by content into the identity (``inputs``), never by path."""
-NOT_IDENTITY = ("data.root", "data.num_workers", "data.decode_threads", "data.cache_decoded", "train.threads",
-                "train.checkpoint_every_steps")
+NOT_IDENTITY = (
+    "data.root",
+    "data.num_workers",
+    "data.decode_threads",
+    "data.cache_decoded",
+    "train.threads",
+    "train.checkpoint_every_steps",
+)
 """Fields that cannot change a result (same samples, same steps; tested) and stay out of the run id."""
 
 
@@ -78,13 +84,13 @@ def _help(text: str, **kw: Any) -> Any:
 class DataConfig:
     """Where the videos are and how they are read. Paths are annotation files (see harness.data)."""
 
-    name: str | None = _help("dataset name, part of the run id (tells datasets with equal lists apart)",
-                             default=None)
+    name: str | None = _help("dataset name, part of the run id (tells datasets with equal lists apart)", default=None)
     train: str | None = _help("training annotation file", default=None)
     val: str | None = _help("validation annotation file (one view, every train.eval_every epochs)", default=None)
     test: str | None = _help("test annotation file (multi-view, at the end)", default=None)
-    root: str | None = _help("folder the annotation paths are relative to (None: the annotation's folder)",
-                             default=None)
+    root: str | None = _help(
+        "folder the annotation paths are relative to (None: the annotation's folder)", default=None
+    )
     format: str = _help("annotation layout: video | frames | kinetics_csv", default="video")
     classes: str | None = _help("class-index file (kinetics_csv)", default=None)
     frame_template: str = _help("raw-frame file name (format frames)", default="img_{:05d}.jpg")
@@ -93,26 +99,38 @@ class DataConfig:
     resize: int | None = _help("short side before evaluation crops (None: round(size * 256 / 224))", default=None)
     flip: bool = _help("horizontal flip in training (off for direction-sensitive labels)", default=True)
     crop: str = _help("training crop: random_resized (spec) | multiscale (TSN)", default="random_resized")
-    crop_area: tuple[float, float] = _help("random_resized: range of the crop's area fraction",
-                                           default=(0.08, 1.0))
-    scales: tuple[float, ...] = _help("multiscale: crop sides as fractions of the short side",
-                                      default=(1.0, 0.875, 0.75, 0.66))
+    crop_area: tuple[float, float] = _help("random_resized: range of the crop's area fraction", default=(0.08, 1.0))
+    scales: tuple[float, ...] = _help(
+        "multiscale: crop sides as fractions of the short side", default=(1.0, 0.875, 0.75, 0.66)
+    )
     num_workers: int = _help("loader worker processes per training process", default=2)
     decode_threads: int = _help("decoder threads per video", default=1)
-    cache_decoded: bool = _help("decode each video once per process and sample from memory (small sets)",
-                                default=False)
+    cache_decoded: bool = _help("decode each video once per process and sample from memory (small sets)", default=False)
     on_error: str = _help("unreadable video: raise | skip (counted and listed)", default="raise")
 
     def __post_init__(self) -> None:
-        _check(self.format in ("video", "frames", "kinetics_csv"), "data.format", self.format,
-               "allowed: video, frames, kinetics_csv")
+        _check(
+            self.format in ("video", "frames", "kinetics_csv"),
+            "data.format",
+            self.format,
+            "allowed: video, frames, kinetics_csv",
+        )
         _check(self.on_error in ("raise", "skip"), "data.on_error", self.on_error, "allowed: raise, skip")
-        _check(self.crop in ("random_resized", "multiscale"), "data.crop", self.crop,
-               "allowed: random_resized, multiscale")
-        _check(len(self.crop_area) == 2 and 0 < self.crop_area[0] <= self.crop_area[1] <= 1, "data.crop_area",
-               self.crop_area, "need 0 < min <= max <= 1")
-        _check(len(self.scales) >= 1 and all(0 < s <= 1 for s in self.scales), "data.scales", self.scales,
-               "need one or more fractions in (0, 1]")
+        _check(
+            self.crop in ("random_resized", "multiscale"), "data.crop", self.crop, "allowed: random_resized, multiscale"
+        )
+        _check(
+            len(self.crop_area) == 2 and 0 < self.crop_area[0] <= self.crop_area[1] <= 1,
+            "data.crop_area",
+            self.crop_area,
+            "need 0 < min <= max <= 1",
+        )
+        _check(
+            len(self.scales) >= 1 and all(0 < s <= 1 for s in self.scales),
+            "data.scales",
+            self.scales,
+            "need one or more fractions in (0, 1]",
+        )
         for name in ("frame_interval", "size", "decode_threads"):
             _check(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be an integer >= 1")
         if self.resize is None:
@@ -132,16 +150,16 @@ class TrainConfig:
 
     epochs: int = _help("training epochs", default=100)
     batch_size: int = _help("videos per process per step", default=12)
-    base_lr: float = _help("learning rate for base_batch videos, scaled linearly with the global batch",
-                           default=0.015)
+    base_lr: float = _help("learning rate for base_batch videos, scaled linearly with the global batch", default=0.015)
     base_batch: int = _help("global batch at which the learning rate is base_lr", default=12)
     momentum: float = _help("SGD momentum", default=0.9)
     nesterov: bool = _help("Nesterov momentum", default=True)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", default=1e-4)
     clip_grad_norm: float | None = _help("max gradient norm (None: no clipping)", default=40.0)
     schedule: str = _help("learning-rate schedule after warm-up: step | cosine", default="step")
-    milestones: tuple[int, ...] = _help("step schedule: epochs at which the lr is multiplied by gamma",
-                                        default=(50, 75, 90))
+    milestones: tuple[int, ...] = _help(
+        "step schedule: epochs at which the lr is multiplied by gamma", default=(50, 75, 90)
+    )
     gamma: float = _help("step schedule: lr factor at each milestone", default=0.1)
     warmup_epochs: float = _help("linear warm-up length in epochs", default=10.0)
     warmup_start_factor: float = _help("lr factor at the start of the warm-up", default=0.01)
@@ -160,23 +178,43 @@ class TrainConfig:
         _check(self.base_lr > 0, "train.base_lr", self.base_lr, "must be > 0")
         _check(0 <= self.momentum < 1, "train.momentum", self.momentum, "must be in [0, 1)")
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "must be >= 0")
-        _check(self.clip_grad_norm is None or self.clip_grad_norm > 0, "train.clip_grad_norm", self.clip_grad_norm,
-               "must be > 0, or null for no clipping")
+        _check(
+            self.clip_grad_norm is None or self.clip_grad_norm > 0,
+            "train.clip_grad_norm",
+            self.clip_grad_norm,
+            "must be > 0, or null for no clipping",
+        )
         _check(self.schedule in ("step", "cosine"), "train.schedule", self.schedule, "allowed: step, cosine")
-        _check(list(self.milestones) == sorted(self.milestones) and all(m >= 1 for m in self.milestones),
-               "train.milestones", self.milestones, "must be increasing epochs >= 1")
+        _check(
+            list(self.milestones) == sorted(self.milestones) and all(m >= 1 for m in self.milestones),
+            "train.milestones",
+            self.milestones,
+            "must be increasing epochs >= 1",
+        )
         _check(0 < self.gamma <= 1, "train.gamma", self.gamma, "must be in (0, 1]")
         _check(self.warmup_epochs >= 0, "train.warmup_epochs", self.warmup_epochs, "must be >= 0")
-        _check(0 <= self.warmup_start_factor <= 1, "train.warmup_start_factor", self.warmup_start_factor,
-               "must be in [0, 1]")
+        _check(
+            0 <= self.warmup_start_factor <= 1,
+            "train.warmup_start_factor",
+            self.warmup_start_factor,
+            "must be in [0, 1]",
+        )
         _check(self.amp in ("none", "bf16", "fp16"), "train.amp", self.amp, "allowed: none, bf16, fp16")
-        _check(self.checkpoint_every_steps >= 0, "train.checkpoint_every_steps", self.checkpoint_every_steps,
-               "must be >= 0")
+        _check(
+            self.checkpoint_every_steps >= 0,
+            "train.checkpoint_every_steps",
+            self.checkpoint_every_steps,
+            "must be >= 0",
+        )
         _check(self.eval_every >= 0, "train.eval_every", self.eval_every, "must be >= 0")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", self.device, "allowed: auto, cpu, cuda")
         _check(self.threads is None or self.threads >= 1, "train.threads", self.threads, "must be >= 1 or null")
-        _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1, "train.max_steps_per_epoch",
-               self.max_steps_per_epoch, "must be >= 1 or null")
+        _check(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "train.max_steps_per_epoch",
+            self.max_steps_per_epoch,
+            "must be >= 1 or null",
+        )
 
     def lr_for(self, global_batch: int) -> float:
         """Linear scaling rule: base_lr * global_batch / base_batch."""
@@ -219,8 +257,12 @@ class ProfileConfig:
         for name in ("size", "batch", "views"):
             _check(getattr(self, name) >= 1, f"profile.{name}", getattr(self, name), "must be an integer >= 1")
         _check(self.size >= 16, "profile.size", self.size, "must be >= 16")
-        _check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"), "profile.device", self.device,
-               "allowed: cpu, cuda, cuda:N")
+        _check(
+            self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
+            "profile.device",
+            self.device,
+            "allowed: cpu, cuda, cuda:N",
+        )
         _check(self.threads is None or self.threads >= 1, "profile.threads", self.threads, "must be >= 1 or null")
         _check(self.min_run_time > 0, "profile.min_run_time", self.min_run_time, "must be > 0")
 
@@ -229,14 +271,21 @@ SECTION_TYPES = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "
 
 MODEL_HELP = {
     "variant": "registered variant (`dsa-harness list`); its defaults, then these overrides",
-    "flavour": "tsn | tsm | i3d", "depth": "ResNet depth: 18 | 34 | 50 | 101",
-    "width": "stem channels (64: the standard ResNet)", "num_classes": "classifier outputs (train: from the data)",
-    "num_snippets": "U, snippets per clip", "num_frames": "T, frames per snippet",
-    "aggregator": "dsa | avg | static_conv | nonlocal", "position": "res | res_2 | res_3 | res_4 | bottom",
+    "flavour": "tsn | tsm | i3d",
+    "depth": "ResNet depth: 18 | 34 | 50 | 101",
+    "width": "stem channels (64: the standard ResNet)",
+    "num_classes": "classifier outputs (train: from the data)",
+    "num_snippets": "U, snippets per clip",
+    "num_frames": "T, frames per snippet",
+    "aggregator": "dsa | avg | static_conv | nonlocal",
+    "position": "res | res_2 | res_3 | res_4 | bottom",
     "stage_masks": "blocks with an aggregator: paper | none | all | 'res3:0101,res4:all'",
-    "split_ratio": "fraction of channels through the aggregator", "alpha": "DSA kernel-generator reduction",
-    "kernel_size": "K, taps across snippets (odd)", "with_identity": "DSA adds an identity path",
-    "shift_div": "TSM: 1/shift_div of the channels shifted each way", "dropout": "before the classifier",
+    "split_ratio": "fraction of channels through the aggregator",
+    "alpha": "DSA kernel-generator reduction",
+    "kernel_size": "K, taps across snippets (odd)",
+    "with_identity": "DSA adds an identity path",
+    "shift_div": "TSM: 1/shift_div of the channels shifted each way",
+    "dropout": "before the classifier",
     "pretrained": "torchvision-format ImageNet state dict (path)",
 }
 
@@ -389,11 +438,13 @@ def count_classes(data: DataConfig) -> int:
         if not path:
             continue
         try:
-            recs = read_annotations(path, data.format, None,
-                                    class_index=data.classes if data.format == "kinetics_csv" else None)
+            recs = read_annotations(
+                path, data.format, None, class_index=data.classes if data.format == "kinetics_csv" else None
+            )
         except (OSError, ValueError) as e:
-            raise ConfigError(f"model.num_classes: not given and cannot be counted from {path} ({e}); "
-                              "set model.num_classes") from None
+            raise ConfigError(
+                f"model.num_classes: not given and cannot be counted from {path} ({e}); set model.num_classes"
+            ) from None
         labels = max(labels, max(r.label for r in recs))
     if labels < 0:
         raise ConfigError("model.num_classes: not given and no annotation file to count it from")
@@ -405,7 +456,7 @@ def count_classes(data: DataConfig) -> int:
             entries = doc.get("classes", doc) if isinstance(doc, dict) else doc
             n = max(n, len(entries))
         except (OSError, ValueError, AttributeError):
-            raise ConfigError(f"{cj}: unreadable class list (JSON list or {{\"classes\": [...]}})") from None
+            raise ConfigError(f'{cj}: unreadable class list (JSON list or {{"classes": [...]}})') from None
     return n
 
 
@@ -494,8 +545,13 @@ class RunConfig:
     def record(self, **carried: Any) -> dict:
         """The dict written to config.json: :meth:`to_dict` + ``run_id``, ``identity_version``,
         ``inputs`` and the carried keys given (grid, resources)."""
-        return {**self.to_dict(), "run_id": self.run_id, "identity_version": IDENTITY_VERSION,
-                "inputs": self.inputs(), **carried}
+        return {
+            **self.to_dict(),
+            "run_id": self.run_id,
+            "identity_version": IDENTITY_VERSION,
+            "inputs": self.inputs(),
+            **carried,
+        }
 
 
 def _plain(obj: Any) -> Any:
@@ -592,6 +648,8 @@ def parse_set(text: str) -> tuple[str, Any]:
         return key.strip(), json.loads(value)
     except json.JSONDecodeError:
         return key.strip(), value
+
+
 def set_dotted(config: dict, key: str, value: Any) -> None:
     """``config[a][b] = value`` for ``"a.b"``; mappings are merged into mappings."""
     parts = key.split(".")
@@ -634,8 +692,10 @@ def check_dotted_key(key: str) -> None:
     if key in ("seed", "task"):
         return
     if section not in SECTIONS or not name:
-        raise ConfigError(f"--set {key}: keys are section.field with a section of {', '.join(SECTIONS)} "
-                          f"(or seed)" + _closest(key, all_keys()))
+        raise ConfigError(
+            f"--set {key}: keys are section.field with a section of {', '.join(SECTIONS)} "
+            f"(or seed)" + _closest(key, all_keys())
+        )
     if name not in section_fields(section):
         raise ConfigError(f"--set {key}: unknown field" + _closest(key, all_keys()))
 
@@ -662,8 +722,14 @@ def section_fields(section: str) -> dict[str, tuple[Any, str, str]]:
                 out[f.name] = (f.default, str(f.type), MODEL_HELP.get(f.name, ""))
         return out
     cls = SECTION_TYPES[section]
-    return {f.name: (f.default if f.default is not MISSING else f.default_factory(), str(f.type),
-                     f.metadata.get("help", "")) for f in fields(cls)}
+    return {
+        f.name: (
+            f.default if f.default is not MISSING else f.default_factory(),
+            str(f.type),
+            f.metadata.get("help", ""),
+        )
+        for f in fields(cls)
+    }
 
 
 def all_keys() -> list[str]:
@@ -682,8 +748,31 @@ def fields_help(sections: tuple[str, ...] = SECTIONS) -> str:
 
 
 __all__ = [
-    "IDENTITY_VERSION", "INPUT_FILES", "NOT_IDENTITY", "DataConfig", "EvalConfig", "ProfileConfig", "RunConfig",
-    "TrainConfig", "all_keys", "apply_overrides", "canonical_json", "check_dotted_key", "count_classes",
-    "deep_merge", "describe_diff", "fields_help", "file_fingerprint", "get_dotted", "identity_diff", "load_recipe",
-    "model_dict", "parse_set", "read_yaml", "run_id_of", "section_fields", "set_dotted", "stage_masks_text",
+    "IDENTITY_VERSION",
+    "INPUT_FILES",
+    "NOT_IDENTITY",
+    "DataConfig",
+    "EvalConfig",
+    "ProfileConfig",
+    "RunConfig",
+    "TrainConfig",
+    "all_keys",
+    "apply_overrides",
+    "canonical_json",
+    "check_dotted_key",
+    "count_classes",
+    "deep_merge",
+    "describe_diff",
+    "fields_help",
+    "file_fingerprint",
+    "get_dotted",
+    "identity_diff",
+    "load_recipe",
+    "model_dict",
+    "parse_set",
+    "read_yaml",
+    "run_id_of",
+    "section_fields",
+    "set_dotted",
+    "stage_masks_text",
 ]

@@ -21,23 +21,35 @@ STEPS = ("data", "profile", "study", "report")
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "reproduce", help="the main job: profiling table + synthetic study + report",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: dsa-harness reproduce --steps profile,report   # just the profiling table")
-    p.add_argument("--steps", default=",".join(STEPS),
-                   help=f"comma-separated subset of {','.join(STEPS)} (default: all)")
-    p.add_argument("--cluster", default="local", choices=("local", "debug", "slurm"),
-                   help="where grids run (default local)")
+        "reproduce",
+        help="the main job: profiling table + synthetic study + report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: dsa-harness reproduce --steps profile,report   # just the profiling table",
+    )
+    p.add_argument(
+        "--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)} (default: all)"
+    )
+    p.add_argument(
+        "--cluster", default="local", choices=("local", "debug", "slurm"), help="where grids run (default local)"
+    )
     p.add_argument("--data-dir", default="data/synth", help="where the synthetic set is written")
     p.add_argument("--results", default="results", help="results root (default results/)")
     p.add_argument("--reports", default="reports", help="report folder (default reports/)")
     p.add_argument("--experiments", default="experiments", help="grid folder (default experiments/)")
     from harness.config import parse_set
 
-    p.add_argument("--set", dest="sets", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
-                   help="change a field of the runs of both grids where their task has it, repeatable: e.g. "
-                        "--set train.epochs=8 (study only), --set profile.min_run_time=2 (profiling only); "
-                        "run ids follow the change")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        type=parse_set,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a field of the runs of both grids where their task has it, repeatable: e.g. "
+        "--set train.epochs=8 (study only), --set profile.min_run_time=2 (profiling only); "
+        "run ids follow the change",
+    )
     p.set_defaults(func=_reproduce)
 
 
@@ -55,8 +67,9 @@ def _reproduce(args: argparse.Namespace) -> int:
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = set(steps) - set(STEPS)
     if unknown or not steps:
-        raise UsageError(f"--steps {args.steps!r}: unknown step(s) {sorted(unknown) or 'none given'}; "
-                         f"steps are {', '.join(STEPS)}")
+        raise UsageError(
+            f"--steps {args.steps!r}: unknown step(s) {sorted(unknown) or 'none given'}; steps are {', '.join(STEPS)}"
+        )
     experiments = Path(args.experiments)
 
     for key, _ in args.sets:
@@ -74,23 +87,27 @@ def _reproduce(args: argparse.Namespace) -> int:
         banner(f"synthetic long-range set -> {args.data_dir}")
         summary = generate_synthetic(args.data_dir, **STUDY_SET)
         how = "reused" if summary["reused"] else f"written in {summary['seconds']:.1f} s"
-        print(f"{summary['num_train']} train / {summary['num_val']} val / {summary.get('num_test', 0)} test "
-              f"videos, {how}")
+        print(
+            f"{summary['num_train']} train / {summary['num_val']} val / {summary.get('num_test', 0)} test videos, {how}"
+        )
     from harness.launch.submit import run_grid
 
     failed = 0
     for step, grid, task in (("profile", "profile.yaml", "profile"), ("study", "synthetic_study.yaml", "train")):
         if step in steps:
             banner(f"grid {experiments / grid} on the {args.cluster} executor")
-            run_dirs = run_grid(experiments / grid, cluster=args.cluster, results_root=args.results,
-                                overrides=sets_for_task(args.sets, task))
+            run_dirs = run_grid(
+                experiments / grid,
+                cluster=args.cluster,
+                results_root=args.results,
+                overrides=sets_for_task(args.sets, task),
+            )
             failed += sum(not (Path(d) / "final.json").exists() for d in run_dirs)
     if "report" in steps:
         from harness.report import write_report
 
         banner(f"report -> {args.reports}/")
-        index = write_report(results_root=args.results, reports_dir=args.reports,
-                             experiments_dir=str(experiments))
+        index = write_report(results_root=args.results, reports_dir=args.reports, experiments_dir=str(experiments))
         print(f"\nreport: {index}")
     banner("done" + (f" ({failed} run(s) failed: see `dsa-harness sweep status`)" if failed else ""))
     return 1 if failed else 0

@@ -38,8 +38,7 @@ class SlurmCluster:
 
     def run(self, *cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a SLURM client command against this cluster; text output captured."""
-        return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, check=check,
-                              timeout=timeout)
+        return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, check=check, timeout=timeout)
 
     def log_tail(self, lines: int = 25) -> str:
         """Last lines of the daemons' logs, for assertion messages."""
@@ -65,8 +64,9 @@ def _unavailable(reason: str):
 
 
 def _script(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(LOCAL_SLURM), *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        ["bash", str(LOCAL_SLURM), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def _output(proc: subprocess.CompletedProcess) -> str:
@@ -85,19 +85,24 @@ def slurm_cluster():
     missing = _missing(SLURM_CLIENTS + SLURM_DAEMONS)
     if missing:
         if os.geteuid() != 0:
-            _unavailable(f"SLURM binaries missing ({' '.join(missing)}) and not root to install them "
-                         f"(apt-get install slurm-wlm munge, or run as root)")
+            _unavailable(
+                f"SLURM binaries missing ({' '.join(missing)}) and not root to install them "
+                f"(apt-get install slurm-wlm munge, or run as root)"
+            )
         proc = _script("install", timeout=900)
         if proc.returncode != 0:
-            pytest.fail(f"scripts/local-slurm.sh install failed (exit {proc.returncode}):\n{_output(proc)}",
-                        pytrace=False)
+            pytest.fail(
+                f"scripts/local-slurm.sh install failed (exit {proc.returncode}):\n{_output(proc)}", pytrace=False
+            )
 
     base = Path(tempfile.mkdtemp(prefix="local-slurm-", dir="/tmp" if Path("/tmp").is_dir() else None))
     proc = _script("up", str(base), timeout=120)
     if proc.returncode != 0:
         _script("down", str(base), timeout=120)
-        pytest.fail(f"scripts/local-slurm.sh up failed (exit {proc.returncode}); output and log tails:\n"
-                    f"{_output(proc)}", pytrace=False)
+        pytest.fail(
+            f"scripts/local-slurm.sh up failed (exit {proc.returncode}); output and log tails:\n{_output(proc)}",
+            pytrace=False,
+        )
     values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     conf = Path(values["SLURM_CONF"])
     cluster_dir = conf.parent

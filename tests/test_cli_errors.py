@@ -43,20 +43,33 @@ def ws(tmp_path, monkeypatch):
     (tmp_path / "ann.txt").write_text("v/000.mp4 0\nv/001.mp4 1\n")
     (tmp_path / "bad.txt").write_text("v/000.mp4 0\nv/001.mp4 one\n")
     (tmp_path / "blob.txt").write_bytes(bytes(range(128, 256)) * 4)
-    grid = {"name": "tiny", "task": "profile",
-            "base": {"model": {"variant": "tsn_r18", "width": 8, "num_snippets": 2, "num_frames": 2},
-                     "profile": {"size": 32, "latency": False}},
-            "axes": {"product": {"model.split_ratio": [0.25]}}, "seeds": [0]}
+    grid = {
+        "name": "tiny",
+        "task": "profile",
+        "base": {
+            "model": {"variant": "tsn_r18", "width": 8, "num_snippets": 2, "num_frames": 2},
+            "profile": {"size": 32, "latency": False},
+        },
+        "axes": {"product": {"model.split_ratio": [0.25]}},
+        "seeds": [0],
+    }
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     (tmp_path / "badkey.yaml").write_text(yaml.safe_dump({**grid, "bogus": 1}))
     run = RunDir(tmp_path / "run").create()
-    run.write_config(RunConfig.from_dict({"task": "train", "model": {"variant": "tsn_r18", "width": 8,
-                                                                     "num_classes": 2},
-                                          "data": {"test": str(tmp_path / "ann.txt")}}).record())
+    run.write_config(
+        RunConfig.from_dict(
+            {
+                "task": "train",
+                "model": {"variant": "tsn_r18", "width": 8, "num_classes": 2},
+                "data": {"test": str(tmp_path / "ann.txt")},
+            }
+        ).record()
+    )
     run.checkpoint_path.write_bytes(b"\x80\x02 not a checkpoint")
     for rid in ("abc111", "abc222"):
         RunDir(tmp_path / "results" / "runs" / "g" / rid).create().write_config(
-            {"task": "train", "grid": "g", "seed": 0, "model": {"variant": "tsn_r18"}})
+            {"task": "train", "grid": "g", "seed": 0, "model": {"variant": "tsn_r18"}}
+        )
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "g.yaml").write_text("name: g\nreport: [unclosed\n")
     return tmp_path
@@ -84,41 +97,59 @@ def user_error(capsys, argv: list[str], *expected: str) -> str:
 
 CASES = {
     "list/no match": (["list", "tsm_r5"], ["no variant matches 'tsm_r5'", "tsm_r50"]),
-    "profile/unknown variant": (["profile", "i3d_r05_dsa", "--no-latency"], ["unknown variant 'i3d_r05_dsa'",
-                                                                             "i3d_r50_dsa"]),
+    "profile/unknown variant": (
+        ["profile", "i3d_r05_dsa", "--no-latency"],
+        ["unknown variant 'i3d_r05_dsa'", "i3d_r50_dsa"],
+    ),
     "profile/bad flag": (["profile", "tsn_r18", "--views", "0"], ["--views 0: must be >= 1"]),
     "profile/bad device": (["profile", "tsn_r18", "--device", "tpu"], ["--device 'tpu'"]),
     # values of the wrong type: refused naming the field (they used to fail inside a comparison: TypeError)
     "profile/dropout type": (["profile", "tsn_r18", "-o", "dropout=high"], ["dropout='high' is invalid"]),
     "profile/depth type": (["profile", "tsn_r18", "-o", "depth=[50]"], ["depth=[50] is invalid"]),
-    "profile/stage mask": (["profile", "tsn_r18_dsa", "-o", "stage_masks=res3:01x1"],
-                           ["stage_masks: cannot read 'res3:01x1'"]),
+    "profile/stage mask": (
+        ["profile", "tsn_r18_dsa", "-o", "stage_masks=res3:01x1"],
+        ["stage_masks: cannot read 'res3:01x1'"],
+    ),
     "profile/unknown option": (["profile", "tsn_r18", "-o", "widht=8"], ["unknown model option(s) ['widht']"]),
     "data check/missing file": (["data", "check", "nope.txt", "--quiet"], ["annotation file not found: nope.txt"]),
     "data check/malformed line": (["data", "check", "bad.txt", "--quiet"], ["bad.txt:2: LABEL must be an integer"]),
     "data check/not text": (["data", "check", "blob.txt", "--quiet"], ["blob.txt: not UTF-8 text"]),
     "data check/bad flag": (["data", "check", "ann.txt", "--min-frames", "0"], ["--min-frames must be >= 1"]),
-    "data check/frame template": (["data", "check", "ann.txt", "--format", "frames", "--frame-template", "{x}.jpg"],
-                                  ["--frame-template: frame_template='{x}.jpg' cannot format"]),
-    "data synth/bad value": (["data", "synth", "--out", "s", "--num-classes", "3", "--videos", "9", "--quiet"],
-                             ["num_classes must be 2, 4, 6 or 8"]),
+    "data check/frame template": (
+        ["data", "check", "ann.txt", "--format", "frames", "--frame-template", "{x}.jpg"],
+        ["--frame-template: frame_template='{x}.jpg' cannot format"],
+    ),
+    "data synth/bad value": (
+        ["data", "synth", "--out", "s", "--num-classes", "3", "--videos", "9", "--quiet"],
+        ["num_classes must be 2, 4, 6 or 8"],
+    ),
     "data synth/bad flag": (["data", "synth", "--out", "s", "--workers", "0"], ["--workers must be >= 1"]),
-    "train/missing list": (["train", "tsn_r18", "--data", "nope.txt", "-o", "num_classes=2", "--out", "r"],
-                           ["data.train: annotation file not found: nope.txt"]),
+    "train/missing list": (
+        ["train", "tsn_r18", "--data", "nope.txt", "-o", "num_classes=2", "--out", "r"],
+        ["data.train: annotation file not found: nope.txt"],
+    ),
     "train/missing recipe": (["train", "tsn_r18", "--recipe", "nope.yaml"], ["nope.yaml: recipe file", "not found"]),
-    "train/bad model value": (["train", "tsn_r18", "--data", "ann.txt", "-o", "split_ratio=2", "--print-config"],
-                              ["model.split_ratio=2.0 is invalid"]),
-    "train/malformed list": (["train", "tsn_r18", "--data", "bad.txt", *TINY, "-o", "num_classes=2", "--out", "r",
-                              "--quiet"], ["bad.txt:2: LABEL must be an integer"]),
+    "train/bad model value": (
+        ["train", "tsn_r18", "--data", "ann.txt", "-o", "split_ratio=2", "--print-config"],
+        ["model.split_ratio=2.0 is invalid"],
+    ),
+    "train/malformed list": (
+        ["train", "tsn_r18", "--data", "bad.txt", *TINY, "-o", "num_classes=2", "--out", "r", "--quiet"],
+        ["bad.txt:2: LABEL must be an integer"],
+    ),
     "eval/not a run": (["eval", "nowhere"], ["nowhere is not a run folder (no config.json)"]),
-    "eval/corrupt checkpoint": (["eval", "run"], ["cannot read checkpoint run/checkpoint.pt",
-                                                  "move it away to restart the run from scratch"]),
+    "eval/corrupt checkpoint": (
+        ["eval", "run"],
+        ["cannot read checkpoint run/checkpoint.pt", "move it away to restart the run from scratch"],
+    ),
     "sweep show/missing grid": (["sweep", "show", "nope.yaml"], ["nope.yaml: grid file not found"]),
     "sweep show/unknown key": (["sweep", "show", "badkey.yaml", "--no-cost"], ["badkey.yaml: bogus: unknown key"]),
     "sweep show/bad flag": (["sweep", "show", "grid.yaml", "--resolved", "99"], ["--resolved 99: no run"]),
     "sweep submit/bad flag": (["sweep", "submit", "grid.yaml", "--time-min", "0"], ["--time-min 0: must be >= 1"]),
-    "sweep status/bad --set": (["sweep", "status", "grid.yaml", "--set", "profile.sise=64"],
-                               ["--set profile.sise: unknown field", "did you mean 'profile.size'"]),
+    "sweep status/bad --set": (
+        ["sweep", "status", "grid.yaml", "--set", "profile.sise=64"],
+        ["--set profile.sise: unknown field", "did you mean 'profile.size'"],
+    ),
     "sweep cancel/missing grid": (["sweep", "cancel", "nope.yaml"], ["nope.yaml: grid file not found"]),
     "sweep logs/unknown run": (["sweep", "logs", "zzz"], ["no run 'zzz' under results/runs"]),
     "sweep logs/ambiguous run": (["sweep", "logs", "abc"], ["run id prefix 'abc' is ambiguous"]),
@@ -160,9 +191,14 @@ def test_the_error_types_are_harness_errors_and_keep_their_builtin_bases():
     with pytest.raises(UnknownVariantError) as e:
         resolve_config("tsm_r05")
     assert isinstance(e.value, ConfigError) and isinstance(e.value, ValueError)
-    for cls, base in ((AnnotationError, ValueError), (WeightLoadError, ValueError), (GridError, ValueError),
-                      (CheckpointError, RuntimeError), (CorruptVideoError, RuntimeError),
-                      (MissingFileError, FileNotFoundError)):
+    for cls, base in (
+        (AnnotationError, ValueError),
+        (WeightLoadError, ValueError),
+        (GridError, ValueError),
+        (CheckpointError, RuntimeError),
+        (CorruptVideoError, RuntimeError),
+        (MissingFileError, FileNotFoundError),
+    ):
         assert issubclass(cls, HarnessError) and issubclass(cls, base), cls
 
 
@@ -170,19 +206,54 @@ def test_the_error_types_are_harness_errors_and_keep_their_builtin_bases():
 def test_unreadable_video_in_training_is_one_line_also_from_a_loader_worker(ws, capsys, workers):
     """A video that cannot be read (here: missing) stops training with the video and its annotation line;
     from a loader worker too (torch rebuilds the worker's exception from its traceback text)."""
-    line = user_error(capsys, ["train", "tsn_r18", "--data", "ann.txt", *TINY, "--frame-interval", "1", "--size",
-                               "32", "--resize", "36", "--workers", str(workers), "--epochs", "1", "--batch-size",
-                               "2", "--threads", "1", "--device", "cpu", "--out", "r", "--quiet"],
-                      "missing video", "ann.txt:", "no such file")
+    line = user_error(
+        capsys,
+        [
+            "train",
+            "tsn_r18",
+            "--data",
+            "ann.txt",
+            *TINY,
+            "--frame-interval",
+            "1",
+            "--size",
+            "32",
+            "--resize",
+            "36",
+            "--workers",
+            str(workers),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            "r",
+            "--quiet",
+        ],
+        "missing video",
+        "ann.txt:",
+        "no such file",
+    )
     assert line.endswith("(in a loader worker)") == (workers > 0)
 
 
 def test_weights_that_do_not_load_name_model_pretrained(ws, capsys):
     torch.save(torch.zeros(3), ws / "w.pt")
-    user_error(capsys, ["profile", "tsn_r18", "--no-latency", *TINY, "-o", f"pretrained={ws / 'w.pt'}"],
-               "model.pretrained:", "w.pt is not a state dict")
-    user_error(capsys, ["profile", "tsn_r18", "--no-latency", *TINY, "-o", "pretrained=nope.pth"],
-               "model.pretrained: weights file not found: nope.pth")
+    user_error(
+        capsys,
+        ["profile", "tsn_r18", "--no-latency", *TINY, "-o", f"pretrained={ws / 'w.pt'}"],
+        "model.pretrained:",
+        "w.pt is not a state dict",
+    )
+    user_error(
+        capsys,
+        ["profile", "tsn_r18", "--no-latency", *TINY, "-o", "pretrained=nope.pth"],
+        "model.pretrained: weights file not found: nope.pth",
+    )
 
 
 def test_eval_refuses_a_checkpoint_without_a_classifier_and_an_unreadable_config(ws, capsys):
@@ -194,13 +265,17 @@ def test_eval_refuses_a_checkpoint_without_a_classifier_and_an_unreadable_config
 
 def test_submit_to_slurm_without_slurm_is_refused_before_anything_is_written(ws, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(ws / "no-bin"))
-    user_error(capsys, ["sweep", "submit", "grid.yaml", "--cluster", "slurm", "--no-snapshot"],
-               "--cluster slurm: sbatch/srun not found")
+    user_error(
+        capsys,
+        ["sweep", "submit", "grid.yaml", "--cluster", "slurm", "--no-snapshot"],
+        "--cluster slurm: sbatch/srun not found",
+    )
     assert not (ws / "results" / "runs" / "tiny").exists()
 
 
 # ------------------------------------------------------------------------------------------------
 # bugs propagate; --debug; Ctrl-C
+
 
 def _boom(exc: BaseException):
     def raiser(*args, **kwargs):
@@ -239,6 +314,7 @@ def test_ctrl_c_exits_130(ws, capsys, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # a real process: exact stderr and exit codes
 
+
 def _python(ws: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, *args], cwd=ws, env=env, capture_output=True, text=True, timeout=120)
@@ -248,21 +324,27 @@ def test_process_user_error_bug_and_debug(ws):
     runs = Path("results") / "runs"
     user = _python(ws, "-m", "harness.cli", "sweep", "logs", "zzz")
     assert (user.returncode, user.stdout) == (2, "")
-    assert user.stderr == (f"dsa-harness sweep logs: error: no run 'zzz' under {runs} "
-                           "(give a run id, a prefix of one, or a run dir)\n")
+    assert user.stderr == (
+        f"dsa-harness sweep logs: error: no run 'zzz' under {runs} (give a run id, a prefix of one, or a run dir)\n"
+    )
 
     debug = _python(ws, "-m", "harness.cli", "--debug", "sweep", "logs", "zzz")
     assert debug.returncode == 2 and debug.stderr.startswith("Traceback (most recent call last):")
     assert debug.stderr.endswith(user.stderr) and "harness/launch/control.py" in debug.stderr
 
-    bug = _python(ws, "-c", (
-        "import runpy, sys\n"
-        "import harness.launch.control as control\n"
-        "def find_run(*a, **k):\n"
-        "    raise ValueError('boom')\n"
-        "control.find_run = find_run\n"
-        "sys.argv = ['dsa-harness', 'sweep', 'logs', 'zzz']\n"
-        "runpy.run_module('harness.cli', run_name='__main__')\n"))
+    bug = _python(
+        ws,
+        "-c",
+        (
+            "import runpy, sys\n"
+            "import harness.launch.control as control\n"
+            "def find_run(*a, **k):\n"
+            "    raise ValueError('boom')\n"
+            "control.find_run = find_run\n"
+            "sys.argv = ['dsa-harness', 'sweep', 'logs', 'zzz']\n"
+            "runpy.run_module('harness.cli', run_name='__main__')\n"
+        ),
+    )
     assert bug.returncode == 1, bug.stderr
     assert bug.stderr.startswith("Traceback (most recent call last):")
     assert bug.stderr.splitlines()[-1] == "ValueError: boom" and "error:" not in bug.stderr
@@ -272,4 +354,3 @@ def test_cli_help_mentions_debug(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--debug" in capsys.readouterr().out
-

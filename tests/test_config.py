@@ -32,17 +32,28 @@ def dataset(tmp_path):
 
 
 def _implicit(d) -> dict:
-    return {"task": "train", "model": {"variant": "i3d_r50_dsa", "num_classes": 200},
-            "data": {"train": str(d / "train.txt"), "val": str(d / "val.txt")}, "train": {"epochs": 100}}
+    return {
+        "task": "train",
+        "model": {"variant": "i3d_r50_dsa", "num_classes": 200},
+        "data": {"train": str(d / "train.txt"), "val": str(d / "val.txt")},
+        "train": {"epochs": 100},
+    }
 
 
 def test_one_run_spelled_four_ways_has_one_id(dataset):
     implicit = _implicit(dataset)
     spelled = apply_overrides(implicit, {"train.batch_size": 12, "train.base_lr": 0.015, "train.base_batch": 12})
     paper_masks = apply_overrides(implicit, {"model.stage_masks": "paper", "data.resize": 256})
-    explicit = apply_overrides(implicit, {"model.split_ratio": 0.125, "model.stage_masks":
-                                          [[0, 0, 0], [0, 1, 0, 1], [0, 1, 0, 1, 0, 1], [0, 0, 0]],
-                                          "train.warmup_epochs": 10, "eval.crops": 3, "seed": 0})
+    explicit = apply_overrides(
+        implicit,
+        {
+            "model.split_ratio": 0.125,
+            "model.stage_masks": [[0, 0, 0], [0, 1, 0, 1], [0, 1, 0, 1, 0, 1], [0, 0, 0]],
+            "train.warmup_epochs": 10,
+            "eval.crops": 3,
+            "seed": 0,
+        },
+    )
     ids = {RunConfig.from_dict(c).run_id for c in (implicit, spelled, paper_masks, explicit)}
     assert len(ids) == 1
     assert RunConfig.from_dict(apply_overrides(implicit, {"model.split_ratio": 0.25})).run_id not in ids
@@ -78,8 +89,10 @@ def test_dataset_identity_is_its_contents_not_its_path(dataset, tmp_path):
     other = RunConfig.from_dict({**_implicit(moved), "data": {**_implicit(moved)["data"], "root": str(moved)}})
     assert other.run_id == rc.run_id and not rc.provisional
     # more workers, a decode cache, other CPU threads: the same run
-    fast = apply_overrides(_implicit(dataset), {"data.num_workers": 8, "data.cache_decoded": True,
-                                                "train.threads": 3, "train.checkpoint_every_steps": 50})
+    fast = apply_overrides(
+        _implicit(dataset),
+        {"data.num_workers": 8, "data.cache_decoded": True, "train.threads": 3, "train.checkpoint_every_steps": 50},
+    )
     assert RunConfig.from_dict(fast).run_id == rc.run_id
     assert {"data.num_workers", "train.threads"} <= set(NOT_IDENTITY)
     # an edited split is another run; so is a declared other dataset with equal lists
@@ -90,8 +103,11 @@ def test_dataset_identity_is_its_contents_not_its_path(dataset, tmp_path):
 
 
 def test_unreadable_inputs_make_a_provisional_id(tmp_path):
-    cfg = {"task": "train", "model": {"variant": "tsn_r18", "num_classes": 4},
-           "data": {"train": str(tmp_path / "nowhere.txt")}}
+    cfg = {
+        "task": "train",
+        "model": {"variant": "tsn_r18", "num_classes": 4},
+        "data": {"train": str(tmp_path / "nowhere.txt")},
+    }
     rc = RunConfig.from_dict(cfg)
     assert rc.provisional and rc.inputs() == {"data.train": f"path:{tmp_path / 'nowhere.txt'}"}
     with pytest.raises(ConfigError, match="model.num_classes: not given and cannot be counted"):
@@ -106,19 +122,22 @@ def test_num_classes_comes_from_the_data_when_not_given(dataset):
     assert RunConfig.from_dict(cfg).model.num_classes == 5
 
 
-@pytest.mark.parametrize("cfg,message", [
-    ({"model": {"variant": "tsn_r18"}, "train": {"epoch": 3}}, "unknown option train.epoch; did you mean 'epochs'"),
-    ({"model": {"variant": "tsn_r18", "split_ratoi": 0.5}}, "model.split_ratoi; did you mean 'split_ratio'"),
-    ({"model": {"variant": "tsn_r18"}, "trian": {}}, "unknown key 'trian'; did you mean 'train'"),
-    ({"model": {"variant": "tsn_r18"}, "train": {"clip_grad_norm": -1}}, "train.clip_grad_norm=-1.0 is invalid"),
-    ({"model": {"variant": "tsn_r18"}, "train": {"base_batch": 0}}, "train.base_batch=0 is invalid"),
-    ({"model": {"variant": "tsn_r18"}, "train": {"weight_decay": -5}}, "train.weight_decay=-5.0 is invalid"),
-    ({"model": {"variant": "tsn_r18"}, "train": {"threads": -1}}, "train.threads=-1 is invalid"),
-    ({"model": {"variant": "tsn_r18"}, "train": {"epochs": "ten"}}, "train.epochs='ten' is invalid: expected int"),
-    ({"model": {"variant": "tsn_r18", "split_ratio": 1.5}}, "model.split_ratio=1.5 is invalid"),
-    ({"model": {"variant": "tsn_r18x"}}, "model.variant: "),
-    ({"model": {"variant": "tsn_r18"}, "profile": {"size": 32}}, "profile: not used by task train"),
-])
+@pytest.mark.parametrize(
+    "cfg,message",
+    [
+        ({"model": {"variant": "tsn_r18"}, "train": {"epoch": 3}}, "unknown option train.epoch; did you mean 'epochs'"),
+        ({"model": {"variant": "tsn_r18", "split_ratoi": 0.5}}, "model.split_ratoi; did you mean 'split_ratio'"),
+        ({"model": {"variant": "tsn_r18"}, "trian": {}}, "unknown key 'trian'; did you mean 'train'"),
+        ({"model": {"variant": "tsn_r18"}, "train": {"clip_grad_norm": -1}}, "train.clip_grad_norm=-1.0 is invalid"),
+        ({"model": {"variant": "tsn_r18"}, "train": {"base_batch": 0}}, "train.base_batch=0 is invalid"),
+        ({"model": {"variant": "tsn_r18"}, "train": {"weight_decay": -5}}, "train.weight_decay=-5.0 is invalid"),
+        ({"model": {"variant": "tsn_r18"}, "train": {"threads": -1}}, "train.threads=-1 is invalid"),
+        ({"model": {"variant": "tsn_r18"}, "train": {"epochs": "ten"}}, "train.epochs='ten' is invalid: expected int"),
+        ({"model": {"variant": "tsn_r18", "split_ratio": 1.5}}, "model.split_ratio=1.5 is invalid"),
+        ({"model": {"variant": "tsn_r18x"}}, "model.variant: "),
+        ({"model": {"variant": "tsn_r18"}, "profile": {"size": 32}}, "profile: not used by task train"),
+    ],
+)
 def test_bad_config_names_the_key(cfg, message, dataset):
     cfg = {"task": "train", **cfg, "data": {"train": str(dataset / "train.txt")}}
     with pytest.raises(ConfigError) as info:
@@ -148,6 +167,7 @@ def test_shipped_recipes_load(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # the CLI reaches every field
+
 
 def _parser() -> argparse.ArgumentParser:
     from harness.cli import build_parser
@@ -190,8 +210,21 @@ def test_train_help_shows_every_default():
 def test_train_flags_and_set_resolve_like_a_grid(dataset, capsys):
     from harness.cli import main
 
-    argv = ["train", "i3d_r50_dsa", "--data", str(dataset / "train.txt"), "--val", str(dataset / "val.txt"),
-            "--epochs", "100", "-o", "num_classes=200", "--set", "train.momentum=0.9", "--print-config"]
+    argv = [
+        "train",
+        "i3d_r50_dsa",
+        "--data",
+        str(dataset / "train.txt"),
+        "--val",
+        str(dataset / "val.txt"),
+        "--epochs",
+        "100",
+        "-o",
+        "num_classes=200",
+        "--set",
+        "train.momentum=0.9",
+        "--print-config",
+    ]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["run_id"] == RunConfig.from_dict(_implicit(dataset)).run_id

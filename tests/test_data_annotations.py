@@ -18,17 +18,22 @@ def test_video_list_with_comments_blank_lines_and_spaces(tmp_path):
     p = write(tmp_path, "train.txt", "# header\n\na/x.mp4 3\n  b/with space.mp4   0  \n")
     recs = read_annotations(p, "video", root="/data")
     assert [(r.path, r.label, r.line, r.num_frames) for r in recs] == [
-        ("/data/a/x.mp4", 3, 3, None), ("/data/b/with space.mp4", 0, 4, None)]
+        ("/data/a/x.mp4", 3, 3, None),
+        ("/data/b/with space.mp4", 0, 4, None),
+    ]
     assert recs[0].source == str(p) and recs[0].where == f"{p}:3"
     assert read_annotations(p)[0].path == "a/x.mp4"  # no root: as written
 
 
-@pytest.mark.parametrize("text,line,problem", [
-    ("a.mp4 1\nb.mp4\n", 2, "expected 'PATH LABEL'"),
-    ("a.mp4 1\n\nb.mp4 cat\n", 3, "LABEL must be an integer"),
-    ("a.mp4 -1\n", 1, "LABEL must be >= 0"),
-    ("a.mp4 1\nframes/x 40 2\n", 2, "format='frames'"),
-])
+@pytest.mark.parametrize(
+    "text,line,problem",
+    [
+        ("a.mp4 1\nb.mp4\n", 2, "expected 'PATH LABEL'"),
+        ("a.mp4 1\n\nb.mp4 cat\n", 3, "LABEL must be an integer"),
+        ("a.mp4 -1\n", 1, "LABEL must be >= 0"),
+        ("a.mp4 1\nframes/x 40 2\n", 2, "format='frames'"),
+    ],
+)
 def test_video_list_errors_name_file_and_line(tmp_path, text, line, problem):
     p = write(tmp_path, "bad.txt", text)
     with pytest.raises(AnnotationError) as e:
@@ -56,14 +61,19 @@ def test_frame_list(tmp_path):
     p = write(tmp_path, "sth.txt", "100218 45 12\n# c\nfolder two 30 0\n")
     recs = read_annotations(p, "frames", root=str(tmp_path))
     assert [(os.path.relpath(r.path, tmp_path), r.num_frames, r.label, r.line) for r in recs] == [
-        ("100218", 45, 12, 1), ("folder two", 30, 0, 3)]
+        ("100218", 45, 12, 1),
+        ("folder two", 30, 0, 3),
+    ]
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("100218 12\n", "expected 'FOLDER NUM_FRAMES LABEL'"),
-    ("100218 x 12\n", "NUM_FRAMES must be an integer"),
-    ("100218 0 12\n", "NUM_FRAMES must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("100218 12\n", "expected 'FOLDER NUM_FRAMES LABEL'"),
+        ("100218 x 12\n", "NUM_FRAMES must be an integer"),
+        ("100218 0 12\n", "NUM_FRAMES must be >= 1"),
+    ],
+)
 def test_frame_list_errors(tmp_path, text, problem):
     p = write(tmp_path, "f.txt", "ok 3 1\n" + text)
     with pytest.raises(AnnotationError, match=f"f.txt:2: {problem}"):

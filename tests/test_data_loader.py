@@ -133,8 +133,7 @@ def test_loader_settings():
     assert ev.pin_memory and not ev.persistent_workers and ev.num_workers == 0
     assert build_loader(ds, 3, shuffle=False, seed=0).pin_memory == torch.cuda.is_available()
     # per-rank private generators, rank 0 seeded with the run's seed
-    seeds = {build_loader(ds, 3, shuffle=True, seed=5, rank=r, world_size=3).generator.initial_seed()
-             for r in range(3)}
+    seeds = {build_loader(ds, 3, shuffle=True, seed=5, rank=r, world_size=3).generator.initial_seed() for r in range(3)}
     assert len(seeds) == 3 and 5 in seeds
     with pytest.raises(ValueError, match="batch_size"):
         build_loader(ds, 0, shuffle=True, seed=0)

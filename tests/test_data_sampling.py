@@ -63,7 +63,7 @@ def test_test_groups_are_interleaved_and_each_spans_the_video():
     for grp in range(g):
         for k in range(u):
             assert np.array_equal(test[grp * u + k], flat[k * g + grp])  # group i: snippets i, i+2, i+4, i+6
-        starts = test[grp * u:(grp + 1) * u, 0]
+        starts = test[grp * u : (grp + 1) * u, 0]
         assert np.all(np.diff(starts) > 0)  # ordered in time
         assert starts[0] < n / u and starts[-1] >= n * (u - 1) / u - 8 * 4  # spans the whole video
     assert not np.array_equal(test[:u], test[u:])

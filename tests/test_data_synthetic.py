@@ -41,8 +41,11 @@ def test_summary_lists_and_class_file(synth):
     assert s["num_videos"] == 24 and s["num_train"] + s["num_val"] == 24 and not s["reused"]
     classes = json.loads((out / "classes.json").read_text())
     assert [c["name"] for c in classes["classes"]] == [
-        "A_before_B__left_to_right", "A_before_B__right_to_left",
-        "B_before_A__left_to_right", "B_before_A__right_to_left"]
+        "A_before_B__left_to_right",
+        "A_before_B__right_to_left",
+        "B_before_A__left_to_right",
+        "B_before_A__right_to_left",
+    ]
     assert classes["classes"][2]["factors"] == {"order": "B_before_A", "motion": "left_to_right"}
     meta = json.loads((out / "meta.json").read_text())
     assert meta["chance_levels"]["snippet_averaging_ceiling_pct"]["order"] == 50.0
@@ -65,8 +68,9 @@ def test_same_seed_same_files_other_seed_differs(synth, tmp_path):
         assert (out / f).read_bytes() == (tmp_path / "a" / f).read_bytes()
         assert np.array_equal(decode_all(out / f), decode_all(tmp_path / "a" / f))
     generate_synthetic(tmp_path / "b", seed=4, **SMALL)
-    assert (tmp_path / "b" / "train.txt").read_text() != (out / "train.txt").read_text() or \
-        (tmp_path / "b" / "videos/vid_00000.mp4").read_bytes() != (out / "videos/vid_00000.mp4").read_bytes()
+    assert (tmp_path / "b" / "train.txt").read_text() != (out / "train.txt").read_text() or (
+        tmp_path / "b" / "videos/vid_00000.mp4"
+    ).read_bytes() != (out / "videos/vid_00000.mp4").read_bytes()
     assert generate_synthetic(tmp_path / "a", seed=3, **SMALL)["reused"]  # same parameters: reused
 
 
@@ -111,8 +115,17 @@ def test_decoded_content_matches_labels(synth):
 
 
 def test_each_order_class_uses_all_six_quarter_pairs(tmp_path):
-    s = generate_synthetic(tmp_path, num_videos=48, num_classes=2, size=32, frames=8, workers=2, progress=False,
-                           val_fraction=0.25, test_fraction=0.25)
+    s = generate_synthetic(
+        tmp_path,
+        num_videos=48,
+        num_classes=2,
+        size=32,
+        frames=8,
+        workers=2,
+        progress=False,
+        val_fraction=0.25,
+        test_fraction=0.25,
+    )
     assert (s["num_train"], s["num_val"], s["num_test"]) == (24, 12, 12)
     for split in ("train", "val", "test"):
         counts = Counter(r.label for r in read_annotations(tmp_path / f"{split}.txt", "video", root=tmp_path))
@@ -129,8 +142,9 @@ def test_recommended_sampling_keeps_every_snippet_inside_one_quarter(synth):
     frames = 64  # the default set the recommendation is written for
     r = SYNTHETIC_RECOMMENDED
     for mode in ("train", "val", "test"):
-        sampler = SnippetSampler(r["num_snippets"], r["frames_per_snippet"], r["frame_interval"], mode,
-                                 test_groups=r["test_groups"])
+        sampler = SnippetSampler(
+            r["num_snippets"], r["frames_per_snippet"], r["frame_interval"], mode, test_groups=r["test_groups"]
+        )
         rng = np.random.default_rng(0)
         for _ in range(50):
             idx = sampler(frames, rng)
@@ -181,8 +195,23 @@ def test_size_decord_cannot_read_is_refused(tmp_path):
 
 def test_cli_synth_and_check(tmp_path, capsys):
     out = tmp_path / "s"
-    rc = main(["data", "synth", "--out", str(out), "--videos", "8", "--size", "32", "--frames", "16",
-               "--workers", "2", "--quiet"])
+    rc = main(
+        [
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--videos",
+            "8",
+            "--size",
+            "32",
+            "--frames",
+            "16",
+            "--workers",
+            "2",
+            "--quiet",
+        ]
+    )
     assert rc == 0 and "8 videos (4 train, 4 val, 0 test)" in capsys.readouterr().out
     assert len(list((out / "videos").glob("*.mp4"))) == 8
     assert main(["data", "check", str(out / "train.txt"), "--min-frames", "16", "--quiet"]) == 0
@@ -195,12 +224,28 @@ def test_cli_synth_and_check(tmp_path, capsys):
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 3])
     Path(recs[3].path).write_bytes(b"")
     rep = tmp_path / "r" / "check.json"
-    rc = main(["data", "check", str(out / "train.txt"), "--root", str(out), "--report", str(rep),
-               "--min-frames", "20", "--workers", "2", "--quiet"])
+    rc = main(
+        [
+            "data",
+            "check",
+            str(out / "train.txt"),
+            "--root",
+            str(out),
+            "--report",
+            str(rep),
+            "--min-frames",
+            "20",
+            "--workers",
+            "2",
+            "--quiet",
+        ]
+    )
     assert rc == 1
     report = json.loads(rep.read_text())
-    assert [(u["line"], u["reason"]) for u in report["unreadable"]] == [(recs[1].line, "undecodable"),
-                                                                        (recs[3].line, "empty")]
+    assert [(u["line"], u["reason"]) for u in report["unreadable"]] == [
+        (recs[1].line, "undecodable"),
+        (recs[3].line, "empty"),
+    ]
     assert report["num_too_short"] == 2  # the two readable 16-frame videos are < 20 frames
     assert "Unreadable (2)" in (tmp_path / "r" / "check.md").read_text()
 

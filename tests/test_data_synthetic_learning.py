@@ -63,8 +63,17 @@ def fit_and_score(model, xtr, ytr, xte, yte, epochs):
 def test_order_needs_cross_snippet_information(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # deterministic and light on a shared machine
-    generate_synthetic(tmp_path, num_videos=240, num_classes=4, size=32, frames=32, seed=1, workers=2,
-                       val_fraction=0.25, progress=False)
+    generate_synthetic(
+        tmp_path,
+        num_videos=240,
+        num_classes=4,
+        size=32,
+        frames=32,
+        seed=1,
+        workers=2,
+        val_fraction=0.25,
+        progress=False,
+    )
     xtr, ytr = load(tmp_path, "train")
     xte, yte = load(tmp_path, "val")
     try:

@@ -30,15 +30,15 @@ def coded_frames(n: int, offset: int = 0) -> np.ndarray:
     assert codes.max() < 256
     out = np.empty((n, H, W, 3), np.uint8)
     out[:, :, : W // 2] = (16 * (codes // 16) + 8)[:, None, None, None]
-    out[:, :, W // 2:] = (16 * (codes % 16) + 8)[:, None, None, None]
+    out[:, :, W // 2 :] = (16 * (codes % 16) + 8)[:, None, None, None]
     return out
 
 
 def codes_of(x: torch.Tensor) -> np.ndarray:
     """uint8 (..., C, T, H, W) -> frame codes (..., T)."""
     x = x.float()
-    left = x[..., 8:-8, 8: W // 2 - 8].mean(dim=(-1, -2, -4))
-    right = x[..., 8:-8, W // 2 + 8: -8].mean(dim=(-1, -2, -4))
+    left = x[..., 8:-8, 8 : W // 2 - 8].mean(dim=(-1, -2, -4))
+    right = x[..., 8:-8, W // 2 + 8 : -8].mean(dim=(-1, -2, -4))
     hi = torch.round((left - 8) / 16)
     lo = torch.round((right - 8) / 16)
     return (16 * hi + lo).long().numpy()
@@ -141,16 +141,29 @@ def broken(tmp_path_factory):
     (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
     (root / "zero.mp4").write_bytes(b"")
     (root / "random.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
-    lines = ["good0.mp4 0", "zero.mp4 1", "good1.mp4 1", "random.mp4 2", "good2.mp4 2",
-             "truncated.mp4 3", "missing.mp4 0", "good3.mp4 3"]
+    lines = [
+        "good0.mp4 0",
+        "zero.mp4 1",
+        "good1.mp4 1",
+        "random.mp4 2",
+        "good2.mp4 2",
+        "truncated.mp4 3",
+        "missing.mp4 0",
+        "good3.mp4 3",
+    ]
     (root / "list.txt").write_text("\n".join(lines) + "\n")
     return root
 
 
-@pytest.mark.parametrize("index,name,reason", [
-    (1, "zero.mp4", "empty"), (3, "random.mp4", "undecodable"),
-    (5, "truncated.mp4", "undecodable"), (6, "missing.mp4", "missing"),
-])
+@pytest.mark.parametrize(
+    "index,name,reason",
+    [
+        (1, "zero.mp4", "empty"),
+        (3, "random.mp4", "undecodable"),
+        (5, "truncated.mp4", "undecodable"),
+        (6, "missing.mp4", "missing"),
+    ],
+)
 @pytest.mark.parametrize("cache_decoded", [False, True])
 def test_bad_files_raise_named_error(broken, index, name, reason, cache_decoded):
     ds = VideoDataset(broken / "list.txt", broken, SnippetSampler(2, 2, 2, "val"), cache_decoded=cache_decoded)
@@ -174,7 +187,11 @@ def test_skip_replaces_deterministically_and_counts(broken, cache_decoded):
         first.append(video)
     skipped = ds.pop_skipped()
     assert [(s["line"], s["reason"]) for s in skipped] == [
-        (2, "empty"), (4, "undecodable"), (6, "undecodable"), (7, "missing")]
+        (2, "empty"),
+        (4, "undecodable"),
+        (6, "undecodable"),
+        (7, "missing"),
+    ]
     assert all(s["annotation"] == str(broken / "list.txt") for s in skipped)
     assert ds.num_skipped() == 0 and ds.pop_skipped() == []
     again = VideoDataset(broken / "list.txt", broken, sampler, on_error="skip", seed=3)
@@ -191,8 +208,13 @@ def test_skip_table_is_shared_with_loader_workers(broken):
 
 def test_loader_is_independent_of_worker_count_follows_set_epoch_and_resumes_mid_epoch(videos):
     root, _ = videos
-    ds = VideoDataset(root / "list.txt", root, SnippetSampler(2, 3, 2, "train"),
-                      transform=train_transform(32, flip=True, area=(0.3, 1.0)), seed=11)
+    ds = VideoDataset(
+        root / "list.txt",
+        root,
+        SnippetSampler(2, 3, 2, "train"),
+        transform=train_transform(32, flip=True, area=(0.3, 1.0)),
+        seed=11,
+    )
 
     def epoch_batches(loader, epoch, start=0):
         set_epoch(loader, epoch, start=start)
@@ -213,8 +235,9 @@ def test_loader_is_independent_of_worker_count_follows_set_epoch_and_resumes_mid
     # mid-epoch resume (after 3 samples): the remaining samples exactly, clips included, with workers
     rest = torch.cat([x for x, _, _ in epoch_batches(multi, 0, start=3)])
     assert torch.equal(rest, torch.cat([x for x, _, _ in e0])[3:])
-    assert torch.equal(torch.cat([i for _, _, i in epoch_batches(single, 0, start=3)]),
-                       torch.cat([i for _, _, i in e0])[3:])
+    assert torch.equal(
+        torch.cat([i for _, _, i in epoch_batches(single, 0, start=3)]), torch.cat([i for _, _, i in e0])[3:]
+    )
 
 
 def test_distributed_eval_shards_cover_every_video_once(videos):
@@ -253,8 +276,9 @@ def test_raw_frame_folders(tmp_path):
     for i in range(n):
         Image.fromarray(frames[i]).save(template / f"{i:04d}.jpg", quality=95)
     (tmp_path / "t.txt").write_text(f"t {n} 0\n")
-    ds0 = VideoDataset(tmp_path / "t.txt", tmp_path, sampler, format="frames", frame_template="{:04d}.jpg",
-                       frame_start=0)
+    ds0 = VideoDataset(
+        tmp_path / "t.txt", tmp_path, sampler, format="frames", frame_template="{:04d}.jpg", frame_start=0
+    )
     assert np.array_equal(codes_of(ds0[0][0]), 7 + sampler(n))
 
 
@@ -264,8 +288,13 @@ def test_kinetics_csv_dataset(tmp_path):
     make_video(root / "tai chi" / "abc_000004_000014.mp4", 20, offset=100)
     (tmp_path / "val.csv").write_text("label,youtube_id,time_start,time_end,split\ntai chi,abc,4,14,val\n")
     (tmp_path / "classes.txt").write_text("archery\ntai chi\n")
-    ds = VideoDataset(tmp_path / "val.csv", root, SnippetSampler(2, 2, 1, "val"), format="kinetics_csv",
-                      class_index=tmp_path / "classes.txt")
+    ds = VideoDataset(
+        tmp_path / "val.csv",
+        root,
+        SnippetSampler(2, 2, 1, "val"),
+        format="kinetics_csv",
+        class_index=tmp_path / "classes.txt",
+    )
     x, label = ds[0]
     assert label == 1 and np.array_equal(codes_of(x), 100 + SnippetSampler(2, 2, 1, "val")(20))
 

@@ -33,8 +33,15 @@ def test_vendored_vectors_equal_the_shared_ones():
 def _module(d, case):
     g = lambda k: d[f"{case}/{k}"]  # noqa: E731
     m = DynamicSegmentAggregation(
-        int(g("C")), int(g("U")), int(g("T")), split_ratio=float(g("split_ratio")), alpha=int(g("alpha")),
-        kernel_size=int(g("kernel_size")), with_identity=bool(g("with_identity")), layout="clips")
+        int(g("C")),
+        int(g("U")),
+        int(g("T")),
+        split_ratio=float(g("split_ratio")),
+        alpha=int(g("alpha")),
+        kernel_size=int(g("kernel_size")),
+        with_identity=bool(g("with_identity")),
+        layout="clips",
+    )
     lin1, bn, _, lin2 = m.kernel_generator
     with torch.no_grad():
         lin1.weight.copy_(torch.from_numpy(g("linear1_weight")))

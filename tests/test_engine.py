@@ -32,14 +32,16 @@ from harness.results.rundir import RunDir
 
 # ---------------------------------------------------------------------------------------------
 def test_metrics_on_hand_built_scores():
-    scores = np.array([
-        [0.7, 0.2, 0.1, 0.0, 0.0, 0.0],  # label 0: top-1 hit
-        [0.5, 0.3, 0.2, 0.0, 0.0, 0.0],  # label 1: rank 2
-        [0.1, 0.2, 0.3, 0.4, 0.0, 0.0],  # label 2: rank 2
-        [0.0, 0.0, 0.0, 0.0, 0.9, 0.1],  # label 5: rank 2
-        [0.6, 0.1, 0.1, 0.1, 0.05, 0.05],  # label 1: rank 2 (tie broken by index)
-        [0.1, 0.1, 0.1, 0.1, 0.1, 0.5],  # label 0: rank 2 (ties among 0..4 -> index 0 first)
-    ])
+    scores = np.array(
+        [
+            [0.7, 0.2, 0.1, 0.0, 0.0, 0.0],  # label 0: top-1 hit
+            [0.5, 0.3, 0.2, 0.0, 0.0, 0.0],  # label 1: rank 2
+            [0.1, 0.2, 0.3, 0.4, 0.0, 0.0],  # label 2: rank 2
+            [0.0, 0.0, 0.0, 0.0, 0.9, 0.1],  # label 5: rank 2
+            [0.6, 0.1, 0.1, 0.1, 0.05, 0.05],  # label 1: rank 2 (tie broken by index)
+            [0.1, 0.1, 0.1, 0.1, 0.1, 0.5],  # label 0: rank 2 (ties among 0..4 -> index 0 first)
+        ]
+    )
     labels = np.array([0, 1, 2, 5, 1, 0])
     m = classification_metrics(scores, labels, factors={"parity": ["even", "odd"] * 3})
     assert m["top1"] == pytest.approx(100 / 6)
@@ -117,12 +119,28 @@ def colour_set(tmp_path_factory):
 
 def _config(root: Path, epochs=3, **train):
     return {
-        "task": "train", "seed": 0,
+        "task": "train",
+        "seed": 0,
         "model": {"variant": "tsm_r18_dsa", "width": 8, "num_frames": 2, "dropout": 0.3},
-        "data": {"train": str(root / "train.txt"), "val": str(root / "val.txt"), "test": str(root / "val.txt"),
-                 "frame_interval": 2, "size": 32, "resize": 36, "num_workers": 0},
-        "train": {"epochs": epochs, "batch_size": 6, "base_lr": 0.05, "base_batch": 6, "warmup_epochs": 0,
-                  "milestones": [100], "threads": 1, **train},
+        "data": {
+            "train": str(root / "train.txt"),
+            "val": str(root / "val.txt"),
+            "test": str(root / "val.txt"),
+            "frame_interval": 2,
+            "size": 32,
+            "resize": 36,
+            "num_workers": 0,
+        },
+        "train": {
+            "epochs": epochs,
+            "batch_size": 6,
+            "base_lr": 0.05,
+            "base_batch": 6,
+            "warmup_epochs": 0,
+            "milestones": [100],
+            "threads": 1,
+            **train,
+        },
         "eval": {"test_groups": 2, "crops": 3, "batch_size": 3},
     }
 
@@ -139,8 +157,9 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     from harness.measure import profile_record
     from harness.models import resolve_config
 
-    cost = profile_record(resolve_config("tsm_r18_dsa", width=8, num_frames=2, dropout=0.3, num_classes=3),
-                          size=32, views=6)
+    cost = profile_record(
+        resolve_config("tsm_r18_dsa", width=8, num_frames=2, dropout=0.3, num_classes=3), size=32, views=6
+    )
     assert final["profile"] == cost
     assert all(m["clips_per_s"] > 0 for m in metrics)
     # idempotent: a second call returns the same final record without training
@@ -169,12 +188,54 @@ def _weights(run: Path) -> dict:
 
 def _cli(config: dict, out: Path) -> list[str]:
     d, t = config["data"], config["train"]
-    return [sys.executable, "-m", "harness", "train", config["model"]["variant"], "--data", d["train"],
-            "--val", d["val"], "--test", d["test"], "-o", "width=8", "-o", "num_frames=2", "-o", "dropout=0.3",
-            "--frame-interval", "2", "--size", "32", "--resize", "36", "--workers", "0", "--epochs",
-            str(t["epochs"]), "--batch-size", "6", "--lr", "0.05", "--lr-batch", "6", "--warmup-epochs", "0",
-            "--milestones", "100", "--threads", "1", "--checkpoint-every", "1", "--crops", "3", "--quiet",
-            "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "harness",
+        "train",
+        config["model"]["variant"],
+        "--data",
+        d["train"],
+        "--val",
+        d["val"],
+        "--test",
+        d["test"],
+        "-o",
+        "width=8",
+        "-o",
+        "num_frames=2",
+        "-o",
+        "dropout=0.3",
+        "--frame-interval",
+        "2",
+        "--size",
+        "32",
+        "--resize",
+        "36",
+        "--workers",
+        "0",
+        "--epochs",
+        str(t["epochs"]),
+        "--batch-size",
+        "6",
+        "--lr",
+        "0.05",
+        "--lr-batch",
+        "6",
+        "--warmup-epochs",
+        "0",
+        "--milestones",
+        "100",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--crops",
+        "3",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.mark.slow
@@ -217,8 +278,9 @@ def test_killed_and_resumed_run_ends_with_identical_weights(colour_set, tmp_path
     assert "resumed from checkpoint" in (out / "log.txt").read_text()
 
 
-def test_stopped_mid_epoch_with_loader_workers_resumes_to_the_weights_of_a_run_without(colour_set, tmp_path,
-                                                                                        monkeypatch):
+def test_stopped_mid_epoch_with_loader_workers_resumes_to_the_weights_of_a_run_without(
+    colour_set, tmp_path, monkeypatch
+):
     """The engine's one loader (harness.data.build_loader) with 2 persistent workers, stopped after step 2
     of epoch 0 and resumed in the middle of that epoch, ends where an uninterrupted 0-worker run ends."""
     import harness.engine.train as train
@@ -247,8 +309,9 @@ def test_stopped_mid_epoch_with_loader_workers_resumes_to_the_weights_of_a_run_w
         assert torch.equal(a[k], b[k]), f"{k} differs"
     assert final["test"]["top1"] == RunDir(tmp_path / "ref").read_final()["test"]["top1"]
     for key in ("train_loss", "val_top1", "videos_seen"):
-        assert ([m[key] for m in RunDir(tmp_path / "w2").read_metrics()]
-                == pytest.approx([m[key] for m in RunDir(tmp_path / "ref").read_metrics()], abs=1e-9))
+        assert [m[key] for m in RunDir(tmp_path / "w2").read_metrics()] == pytest.approx(
+            [m[key] for m in RunDir(tmp_path / "ref").read_metrics()], abs=1e-9
+        )
 
 
 def test_corrupt_checkpoint_clear_error_and_previous_kept(tmp_path):
@@ -296,8 +359,9 @@ def _ddp_model():
 
 
 def _ddp_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.Tensor, out: str):
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     from harness.engine.distributed import init_distributed
 

@@ -35,10 +35,14 @@ TINY_PROFILE = {"size": 32, "batch": 1, "views": 1, "device": "cpu", "latency": 
 
 
 def write_grid(path: Path, **doc) -> Path:
-    base = {"name": "tiny_profile", "task": "profile",
-            "base": {"model": dict(TINY_MODEL), "profile": dict(TINY_PROFILE)},
-            "axes": {"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa"]}},
-            "seeds": [0], "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10}}
+    base = {
+        "name": "tiny_profile",
+        "task": "profile",
+        "base": {"model": dict(TINY_MODEL), "profile": dict(TINY_PROFILE)},
+        "axes": {"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa"]}},
+        "seeds": [0],
+        "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10},
+    }
     base.update(doc)
     path.write_text(yaml.safe_dump(base, sort_keys=False))
     return path
@@ -57,20 +61,33 @@ def sweep_cli(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------------------
 # expansion and identity
 
+
 def test_expand_product_zip_and_seeds():
-    grid = grid_from_dict({
-        "name": "g", "task": "profile", "base": {"model": {"width": 8}, "profile": {"size": 32}},
-        "axes": {"product": {"model.alpha": [1, 2]},
-                 "zip": {"model.variant": ["tsm_r18_dsa", "i3d_r18_dsa", "tsn_r18"],
-                         "model.num_snippets": [2, 4, 8]}},
-        "seeds": [0, 1]})
+    grid = grid_from_dict(
+        {
+            "name": "g",
+            "task": "profile",
+            "base": {"model": {"width": 8}, "profile": {"size": 32}},
+            "axes": {
+                "product": {"model.alpha": [1, 2]},
+                "zip": {"model.variant": ["tsm_r18_dsa", "i3d_r18_dsa", "tsn_r18"], "model.num_snippets": [2, 4, 8]},
+            },
+            "seeds": [0, 1],
+        }
+    )
     runs = expand(grid, "res")
     assert grid.num_runs == len(runs) == 2 * 3 * 2
-    combos = [(r.config["model"]["alpha"], r.config["model"]["variant"], r.config["model"]["num_snippets"],
-               r.config["seed"]) for r in runs]
+    combos = [
+        (r.config["model"]["alpha"], r.config["model"]["variant"], r.config["model"]["num_snippets"], r.config["seed"])
+        for r in runs
+    ]
     # product slowest, zip rows walked together, seeds fastest
-    assert combos[:4] == [(1, "tsm_r18_dsa", 2, 0), (1, "tsm_r18_dsa", 2, 1), (1, "i3d_r18_dsa", 4, 0),
-                          (1, "i3d_r18_dsa", 4, 1)]
+    assert combos[:4] == [
+        (1, "tsm_r18_dsa", 2, 0),
+        (1, "tsm_r18_dsa", 2, 1),
+        (1, "i3d_r18_dsa", 4, 0),
+        (1, "i3d_r18_dsa", 4, 1),
+    ]
     assert combos[6] == (2, "tsm_r18_dsa", 2, 0)
     assert all(r.config["model"]["width"] == 8 and r.config["profile"]["size"] == 32 for r in runs)
     assert [r.index for r in runs] == list(range(12))
@@ -80,10 +97,16 @@ def test_expand_product_zip_and_seeds():
 
 
 def test_section_axis_values_merge_into_base():
-    grid = grid_from_dict({"name": "g", "task": "profile", "base": {"model": {"width": 8, "alpha": 2}},
-                           "axes": {"product": {"model": [{"variant": "tsn_r18"},
-                                                          {"variant": "i3d_r18_dsa", "alpha": 4}]}}})
+    grid = grid_from_dict(
+        {
+            "name": "g",
+            "task": "profile",
+            "base": {"model": {"width": 8, "alpha": 2}},
+            "axes": {"product": {"model": [{"variant": "tsn_r18"}, {"variant": "i3d_r18_dsa", "alpha": 4}]}},
+        }
+    )
     a, b = expand(grid)
+
     def pick(m):
         return m["variant"], m["width"], m["alpha"]
 
@@ -97,32 +120,58 @@ def test_run_id_is_stable_hash_of_identity():
     rid = RunConfig.from_dict(cfg).run_id
     assert len(rid) == 12 and int(rid, 16) >= 0
     # same config, other key order, other grid, other resources, run_id present: same id
-    same = {"profile": {"size": 32}, "model": {"width": 8, "variant": "tsn_r18"}, "seed": 0, "task": "profile",
-            "grid": "elsewhere", "resources": {"gpus": 8, "time_min": 5}, "run_id": "whatever"}
+    same = {
+        "profile": {"size": 32},
+        "model": {"width": 8, "variant": "tsn_r18"},
+        "seed": 0,
+        "task": "profile",
+        "grid": "elsewhere",
+        "resources": {"gpus": 8, "time_min": 5},
+        "run_id": "whatever",
+    }
     assert RunConfig.from_dict(same).run_id == rid
     assert RunConfig.from_dict({**cfg, "seed": 1}).run_id != rid
     assert RunConfig.from_dict({**cfg, "model": {"variant": "tsn_r18", "width": 16}}).run_id != rid
     # ids from a grid are reproducible across loads and independent of the grid's resources
-    g1 = grid_from_dict({"name": "a", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
-                         "seeds": [0, 1], "resources": {"gpus": 0, "time_min": 5}})
-    g2 = grid_from_dict({"name": "b", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
-                         "seeds": [0, 1], "resources": {"gpus": 8, "nodes": 2, "time_min": 999}})
+    g1 = grid_from_dict(
+        {
+            "name": "a",
+            "task": "profile",
+            "base": {"model": {"variant": "tsn_r18"}},
+            "seeds": [0, 1],
+            "resources": {"gpus": 0, "time_min": 5},
+        }
+    )
+    g2 = grid_from_dict(
+        {
+            "name": "b",
+            "task": "profile",
+            "base": {"model": {"variant": "tsn_r18"}},
+            "seeds": [0, 1],
+            "resources": {"gpus": 8, "nodes": 2, "time_min": 999},
+        }
+    )
     assert [r.run_id for r in expand(g1)] == [r.run_id for r in expand(g2)]
     assert expand(g1)[0].run_id != expand(g1)[1].run_id
 
 
-@pytest.mark.parametrize("doc,fragment", [
-    ({"task": "profile"}, "name"),
-    ({"name": "g", "task": "fly"}, "task"),
-    ({"name": "g", "task": "profile", "axes": {"zip": {"model.alpha": [1, 2], "model.kernel_size": [3]}}},
-     "equal lengths"),
-    ({"name": "g", "task": "profile", "axes": {"product": {"modle.alpha": [1]}}}, "axes.product.modle.alpha"),
-    ({"name": "g", "task": "profile", "axes": {"product": {"model.alpha": []}}}, "non-empty list"),
-    ({"name": "g", "task": "profile", "seeds": [0, 0]}, "repeated seed"),
-    ({"name": "g", "task": "profile", "resources": {"gpu": 1}}, "unknown resources key"),
-    ({"name": "g", "task": "profile", "resources": {"gpus": 3, "nodes": 2}}, "multiple"),
-    ({"name": "g", "task": "profile", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "doc,fragment",
+    [
+        ({"task": "profile"}, "name"),
+        ({"name": "g", "task": "fly"}, "task"),
+        (
+            {"name": "g", "task": "profile", "axes": {"zip": {"model.alpha": [1, 2], "model.kernel_size": [3]}}},
+            "equal lengths",
+        ),
+        ({"name": "g", "task": "profile", "axes": {"product": {"modle.alpha": [1]}}}, "axes.product.modle.alpha"),
+        ({"name": "g", "task": "profile", "axes": {"product": {"model.alpha": []}}}, "non-empty list"),
+        ({"name": "g", "task": "profile", "seeds": [0, 0]}, "repeated seed"),
+        ({"name": "g", "task": "profile", "resources": {"gpu": 1}}, "unknown resources key"),
+        ({"name": "g", "task": "profile", "resources": {"gpus": 3, "nodes": 2}}, "multiple"),
+        ({"name": "g", "task": "profile", "colour": "red"}, "colour"),
+    ],
+)
 def test_grid_format_errors_name_the_key(doc, fragment):
     with pytest.raises(GridError, match=fragment.replace(".", r"\.")):
         grid_from_dict(doc, "x.yaml")
@@ -136,8 +185,14 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
 
 
 def test_duplicate_runs_are_rejected():
-    grid = grid_from_dict({"name": "g", "task": "profile", "base": {"model": {"variant": "tsn_r18"}},
-                           "axes": {"product": {"model.alpha": [2, 2]}}})
+    grid = grid_from_dict(
+        {
+            "name": "g",
+            "task": "profile",
+            "base": {"model": {"variant": "tsn_r18"}},
+            "axes": {"product": {"model.alpha": [2, 2]}},
+        }
+    )
     with pytest.raises(GridValidationError, match="same resolved configuration as run 0"):
         expand(grid)
 
@@ -145,13 +200,20 @@ def test_duplicate_runs_are_rejected():
 # ------------------------------------------------------------------------------------------------
 # validation
 
+
 def test_validation_reports_every_problem_and_submits_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     grid_file = write_grid(
-        tmp_path / "bad.yaml", name="bad",
-        axes={"zip": {"model.variant": ["tsn_r18", "tsm_r18_dsaa", "i3d_r18_dsa", "tsm_r18_dsa"],
-                      "model.split_ratio": [0.125, 0.125, 1.5, 0.25],
-                      "profile.size": [32, 32, 32, 0]}})
+        tmp_path / "bad.yaml",
+        name="bad",
+        axes={
+            "zip": {
+                "model.variant": ["tsn_r18", "tsm_r18_dsaa", "i3d_r18_dsa", "tsm_r18_dsa"],
+                "model.split_ratio": [0.125, 0.125, 1.5, 0.25],
+                "profile.size": [32, 32, 32, 0],
+            }
+        },
+    )
     with pytest.raises(GridValidationError) as info:
         submit(grid_file, cluster="debug", results_root="results")
     problems = info.value.problems
@@ -166,11 +228,16 @@ def test_validation_reports_every_problem_and_submits_nothing(tmp_path, monkeypa
 
 
 def test_train_validation_checks_data_paths_unless_disabled(tmp_path):
-    doc = {"name": "t", "task": "train",
-           "base": {"model": {"variant": "tsn_r18", "num_classes": 4},
-                    "data": {"train": str(tmp_path / "missing.txt")},
-                    "train": {"epochs": 1, "batch_size": 2}},
-           "axes": {"product": {"train.batch_size": [2, 4]}}}
+    doc = {
+        "name": "t",
+        "task": "train",
+        "base": {
+            "model": {"variant": "tsn_r18", "num_classes": 4},
+            "data": {"train": str(tmp_path / "missing.txt")},
+            "train": {"epochs": 1, "batch_size": 2},
+        },
+        "axes": {"product": {"train.batch_size": [2, 4]}},
+    }
     grid = grid_from_dict(doc, "t.yaml")
     runs = expand(grid)
     fields = [(p.run_index, p.field) for p in validate_runs(grid, runs, check_data=True)]
@@ -197,6 +264,7 @@ def test_shipped_grids_are_valid(path):
 # ------------------------------------------------------------------------------------------------
 # executors
 
+
 def _final_mtimes(runs):
     return {r.run_id: RunDir(r.run_dir).final_path.stat().st_mtime_ns for r in runs}
 
@@ -222,8 +290,9 @@ def test_debug_executor_runs_profile_grid_and_resubmission_skips(tmp_path, monke
     assert again.submitted == [] and len(again.skipped["done"]) == 2
     assert _final_mtimes(result.runs) == before
     # the DSA model has more FLOPs than plain averaging at the same size
-    f = {r.config["model"]["variant"]: RunDir(r.run_dir).read_final()["profile"]["gflops_per_view"]
-         for r in result.runs}
+    f = {
+        r.config["model"]["variant"]: RunDir(r.run_dir).read_final()["profile"]["gflops_per_view"] for r in result.runs
+    }
     assert f["tsm_r18_dsa"] > f["tsn_r18"]
 
 
@@ -257,8 +326,11 @@ def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     # a weights file that exists passes the grid's checks but cannot be loaded: a runtime failure
     (tmp_path / "bad.pth").write_bytes(b"not a state dict")
-    grid_file = write_grid(tmp_path / "fail.yaml", name="fail",
-                           axes={"product": {"model.variant": ["tsn_r18"], "model.pretrained": [None, "bad.pth"]}})
+    grid_file = write_grid(
+        tmp_path / "fail.yaml",
+        name="fail",
+        axes={"product": {"model.variant": ["tsn_r18"], "model.pretrained": [None, "bad.pth"]}},
+    )
     result = submit(grid_file, cluster="debug", results_root="results")
     ok, bad = result.runs
     statuses = collect_status(result.runs)
@@ -282,11 +354,20 @@ def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatc
 
 def test_local_executor_workers_run_grid_in_background(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    grid_file = write_grid(tmp_path / "tiny.yaml", name="tiny_local",
-                           axes={"product": {"model.variant": ["tsn_r18", "tsm_r18", "i3d_r18"]}})
-    run_dirs = run_grid(grid_file, cluster="local", results_root="results",
-                        options=LaunchOptions(cluster="local", max_parallel=2), progress=False, poll_s=0.5,
-                        timeout_s=300)
+    grid_file = write_grid(
+        tmp_path / "tiny.yaml",
+        name="tiny_local",
+        axes={"product": {"model.variant": ["tsn_r18", "tsm_r18", "i3d_r18"]}},
+    )
+    run_dirs = run_grid(
+        grid_file,
+        cluster="local",
+        results_root="results",
+        options=LaunchOptions(cluster="local", max_parallel=2),
+        progress=False,
+        poll_s=0.5,
+        timeout_s=300,
+    )
     assert len(run_dirs) == 3
     finals = [RunDir(d).read_final() for d in run_dirs]
     assert all(f and f["status"] == "done" for f in finals)
@@ -301,8 +382,9 @@ def test_local_executor_workers_run_grid_in_background(tmp_path, monkeypatch):
 
 def test_status_cli_table_and_json(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    grid_file = write_grid(tmp_path / "tiny.yaml",
-                           axes={"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa", "i3d_r18"]}})
+    grid_file = write_grid(
+        tmp_path / "tiny.yaml", axes={"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa", "i3d_r18"]}}
+    )
     runs = expand(load_grid(grid_file), "results")
     assert sweep_cli(["submit", str(grid_file), "--cluster", "debug"]) == 0
     capsys.readouterr()
@@ -332,14 +414,23 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
     dead = subprocess.Popen(["true"])
     dead.wait()
     rd0 = RunDir(runs[0].run_dir).create()
-    rd0.write_job({"cluster": "local", "job_id": str(dead.pid), "host": os.uname().nodename,
-                   "state": "submitted", "attempts": 0})
+    rd0.write_job(
+        {"cluster": "local", "job_id": str(dead.pid), "host": os.uname().nodename, "state": "submitted", "attempts": 0}
+    )
     # run 1: marker of a live "worker" (this very process), already started
     rd1 = RunDir(runs[1].run_dir).create()
     from harness.launch.scheduler import proc_start_ticks
 
-    rd1.write_job({"cluster": "local", "job_id": str(os.getpid()), "host": os.uname().nodename,
-                   "proc_start": proc_start_ticks(os.getpid()), "state": "running", "attempts": 1})
+    rd1.write_job(
+        {
+            "cluster": "local",
+            "job_id": str(os.getpid()),
+            "host": os.uname().nodename,
+            "proc_start": proc_start_ticks(os.getpid()),
+            "state": "running",
+            "attempts": 1,
+        }
+    )
     assert [s.status for s in collect_status(runs)] == ["pending", "running"]
     result = submit(grid_file, cluster="debug", results_root="results")
     assert [r.run_id for r in result.submitted] == [runs[0].run_id]
@@ -352,10 +443,15 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
 def test_cancel_stops_local_worker_and_marks_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     slow = {**TINY_PROFILE, "latency": True, "min_run_time": 600.0}
-    grid_file = write_grid(tmp_path / "slow.yaml", name="slow", base={"model": dict(TINY_MODEL), "profile": slow},
-                           axes={"product": {"model.variant": ["tsn_r18", "tsm_r18"]}})
-    result = submit(grid_file, cluster="local", results_root="results",
-                    options=LaunchOptions(cluster="local", max_parallel=1))
+    grid_file = write_grid(
+        tmp_path / "slow.yaml",
+        name="slow",
+        base={"model": dict(TINY_MODEL), "profile": slow},
+        axes={"product": {"model.variant": ["tsn_r18", "tsm_r18"]}},
+    )
+    result = submit(
+        grid_file, cluster="local", results_root="results", options=LaunchOptions(cluster="local", max_parallel=1)
+    )
     assert len(result.job_ids) == 2 and len(set(result.job_ids)) == 1
     deadline = time.time() + 120
     while collect_status(result.runs)[0].status != "running":
@@ -375,6 +471,7 @@ def test_cancel_stops_local_worker_and_marks_runs(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------
 # callables and snapshot
+
 
 def test_checkpoint_requeues_a_fresh_stateless_callable(tmp_path):
     rd = RunDir(tmp_path / "r").create()
@@ -413,8 +510,13 @@ def test_one_commit_reader_for_checkout_snapshot_and_archive(tmp_path, monkeypat
     recorded = f"{commit}-dirty" if commit and dirty else commit
     assert code_commit(snap) == recorded  # what the launcher writes in job.json
     # what a run started from the snapshot writes in final.json: the snapshot's commit, not the checkout's
-    out = subprocess.run([sys.executable, "-c", "from harness.version import code_commit; print(code_commit())"],
-                         cwd=snap, env={**os.environ, "PYTHONPATH": str(snap)}, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "from harness.version import code_commit; print(code_commit())"],
+        cwd=snap,
+        env={**os.environ, "PYTHONPATH": str(snap)},
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and out.stdout.strip() == str(recorded), out.stderr
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     if head:  # a checkout: its HEAD (with -dirty when tracked files changed)
@@ -426,8 +528,9 @@ def test_one_commit_reader_for_checkout_snapshot_and_archive(tmp_path, monkeypat
     assert code_commit(snap) == recorded
     from harness.measure import describe_environment
 
-    assert describe_environment()["git_commit"] == ("abc123" if not (REPO / "SNAPSHOT.json").exists() else
-                                                    code_commit())
+    assert describe_environment()["git_commit"] == (
+        "abc123" if not (REPO / "SNAPSHOT.json").exists() else code_commit()
+    )
 
 
 def test_find_run_by_prefix_and_logs(tmp_path):
@@ -442,6 +545,7 @@ def test_find_run_by_prefix_and_logs(tmp_path):
 
 # ------------------------------------------------------------------------------------------------
 # --set, --resolved, runs of the earlier identity
+
 
 def test_set_changes_every_run_and_its_id_and_is_refused_on_an_axis(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -463,8 +567,16 @@ def test_status_says_plainly_that_old_identity_runs_are_not_reused(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     grid_file = write_grid(tmp_path / "g.yaml", name="g")
     old = RunDir(tmp_path / "results" / "runs" / "g" / "0123456789ab").create()
-    old.write_config({"task": "profile", "seed": 0, "grid": "g", "run_id": "0123456789ab",
-                      "model": {"variant": "tsn_r18", **TINY_MODEL}, "profile": TINY_PROFILE})
+    old.write_config(
+        {
+            "task": "profile",
+            "seed": 0,
+            "grid": "g",
+            "run_id": "0123456789ab",
+            "model": {"variant": "tsn_r18", **TINY_MODEL},
+            "profile": TINY_PROFILE,
+        }
+    )
     old.write_final({"run_id": "0123456789ab", "status": "done", "task": "profile"})
     assert sweep_cli(["status", str(grid_file), "--results", "results"]) == 0
     out = capsys.readouterr().out

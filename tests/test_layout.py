@@ -53,15 +53,18 @@ def harness_imports(tree: ast.AST, module: str, is_package: bool = False) -> lis
             base = node.module or ""
             if node.level:  # relative: resolve against this module's package
                 package = module.split(".") if is_package else module.split(".")[:-1]
-                package = package[:len(package) - node.level + 1]
+                package = package[: len(package) - node.level + 1]
                 base = ".".join(package + ([base] if base else []))
             if base.split(".")[0] != "harness":
                 continue
             for a in node.names:
                 sub = f"{base}.{a.name}"
                 sub_path = HARNESS.parent.joinpath(*sub.split("."))
-                is_sub = (sub_path.with_suffix(".py").exists() or (sub_path / "__init__.py").exists()
-                          or (base == "harness" and a.name in FLOOR))
+                is_sub = (
+                    sub_path.with_suffix(".py").exists()
+                    or (sub_path / "__init__.py").exists()
+                    or (base == "harness" and a.name in FLOOR)
+                )
                 out.append((node.lineno, sub if is_sub else base))
     return out
 
@@ -90,24 +93,26 @@ def _modules():
 def test_every_import_follows_the_floors():
     found = []
     for path, module, is_package in _modules():
-        found += violations(path.read_text(encoding="utf-8"), str(path.relative_to(HARNESS.parent)), module,
-                            is_package)
+        found += violations(path.read_text(encoding="utf-8"), str(path.relative_to(HARNESS.parent)), module, is_package)
     assert not found, "floor rule (CONTRACTS.md) broken:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("module, source, bad", [
-    ("harness.engine.train", "from harness.launch.grid import expand", "a floor above"),
-    ("harness.engine.train", "def f():\n    import harness.cli", "a floor above"),  # in a function too
-    ("harness.measure.flops", "from harness.report import tables", "a floor beside"),  # siblings
-    ("harness.config", "from harness import report", "a floor above"),  # a submodule by name
-    ("harness.models.shift", "from harness.data.video import VideoDataset", "a floor beside"),
-    ("harness.results.rundir", "from harness.models import create_model", "a floor above"),
-    ("harness.errors", "from harness.version import code_commit", "a floor beside"),
-    ("harness.version", "from harness import __version__", "a floor beside"),
-    ("harness.data.video", "from ..engine import train", "a floor above"),  # relative
-    ("harness.data.video", "from harness.newarea import x", "belongs to no floor"),
-    ("harness.newarea.x", "import os", "belongs to no floor"),
-])
+@pytest.mark.parametrize(
+    "module, source, bad",
+    [
+        ("harness.engine.train", "from harness.launch.grid import expand", "a floor above"),
+        ("harness.engine.train", "def f():\n    import harness.cli", "a floor above"),  # in a function too
+        ("harness.measure.flops", "from harness.report import tables", "a floor beside"),  # siblings
+        ("harness.config", "from harness import report", "a floor above"),  # a submodule by name
+        ("harness.models.shift", "from harness.data.video import VideoDataset", "a floor beside"),
+        ("harness.results.rundir", "from harness.models import create_model", "a floor above"),
+        ("harness.errors", "from harness.version import code_commit", "a floor beside"),
+        ("harness.version", "from harness import __version__", "a floor beside"),
+        ("harness.data.video", "from ..engine import train", "a floor above"),  # relative
+        ("harness.data.video", "from harness.newarea import x", "belongs to no floor"),
+        ("harness.newarea.x", "import os", "belongs to no floor"),
+    ],
+)
 def test_a_forbidden_import_is_named_with_file_and_line(module, source, bad):
     found = violations("import json\n" + source, "some/file.py", module)
     assert len(found) == 1 and bad in found[0]
@@ -115,14 +120,17 @@ def test_a_forbidden_import_is_named_with_file_and_line(module, source, bad):
         assert found[0].startswith(f"some/file.py:{source.count(chr(10)) + 2}: {module}")
 
 
-@pytest.mark.parametrize("module, source", [
-    ("harness.launch.grid", "from harness.engine.train import x\nfrom harness.config import RunConfig"),
-    ("harness.engine.train", "from harness.engine import checkpoint\nfrom harness.measure import profile_model"),
-    ("harness.measure.profile", "from harness import __version__\nfrom harness.models import create_model"),
-    ("harness.reproduce", "from harness.launch.submit import run_grid\nfrom harness.report import write_report"),
-    ("harness.config", "from harness.errors import ConfigError\nfrom harness.data import annotations"),
-    ("harness.results.store", "from harness.results.rundir import RunDir\nfrom . import status"),
-])
+@pytest.mark.parametrize(
+    "module, source",
+    [
+        ("harness.launch.grid", "from harness.engine.train import x\nfrom harness.config import RunConfig"),
+        ("harness.engine.train", "from harness.engine import checkpoint\nfrom harness.measure import profile_model"),
+        ("harness.measure.profile", "from harness import __version__\nfrom harness.models import create_model"),
+        ("harness.reproduce", "from harness.launch.submit import run_grid\nfrom harness.report import write_report"),
+        ("harness.config", "from harness.errors import ConfigError\nfrom harness.data import annotations"),
+        ("harness.results.store", "from harness.results.rundir import RunDir\nfrom . import status"),
+    ],
+)
 def test_allowed_imports(module, source):
     assert violations(source, "f.py", module) == []
 
@@ -164,11 +172,14 @@ def test_store_reads_run_directories_only_through_rundir():
     assert [f for f in direct_reads(status, {"harness.results.rundir"}) if "imports" in f] == []
 
 
-@pytest.mark.parametrize("source", [
-    "from harness.results.rundir import FINAL",
-    "import json\nx = json.load(open(rd.path / 'final.json'))",
-    "with open(rd.metrics_path) as f: pass",
-    "from harness.launch.status import collect_status",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from harness.results.rundir import FINAL",
+        "import json\nx = json.load(open(rd.path / 'final.json'))",
+        "with open(rd.metrics_path) as f: pass",
+        "from harness.launch.status import collect_status",
+    ],
+)
 def test_a_direct_read_is_caught(source):
     assert direct_reads(source, {"harness.results.rundir"})

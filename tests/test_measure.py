@@ -48,9 +48,28 @@ def test_views_multiply_per_video_cost():
 
 
 CONTRACT_KEYS = {  # CONTRACTS.md, "Measure API"
-    "variant", "flavour", "depth", "aggregator", "snippets", "frames", "size", "views", "gflops_per_view",
-    "gflops_per_video", "params_m", "params_m_no_classifier", "aggregator_params", "unsupported_ops", "latency_ms",
-    "latency_iqr_ms", "throughput_clips_s", "batch", "threads", "device", "device_name"}
+    "variant",
+    "flavour",
+    "depth",
+    "aggregator",
+    "snippets",
+    "frames",
+    "size",
+    "views",
+    "gflops_per_view",
+    "gflops_per_video",
+    "params_m",
+    "params_m_no_classifier",
+    "aggregator_params",
+    "unsupported_ops",
+    "latency_ms",
+    "latency_iqr_ms",
+    "throughput_clips_s",
+    "batch",
+    "threads",
+    "device",
+    "device_name",
+}
 MEASURED_KEYS = {"batch", "threads", "device", "device_name", "latency_ms", "latency_iqr_ms", "throughput_clips_s"}
 
 
@@ -74,8 +93,27 @@ def test_latency_record_fields():
 
 
 def test_profile_cli_json(capsys):
-    assert main(["profile", "i3d_r18_dsa", "-U", "2", "-T", "2", "--size", "32", "--no-latency",
-                 "-o", "width=8", "-o", "split_ratio=0.25", "--json"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "i3d_r18_dsa",
+                "-U",
+                "2",
+                "-T",
+                "2",
+                "--size",
+                "32",
+                "--no-latency",
+                "-o",
+                "width=8",
+                "-o",
+                "split_ratio=0.25",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out)
     assert rec["split_ratio"] == 0.25 and rec["snippets"] == 2 and rec["latency_ms"] is None
 

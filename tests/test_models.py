@@ -32,14 +32,17 @@ def test_every_variant_builds_and_has_the_right_output_shape(name):
     with torch.no_grad():
         assert model(x).shape == (2, 7)
         assert model.forward_snippets(x).shape == (2, 4, 7)
-    expected = 0 if name.endswith(tuple(f"r{d}" for d in (18, 34, 50, 101))) else sum(
-        map(sum, model.config.stage_masks))
+    expected = (
+        0 if name.endswith(tuple(f"r{d}" for d in (18, 34, 50, 101))) else sum(map(sum, model.config.stage_masks))
+    )
     assert len(model.aggregator_modules()) == expected
 
 
 @pytest.mark.parametrize("flavour", ["tsm", "i3d"])
-@pytest.mark.parametrize(("depth", "position"), [
-    (d, p) for d in (18, 50) for p in ("res", "res_2", "res_3", "bottom") + (("res_4",) if d == 50 else ())])
+@pytest.mark.parametrize(
+    ("depth", "position"),
+    [(d, p) for d in (18, 50) for p in ("res", "res_2", "res_3", "bottom") + (("res_4",) if d == 50 else ())],
+)
 def test_aggregators_fit_the_channels_at_every_position(flavour, depth, position):
     """The one channel map (config.aggregator_channels) sizes every block's aggregator, first blocks included:
     each aggregator is built for the channels of the tensor it actually receives at its position."""
@@ -59,7 +62,13 @@ def test_paper_default_placement_r50():
     cfg = resolve_config("i3d_r50_dsa")
     assert cfg.stage_masks == ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
     assert (cfg.position, cfg.split_ratio, cfg.alpha, cfg.kernel_size, cfg.num_snippets, cfg.num_frames) == (
-        "res_2", 0.125, 2, 3, 4, 8)
+        "res_2",
+        0.125,
+        2,
+        3,
+        4,
+        8,
+    )
     assert paper_stage_masks(18) == ((0, 0), (0, 1), (0, 1), (0, 0))
     # overriding the depth re-derives the paper masks for that depth
     assert resolve_config("i3d_r50_dsa", depth=18).stage_masks == paper_stage_masks(18)
@@ -85,12 +94,12 @@ def test_shift_moves_one_eighth_each_way_within_snippets():
     assert torch.equal(y[:, :-1, :fold], x[:, 1:, :fold])
     assert torch.all(y[:, -1, :fold] == 0)
     # forward: frame t takes t-1, first frame zero
-    assert torch.equal(y[:, 1:, fold:2 * fold], x[:, :-1, fold:2 * fold])
-    assert torch.all(y[:, 0, fold:2 * fold] == 0)
+    assert torch.equal(y[:, 1:, fold : 2 * fold], x[:, :-1, fold : 2 * fold])
+    assert torch.all(y[:, 0, fold : 2 * fold] == 0)
     # the rest untouched
-    assert torch.equal(y[:, :, 2 * fold:], x[:, :, 2 * fold:])
+    assert torch.equal(y[:, :, 2 * fold :], x[:, :, 2 * fold :])
     # exactly 1/8 each way moved: every other value of the shifted channels comes from its own snippet
-    assert (y[:, :, :2 * fold] != x[:, :, :2 * fold]).all()
+    assert (y[:, :, : 2 * fold] != x[:, :, : 2 * fold]).all()
 
 
 def _dsa(layout="clips", **kw):
@@ -130,7 +139,7 @@ def test_dsa_never_mixes_videos_but_mixes_snippets(layout):
     # perturb snippet 0 of video 1: snippet 1 of video 1 must change (aggregated channels only)
     x3 = x.clone()
     per_snippet = per_video // U
-    x3[per_video:per_video + per_snippet, :4] += 1.0
+    x3[per_video : per_video + per_snippet, :4] += 1.0
     y3 = m(x3)
     s1 = slice(per_video + per_snippet, per_video + 2 * per_snippet)
     assert not torch.allclose(y3[s1, :4], y[s1, :4])
@@ -169,8 +178,17 @@ def test_gradients_reach_the_kernel_generator():
 def test_other_aggregators_start_as_identity_and_isolate_videos(agg):
     from harness.models.aggregators import build_aggregator
 
-    m = build_aggregator(agg, 16, num_snippets=4, num_frames=2, split_ratio=0.5, alpha=2, kernel_size=3,
-                         with_identity=False, layout="clips").eval()
+    m = build_aggregator(
+        agg,
+        16,
+        num_snippets=4,
+        num_frames=2,
+        split_ratio=0.5,
+        alpha=2,
+        kernel_size=3,
+        with_identity=False,
+        layout="clips",
+    ).eval()
     x = torch.randn(8, 16, 2, 3, 3)
     assert torch.allclose(m(x), x, atol=1e-6)
     with torch.no_grad():  # make it mix
@@ -183,10 +201,16 @@ def test_other_aggregators_start_as_identity_and_isolate_videos(agg):
     assert not torch.allclose(m(x2)[:4, :8], y[:4, :8] + 1)
 
 
-@pytest.mark.parametrize("name, order_sensitive", [
-    ("i3d_r18_dsa", True), ("tsm_r18_dsa", True), ("i3d_r18_static", True), ("i3d_r18_nonlocal", False),
-    ("tsm_r18", False),
-])
+@pytest.mark.parametrize(
+    "name, order_sensitive",
+    [
+        ("i3d_r18_dsa", True),
+        ("tsm_r18_dsa", True),
+        ("i3d_r18_static", True),
+        ("i3d_r18_nonlocal", False),
+        ("tsm_r18", False),
+    ],
+)
 def test_which_models_can_tell_the_order_of_snippets(name, order_sensitive):
     """Reversing a video's snippets changes the prediction only where an aggregator sees snippet
     positions (DSA and the static conv: kernel taps for u-1, u, u+1). Non-local attention across
@@ -204,18 +228,21 @@ def test_which_models_can_tell_the_order_of_snippets(name, order_sensitive):
     assert change > 1e-4 if order_sensitive else change < 1e-5, change
 
 
-@pytest.mark.parametrize("overrides, field", [
-    (dict(kernel_size=4), "kernel_size"),
-    (dict(split_ratio=0), "split_ratio"),
-    (dict(split_ratio=1.5), "split_ratio"),
-    (dict(split_ratio=0.001), "split_ratio"),  # leaves 0 channels
-    (dict(num_snippets=0), "num_snippets"),
-    (dict(stage_masks=((0, 1), (0, 1, 0, 1), (0,) * 6, (0,) * 3)), "stage_masks"),
-    (dict(position="top"), "position"),
-    (dict(position="res_4", depth=18), "position"),
-    (dict(aggregator="lstm"), "aggregator"),
-    (dict(no_such_knob=1), "no_such_knob"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(kernel_size=4), "kernel_size"),
+        (dict(split_ratio=0), "split_ratio"),
+        (dict(split_ratio=1.5), "split_ratio"),
+        (dict(split_ratio=0.001), "split_ratio"),  # leaves 0 channels
+        (dict(num_snippets=0), "num_snippets"),
+        (dict(stage_masks=((0, 1), (0, 1, 0, 1), (0,) * 6, (0,) * 3)), "stage_masks"),
+        (dict(position="top"), "position"),
+        (dict(position="res_4", depth=18), "position"),
+        (dict(aggregator="lstm"), "aggregator"),
+        (dict(no_such_knob=1), "no_such_knob"),
+    ],
+)
 def test_invalid_values_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         resolve_config("i3d_r50_dsa", **overrides)
@@ -229,7 +256,11 @@ def test_unknown_variant_lists_close_names():
 
 def test_stage_mask_spellings():
     assert resolve_config("i3d_r50_dsa", stage_masks="res3:0101,res4:all").stage_masks == (
-        (0, 0, 0), (0, 1, 0, 1), (1,) * 6, (0, 0, 0))
+        (0, 0, 0),
+        (0, 1, 0, 1),
+        (1,) * 6,
+        (0, 0, 0),
+    )
     assert resolve_config("i3d_r50_dsa", stage_masks={"res5": "all"}).stage_masks[3] == (1, 1, 1)
     assert resolve_config("i3d_r50_dsa", stage_masks="none").inserts is False
 
@@ -241,10 +272,12 @@ def test_list_variants_wildcards():
 
 def test_registry_and_config_import_without_torch():
     """Resolving and listing variants (grid expansion, `sweep show`) must not pay for importing torch."""
-    code = ("import sys, harness.models.registry as r; r.resolve_config('i3d_r50_dsa'); "
-            "from harness.models import list_variants, resolve_config, ModelConfig; list_variants(); "
-            "resolve_config('tsm_r18', width=16); ModelConfig(); "
-            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    code = (
+        "import sys, harness.models.registry as r; r.resolve_config('i3d_r50_dsa'); "
+        "from harness.models import list_variants, resolve_config, ModelConfig; list_variants(); "
+        "resolve_config('tsm_r18', width=16); ModelConfig(); "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -30,11 +30,17 @@ def _run(root, grid, name, seed, top1, *, model, final=True, epochs=2):
     for e in range(epochs):
         rd.append_metrics({"epoch": e, "train_loss": 2.0 - e, "val_top1": top1 - 5 + e})
     if final:
-        rd.write_final({"run_id": rd.run_id, "task": "train", "status": "done",
-                        "finished_at": f"2026-11-2{seed}T10:00:00+00:00",
-                        "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
-                        "test": {"top1": top1, "top5": top1 + 10, "views": 6},
-                        "profile": {"gflops_per_view": GFLOPS.get(model.get("variant"), 168.0), "params_m": 24.3}})
+        rd.write_final(
+            {
+                "run_id": rd.run_id,
+                "task": "train",
+                "status": "done",
+                "finished_at": f"2026-11-2{seed}T10:00:00+00:00",
+                "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
+                "test": {"top1": top1, "top5": top1 + 10, "views": 6},
+                "profile": {"gflops_per_view": GFLOPS.get(model.get("variant"), 168.0), "params_m": 24.3},
+            }
+        )
     return rd
 
 
@@ -51,11 +57,15 @@ def results(tmp_path):
     # paper_reference written relative to the repository root, as the real grid files do
     (exp / "main.yaml").write_text(
         "name: main\ndescription: test grid\npaper_table: Table 1\npaper_reference: experiments/paper/main.csv\n"
-        "report:\n  rows: [model.variant]\n  metrics: [test.top1, profile.gflops_per_view]\n")
+        "report:\n  rows: [model.variant]\n  metrics: [test.top1, profile.gflops_per_view]\n"
+    )
     (exp / "paper" / "main.csv").write_text(
-        "# source: test\n# second note\nmodel.variant,test.top1\ni3d_r50_dsa,78.2\ni3d_r50,74.9\ntsm_r50,\n")
-    (exp / "ratio.yaml").write_text("name: ratio\npaper_reference: experiments/paper/ratio.csv\n"
-                                    "report:\n  rows: [model.split_ratio]\n  metrics: [test.top1]\n")
+        "# source: test\n# second note\nmodel.variant,test.top1\ni3d_r50_dsa,78.2\ni3d_r50,74.9\ntsm_r50,\n"
+    )
+    (exp / "ratio.yaml").write_text(
+        "name: ratio\npaper_reference: experiments/paper/ratio.csv\n"
+        "report:\n  rows: [model.split_ratio]\n  metrics: [test.top1]\n"
+    )
     (exp / "paper" / "ratio.csv").write_text("# source: test\nmodel.split_ratio,test.top1\n1.0,\n0.5,\n0.25,\n0.125,\n")
     return tmp_path
 
@@ -89,8 +99,15 @@ def test_table_cells_equal_independent_computation(results):
     cell = f"{statistics.mean(dsa):.2f} ± {statistics.stdev(dsa):.2f}"
     assert cell in md and f"{statistics.mean(dsa) - 78.2:+.2f}" in md
     header = md.splitlines()[0]
-    for label in ("variant", "n", "top-1 (%)", "paper top-1 (%)", "Δ", "GFLOPs/view (fvcore, 1 MAC = 1 FLOP)",
-                  "views (clips x crops)"):
+    for label in (
+        "variant",
+        "n",
+        "top-1 (%)",
+        "paper top-1 (%)",
+        "Δ",
+        "GFLOPs/view (fvcore, 1 MAC = 1 FLOP)",
+        "views (clips x crops)",
+    ):
         assert label in header
     assert md.splitlines()[1].startswith("|--") and len(md.splitlines()) == 2 + 3
     assert to_terminal(table, meta).count("\n") == 1 + 1 + 3 - 1
@@ -119,15 +136,25 @@ def test_rows_follow_the_grid_files_order_without_a_paper_csv(results):
     ratio = runs[runs["grid"] == "ratio"]
     ids = {r: sorted(ratio.loc[ratio["model.split_ratio"] == r, "run_id"]) for r in RATIO_TOP1}
     # the manifest lists the runs in the launcher's expansion order: the table reads in the same order
-    write_grid_manifest(grid_dir, grid="ratio", grid_file="ratio.yaml", written_at="now",
-                        run_ids=[i for r in (0.25, 1.0, 0.125, 0.5) for i in ids[r]])
+    write_grid_manifest(
+        grid_dir,
+        grid="ratio",
+        grid_file="ratio.yaml",
+        written_at="now",
+        run_ids=[i for r in (0.25, 1.0, 0.125, 0.5) for i in ids[r]],
+    )
     shown, stale = current_runs(ratio, grid_dir)
     assert stale.empty and len(shown) == len(ratio)
     table = grid_table(shown, GridMeta("ratio"))
     assert list(table["model.split_ratio"]) == [0.25, 1.0, 0.125, 0.5]
     # a row the grid file no longer lists is stale: left out, not lost (still on disk and in the runs table)
-    write_grid_manifest(grid_dir, grid="ratio", grid_file="ratio.yaml", written_at="now",
-                        run_ids=[i for r in (0.5, 0.125, 1.0) for i in ids[r]])
+    write_grid_manifest(
+        grid_dir,
+        grid="ratio",
+        grid_file="ratio.yaml",
+        written_at="now",
+        run_ids=[i for r in (0.5, 0.125, 1.0) for i in ids[r]],
+    )
     shown, stale = current_runs(ratio, grid_dir)
     table = grid_table(shown, GridMeta("ratio"))
     assert list(table["model.split_ratio"]) == [0.5, 0.125, 1.0] and sorted(stale["run_id"]) == ids[0.25]
@@ -195,7 +222,7 @@ def test_latex_structure(results):
     assert lines.index(r"\toprule") < lines.index(r"\midrule") < lines.index(r"\bottomrule")
     assert r"i3d\_r50\_dsa" in tex and r"$\pm$" in tex and r"top-1 (\%)" in tex and r"$\Delta$" in tex
     assert "_" not in tex.replace(r"\_", "")  # every underscore escaped
-    body = lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]
+    body = lines[lines.index(r"\midrule") + 1 : lines.index(r"\bottomrule")]
     assert len(body) == 3 and all(line.endswith(r"\\") for line in body)
     spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", tex).group(1)
     # variant | n, top-1, paper, delta, GFLOPs, views
@@ -225,8 +252,10 @@ def test_ablation_curve_points_and_groups(results, tmp_path):
     assert info["points"] == len(RATIO_TOP1) and info["lines"] == 1 and info["xlabel"] == "split_ratio"
     assert (tmp_path / "abl.png").stat().st_size > 1000 and not (tmp_path / "abl.svg").exists()
     two = table.assign(**{"model.variant": ["a", "b"] * 2})
-    assert ablation_curve(two, "model.split_ratio", tmp_path / "abl2", group="model.variant",
-                          formats=("svg",))["lines"] == 2
+    assert (
+        ablation_curve(two, "model.split_ratio", tmp_path / "abl2", group="model.variant", formats=("svg",))["lines"]
+        == 2
+    )
 
 
 def test_training_curves_one_line_per_run(results, tmp_path):
@@ -260,8 +289,17 @@ def test_index_links_every_table_and_figure(results):
     index = index_path.read_text()
     links = re.findall(r"\]\(([^)#]+)\)", index)
     assert all((out / link).is_file() and (out / link).stat().st_size > 0 for link in links), links
-    for name in ("main.md", "main.tex", "ratio.md", "ratio.tex", "runs.csv", "figures/main_accuracy_vs_gflops.png",
-                 "figures/main_accuracy_vs_gflops.svg", "figures/main_training.svg", "figures/ratio_split_ratio.png"):
+    for name in (
+        "main.md",
+        "main.tex",
+        "ratio.md",
+        "ratio.tex",
+        "runs.csv",
+        "figures/main_accuracy_vs_gflops.png",
+        "figures/main_accuracy_vs_gflops.svg",
+        "figures/main_training.svg",
+        "figures/ratio_split_ratio.png",
+    ):
         assert name in links
     total = sum(len(v) for v in TOP1.values()) + sum(len(v) for v in RATIO_TOP1.values())
     assert f"runs: {total} ({total} done)" in index and "Test CPU" in index and "2026-11-20" in index

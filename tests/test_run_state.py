@@ -18,16 +18,34 @@ from harness.results.store import load_runs
 
 
 def _config(rd: RunDir) -> None:
-    rd.write_config({"task": "train", "grid": "g", "seed": 0, "run_id": rd.run_id,
-                     "model": {"variant": "tsm_r18"}, "train": {"epochs": 3}})
+    rd.write_config(
+        {
+            "task": "train",
+            "grid": "g",
+            "seed": 0,
+            "run_id": rd.run_id,
+            "model": {"variant": "tsm_r18"},
+            "train": {"epochs": 3},
+        }
+    )
 
 
 def _submitted(rd: RunDir, cluster: str = "debug", **marker) -> None:
     """The marker the launcher writes at submission (debug: its job never outlives the submitter)."""
     old = rd.read_job() or {}
-    rd.write_job({"run_id": rd.run_id, "cluster": cluster, "job_id": f"{cluster}-{old.get('submissions', 0)}",
-                  "host": socket.gethostname(), "submissions": old.get("submissions", 0) + 1,
-                  "attempts": old.get("attempts", 0), "requeues": 0, "state": "submitted", **marker})
+    rd.write_job(
+        {
+            "run_id": rd.run_id,
+            "cluster": cluster,
+            "job_id": f"{cluster}-{old.get('submissions', 0)}",
+            "host": socket.gethostname(),
+            "submissions": old.get("submissions", 0) + 1,
+            "attempts": old.get("attempts", 0),
+            "requeues": 0,
+            "state": "submitted",
+            **marker,
+        }
+    )
 
 
 def _attempt(rd: RunDir, epochs: int, end: str | None) -> int:
@@ -58,23 +76,31 @@ def _submitted_then_vanished(rd):  # its debug job is gone and it never started
 
 
 def _done(rd):
-    _submitted(rd); _attempt(rd, 3, "finished")  # noqa: E702
+    _submitted(rd)
+    _attempt(rd, 3, "finished")  # noqa: E702
 
 
 def _failed(rd):
-    _submitted(rd); _attempt(rd, 1, "failed")  # noqa: E702
+    _submitted(rd)
+    _attempt(rd, 1, "failed")  # noqa: E702
 
 
 def _failed_resubmitted_then_interrupted(rd):
-    _failed(rd); _submitted(rd); _attempt(rd, 1, "interrupted")  # noqa: E702
+    _failed(rd)
+    _submitted(rd)
+    _attempt(rd, 1, "interrupted")  # noqa: E702
 
 
 def _failed_resubmitted_then_failed_again(rd):
-    _failed(rd); _submitted(rd); _attempt(rd, 0, "failed")  # noqa: E702
+    _failed(rd)
+    _submitted(rd)
+    _attempt(rd, 0, "failed")  # noqa: E702
 
 
 def _failed_resubmitted_then_done(rd):
-    _failed(rd); _submitted(rd); _attempt(rd, 2, "finished")  # noqa: E702
+    _failed(rd)
+    _submitted(rd)
+    _attempt(rd, 2, "finished")  # noqa: E702
 
 
 def _failed_resubmitted_waiting(rd):  # its job (a live local worker: this process) waits in the queue
@@ -83,7 +109,8 @@ def _failed_resubmitted_waiting(rd):  # its job (a live local worker: this proce
 
 
 def _half_written_final(rd):
-    _submitted(rd); _attempt(rd, 3, "finished")  # noqa: E702
+    _submitted(rd)
+    _attempt(rd, 3, "finished")  # noqa: E702
     rd.final_path.write_text('{"run_id": "x", "test": {"top')
 
 
@@ -93,7 +120,8 @@ def _half_written_final_by_hand(rd):  # no marker: a run started by `dsa-harness
 
 
 def _interrupted(rd):
-    _submitted(rd); _attempt(rd, 2, "interrupted")  # noqa: E702
+    _submitted(rd)
+    _attempt(rd, 2, "interrupted")  # noqa: E702
 
 
 def _killed_by_hand(rd):  # no marker: killed mid-way, checkpoint and metrics on disk
@@ -102,7 +130,8 @@ def _killed_by_hand(rd):  # no marker: killed mid-way, checkpoint and metrics on
 
 
 def _cancelled_while_running(rd):  # what `sweep cancel` leaves once the worker is stopped
-    _submitted(rd); _attempt(rd, 1, None)  # noqa: E702
+    _submitted(rd)
+    _attempt(rd, 1, None)  # noqa: E702
     rd.write_job({**rd.read_job(), "state": "cancelled"})
 
 
@@ -112,11 +141,20 @@ def _cancelled_before_start(rd):
 
 
 SITUATIONS = {
-    _never_started: "pending", _submitted_then_vanished: None, _done: "done", _failed: "failed",
-    _failed_resubmitted_then_interrupted: "incomplete", _failed_resubmitted_then_failed_again: "failed",
-    _failed_resubmitted_then_done: "done", _failed_resubmitted_waiting: "queued",
-    _half_written_final: "incomplete", _half_written_final_by_hand: "incomplete", _interrupted: "incomplete",
-    _killed_by_hand: "incomplete", _cancelled_while_running: "cancelled", _cancelled_before_start: "cancelled",
+    _never_started: "pending",
+    _submitted_then_vanished: None,
+    _done: "done",
+    _failed: "failed",
+    _failed_resubmitted_then_interrupted: "incomplete",
+    _failed_resubmitted_then_failed_again: "failed",
+    _failed_resubmitted_then_done: "done",
+    _failed_resubmitted_waiting: "queued",
+    _half_written_final: "incomplete",
+    _half_written_final_by_hand: "incomplete",
+    _interrupted: "incomplete",
+    _killed_by_hand: "incomplete",
+    _cancelled_while_running: "cancelled",
+    _cancelled_before_start: "cancelled",
 }
 """Run-folder situations and their state; None: files alone cannot tell (the scheduler decides)."""
 
@@ -163,19 +201,22 @@ class _Fake:
         return self.answer
 
 
-@pytest.mark.parametrize("cluster, mark, answer, expected", [
-    ("slurm", "submitted", (True, "PENDING"), "queued"),
-    ("slurm", "submitted", (True, "RUNNING"), "running"),  # started, its marker not yet rewritten
-    ("slurm", "running", (True, "RUNNING"), "running"),
-    ("slurm", "requeued", (True, "PENDING"), "requeued"),
-    ("slurm", "requeued", (True, "RUNNING"), "running"),
-    ("slurm", "running", (True, None), "unknown"),  # squeue unusable: alive, state unreadable
-    ("local", "submitted", (True, "RUNNING"), "queued"),  # a live worker busy with another run
-    ("local", "running", (True, "RUNNING"), "running"),
-    ("slurm", "submitted", (False, None), "pending"),  # vanished before starting
-    ("slurm", "running", (False, None), "incomplete"),  # vanished after starting
-    ("slurm", "requeued", (False, None), "incomplete"),
-])
+@pytest.mark.parametrize(
+    "cluster, mark, answer, expected",
+    [
+        ("slurm", "submitted", (True, "PENDING"), "queued"),
+        ("slurm", "submitted", (True, "RUNNING"), "running"),  # started, its marker not yet rewritten
+        ("slurm", "running", (True, "RUNNING"), "running"),
+        ("slurm", "requeued", (True, "PENDING"), "requeued"),
+        ("slurm", "requeued", (True, "RUNNING"), "running"),
+        ("slurm", "running", (True, None), "unknown"),  # squeue unusable: alive, state unreadable
+        ("local", "submitted", (True, "RUNNING"), "queued"),  # a live worker busy with another run
+        ("local", "running", (True, "RUNNING"), "running"),
+        ("slurm", "submitted", (False, None), "pending"),  # vanished before starting
+        ("slurm", "running", (False, None), "incomplete"),  # vanished after starting
+        ("slurm", "requeued", (False, None), "incomplete"),
+    ],
+)
 def test_states_with_a_scheduler(tmp_path, cluster, mark, answer, expected):
     rd = RunDir(tmp_path / "r").create()
     attempts = 1 if mark in ("running", "requeued") else 0
@@ -192,8 +233,14 @@ def test_done_and_ended_attempts_never_ask_the_scheduler(tmp_path):
         def job_alive(self, job):
             raise AssertionError("asked the scheduler")
 
-    for make in (_done, _failed, _failed_resubmitted_then_interrupted, _cancelled_while_running, _never_started,
-                 _killed_by_hand):
+    for make in (
+        _done,
+        _failed,
+        _failed_resubmitted_then_interrupted,
+        _cancelled_while_running,
+        _never_started,
+        _killed_by_hand,
+    ):
         spec = _make(tmp_path, make)
         assert run_state(RunDir(spec.run_dir), scheduler=Refuse()).state == SITUATIONS[make]
 

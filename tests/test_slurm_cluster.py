@@ -28,10 +28,16 @@ SMALL = {"timeout_min": 30, "cpus_per_task": 1, "mem_gb": 0.5, "slurm_partition"
 
 # --- callables run inside SLURM jobs ------------------------------------------------------------------
 
+
 def square_on_node(x: int) -> dict:
     """x*x and where it ran."""
-    return {"value": x * x, "job_id": os.environ.get("SLURM_JOB_ID"), "array_task": os.environ.get(
-        "SLURM_ARRAY_TASK_ID"), "python": sys.executable, "host": socket.gethostname()}
+    return {
+        "value": x * x,
+        "job_id": os.environ.get("SLURM_JOB_ID"),
+        "array_task": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "python": sys.executable,
+        "host": socket.gethostname(),
+    }
 
 
 def fail_loudly(message: str) -> None:
@@ -44,8 +50,7 @@ class GatedCounter(submitit.helpers.Checkpointable):
     it waits (at most ``hold_max_s``) until ``workdir/release`` exists: the first attempt stays
     there until the scheduler signals it, the test releases the requeued one."""
 
-    def __call__(self, workdir: str, total: int, hold_at: int, tick_s: float = 0.05,
-                 hold_max_s: float = 150.0) -> dict:
+    def __call__(self, workdir: str, total: int, hold_at: int, tick_s: float = 0.05, hold_max_s: float = 150.0) -> dict:
         work = Path(workdir)
         state = _load_state(work)
         state["attempts"] += 1
@@ -86,6 +91,7 @@ def _save_state(work: Path, state: dict) -> None:
 
 # --- helpers --------------------------------------------------------------------------------------
 
+
 def _diagnostics(cluster, jobs=()) -> str:
     parts = [cluster.run("squeue", "-r", "-t", "all", check=False).stdout]
     for job in jobs:
@@ -94,8 +100,7 @@ def _diagnostics(cluster, jobs=()) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def wait_for(condition, what: str, cluster, timeout_s: float = 120.0, jobs=(), poll_s: float = 0.25,
-             on_poll=None):
+def wait_for(condition, what: str, cluster, timeout_s: float = 120.0, jobs=(), poll_s: float = 0.25, on_poll=None):
     """Poll ``condition()`` until it is truthy; fail with the cluster's state and logs otherwise."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -138,6 +143,7 @@ def slurm_executor(folder: Path, **params) -> submitit.AutoExecutor:
 
 # --- tests ----------------------------------------------------------------------------------------
 
+
 def test_cluster_is_up_with_an_idle_node(slurm_cluster):
     assert os.environ["SLURM_CONF"] == str(slurm_cluster.conf)
     nodes = slurm_cluster.run("sinfo", "-h", "-N", "-o", "%N|%T|%c|%P").stdout.split()
@@ -145,8 +151,13 @@ def test_cluster_is_up_with_an_idle_node(slurm_cluster):
     cpus = {int(n.split("|")[2]) for n in nodes}
     assert cpus == {len(os.sched_getaffinity(0))}  # all the CPUs we may use
     assert {n.split("|")[3].rstrip("*") for n in nodes} == {"debug", "urgent"}
-    status = subprocess.run(["bash", "scripts/local-slurm.sh", "status", str(slurm_cluster.dir)],
-                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        ["bash", "scripts/local-slurm.sh", "status", str(slurm_cluster.dir)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for daemon in ("munged", "slurmctld", "slurmd"):
         assert f"{daemon}: running" in status.stdout
 
@@ -171,18 +182,32 @@ def test_script_down_stops_a_busy_cluster_and_is_idempotent(slurm_cluster, tmp_p
     base = Path(tempfile.mkdtemp(prefix="ls-busy-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
     try:
-        up = subprocess.run(["bash", str(script), "up", str(base)], env=env, capture_output=True, text=True,
-                            timeout=120)
+        up = subprocess.run(
+            ["bash", str(script), "up", str(base)], env=env, capture_output=True, text=True, timeout=120
+        )
         assert up.returncode == 0, up.stdout + up.stderr
         conf = base / "slurm.conf"
         assert f"SLURM_CONF={conf}" in up.stdout.splitlines()
         assert conf.read_text() != slurm_cluster.conf.read_text()  # its own ports, munge socket, state
         daemons = {name: int((base / f"{name}.pid").read_text()) for name in ("munged", "slurmctld", "slurmd")}
         job_env = {**env, "SLURM_CONF": str(conf)}
-        job = subprocess.run(["sbatch", "--parsable", f"--output={tmp_path / 'busy.out'}", "--wrap", "sleep 600"],
-                             env=job_env, capture_output=True, text=True, check=True).stdout.strip()
-        wait_for(lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], env=job_env, capture_output=True,
-                                        text=True).stdout.strip() == "RUNNING", "the job to run", slurm_cluster)
+        job = subprocess.run(
+            ["sbatch", "--parsable", f"--output={tmp_path / 'busy.out'}", "--wrap", "sleep 600"],
+            env=job_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    ["squeue", "-h", "-j", job, "-o", "%T"], env=job_env, capture_output=True, text=True
+                ).stdout.strip()
+                == "RUNNING"
+            ),
+            "the job to run",
+            slurm_cluster,
+        )
         assert len(_processes_using(conf)) > len(daemons)  # slurmstepd and the job's processes too
 
         down = subprocess.run(["bash", str(script), "down", str(base)], capture_output=True, text=True, timeout=120)
@@ -209,9 +234,17 @@ def _alive(pid: int) -> bool:
 
 def test_sbatch_job_writes_its_output_file(slurm_cluster, tmp_path):
     out = tmp_path / "hello-%j.out"
-    proc = slurm_cluster.run("sbatch", "--parsable", "--wait", "--time=2", f"--output={out}",
-                             f"--chdir={tmp_path}", "--wrap", "echo hello from job $SLURM_JOB_ID on $(hostname)",
-                             timeout=120)
+    proc = slurm_cluster.run(
+        "sbatch",
+        "--parsable",
+        "--wait",
+        "--time=2",
+        f"--output={out}",
+        f"--chdir={tmp_path}",
+        "--wrap",
+        "echo hello from job $SLURM_JOB_ID on $(hostname)",
+        timeout=120,
+    )
     job_id = proc.stdout.strip().split(";")[0]
     assert job_id.isdigit(), proc.stdout
     text = (tmp_path / f"hello-{job_id}.out").read_text()
@@ -234,8 +267,7 @@ def test_submitit_round_trip_returns_the_result(slurm_cluster, tmp_path, caplog)
     error = bad.exception()
     assert error is not None and "boom from a slurm job" in str(error)
     # final states as submitit reads them (through the cluster's sacct), without 'Bypassing sacct error'
-    assert wait_for(lambda: ok.watcher.get_state(ok.job_id, mode="force") == "COMPLETED", "COMPLETED",
-                    slurm_cluster)
+    assert wait_for(lambda: ok.watcher.get_state(ok.job_id, mode="force") == "COMPLETED", "COMPLETED", slurm_cluster)
     assert wait_for(lambda: bad.watcher.get_state(bad.job_id, mode="force") == "FAILED", "FAILED", slurm_cluster)
     assert not [r for r in caplog.records if "Bypassing sacct error" in r.getMessage()]
 
@@ -263,15 +295,33 @@ def test_preempted_job_gets_the_user_signal_and_submitit_requeues_it(slurm_clust
     job = executor.submit(GatedCounter(), str(work), 40, 10)
     wait_for(lambda: (work / "holding").exists(), "the job to reach its hold point", slurm_cluster, jobs=[job])
 
-    urgent = slurm_cluster.run("sbatch", "--parsable", "--partition=urgent", "--exclusive", "--time=2",
-                               f"--output={tmp_path / 'urgent-%j.out'}", "--wrap", "sleep 1").stdout.strip()
-    wait_for(lambda: (work / "checkpoints.log").exists(), "submitit's checkpoint on the preemption signal",
-             slurm_cluster, jobs=[job])
-    wait_for(lambda: sacct_state(slurm_cluster, urgent) == "COMPLETED", "the urgent job to run", slurm_cluster,
-             jobs=[job])
+    urgent = slurm_cluster.run(
+        "sbatch",
+        "--parsable",
+        "--partition=urgent",
+        "--exclusive",
+        "--time=2",
+        f"--output={tmp_path / 'urgent-%j.out'}",
+        "--wrap",
+        "sleep 1",
+    ).stdout.strip()
+    wait_for(
+        lambda: (work / "checkpoints.log").exists(),
+        "submitit's checkpoint on the preemption signal",
+        slurm_cluster,
+        jobs=[job],
+    )
+    wait_for(
+        lambda: sacct_state(slurm_cluster, urgent) == "COMPLETED", "the urgent job to run", slurm_cluster, jobs=[job]
+    )
     (work / "release").touch()
-    wait_for(job.done, "the requeued job to finish", slurm_cluster, jobs=[job],
-             on_poll=lambda: start_if_held_back(slurm_cluster, job.job_id))
+    wait_for(
+        job.done,
+        "the requeued job to finish",
+        slurm_cluster,
+        jobs=[job],
+        on_poll=lambda: start_if_held_back(slurm_cluster, job.job_id),
+    )
 
     state = job.result()
     assert state["ticks"] == 40
@@ -293,8 +343,9 @@ def test_time_limit_sends_the_user_signal_before_the_kill(slurm_cluster, tmp_pat
         "for i in $(seq 1 1200); do sleep 0.1; done\n"
         f"echo 'never signalled' > {tmp_path}/finished\n"
     )
-    bash_job = slurm_cluster.run("sbatch", "--parsable", "--time=1", "--signal=B:USR1@60",
-                                 f"--output={tmp_path / 'trap-%j.out'}", str(script)).stdout.strip()
+    bash_job = slurm_cluster.run(
+        "sbatch", "--parsable", "--time=1", "--signal=B:USR1@60", f"--output={tmp_path / 'trap-%j.out'}", str(script)
+    ).stdout.strip()
 
     work = tmp_path / "work"
     work.mkdir()
@@ -306,14 +357,26 @@ def test_time_limit_sends_the_user_signal_before_the_kill(slurm_cluster, tmp_pat
     wait_for(lambda: (tmp_path / "signalled").exists(), "USR1 in the batch script", slurm_cluster, timeout_s=150)
     assert (tmp_path / "signalled").read_text().strip() == f"USR1 job={bash_job}"
     assert not (tmp_path / "finished").exists()
-    assert wait_for(lambda: sacct_state(slurm_cluster, bash_job) == "COMPLETED", "the trapped job to end",
-                    slurm_cluster)
+    assert wait_for(
+        lambda: sacct_state(slurm_cluster, bash_job) == "COMPLETED", "the trapped job to end", slurm_cluster
+    )
 
-    wait_for(lambda: (work / "checkpoints.log").exists(), "submitit's checkpoint on USR2", slurm_cluster,
-             timeout_s=150, jobs=[job])
+    wait_for(
+        lambda: (work / "checkpoints.log").exists(),
+        "submitit's checkpoint on USR2",
+        slurm_cluster,
+        timeout_s=150,
+        jobs=[job],
+    )
     (work / "release").touch()
-    wait_for(job.done, "the requeued submitit job to finish", slurm_cluster, timeout_s=150, jobs=[job],
-             on_poll=lambda: start_if_held_back(slurm_cluster, job.job_id))
+    wait_for(
+        job.done,
+        "the requeued submitit job to finish",
+        slurm_cluster,
+        timeout_s=150,
+        jobs=[job],
+        on_poll=lambda: start_if_held_back(slurm_cluster, job.job_id),
+    )
     state = job.result()
     assert state["ticks"] == 20 and state["attempts"] >= 2 and state["resumed_from"][:2] == [0, 5]
     assert "this job is timed-out" in (job.stderr() or "")

@@ -13,16 +13,33 @@ from harness.results.store import BASE_COLUMNS, load_metrics, load_runs, to_csv
 
 
 def _config(rd: RunDir, seed: int = 0, **model) -> None:
-    rd.write_config({"task": "train", "grid": "g", "seed": seed, "run_id": rd.run_id,
-                     "model": {"variant": "i3d_r50_dsa", **model}, "train": {"epochs": 3},
-                     "resources": {"gpus": 8}, "model_resolved": {"depth": 50}})
+    rd.write_config(
+        {
+            "task": "train",
+            "grid": "g",
+            "seed": seed,
+            "run_id": rd.run_id,
+            "model": {"variant": "i3d_r50_dsa", **model},
+            "train": {"epochs": 3},
+            "resources": {"gpus": 8},
+            "model_resolved": {"depth": 50},
+        }
+    )
 
 
 def _final(rd: RunDir, top1: float, **extra) -> None:
-    rd.write_final({"run_id": rd.run_id, "task": "train", "status": "done", "finished_at": "2026-11-24T10:00:00+00:00",
-                    "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
-                    "test": {"top1": top1, "per_class_acc": [50.0] * 20, "groups": {"order": {"top1": 60.0}}},
-                    "profile": {"gflops_per_view": 10.5, "unsupported_ops": {}}, **extra})
+    rd.write_final(
+        {
+            "run_id": rd.run_id,
+            "task": "train",
+            "status": "done",
+            "finished_at": "2026-11-24T10:00:00+00:00",
+            "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
+            "test": {"top1": top1, "per_class_acc": [50.0] * 20, "groups": {"order": {"top1": 60.0}}},
+            "profile": {"gflops_per_view": 10.5, "unsupported_ops": {}},
+            **extra,
+        }
+    )
 
 
 def _epochs(rd: RunDir, n: int) -> None:
@@ -35,21 +52,46 @@ def runs_root(tmp_path):
     """One run per status case; names say what each one is."""
     root = tmp_path / "runs"
     mk = lambda name: RunDir(root / "g" / name).create()  # noqa: E731
-    rd = mk("done"); _config(rd); _epochs(rd, 3); _final(rd, 71.5, new_field={"x": 1})  # noqa: E702
-    rd = mk("failed"); _config(rd, seed=1); rd.write_job({"state": "failed", "attempts": 1})  # noqa: E702
+    rd = mk("done")
+    _config(rd)
+    _epochs(rd, 3)
+    _final(rd, 71.5, new_field={"x": 1})  # noqa: E702
+    rd = mk("failed")
+    _config(rd, seed=1)
+    rd.write_job({"state": "failed", "attempts": 1})  # noqa: E702
     rd.write_error({"type": "RuntimeError", "message": "CUDA out of memory", "attempt": 1})
-    rd = mk("running"); _config(rd, seed=2); _epochs(rd, 1); rd.write_job({"state": "running"})  # noqa: E702
-    rd = mk("pending"); _config(rd, seed=3)  # noqa: E702
-    rd = mk("queued"); _config(rd, seed=4); rd.write_job({"state": "submitted"})  # noqa: E702
-    rd = mk("retry"); _config(rd, seed=5); rd.write_job({"state": "submitted", "attempts": 1})  # noqa: E702
+    rd = mk("running")
+    _config(rd, seed=2)
+    _epochs(rd, 1)
+    rd.write_job({"state": "running"})  # noqa: E702
+    rd = mk("pending")
+    _config(rd, seed=3)  # noqa: E702
+    rd = mk("queued")
+    _config(rd, seed=4)
+    rd.write_job({"state": "submitted"})  # noqa: E702
+    rd = mk("retry")
+    _config(rd, seed=5)
+    rd.write_job({"state": "submitted", "attempts": 1})  # noqa: E702
     rd.write_error({"type": "RuntimeError", "message": "node failure", "attempt": 1})
-    rd = mk("killed"); _config(rd, seed=6); _epochs(rd, 2)  # noqa: E702
-    rd = mk("interrupted"); _config(rd, seed=7); rd.write_job({"state": "interrupted"})  # noqa: E702
-    rd = mk("cancelled"); _config(rd, seed=12); rd.write_job({"state": "cancelled", "attempts": 1})  # noqa: E702
-    rd = mk("requeued"); _config(rd, seed=13); rd.write_job({"state": "requeued", "attempts": 1})  # noqa: E702
-    rd = mk("torn_final"); _config(rd, seed=8); _epochs(rd, 3)  # noqa: E702
+    rd = mk("killed")
+    _config(rd, seed=6)
+    _epochs(rd, 2)  # noqa: E702
+    rd = mk("interrupted")
+    _config(rd, seed=7)
+    rd.write_job({"state": "interrupted"})  # noqa: E702
+    rd = mk("cancelled")
+    _config(rd, seed=12)
+    rd.write_job({"state": "cancelled", "attempts": 1})  # noqa: E702
+    rd = mk("requeued")
+    _config(rd, seed=13)
+    rd.write_job({"state": "requeued", "attempts": 1})  # noqa: E702
+    rd = mk("torn_final")
+    _config(rd, seed=8)
+    _epochs(rd, 3)  # noqa: E702
     rd.final_path.write_text('{"run_id": "torn_final", "test": {"top')
-    rd = mk("torn_metrics"); _config(rd, seed=9); _epochs(rd, 2)  # noqa: E702
+    rd = mk("torn_metrics")
+    _config(rd, seed=9)
+    _epochs(rd, 2)  # noqa: E702
     with open(rd.metrics_path, "a") as f:
         f.write('{"epoch": 2, "train_lo')
     bad = root / "g" / "bad_config"
@@ -62,10 +104,21 @@ def test_status_of_every_case_and_problems_reported_not_fatal(runs_root):
     runs = load_runs(runs_root)
     status = dict(zip(runs["run_id"], runs["status"]))
     # the job marker taken at its word (no scheduler); the rule: harness.results.status.run_state
-    assert status == {"done": "done", "failed": "failed", "running": "running", "pending": "pending",
-                      "queued": "queued", "retry": "queued", "killed": "incomplete", "interrupted": "incomplete",
-                      "cancelled": "cancelled", "requeued": "requeued", "torn_final": "incomplete",
-                      "torn_metrics": "incomplete", "bad_config": "pending"}
+    assert status == {
+        "done": "done",
+        "failed": "failed",
+        "running": "running",
+        "pending": "pending",
+        "queued": "queued",
+        "retry": "queued",
+        "killed": "incomplete",
+        "interrupted": "incomplete",
+        "cancelled": "cancelled",
+        "requeued": "requeued",
+        "torn_final": "incomplete",
+        "torn_metrics": "incomplete",
+        "bad_config": "pending",
+    }
     assert set(runs["status"]) <= set(store.STATUSES) and "unknown" not in store.STATUSES
     problems = {os.path.basename(p): m for p, m in runs.attrs["problems"]}
     assert set(problems) == {"torn_final", "torn_metrics", "bad_config"}
@@ -79,7 +132,7 @@ def test_status_of_every_case_and_problems_reported_not_fatal(runs_root):
 
 def test_columns_flattened_in_contract_order(runs_root):
     runs = load_runs(runs_root)
-    assert list(runs.columns[:len(BASE_COLUMNS)]) == BASE_COLUMNS
+    assert list(runs.columns[: len(BASE_COLUMNS)]) == BASE_COLUMNS
     done = runs.set_index("run_id").loc["done"]
     assert done["model.variant"] == "i3d_r50_dsa" and done["train.epochs"] == 3
     assert done["test.top1"] == 71.5 and done["test.groups.order.top1"] == 60.0
@@ -138,13 +191,16 @@ def test_empty_or_missing_root(tmp_path):
     assert runs.empty and list(runs.columns) == BASE_COLUMNS and runs.attrs["problems"] == []
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{"epoch": 0}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),
-    ('{"epoch": 0}\n\n{"epoch": 1}\n{"epo', [{"epoch": 0}, {"epoch": 1}]),  # torn last line skipped
-    ('{"epoch": 0}\n{"a": 1},{"b": 2}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),  # two objects: skipped
-    ('{"epoch": 0}\n3\n', [{"epoch": 0}, 3]),  # what the line-by-line reader yields, read in one go or not
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"epoch": 0}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),
+        ('{"epoch": 0}\n\n{"epoch": 1}\n{"epo', [{"epoch": 0}, {"epoch": 1}]),  # torn last line skipped
+        ('{"epoch": 0}\n{"a": 1},{"b": 2}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),  # two objects: skipped
+        ('{"epoch": 0}\n3\n', [{"epoch": 0}, 3]),  # what the line-by-line reader yields, read in one go or not
+        ("", []),
+    ],
+)
 def test_metrics_read_in_one_parse_equal_line_by_line(tmp_path, text, expected):
     rd = RunDir(tmp_path / "run").create()
     rd.metrics_path.write_text(text)

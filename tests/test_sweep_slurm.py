@@ -28,10 +28,14 @@ SMALL_JOB = {"cpus_per_task": 1, "mem_gb": 0.5, "time_min": 10}
 
 
 def write_grid(path: Path, **doc) -> Path:
-    base = {"name": "slurm_profile", "task": "profile",
-            "base": {"model": dict(TINY_MODEL), "profile": dict(TINY_PROFILE)},
-            "axes": {"product": {"model.variant": ["tsn_r18", "tsm_r18", "tsm_r18_dsa", "i3d_r18_dsa"]}},
-            "seeds": [0], "resources": dict(SMALL_JOB)}
+    base = {
+        "name": "slurm_profile",
+        "task": "profile",
+        "base": {"model": dict(TINY_MODEL), "profile": dict(TINY_PROFILE)},
+        "axes": {"product": {"model.variant": ["tsn_r18", "tsm_r18", "tsm_r18_dsa", "i3d_r18_dsa"]}},
+        "seeds": [0],
+        "resources": dict(SMALL_JOB),
+    }
     base.update(doc)
     path.write_text(yaml.safe_dump(base, sort_keys=False))
     return path
@@ -81,8 +85,11 @@ def test_profile_grid_submitted_as_one_array_and_collected(slurm_cluster, tmp_pa
 
 def test_invalid_grid_submits_nothing(slurm_cluster, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    grid_file = write_grid(tmp_path / "bad.yaml", name="slurm_bad",
-                           axes={"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa", "no_such_model"]}})
+    grid_file = write_grid(
+        tmp_path / "bad.yaml",
+        name="slurm_bad",
+        axes={"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa", "no_such_model"]}},
+    )
     before = set(slurm_live_jobs() or {})
     with pytest.raises(GridValidationError) as info:
         submit(grid_file, cluster="slurm", results_root="results")
@@ -93,6 +100,7 @@ def test_invalid_grid_submits_nothing(slurm_cluster, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------
 # a tiny training run preempted mid-way
+
 
 def _write_videos(folder: Path, n: int = 8, frames: int = 16, size: int = 32) -> Path:
     """Tiny real mp4 files (two classes: bright or dark) and a `video` annotation list."""
@@ -123,15 +131,38 @@ def _write_videos(folder: Path, n: int = 8, frames: int = 16, size: int = 32) ->
 
 
 def _train_grid(path: Path, name: str, ann: Path) -> Path:
-    doc = {"name": name, "task": "train",
-           "base": {"model": {"variant": "tsn_r18", "num_classes": 2, **TINY_MODEL},
-                    "data": {"train": str(ann), "val": str(ann), "test": str(ann), "root": str(ann.parent),
-                             "format": "video", "size": 32, "resize": 36, "frame_interval": 2,
-                             "num_workers": 0},
-                    "train": {"epochs": 6, "batch_size": 2, "base_lr": 0.01, "base_batch": 2, "warmup_epochs": 0,
-                              "milestones": [4], "checkpoint_every_steps": 1, "device": "cpu", "threads": 1},
-                    "eval": {"test_groups": 1, "crops": 1, "batch_size": 4}},
-           "seeds": [0], "resources": dict(SMALL_JOB)}
+    doc = {
+        "name": name,
+        "task": "train",
+        "base": {
+            "model": {"variant": "tsn_r18", "num_classes": 2, **TINY_MODEL},
+            "data": {
+                "train": str(ann),
+                "val": str(ann),
+                "test": str(ann),
+                "root": str(ann.parent),
+                "format": "video",
+                "size": 32,
+                "resize": 36,
+                "frame_interval": 2,
+                "num_workers": 0,
+            },
+            "train": {
+                "epochs": 6,
+                "batch_size": 2,
+                "base_lr": 0.01,
+                "base_batch": 2,
+                "warmup_epochs": 0,
+                "milestones": [4],
+                "checkpoint_every_steps": 1,
+                "device": "cpu",
+                "threads": 1,
+            },
+            "eval": {"test_groups": 1, "crops": 1, "batch_size": 4},
+        },
+        "seeds": [0],
+        "resources": dict(SMALL_JOB),
+    }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -172,8 +203,9 @@ def test_training_run_preempted_midway_resumes_to_the_same_result(slurm_cluster,
     a, b = RunDir(ref.runs[0].run_dir), rd
     fa, fb = a.read_final(), b.read_final()
     assert fa and fb, (a.read_error(), b.read_error())
-    assert fb["test"]["top1"] == fa["test"]["top1"] and fb["test"]["loss"] == pytest.approx(fa["test"]["loss"],
-                                                                                             rel=1e-6)
+    assert fb["test"]["top1"] == fa["test"]["top1"] and fb["test"]["loss"] == pytest.approx(
+        fa["test"]["loss"], rel=1e-6
+    )
     ma, mb = a.read_metrics(), b.read_metrics()
     assert [m["epoch"] for m in mb] == list(range(6))  # no epoch recorded twice
     for x, y in zip(ma, mb):

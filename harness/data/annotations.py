@@ -142,8 +142,11 @@ def read_class_index(path: str | os.PathLike) -> dict[str, int]:
             else:
                 raise TypeError(type(data).__name__)
         except (KeyError, TypeError, ValueError):
-            raise AnnotationError(path, None, "expected a JSON list of names, an object name -> index, or "
-                                              "{\"classes\": [names or {\"name\": ...}]}") from None
+            raise AnnotationError(
+                path,
+                None,
+                'expected a JSON list of names, an object name -> index, or {"classes": [names or {"name": ...}]}',
+            ) from None
     else:
         for _number, line, _raw in _text_lines(path):
             line = line.strip().strip('"')
@@ -176,8 +179,10 @@ def _read_video_list(path: Path, root) -> list[VideoRecord]:
             and not rel.lower().endswith(VIDEO_EXTENSIONS)
         ):
             raise AnnotationError(
-                path, number,
-                "looks like a raw-frame line 'FOLDER NUM_FRAMES LABEL'; read it with format='frames'", raw,
+                path,
+                number,
+                "looks like a raw-frame line 'FOLDER NUM_FRAMES LABEL'; read it with format='frames'",
+                raw,
             )
         records.append(
             VideoRecord(_join(root, rel), _parse_int(label, "LABEL", path, number, raw), None, number, str(path))
@@ -222,14 +227,18 @@ def _read_kinetics_csv(path: Path, root, class_index, label_dir_spaces: str | No
     missing = [c for c in KINETICS_COLUMNS if c not in header]
     if missing:
         raise AnnotationError(
-            path, 1, f"header lacks column(s) {', '.join(missing)}; expected "
-            "'label,youtube_id,time_start,time_end,split'", ",".join(rows[0]),
+            path,
+            1,
+            f"header lacks column(s) {', '.join(missing)}; expected 'label,youtube_id,time_start,time_end,split'",
+            ",".join(rows[0]),
         )
     col = {name: header.index(name) for name in KINETICS_COLUMNS}
     body = [(i, r) for i, r in enumerate(rows[1:], start=2) if r and any(c.strip() for c in r)]
     if class_index is None:
-        mapping = {name: i for i, name in enumerate(sorted({r[col["label"]].strip() for _, r in body
-                                                            if len(r) == len(header)}))}
+        mapping = {
+            name: i
+            for i, name in enumerate(sorted({r[col["label"]].strip() for _, r in body if len(r) == len(header)}))
+        }
     elif isinstance(class_index, dict):
         mapping = dict(class_index)
     else:

@@ -30,8 +30,9 @@ from harness.data.video import CorruptVideoError, decode_frames, open_video, rea
 from harness.results.rundir import atomic_write_bytes, atomic_write_json
 
 
-def probe(record: VideoRecord, format: str = "video", frame_template: str = "img_{:05d}.jpg",
-          frame_start: int = 1) -> dict:
+def probe(
+    record: VideoRecord, format: str = "video", frame_template: str = "img_{:05d}.jpg", frame_start: int = 1
+) -> dict:
     """Open one record and decode its first, middle and last frame.
 
     Returns ``{"ok": bool, "num_frames": int | None, "reason": str | None, "error": str | None}``.
@@ -39,8 +40,9 @@ def probe(record: VideoRecord, format: str = "video", frame_template: str = "img
     try:
         if format == "frames":
             n = int(record.num_frames)
-            read_frame_folder(record.path, np.array(sorted({0, n // 2, n - 1})), frame_template, frame_start,
-                              record.where)
+            read_frame_folder(
+                record.path, np.array(sorted({0, n // 2, n - 1})), frame_template, frame_start, record.where
+            )
         else:
             reader = open_video(record.path, 1, record.where)
             n = len(reader)
@@ -102,12 +104,21 @@ def check_dataset(
             too_short.append({"path": r.path, "line": r.line, "num_frames": res["num_frames"]})
     counts = Counter(r.label for r in records)
     return {
-        "annotation": str(annotation), "root": None if root is None else str(root), "format": format,
-        "min_frames": int(min_frames), "num_videos": len(records),
-        "num_ok": len(records) - len(unreadable), "num_unreadable": len(unreadable),
-        "num_too_short": len(too_short), "unreadable": unreadable, "too_short": too_short,
-        "frames": ({"min": int(min(lengths)), "median": float(np.median(lengths)), "max": int(max(lengths))}
-                   if lengths else None),
+        "annotation": str(annotation),
+        "root": None if root is None else str(root),
+        "format": format,
+        "min_frames": int(min_frames),
+        "num_videos": len(records),
+        "num_ok": len(records) - len(unreadable),
+        "num_unreadable": len(unreadable),
+        "num_too_short": len(too_short),
+        "unreadable": unreadable,
+        "too_short": too_short,
+        "frames": (
+            {"min": int(min(lengths)), "median": float(np.median(lengths)), "max": int(max(lengths))}
+            if lengths
+            else None
+        ),
         "label_counts": {int(k): int(v) for k, v in sorted(counts.items())},
         "seconds": round(time.perf_counter() - t0, 3),
     }
@@ -117,20 +128,23 @@ def report_markdown(report: dict, limit: int = 50) -> str:
     """A short human-readable Markdown summary of a check report."""
     lines = [f"# Data check: {report['annotation']}", ""]
     lines.append(f"- format: {report['format']}, root: {report['root']}")
-    lines.append(f"- videos: {report['num_videos']}, readable: {report['num_ok']}, "
-                 f"unreadable: {report['num_unreadable']}, "
-                 f"too short (< {report['min_frames']} frames): {report['num_too_short']}")
+    lines.append(
+        f"- videos: {report['num_videos']}, readable: {report['num_ok']}, "
+        f"unreadable: {report['num_unreadable']}, "
+        f"too short (< {report['min_frames']} frames): {report['num_too_short']}"
+    )
     if report["frames"]:
         f = report["frames"]
         lines.append(f"- frames per video: min {f['min']}, median {f['median']:g}, max {f['max']}")
     lines.append(f"- classes present: {len(report['label_counts'])}; scan took {report['seconds']} s")
-    for title, key, cols in (("Unreadable", "unreadable", ("line", "reason", "path", "error")),
-                             ("Too short", "too_short", ("line", "num_frames", "path"))):
+    for title, key, cols in (
+        ("Unreadable", "unreadable", ("line", "reason", "path", "error")),
+        ("Too short", "too_short", ("line", "num_frames", "path")),
+    ):
         items = report[key]
         if not items:
             continue
-        lines += ["", f"## {title} ({len(items)})", "", "| " + " | ".join(cols) + " |",
-                  "|" + "---|" * len(cols)]
+        lines += ["", f"## {title} ({len(items)})", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for item in items[:limit]:
             lines.append("| " + " | ".join(str(item[c]).replace("|", "\\|") for c in cols) + " |")
         if len(items) > limit:

@@ -31,23 +31,42 @@ def _add_check(sub) -> None:
         ),
     )
     p.add_argument("annotation", help="annotation file (video list, raw-frame list or Kinetics CSV)")
-    p.add_argument("--root", default=None,
-                   help="folder the annotation's paths are relative to (default: the annotation's folder)")
-    p.add_argument("--format", choices=FORMATS, default="video",
-                   help="annotation layout: 'video' = 'PATH LABEL' lines, 'frames' = 'FOLDER NUM_FRAMES LABEL' "
-                        "lines, 'kinetics_csv' = label,youtube_id,time_start,time_end,split (default: video)")
-    p.add_argument("--min-frames", type=int, default=57,
-                   help="videos with fewer frames are reported as too short (default 57: one clip of 8 frames "
-                        "at interval 8, the paper's sampling)")
+    p.add_argument(
+        "--root", default=None, help="folder the annotation's paths are relative to (default: the annotation's folder)"
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="video",
+        help="annotation layout: 'video' = 'PATH LABEL' lines, 'frames' = 'FOLDER NUM_FRAMES LABEL' "
+        "lines, 'kinetics_csv' = label,youtube_id,time_start,time_end,split (default: video)",
+    )
+    p.add_argument(
+        "--min-frames",
+        type=int,
+        default=57,
+        help="videos with fewer frames are reported as too short (default 57: one clip of 8 frames "
+        "at interval 8, the paper's sampling)",
+    )
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all CPU cores)")
-    p.add_argument("--frame-template", default="img_{:05d}.jpg",
-                   help="raw frames: file name of frame i, formatted with i + --frame-start (default img_{:05d}.jpg)")
+    p.add_argument(
+        "--frame-template",
+        default="img_{:05d}.jpg",
+        help="raw frames: file name of frame i, formatted with i + --frame-start (default img_{:05d}.jpg)",
+    )
     p.add_argument("--frame-start", type=int, default=1, help="raw frames: number of the first frame file (default 1)")
-    p.add_argument("--classes", default=None, metavar="FILE",
-                   help="Kinetics CSV: class-index file (one name per line, or JSON); default: sorted CSV labels")
-    p.add_argument("--report", default=None,
-                   help="where to write the JSON report; the Markdown summary goes next to it with .md "
-                        "(default: ANNOTATION.check.json next to the annotation file)")
+    p.add_argument(
+        "--classes",
+        default=None,
+        metavar="FILE",
+        help="Kinetics CSV: class-index file (one name per line, or JSON); default: sorted CSV labels",
+    )
+    p.add_argument(
+        "--report",
+        default=None,
+        help="where to write the JSON report; the Markdown summary goes next to it with .md "
+        "(default: ANNOTATION.check.json next to the annotation file)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_check)
 
@@ -71,12 +90,22 @@ def _run_check(args) -> int:
         except ConfigError as e:
             raise UsageError(f"--frame-template: {e}") from None
     root = args.root if args.root is not None else str(Path(args.annotation).resolve().parent)
-    report = check_dataset(args.annotation, root, args.format, min_frames=args.min_frames, workers=args.workers,
-                           frame_template=args.frame_template, frame_start=args.frame_start,
-                           class_index=args.classes, progress=not args.quiet)
+    report = check_dataset(
+        args.annotation,
+        root,
+        args.format,
+        min_frames=args.min_frames,
+        workers=args.workers,
+        frame_template=args.frame_template,
+        frame_start=args.frame_start,
+        class_index=args.classes,
+        progress=not args.quiet,
+    )
     json_path, md_path = write_report(report, args.report or default_report_path(args.annotation))
-    print(f"{report['num_videos']} videos: {report['num_ok']} readable, {report['num_unreadable']} unreadable, "
-          f"{report['num_too_short']} shorter than {report['min_frames']} frames")
+    print(
+        f"{report['num_videos']} videos: {report['num_ok']} readable, {report['num_unreadable']} unreadable, "
+        f"{report['num_too_short']} shorter than {report['min_frames']} frames"
+    )
     for item in report["unreadable"][:10]:
         print(f"  unreadable ({item['reason']}): {item['path']} (line {item['line']}): {item['error']}")
     if report["num_unreadable"] > 10:
@@ -112,21 +141,34 @@ def _add_synth(sub) -> None:
         ),
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--videos", type=int, default=400,
-                   help="number of videos, a multiple of --num-classes (default 400)")
-    p.add_argument("--num-classes", type=int, default=4,
-                   help="2 orders x motion types: 2, 4 (left/right), 6 or 8 (+ up/down) (default 4)")
+    p.add_argument(
+        "--videos", type=int, default=400, help="number of videos, a multiple of --num-classes (default 400)"
+    )
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=4,
+        help="2 orders x motion types: 2, 4 (left/right), 6 or 8 (+ up/down) (default 4)",
+    )
     p.add_argument("--size", type=int, default=112, help="frame side in pixels, even, >= 32 (default 112)")
     p.add_argument("--frames", type=int, default=64, help="frames per video, a multiple of 4 (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of each class in val.txt (default 0.2)")
-    p.add_argument("--test-fraction", type=float, default=0.0,
-                   help="share of each class in test.txt (default 0: no test split)")
-    p.add_argument("--study", action="store_true",
-                   help="the CPU study's set (600 videos, 32x32, 64 frames, val 0.2, test 0.2); "
-                        "overrides --videos --num-classes --size --frames --val-fraction --test-fraction")
-    p.add_argument("--identity", choices=("shape", "colour"), default="shape",
-                   help="how A and B differ: shape only (random colours, default) or shape + fixed colours")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.0, help="share of each class in test.txt (default 0: no test split)"
+    )
+    p.add_argument(
+        "--study",
+        action="store_true",
+        help="the CPU study's set (600 videos, 32x32, 64 frames, val 0.2, test 0.2); "
+        "overrides --videos --num-classes --size --frames --val-fraction --test-fraction",
+    )
+    p.add_argument(
+        "--identity",
+        choices=("shape", "colour"),
+        default="shape",
+        help="how A and B differ: shape only (random colours, default) or shape + fixed colours",
+    )
     p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all CPU cores)")
     p.add_argument("--force", action="store_true", help="regenerate even if DIR holds the same set")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -138,15 +180,24 @@ def _run_synth(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, not {args.workers}")
-    params = {"num_videos": args.videos, "num_classes": args.num_classes, "size": args.size, "frames": args.frames,
-              "seed": args.seed, "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
-              "identity": args.identity}
+    params = {
+        "num_videos": args.videos,
+        "num_classes": args.num_classes,
+        "size": args.size,
+        "frames": args.frames,
+        "seed": args.seed,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "identity": args.identity,
+    }
     if args.study:
         params.update(STUDY_SET, seed=args.seed)
     s = generate_synthetic(args.out, **params, workers=args.workers, force=args.force, progress=not args.quiet)
     verb = "reused existing" if s["reused"] else f"wrote in {s['seconds']:.1f} s"
-    print(f"{verb}: {s['num_videos']} videos ({s['num_train']} train, {s['num_val']} val, {s['num_test']} test), "
-          f"{s['num_classes']} classes, {s['bytes'] / 1e6:.1f} MB in {s['out_dir']}")
+    print(
+        f"{verb}: {s['num_videos']} videos ({s['num_train']} train, {s['num_val']} val, {s['num_test']} test), "
+        f"{s['num_classes']} classes, {s['bytes'] / 1e6:.1f} MB in {s['out_dir']}"
+    )
     print(json.dumps({k: s[k] for k in ("train", "val", "test", "classes_file", "meta_file")}, indent=2))
     return 0
 

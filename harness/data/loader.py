@@ -40,8 +40,9 @@ class EpochSampler(Sampler[tuple[int, int]]):
     Shards are padded to equal length when ``pad`` (default: ``shuffle``), like DistributedSampler;
     unpadded shards hold each index once over all ranks."""
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 pad: bool | None = None):
+    def __init__(
+        self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1, pad: bool | None = None
+    ):
         if size < 0:
             raise ValueError(f"EpochSampler size must be >= 0, not {size}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -59,16 +60,19 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def indices(self) -> list[int]:
         """This rank's whole shard of the current epoch (ignoring ``start``)."""
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size) if self.shuffle
-                 else np.arange(self.size))
+        order = (
+            np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+            if self.shuffle
+            else np.arange(self.size)
+        )
         order = order.tolist()
         if self.pad and self.world_size > 1 and order:
             total = math.ceil(self.size / self.world_size) * self.world_size
             order += (order * math.ceil(total / len(order)))[: total - len(order)]
-        return order[self.rank::self.world_size]
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter([(self.epoch, i) for i in self.indices()[self.start:]])
+        return iter([(self.epoch, i) for i in self.indices()[self.start :]])
 
     def __len__(self) -> int:
         return max(len(self.indices()) - self.start, 0)

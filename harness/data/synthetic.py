@@ -77,8 +77,16 @@ MOTIONS = ("left_to_right", "right_to_left", "top_to_bottom", "bottom_to_top")
 FORMAT_VERSION = 1
 
 # The set of the CPU study (`make reproduce`): small frames, 64 frames, a held-out test split.
-STUDY_SET = {"num_videos": 600, "num_classes": 4, "size": 32, "frames": 64, "seed": 0,
-             "val_fraction": 0.2, "test_fraction": 0.2, "identity": "colour"}
+STUDY_SET = {
+    "num_videos": 600,
+    "num_classes": 4,
+    "size": 32,
+    "frames": 64,
+    "seed": 0,
+    "val_fraction": 0.2,
+    "test_fraction": 0.2,
+    "identity": "colour",
+}
 """The set of the CPU study (experiments/synthetic_study.yaml). ``identity="colour"`` gives A and B fixed
 colours on top of their shapes: a model need not learn to tell a 15-pixel square from a disc before the
 order can pay off, which cuts the SGD steps the order needs on a CPU budget (measured: with shape-only
@@ -137,16 +145,21 @@ class SynthConfig:
         if self.num_classes not in (2, 4, 6, 8):
             raise ConfigError(f"num_classes must be 2, 4, 6 or 8 (2 orders x 1..4 motions), not {self.num_classes}")
         if self.num_videos < self.num_classes or self.num_videos % self.num_classes:
-            raise ConfigError(f"num_videos ({self.num_videos}) must be a positive multiple of "
-                             f"num_classes ({self.num_classes}) for exact balance")
+            raise ConfigError(
+                f"num_videos ({self.num_videos}) must be a positive multiple of "
+                f"num_classes ({self.num_classes}) for exact balance"
+            )
         if self.frames < 8 or self.frames % 4:
             raise ConfigError(f"frames must be a multiple of 4 and >= 8 (four quarters), not {self.frames}")
         if self.size < 32 or self.size % 2:
             raise ConfigError(f"size must be even and >= 32 (H.264 yuv420p), not {self.size}")
-        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
-                and self.val_fraction + self.test_fraction < 1):
-            raise ConfigError(f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "
-                             "must be >= 0 with a sum < 1")
+        if not (
+            0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
+        ):
+            raise ConfigError(
+                f"val_fraction ({self.val_fraction}) and test_fraction ({self.test_fraction}) "
+                "must be >= 0 with a sum < 1"
+            )
         per_class = self.num_videos // self.num_classes
         held_out = (self.val_fraction > 0) + (self.test_fraction > 0)
         if per_class < held_out + 1:
@@ -176,9 +189,13 @@ def class_factors(num_classes: int) -> list[dict]:
     """``[{"index", "name", "factors": {"order", "motion"}}]`` for label ``order * M + motion``."""
     m = num_classes // 2
     return [
-        {"index": o * m + k, "name": f"{ORDERS[o]}__{MOTIONS[k]}",
-         "factors": {"order": ORDERS[o], "motion": MOTIONS[k]}}
-        for o in range(2) for k in range(m)
+        {
+            "index": o * m + k,
+            "name": f"{ORDERS[o]}__{MOTIONS[k]}",
+            "factors": {"order": ORDERS[o], "motion": MOTIONS[k]},
+        }
+        for o in range(2)
+        for k in range(m)
     ]
 
 
@@ -207,6 +224,7 @@ def factor_accuracy(pred, target, num_classes: int) -> dict:
 
 # --- per-video plan ---------------------------------------------------------------------
 
+
 def _plan(cfg: SynthConfig) -> list[dict]:
     """Labels, splits and quarters of every video (cheap, deterministic)."""
     rng = np.random.default_rng([cfg.seed, 0x5EED])
@@ -219,8 +237,10 @@ def _plan(cfg: SynthConfig) -> list[dict]:
             n_val -= 1
         else:
             n_test -= 1
-    pairs = {0: [(a, b) for a in range(4) for b in range(4) if a < b],   # A before B
-             1: [(a, b) for a in range(4) for b in range(4) if a > b]}   # B before A
+    pairs = {
+        0: [(a, b) for a in range(4) for b in range(4) if a < b],  # A before B
+        1: [(a, b) for a in range(4) for b in range(4) if a > b],
+    }  # B before A
     m = cfg.num_motions
     plan: list[dict] = [{} for _ in range(cfg.num_videos)]
     for c in range(k):
@@ -229,11 +249,17 @@ def _plan(cfg: SynthConfig) -> list[dict]:
         tiled = (pairs[order] * (len(members) // 6 + 1))[: len(members)]
         chosen = [tiled[i] for i in rng.permutation(len(tiled))]
         for rank, (i, (qa, qb)) in enumerate(zip(members.tolist(), chosen)):
-            plan[i] = {"index": i, "file": f"videos/vid_{i:05d}.mp4", "label": int(c),
-                       "split": ("train" if rank < per_class - n_val - n_test
-                                 else "val" if rank < per_class - n_test else "test"),
-                       "order": ORDERS[order], "motion": MOTIONS[motion],
-                       "quarters": {"A": int(qa), "B": int(qb)}}
+            plan[i] = {
+                "index": i,
+                "file": f"videos/vid_{i:05d}.mp4",
+                "label": int(c),
+                "split": (
+                    "train" if rank < per_class - n_val - n_test else "val" if rank < per_class - n_test else "test"
+                ),
+                "order": ORDERS[order],
+                "motion": MOTIONS[motion],
+                "quarters": {"A": int(qa), "B": int(qb)},
+            }
     return plan
 
 
@@ -256,13 +282,20 @@ def _appearance(cfg: SynthConfig, item: dict) -> dict:
         end = hi - rng.uniform(0, 0.15) * span
         cross = float(rng.uniform(lo, hi))  # position on the other axis, fixed
         q = item["quarters"][name]
-        objects[name] = {"shape": "square" if name == "A" else "disc", "side_px": round(side, 2),
-                         "colour": [round(float(v), 1) for v in colour], "quarter": q,
-                         "frames": [q * cfg.quarter, (q + 1) * cfg.quarter],
-                         "path_px": [round(float(start), 2), round(float(end), 2)],
-                         "cross_px": round(cross, 2)}
-    return {"background": [round(float(v), 1) for v in bg], "gradient": [round(float(v), 2) for v in grad],
-            "objects": objects}
+        objects[name] = {
+            "shape": "square" if name == "A" else "disc",
+            "side_px": round(side, 2),
+            "colour": [round(float(v), 1) for v in colour],
+            "quarter": q,
+            "frames": [q * cfg.quarter, (q + 1) * cfg.quarter],
+            "path_px": [round(float(start), 2), round(float(end), 2)],
+            "cross_px": round(cross, 2),
+        }
+    return {
+        "background": [round(float(v), 1) for v in bg],
+        "gradient": [round(float(v), 2) for v in grad],
+        "objects": objects,
+    }
 
 
 def render_video(cfg: SynthConfig, item: dict, look: dict) -> np.ndarray:
@@ -286,8 +319,9 @@ def render_video(cfg: SynthConfig, item: dict, look: dict) -> np.ndarray:
             if motion in ("right_to_left", "bottom_to_top"):
                 a, b = b, a
             along = a + (b - a) * t
-            cx, cy = (along, obj["cross_px"]) if motion in ("left_to_right", "right_to_left") \
-                else (obj["cross_px"], along)
+            cx, cy = (
+                (along, obj["cross_px"]) if motion in ("left_to_right", "right_to_left") else (obj["cross_px"], along)
+            )
             half = obj["side_px"] / 2
             if obj["shape"] == "square":  # antialiased coverage of the pixel
                 cover = np.clip(half - np.abs(xx - cx) + 0.5, 0, 1) * np.clip(half - np.abs(yy - cy) + 0.5, 0, 1)
@@ -301,8 +335,7 @@ def render_video(cfg: SynthConfig, item: dict, look: dict) -> np.ndarray:
     return video
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, qp: int = 14,
-              gop: int | None = None) -> None:
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, qp: int = 14, gop: int | None = None) -> None:
     """Encode uint8 ``(F, H, W, 3)`` RGB frames as H.264 mp4 (yuv420p, constant quantiser ``qp``,
     no B-frames, closed GOPs of ``gop`` frames, deterministic), written atomically."""
     import av
@@ -323,8 +356,7 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, qp: in
                 "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0:aq-mode=0",
             }
             for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
-                                                                        format="rgb24")):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
@@ -356,8 +388,10 @@ def _check_decodable(cfg: SynthConfig, out: Path) -> None:
         try:
             decord.VideoReader(str(probe), num_threads=1).get_batch([0, 1]).asnumpy()
         except DECODER_ERRORS as e:
-            raise ConfigError(f"size={cfg.size}: decord cannot decode {cfg.size}x{cfg.size} frames "
-                              f"({str(e).strip()[-80:]}); choose another size (e.g. 32, 64, 96, 112)") from None
+            raise ConfigError(
+                f"size={cfg.size}: decord cannot decode {cfg.size}x{cfg.size} frames "
+                f"({str(e).strip()[-80:]}); choose another size (e.g. 32, 64, 96, 112)"
+            ) from None
     finally:
         probe.unlink(missing_ok=True)
 
@@ -408,8 +442,16 @@ def generate_synthetic(
              parameters (otherwise that set is reused and ``reused`` is True).
     options: further :class:`SynthConfig` fields (fps, qp, noise, obj_scale).
     """
-    cfg = SynthConfig(num_videos=num_videos, num_classes=num_classes, size=size, frames=frames, seed=seed,
-                      val_fraction=val_fraction, test_fraction=test_fraction, **options)
+    cfg = SynthConfig(
+        num_videos=num_videos,
+        num_classes=num_classes,
+        size=size,
+        frames=frames,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        **options,
+    )
     out = Path(out_dir)
     params = json.loads(json.dumps(asdict(cfg)))
     t0 = time.perf_counter()
@@ -417,16 +459,23 @@ def generate_synthetic(
 
     def summary(meta: dict, reused: bool) -> dict:
         videos = meta["videos"]
-        return {"out_dir": str(out), "num_videos": len(videos),
-                "num_train": sum(v["split"] == "train" for v in videos),
-                "num_val": sum(v["split"] == "val" for v in videos),
-                "num_test": sum(v["split"] == "test" for v in videos),
-                "num_classes": cfg.num_classes, "classes": names,
-                "seconds": round(time.perf_counter() - t0, 3),
-                "bytes": sum((out / v["file"]).stat().st_size for v in videos),
-                "reused": reused, "train": str(out / "train.txt"), "val": str(out / "val.txt"),
-                "test": str(out / "test.txt") if cfg.test_fraction > 0 else None,
-                "classes_file": str(out / "classes.json"), "meta_file": str(out / "meta.json")}
+        return {
+            "out_dir": str(out),
+            "num_videos": len(videos),
+            "num_train": sum(v["split"] == "train" for v in videos),
+            "num_val": sum(v["split"] == "val" for v in videos),
+            "num_test": sum(v["split"] == "test" for v in videos),
+            "num_classes": cfg.num_classes,
+            "classes": names,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "bytes": sum((out / v["file"]).stat().st_size for v in videos),
+            "reused": reused,
+            "train": str(out / "train.txt"),
+            "val": str(out / "val.txt"),
+            "test": str(out / "test.txt") if cfg.test_fraction > 0 else None,
+            "classes_file": str(out / "classes.json"),
+            "meta_file": str(out / "meta.json"),
+        }
 
     if not force:
         meta = _existing(out, params)
@@ -463,18 +512,27 @@ def generate_synthetic(
         atomic_write_bytes(out / "test.txt", _list_text(plan, "test"))
     else:
         (out / "test.txt").unlink(missing_ok=True)
-    atomic_write_json(out / "classes.json", {
-        "classes": class_factors(cfg.num_classes),
-        "factors": {"order": list(ORDERS), "motion": list(MOTIONS[: cfg.num_motions])},
-        "label_rule": "label = order_index * num_motions + motion_index",
-    })
+    atomic_write_json(
+        out / "classes.json",
+        {
+            "classes": class_factors(cfg.num_classes),
+            "factors": {"order": list(ORDERS), "motion": list(MOTIONS[: cfg.num_motions])},
+            "label_rule": "label = order_index * num_motions + motion_index",
+        },
+    )
     meta = {
-        "generator": "harness.data.synthetic", "format_version": FORMAT_VERSION, "params": params,
-        "description": ("label = order of two events (A: square, B: disc; each visible during one whole "
-                        "quarter, in different quarters) x motion direction of the visible object"),
+        "generator": "harness.data.synthetic",
+        "format_version": FORMAT_VERSION,
+        "params": params,
+        "description": (
+            "label = order of two events (A: square, B: disc; each visible during one whole "
+            "quarter, in different quarters) x motion direction of the visible object"
+        ),
         "chance_levels": chance_levels(cfg.num_classes),
-        "sampling_assumption": ("exact chance of snippet averaging on the order factor needs U=4 "
-                                "segment-aligned snippets with (T-1)*interval+1 <= frames/(4*groups)"),
+        "sampling_assumption": (
+            "exact chance of snippet averaging on the order factor needs U=4 "
+            "segment-aligned snippets with (T-1)*interval+1 <= frames/(4*groups)"
+        ),
         "max_clip_span": {"train_val": cfg.quarter, "test_groups_2": cfg.quarter // 2},
         "recommended": RECOMMENDED,
         "videos": [{**item, **looks[item["index"]]} for item in plan],

@@ -57,14 +57,15 @@ def resize_frames(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         frames = frames.contiguous(memory_format=torch.channels_last)
         out = F.interpolate(frames, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     else:
-        out = F.interpolate(frames.float(), size=(height, width), mode="bilinear", antialias=True,
-                            align_corners=False).to(frames.dtype)
+        out = F.interpolate(
+            frames.float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False
+        ).to(frames.dtype)
     return out.reshape(u, t, c, height, width).permute(0, 2, 1, 3, 4)
 
 
 def crop(x: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
     """The region ``[top:top+height, left:left+width]`` of every frame (a view, no copy)."""
-    return x[..., top:top + height, left:left + width]
+    return x[..., top : top + height, left : left + width]
 
 
 def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
@@ -118,8 +119,7 @@ class RandomResizedCrop:
     (log-uniform), then resize to ``size x size``. Falls back to the largest centred crop of
     the nearest allowed ratio after 10 rejected draws (as torchvision)."""
 
-    def __init__(self, size: int, area: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3)):
+    def __init__(self, size: int, area: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)):
         if not (0 < area[0] <= area[1] <= 1):
             raise ValueError(f"RandomResizedCrop.area must satisfy 0 < lo <= hi <= 1, not {area}")
         if not (0 < ratio[0] <= ratio[1]):
@@ -159,8 +159,9 @@ class MultiScaleCrop:
     (corners, centre, edge midpoints, quarter points; ``fix_crop``) or anywhere, then resized
     to ``size x size``."""
 
-    def __init__(self, size: int, scales: Sequence[float] = (1, 0.875, 0.75, 0.66), max_distort: int = 1,
-                 fix_crop: bool = True):
+    def __init__(
+        self, size: int, scales: Sequence[float] = (1, 0.875, 0.75, 0.66), max_distort: int = 1, fix_crop: bool = True
+    ):
         if not scales or any(not (0 < s <= 1) for s in scales):
             raise ValueError(f"MultiScaleCrop.scales must be in (0, 1], not {scales}")
         self.size, self.scales = int(size), tuple(float(s) for s in scales)
@@ -169,14 +170,26 @@ class MultiScaleCrop:
     def region(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
         base = min(h, w)
         sides = [int(base * s) for s in self.scales]
-        pairs = [(ch, cw) for i, ch in enumerate(sides) for j, cw in enumerate(sides)
-                 if abs(i - j) <= self.max_distort]
+        pairs = [(ch, cw) for i, ch in enumerate(sides) for j, cw in enumerate(sides) if abs(i - j) <= self.max_distort]
         ch, cw = pairs[int(rng.integers(len(pairs)))]
         if not self.fix_crop:
             return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
         sh, sw = (h - ch) / 4, (w - cw) / 4
-        offsets = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (0, 2), (4, 2),
-                   (1, 1), (1, 3), (3, 1), (3, 3)]
+        offsets = [
+            (0, 0),
+            (0, 4),
+            (4, 0),
+            (4, 4),
+            (2, 2),
+            (2, 0),
+            (2, 4),
+            (0, 2),
+            (4, 2),
+            (1, 1),
+            (1, 3),
+            (3, 1),
+            (3, 3),
+        ]
         oy, ox = offsets[int(rng.integers(len(offsets)))]
         return int(oy * sh), int(ox * sw), ch, cw
 
@@ -261,8 +274,9 @@ class Normalize:
         return f"Normalize(mean={self.mean}, std={self.std})"
 
 
-def normalize(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-              std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+def normalize(
+    x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
     """``(x - mean) / std`` per RGB channel, on the 0..255 scale; the channel axis is dim -4
     (``(..., C, T, H, W)``: a sample ``(U, C, T, H, W)`` or a batch ``(N, U, C, T, H, W)``).
 

@@ -130,8 +130,10 @@ def check_frame_template(template: str, start: int = 1) -> None:
     try:
         template.format(start)
     except (IndexError, KeyError, ValueError, TypeError, AttributeError) as e:
-        raise ConfigError(f"frame_template={template!r} cannot format frame number {start} "
-                          f"({type(e).__name__}: {e}); write e.g. 'img_{{:05d}}.jpg'") from None
+        raise ConfigError(
+            f"frame_template={template!r} cannot format frame number {start} "
+            f"({type(e).__name__}: {e}); write e.g. 'img_{{:05d}}.jpg'"
+        ) from None
 
 
 def read_frame_folder(folder: str, indices: np.ndarray, template: str, start: int, where: str = "") -> np.ndarray:
@@ -210,8 +212,9 @@ class VideoDataset(Dataset):
         if records is None:
             if annotation_file is None:
                 raise ValueError("VideoDataset needs an annotation_file or records")
-            records = read_annotations(annotation_file, format, root, class_index=class_index,
-                                       label_dir_spaces=label_dir_spaces)
+            records = read_annotations(
+                annotation_file, format, root, class_index=class_index, label_dir_spaces=label_dir_spaces
+            )
         if not records:
             raise ValueError("VideoDataset has no videos")
         if format == "frames" and any(r.num_frames is None for r in records):
@@ -280,11 +283,21 @@ class VideoDataset(Dataset):
         out = []
         for i in torch.nonzero(codes).flatten().tolist():
             r = self.records[i]
-            out.append({"index": i, "path": r.path, "line": r.line, "annotation": r.source,
-                        "reason": REASONS.get(int(codes[i]), "undecodable")})
+            out.append(
+                {
+                    "index": i,
+                    "path": r.path,
+                    "line": r.line,
+                    "annotation": r.source,
+                    "reason": REASONS.get(int(codes[i]), "undecodable"),
+                }
+            )
         if out:
-            log.warning("skipped %d unreadable video(s): %s", len(out),
-                        "; ".join(f"{e['path']} ({e['annotation']}:{e['line']}, {e['reason']})" for e in out))
+            log.warning(
+                "skipped %d unreadable video(s): %s",
+                len(out),
+                "; ".join(f"{e['path']} ({e['annotation']}:{e['line']}, {e['reason']})" for e in out),
+            )
         return out
 
     def load(self, index: int, rng: np.random.Generator | None = None) -> torch.Tensor:
@@ -335,9 +348,12 @@ class VideoDataset(Dataset):
                 return self._get(j, self.rng(j))
             except CorruptVideoError as e:
                 self._mark_skipped(j, e)
-        raise CorruptVideoError(self.records[index].path, "undecodable",
-                                "no readable replacement found (is the whole dataset unreadable?)",
-                                self.records[index].where)
+        raise CorruptVideoError(
+            self.records[index].path,
+            "undecodable",
+            "no readable replacement found (is the whole dataset unreadable?)",
+            self.records[index].where,
+        )
 
     # --- internals --------------------------------------------------------------------
     def _get(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
@@ -351,8 +367,10 @@ class VideoDataset(Dataset):
         self._skipped[index] = _REASON_CODE.get(error.reason, 3)
 
     def __repr__(self) -> str:
-        return (f"VideoDataset({len(self)} videos, format={self.format!r}, sampler={self.sampler}, "
-                f"transform={self.transform!r}, on_error={self.on_error!r})")
+        return (
+            f"VideoDataset({len(self)} videos, format={self.format!r}, sampler={self.sampler}, "
+            f"transform={self.transform!r}, on_error={self.on_error!r})"
+        )
 
 
 def video_info(path: str | os.PathLike) -> dict:

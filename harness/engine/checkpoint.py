@@ -32,14 +32,22 @@ def rng_state() -> dict:
 
 def _numpy_state() -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
 
 
 def _python_state() -> dict:
     version, internal, gauss = random.getstate()
-    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
-            "gauss": gauss if gauss is None else float(gauss)}
+    return {
+        "version": version,
+        "internal": torch.tensor(internal, dtype=torch.int64),
+        "gauss": gauss if gauss is None else float(gauss),
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -74,6 +82,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "the file was left untouched — move it away to restart the run from scratch"
         ) from e
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a checkpoint of this harness (a {type(state).__name__}, not a dict); "
-                              "the file was left untouched — move it away to restart the run from scratch")
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this harness (a {type(state).__name__}, not a dict); "
+            "the file was left untouched — move it away to restart the run from scratch"
+        )
     return state

@@ -72,13 +72,34 @@ def add_config_flags(p: argparse.ArgumentParser, flags=TRAIN_FLAGS, switches=SWI
         shown = json.dumps(list(default) if isinstance(default, tuple) else default)
         g.add_argument(flag, dest=_dest(key), default=None, help=f"{text} [{key}; default {shown}]", **opts)
     for flag, key, value, text in switches:
-        g.add_argument(flag, dest=_dest(key), action="store_const", const=value, default=None,
-                       help=f"{text} [{key}={json.dumps(value)}]")
-    g.add_argument("--set", dest="sets", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
-                   help="set any field of the run config, repeatable (e.g. --set train.momentum=0.95); "
-                        "fields and defaults are listed at the end of this help")
-    g.add_argument("-o", "--override", dest="model_sets", type=parse_set, action="append", default=[],
-                   metavar="KEY=VALUE", help="model field, short for --set model.KEY=VALUE (e.g. -o split_ratio=0.25)")
+        g.add_argument(
+            flag,
+            dest=_dest(key),
+            action="store_const",
+            const=value,
+            default=None,
+            help=f"{text} [{key}={json.dumps(value)}]",
+        )
+    g.add_argument(
+        "--set",
+        dest="sets",
+        type=parse_set,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any field of the run config, repeatable (e.g. --set train.momentum=0.95); "
+        "fields and defaults are listed at the end of this help",
+    )
+    g.add_argument(
+        "-o",
+        "--override",
+        dest="model_sets",
+        type=parse_set,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model field, short for --set model.KEY=VALUE (e.g. -o split_ratio=0.25)",
+    )
 
 
 def _dest(key: str) -> str:
@@ -105,7 +126,8 @@ def _set_help(sections: tuple[str, ...]) -> str:
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train and test one variant (resumable)",
+        "train",
+        help="train and test one variant (resumable)",
         description=(
             "Train VARIANT on an annotated video dataset, then test it with multi-view testing. The run folder "
             "(--out) receives config.json (the fully resolved config, with its run id), metrics.jsonl, "
@@ -116,28 +138,37 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
             "launch with torchrun (gloo on CPU, nccl on CUDA)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=("example (CPU, the synthetic study's recipe; ~1-2 min on one core, prints test top-1 100.00%):\n"
-                "  dsa-harness data synth --study --out data/synth\n"
-                "  dsa-harness train tsm_r18_dsa --recipe experiments/recipes/synthetic_study.yaml\n\n"
-                + _set_help(("model", "data", "train", "eval"))),
+        epilog=(
+            "example (CPU, the synthetic study's recipe; ~1-2 min on one core, prints test top-1 100.00%):\n"
+            "  dsa-harness data synth --study --out data/synth\n"
+            "  dsa-harness train tsm_r18_dsa --recipe experiments/recipes/synthetic_study.yaml\n\n"
+            + _set_help(("model", "data", "train", "eval"))
+        ),
     )
     p.add_argument("variant", help="model variant (see `dsa-harness list`)")
     p.add_argument("--recipe", metavar="FILE", help="start from a recipe file (experiments/recipes/*.yaml)")
-    p.add_argument("--out", metavar="DIR",
-                   help="run folder (default: RESULTS/runs/manual/<run id>); resumed if it holds this run")
-    p.add_argument("--results", default="results", metavar="DIR", help="results root for the default --out "
-                   "(default: results)")
+    p.add_argument(
+        "--out", metavar="DIR", help="run folder (default: RESULTS/runs/manual/<run id>); resumed if it holds this run"
+    )
+    p.add_argument(
+        "--results", default="results", metavar="DIR", help="results root for the default --out (default: results)"
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and run id, then exit")
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="(re-)evaluate a finished or checkpointed run with other views",
-                       description="Evaluate the latest checkpoint of RUN_DIR on its test set (or --test) with "
-                                   "the given views; prints and writes eval-<groups>x<crops>.json in the run.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=("example: dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 "
-                               "--set eval.batch_size=16\n\n" + _set_help(("data", "eval"))))
+    e = sub.add_parser(
+        "eval",
+        help="(re-)evaluate a finished or checkpointed run with other views",
+        description="Evaluate the latest checkpoint of RUN_DIR on its test set (or --test) with "
+        "the given views; prints and writes eval-<groups>x<crops>.json in the run.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "example: dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 "
+            "--set eval.batch_size=16\n\n" + _set_help(("data", "eval"))
+        ),
+    )
     e.add_argument("run_dir", metavar="RUN_DIR")
     add_config_flags(e, EVAL_FLAGS, ())
     e.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -208,6 +239,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%"
-              f"  ({result['views']} views, {result['num_videos']} videos)")
+        print(
+            f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%"
+            f"  ({result['views']} views, {result['num_videos']} videos)"
+        )
     return 0

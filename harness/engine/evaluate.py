@@ -59,8 +59,15 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, factors: dict
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Iterable, *, views: int, device: torch.device, normalize,
-            amp_dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module,
+    batches: Iterable,
+    *,
+    views: int,
+    device: torch.device,
+    normalize,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ``model`` over ``batches`` of (uint8 (N, V*U, C, T, H, W), labels, indices).
 
     Returns (scores (M, K) averaged softmax over views, labels (M,), dataset indices (M,)).

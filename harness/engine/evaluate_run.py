@@ -16,8 +16,15 @@ from harness.models import create_model
 from harness.results.rundir import RunDir, atomic_write_json
 
 
-def evaluate_run(run_dir: str | Path, *, test: str | None = None, test_groups: int | None = None,
-                 crops: int | None = None, device: str = "cpu", overrides: dict | None = None) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    test: str | None = None,
+    test_groups: int | None = None,
+    crops: int | None = None,
+    device: str = "cpu",
+    overrides: dict | None = None,
+) -> dict:
     """Evaluate the latest checkpoint of ``run_dir`` with its config, changed by ``overrides``
     (``{"eval.crops": 1, "data.test": PATH, ...}``, the ``--set`` rule) and the explicit arguments."""
     rd = RunDir(run_dir)
@@ -48,14 +55,25 @@ def evaluate_run(run_dir: str | Path, *, test: str | None = None, test_groups: i
     data = build_data(data_cfg, ev, mcfg.num_snippets, mcfg.num_frames, rc.seed)
     state = load_checkpoint(rd.checkpoint_path)
     if not isinstance(state.get("model"), dict) or "fc.weight" not in state["model"]:
-        raise CheckpointError(f"{rd.checkpoint_path} holds no model state dict with a classifier (fc.weight): "
-                              "not a training checkpoint of this harness")
+        raise CheckpointError(
+            f"{rd.checkpoint_path} holds no model state dict with a classifier (fc.weight): "
+            "not a training checkpoint of this harness"
+        )
     num_classes = state["model"]["fc.weight"].shape[0]
     model = create_model(mcfg.replace(num_classes=num_classes))
     model.load_state_dict(state["model"])
-    result = evaluate_dataset(model, data.test, views=ev.views, batch_size=ev.batch_size, data=data,
-                       device=torch.device(device), ctx=DistributedContext(), seed=rc.seed, workers=0,
-                       amp_dtype=None)
+    result = evaluate_dataset(
+        model,
+        data.test,
+        views=ev.views,
+        batch_size=ev.batch_size,
+        data=data,
+        device=torch.device(device),
+        ctx=DistributedContext(),
+        seed=rc.seed,
+        workers=0,
+        amp_dtype=None,
+    )
     result["views"] = ev.views
     atomic_write_json(rd.path / f"eval-{ev.test_groups}x{ev.crops}.json", result)
     return result

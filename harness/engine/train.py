@@ -96,12 +96,21 @@ class TrainingInterrupted(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # data plumbing
-def build_train_loader(dataset: Dataset, tcfg: TrainConfig, dcfg: DataConfig, seed: int, ctx: DistributedContext,
-                       device: torch.device) -> DataLoader:
+def build_train_loader(
+    dataset: Dataset, tcfg: TrainConfig, dcfg: DataConfig, seed: int, ctx: DistributedContext, device: torch.device
+) -> DataLoader:
     """The training loader of a run: ``harness.data.build_loader`` with the run's settings (shuffled,
     padded shards). ``benchmarks/loader_throughput.py`` times this very call."""
-    return build_loader(dataset, tcfg.batch_size, shuffle=True, seed=seed, num_workers=dcfg.num_workers,
-                        rank=ctx.rank, world_size=ctx.world_size, device=device)
+    return build_loader(
+        dataset,
+        tcfg.batch_size,
+        shuffle=True,
+        seed=seed,
+        num_workers=dcfg.num_workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        device=device,
+    )
 
 
 @dataclass
@@ -124,20 +133,39 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
     def make(path, mode):
         if not path:
             return None
-        sampler = SnippetSampler(num_snippets, num_frames, data.frame_interval, mode,
-                                 **({"test_groups": ev.test_groups} if mode == "test" else {}))
+        sampler = SnippetSampler(
+            num_snippets,
+            num_frames,
+            data.frame_interval,
+            mode,
+            **({"test_groups": ev.test_groups} if mode == "test" else {}),
+        )
         if mode == "train":
-            transform = train_transform(data.size, flip=data.flip, crop=data.crop, area=data.crop_area,
-                                        scales=data.scales if data.crop == "multiscale" else None)
+            transform = train_transform(
+                data.size,
+                flip=data.flip,
+                crop=data.crop,
+                area=data.crop_area,
+                scales=data.scales if data.crop == "multiscale" else None,
+            )
         else:
             transform = eval_transform(data.size, resize=data.resize, crops=ev.crops if mode == "test" else 1)
         extra = {"class_index": data.classes} if data.format == "kinetics_csv" and data.classes else {}
         if data.format == "frames":
             extra["frame_template"] = data.frame_template
         root = data.root if data.root else str(Path(path).resolve().parent)
-        return VideoDataset(path, root, sampler, transform=transform, format=data.format,
-                            on_error=data.on_error, decode_threads=data.decode_threads, seed=seed,
-                            cache_decoded=data.cache_decoded, **extra)
+        return VideoDataset(
+            path,
+            root,
+            sampler,
+            transform=transform,
+            format=data.format,
+            on_error=data.on_error,
+            decode_threads=data.decode_threads,
+            seed=seed,
+            cache_decoded=data.cache_decoded,
+            **extra,
+        )
 
     train, val, test = make(data.train, "train"), make(data.val, "val"), make(data.test, "test")
     labels = [lab for ds in (train, val, test) if ds is not None for lab in ds.labels]
@@ -155,8 +183,10 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
                 names = list(entries[0]["factors"])
                 factors = {n: [str(e["factors"][n]) for e in entries] for n in names}
         except (ValueError, KeyError, TypeError, AttributeError):  # JSONDecodeError, UnicodeDecodeError too
-            raise ConfigError(f"{classes_file}: unreadable class list (JSON list or {{\"classes\": [...]}}, "
-                              "entries with the same 'factors' keys)") from None
+            raise ConfigError(
+                f'{classes_file}: unreadable class list (JSON list or {{"classes": [...]}}, '
+                "entries with the same 'factors' keys)"
+            ) from None
 
     def norm(x: torch.Tensor) -> torch.Tensor:  # (N, V*U, C, T, H, W) uint8 -> normalised float
         return normalize(x)
@@ -184,9 +214,12 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.opti
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.dim() <= 1 else decay).append(p)
-    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                            {"params": no_decay, "weight_decay": 0.0}],
-                           lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+    )
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -241,25 +274,31 @@ def open_run_dir(config: dict | RunConfig, run_dir: str | Path) -> tuple[RunDir,
                 raise ValueError("not a JSON object")
             old = _stored_identity(on_disk)
         except (ValueError, OSError) as e:
-            raise RunDirError(f"{rd.config_path}: not a run config this harness can read ({e}); "
-                              "use another --out folder") from None
+            raise RunDirError(
+                f"{rd.config_path}: not a run config this harness can read ({e}); use another --out folder"
+            ) from None
         cmp_new = {k: v for k, v in new.items() if k in old}
         keys = identity_diff(old, cmp_new)
         if keys:
-            raise RunDirError(f"{rd.path} holds another run ({describe_diff(old, cmp_new, keys)}); use another "
-                              "--out folder, or the run's own settings to resume or re-read it")
+            raise RunDirError(
+                f"{rd.path} holds another run ({describe_diff(old, cmp_new, keys)}); use another "
+                "--out folder, or the run's own settings to resume or re-read it"
+            )
     for record in (given, on_disk or {}):
         stored = record.get("run_id")
         if stored and record.get("identity_version") == IDENTITY_VERSION and stored != rc.run_id:
             keys = identity_diff(_stored_identity(record), new)
-            raise RunDirError(f"{rd.path}: run {stored} now resolves to run id {rc.run_id} "
-                              f"({describe_diff(_stored_identity(record), new, keys) or 'harness defaults changed'}); "
-                              "its inputs or the harness changed since it was configured: submit it again")
+            raise RunDirError(
+                f"{rd.path}: run {stored} now resolves to run id {rc.run_id} "
+                f"({describe_diff(_stored_identity(record), new, keys) or 'harness defaults changed'}); "
+                "its inputs or the harness changed since it was configured: submit it again"
+            )
     return rd, rc, rd.read_final()
 
 
-def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: bool = True,
-                       progress: bool | None = None) -> dict:
+def train_and_evaluate(
+    config: dict | RunConfig, run_dir: str | Path, *, echo: bool = True, progress: bool | None = None
+) -> dict:
     """Train ``config`` (a run config dict or ``RunConfig``, see harness/config.py) in ``run_dir``,
     resuming if possible; then test. Returns the final record (also written to final.json). A
     finished run of the same config is returned as is; a folder of another run is refused."""
@@ -267,8 +306,7 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
     if done is not None:
         return done
     rd.create()
-    carried = {k: v for k, v in (config if isinstance(config, dict) else {}).items()
-               if k in ("grid", "resources")}
+    carried = {k: v for k, v in (config if isinstance(config, dict) else {}).items() if k in ("grid", "resources")}
     on_disk = rd.read_config() if rd.config_path.exists() else None
     carried = {**{k: v for k, v in (on_disk or {}).items() if k in ("grid", "resources")}, **carried}
     cfg = rc.record(**carried)
@@ -289,29 +327,36 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
     mcfg = rc.model
     data = build_data(dcfg, ecfg, mcfg.num_snippets, mcfg.num_frames, seed)
     if data.num_classes > mcfg.num_classes:
-        raise ConfigError(f"model.num_classes={mcfg.num_classes}, but the data has labels up to "
-                          f"{data.num_classes - 1} ({dcfg.annotation}); set model.num_classes >= {data.num_classes}")
+        raise ConfigError(
+            f"model.num_classes={mcfg.num_classes}, but the data has labels up to "
+            f"{data.num_classes - 1} ({dcfg.annotation}); set model.num_classes >= {data.num_classes}"
+        )
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = create_model(mcfg).to(device)
-    ddp_model = (nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                     else None) if ctx.enabled else model)
+    ddp_model = (
+        nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if ctx.enabled
+        else model
+    )
     global_batch = tcfg.batch_size * ctx.world_size * tcfg.grad_accum
     peak_lr = tcfg.lr_for(global_batch)
     optimizer = build_optimizer(model, tcfg, peak_lr)
-    amp_dtype = ({"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tcfg.amp]
-                 if device.type == "cuda" else None)
+    amp_dtype = (
+        {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tcfg.amp] if device.type == "cuda" else None
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
-    train_loader = (build_train_loader(data.train, tcfg, dcfg, seed, ctx, device) if data.train is not None
-                    else None)
+    train_loader = build_train_loader(data.train, tcfg, dcfg, seed, ctx, device) if data.train is not None else None
     batches_per_epoch = len(train_loader) if train_loader is not None else 0  # fresh: starts at position 0
     steps_per_epoch = batches_per_epoch // tcfg.grad_accum
     if tcfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, tcfg.max_steps_per_epoch)
     if data.train is not None and steps_per_epoch < 1:
-        raise ConfigError(f"{len(data.train)} training videos give no full step of batch {tcfg.batch_size} x "
-                          f"accumulation {tcfg.grad_accum} per process: lower train.batch_size or train.grad_accum")
+        raise ConfigError(
+            f"{len(data.train)} training videos give no full step of batch {tcfg.batch_size} x "
+            f"accumulation {tcfg.grad_accum} per process: lower train.batch_size or train.grad_accum"
+        )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
 
     start_epoch, start_step = 0, 0
@@ -325,9 +370,11 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
         start_epoch, start_step = state["epoch"], state["step"]
         log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step}")
     else:
-        log(f"start: {mcfg.name} ({mcfg.flavour} R{mcfg.depth}, aggregator {mcfg.aggregator}), "
+        log(
+            f"start: {mcfg.name} ({mcfg.flavour} R{mcfg.depth}, aggregator {mcfg.aggregator}), "
             f"{len(data.train) if data.train else 0} train videos, {data.num_classes} classes, "
-            f"global batch {global_batch}, peak lr {peak_lr:.4g}, device {device}, world {ctx.world_size}")
+            f"global batch {global_batch}, peak lr {peak_lr:.4g}, device {device}, world {ctx.world_size}"
+        )
 
     if ctx.is_main:  # epochs at or after the resume point are redone: drop their old lines
         rd.truncate_metrics(keep_epochs_below=start_epoch)
@@ -338,10 +385,20 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
         if ctx.is_main:
             if rd.checkpoint_path.exists():
                 rd.checkpoint_path.replace(rd.path / PREV_CHECKPOINT)
-            save_checkpoint(rd.checkpoint_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                "epoch": epoch, "step": step, "epoch_sums": dict(running) if step else None, "format": 1})
+            save_checkpoint(
+                rd.checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": rng_state(),
+                    "epoch": epoch,
+                    "step": step,
+                    "epoch_sums": dict(running) if step else None,
+                    "format": 1,
+                },
+            )
             _pause_after_checkpoint(rd, epoch, step, log)
         barrier(ctx)
 
@@ -388,46 +445,81 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
                     checkpoint(epoch, step + 1)
                     log(f"stop requested: checkpoint written at epoch {epoch}, step {step + 1}")
                     raise TrainingInterrupted(f"stopped at epoch {epoch} step {step + 1}; re-run to resume")
-                if tcfg.checkpoint_every_steps and (step + 1) % tcfg.checkpoint_every_steps == 0 \
-                        and step + 1 < steps_per_epoch:
+                if (
+                    tcfg.checkpoint_every_steps
+                    and (step + 1) % tcfg.checkpoint_every_steps == 0
+                    and step + 1 < steps_per_epoch
+                ):
                     checkpoint(epoch, step + 1)
             if bar is not None:
                 bar.close()
             del it
             epoch_time = time.time() - t0
             seen = running["seen"]
-            record = {"epoch": epoch, "train_loss": running["loss_sum"] / max(running["loss_n"], 1),
-                      "lr": scheduler.get_last_lr()[0], "epoch_time_s": epoch_time,
-                      "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
-                      "videos_seen": seen * ctx.world_size}
-            if data.val is not None and tcfg.eval_every and ((epoch + 1) % tcfg.eval_every == 0
-                                                              or epoch + 1 == tcfg.epochs):
-                m = evaluate_dataset(model, data.val, views=1, batch_size=ecfg.batch_size, data=data, device=device,
-                              ctx=ctx, seed=seed, workers=dcfg.num_workers, amp_dtype=amp_dtype)
+            record = {
+                "epoch": epoch,
+                "train_loss": running["loss_sum"] / max(running["loss_n"], 1),
+                "lr": scheduler.get_last_lr()[0],
+                "epoch_time_s": epoch_time,
+                "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
+                "videos_seen": seen * ctx.world_size,
+            }
+            if (
+                data.val is not None
+                and tcfg.eval_every
+                and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs)
+            ):
+                m = evaluate_dataset(
+                    model,
+                    data.val,
+                    views=1,
+                    batch_size=ecfg.batch_size,
+                    data=data,
+                    device=device,
+                    ctx=ctx,
+                    seed=seed,
+                    workers=dcfg.num_workers,
+                    amp_dtype=amp_dtype,
+                )
                 record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
                 if "groups" in m:
                     record.update({f"val_{k}_top1": v["top1"] for k, v in m["groups"].items()})
             skipped = data.train.pop_skipped() if hasattr(data.train, "pop_skipped") else []
             if skipped:  # on_error="skip": unreadable videos replaced this epoch, listed by file and line
                 record["skipped_videos"] = len(skipped)
-                log(f"epoch {epoch + 1}: skipped {len(skipped)} unreadable video(s): "
-                    + "; ".join(f"{s['path']} ({s['annotation']}:{s['line']}, {s['reason']})" for s in skipped))
+                log(
+                    f"epoch {epoch + 1}: skipped {len(skipped)} unreadable video(s): "
+                    + "; ".join(f"{s['path']} ({s['annotation']}:{s['line']}, {s['reason']})" for s in skipped)
+                )
             if ctx.is_main:
                 rd.append_metrics(record)
-            log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
+            log(
+                f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
                 f"{record['clips_per_s']:.1f} clips/s"
-                + (f", val top-1 {record['val_top1']:.1f}%" if "val_top1" in record else ""))
+                + (f", val top-1 {record['val_top1']:.1f}%" if "val_top1" in record else "")
+            )
             checkpoint(epoch + 1, 0)
 
     test = None
     if data.test is not None:
-        test = evaluate_dataset(model, data.test, views=ecfg.views, batch_size=ecfg.batch_size, data=data,
-                                device=device,
-                         ctx=ctx, seed=seed, workers=dcfg.num_workers, amp_dtype=amp_dtype)
+        test = evaluate_dataset(
+            model,
+            data.test,
+            views=ecfg.views,
+            batch_size=ecfg.batch_size,
+            data=data,
+            device=device,
+            ctx=ctx,
+            seed=seed,
+            workers=dcfg.num_workers,
+            amp_dtype=amp_dtype,
+        )
         test["views"] = ecfg.views
-        log(f"test ({ecfg.test_groups} groups x {ecfg.crops} crops): top-1 {test['top1']:.2f}%, "
+        log(
+            f"test ({ecfg.test_groups} groups x {ecfg.crops} crops): top-1 {test['top1']:.2f}%, "
             f"top-5 {test['top5']:.2f}%, mean class {test['mean_class_acc']:.2f}%"
-            + "".join(f", {k} {v['top1']:.1f}%" for k, v in test.get("groups", {}).items()))
+            + "".join(f", {k} {v['top1']:.1f}%" for k, v in test.get("groups", {}).items())
+        )
     final = None
     if ctx.is_main:
         from harness.measure.profile import profile_record
@@ -435,15 +527,21 @@ def train_and_evaluate(config: dict | RunConfig, run_dir: str | Path, *, echo: b
         profile = profile_record(mcfg, size=dcfg.size, views=ecfg.views, model=model)
         metrics = rd.read_metrics()
         final = {
-            "run_id": cfg.get("run_id") or rd.run_id, "task": "train", "status": "done",
+            "run_id": cfg.get("run_id") or rd.run_id,
+            "task": "train",
+            "status": "done",
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": time.time() - started,
             **describe_environment(device),
             "world_size": ctx.world_size,
             "profile": profile,
-            "train": {"epochs": tcfg.epochs, "global_batch": global_batch, "peak_lr": peak_lr,
-                      "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
-                      "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None},
+            "train": {
+                "epochs": tcfg.epochs,
+                "global_batch": global_batch,
+                "peak_lr": peak_lr,
+                "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
+                "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None,
+            },
         }
         if test is not None:
             final["test"] = test
@@ -478,14 +576,34 @@ def _load_resume_state(rd: RunDir, log) -> dict | None:
         return state
 
 
-def evaluate_dataset(model: nn.Module, dataset: Dataset, *, views: int, batch_size: int, data: _Data,
-              device: torch.device, ctx: DistributedContext, seed: int, workers: int, amp_dtype) -> dict:
+def evaluate_dataset(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    views: int,
+    batch_size: int,
+    data: _Data,
+    device: torch.device,
+    ctx: DistributedContext,
+    seed: int,
+    workers: int,
+    amp_dtype,
+) -> dict:
     """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
-    loader = build_loader(dataset, batch_size, shuffle=False, seed=seed, num_workers=min(workers, 1),
-                          rank=ctx.rank, world_size=ctx.world_size, device=device)
+    loader = build_loader(
+        dataset,
+        batch_size,
+        shuffle=False,
+        seed=seed,
+        num_workers=min(workers, 1),
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        device=device,
+    )
     model = model.to(device)
-    scores, labels, index = predict(model, loader, views=views, device=device, normalize=data.normalize,
-                                    amp_dtype=amp_dtype)
+    scores, labels, index = predict(
+        model, loader, views=views, device=device, normalize=data.normalize, amp_dtype=amp_dtype
+    )
     parts = all_gather_objects((scores, labels, index), ctx)
     scores = np.concatenate([p[0] for p in parts if len(p[2])])
     labels = np.concatenate([p[1] for p in parts if len(p[2])])
@@ -493,8 +611,9 @@ def evaluate_dataset(model: nn.Module, dataset: Dataset, *, views: int, batch_si
     order = np.argsort(index, kind="stable")
     scores, labels, index = scores[order], labels[order], index[order]
     if len(np.unique(index)) != len(index) or len(index) != len(dataset):
-        raise RuntimeError(f"evaluation covered {len(np.unique(index))} of {len(dataset)} videos "
-                           f"({len(index)} predictions)")
+        raise RuntimeError(
+            f"evaluation covered {len(np.unique(index))} of {len(dataset)} videos ({len(index)} predictions)"
+        )
     metrics = classification_metrics(scores, labels, data.factors)
     metrics["loss"] = float(-np.log(np.clip(scores[np.arange(len(labels)), labels], 1e-12, None)).mean())
     return metrics

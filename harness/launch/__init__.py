@@ -25,7 +25,19 @@ from harness.launch.submit import LaunchOptions, run_grid, submit
 from harness.launch.tasks import describe_environment, run_task
 
 __all__ = [
-    "Grid", "GridError", "GridValidationError", "LaunchOptions", "Resources", "RunSpec", "cancel",
-    "collect_status", "describe_environment", "expand", "load_grid", "run_grid", "run_task",
-    "submit", "validate_runs",
+    "Grid",
+    "GridError",
+    "GridValidationError",
+    "LaunchOptions",
+    "Resources",
+    "RunSpec",
+    "cancel",
+    "collect_status",
+    "describe_environment",
+    "expand",
+    "load_grid",
+    "run_grid",
+    "run_task",
+    "submit",
+    "validate_runs",
 ]

@@ -31,16 +31,29 @@ resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", "--results-root", dest="results_root", default="results", metavar="DIR",
-                   help="results root: runs go to DIR/runs/<grid>/<run_id> (default: results)")
+    p.add_argument(
+        "--results",
+        "--results-root",
+        dest="results_root",
+        default="results",
+        metavar="DIR",
+        help="results root: runs go to DIR/runs/<grid>/<run_id> (default: results)",
+    )
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
     from harness.config import parse_set
 
-    p.add_argument("--set", dest="sets", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
-                   help="change a field of every run's config, repeatable (e.g. --set train.epochs=2); applied to "
-                        "the grid's base before its axes, so run ids follow; keys: `dsa-harness train --help`")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        type=parse_set,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a field of every run's config, repeatable (e.g. --set train.epochs=2); applied to "
+        "the grid's base before its axes, so run ids follow; keys: `dsa-harness train --help`",
+    )
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -52,44 +65,68 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def register_commands(subparsers) -> None:
     sweep = subparsers.add_parser(
-        "sweep", help="show, submit, follow and cancel ablation grids (SLURM job arrays or local)",
+        "sweep",
+        help="show, submit, follow and cancel ablation grids (SLURM job arrays or local)",
         description="Launch ablation grids through submitit: on SLURM as job arrays, locally on this "
-                    "machine's cores/GPUs, or in-process for debugging. Resumable and idempotent.",
-        epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "machine's cores/GPUs, or in-process for debugging. Resumable and idempotent.",
+        epilog=EPILOG_SWEEP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
     sweep.set_defaults(func=lambda args: (sweep.print_help(), 2)[1])
 
     show = sub.add_parser(
-        "show", help="expand a grid and print its runs with an estimated cost",
+        "show",
+        help="expand a grid and print its runs with an estimated cost",
         description="Expand a grid file, validate every run and print one line per run with the "
-                    "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore), training clips, "
-                    "epochs, test views and the grid's declared throughput (cost.throughput: clips_per_s, "
-                    "or tflops); see harness.launch.cost.estimate_cost for the formula.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore), training clips, "
+        "epochs, test views and the grid's declared throughput (cost.throughput: clips_per_s, "
+        "or tflops); see harness.launch.cost.estimate_cost for the formula.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
     _add_common(show)
-    show.add_argument("--no-check-data", action="store_true",
-                      help="do not require the data annotation files to exist (e.g. datasets not on this machine)")
+    show.add_argument(
+        "--no-check-data",
+        action="store_true",
+        help="do not require the data annotation files to exist (e.g. datasets not on this machine)",
+    )
     show.add_argument("--no-cost", action="store_true", help="skip the cost estimate (no FLOPs counting)")
-    show.add_argument("--clips-per-s", type=float, metavar="N",
-                      help="measured training throughput (clips/s per GPU) to use instead of the grid's")
-    show.add_argument("--tflops", type=float, metavar="N",
-                      help="sustained fvcore TFLOP/s per GPU to use instead of the grid's")
-    show.add_argument("--resolved", metavar="RUN", nargs="?", const="all",
-                      help="print the fully resolved config of run RUN (index or run id prefix), or of every run")
+    show.add_argument(
+        "--clips-per-s",
+        type=float,
+        metavar="N",
+        help="measured training throughput (clips/s per GPU) to use instead of the grid's",
+    )
+    show.add_argument(
+        "--tflops", type=float, metavar="N", help="sustained fvcore TFLOP/s per GPU to use instead of the grid's"
+    )
+    show.add_argument(
+        "--resolved",
+        metavar="RUN",
+        nargs="?",
+        const="all",
+        help="print the fully resolved config of run RUN (index or run id prefix), or of every run",
+    )
     _add_set(show)
     show.set_defaults(func=_cmd_show)
 
     submit = sub.add_parser(
-        "submit", help="validate a grid and submit the runs that are not done/queued/running",
+        "submit",
+        help="validate a grid and submit the runs that are not done/queued/running",
         description="Validate every run (all problems reported at once; nothing is submitted if any run "
-                    "is invalid), skip finished, queued and running runs, and submit the rest. Returns at "
-                    "once (except --cluster debug); follow with `sweep status`.\n\n" + STATES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "is invalid), skip finished, queued and running runs, and submit the rest. Returns at "
+        "once (except --cluster debug); follow with `sweep status`.\n\n" + STATES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     submit.add_argument("grid", metavar="FILE", help="grid file")
-    submit.add_argument("--cluster", choices=("slurm", "local", "debug"), default="local",
-                        help="slurm: one job array per resource group; local: worker processes on this "
-                             "machine; debug: in this process (default: local)")
+    submit.add_argument(
+        "--cluster",
+        choices=("slurm", "local", "debug"),
+        default="local",
+        help="slurm: one job array per resource group; local: worker processes on this "
+        "machine; debug: in this process (default: local)",
+    )
     _add_common(submit)
     submit.add_argument("--retry-failed", action="store_true", help="also resubmit runs whose last attempt failed")
     submit.add_argument("--no-check-data", action="store_true", help="do not require the data files to exist")
@@ -104,23 +141,46 @@ def register_commands(subparsers) -> None:
     g.add_argument("--time-min", type=int, metavar="MIN", help="time limit per job")
     g.add_argument("--mem-gb", type=float, metavar="GB", help="memory per node")
     g.add_argument("--array-parallelism", type=int, metavar="N", help="at most N array tasks at once")
-    g.add_argument("--sbatch", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="extra sbatch option, repeatable (e.g. --sbatch exclude=node12)")
-    g.add_argument("--setup", action="append", default=[], metavar="LINE",
-                   help="shell line run before the job, repeatable (e.g. 'module load cuda')")
-    g.add_argument("--no-snapshot", dest="snapshot", action="store_false", default=None,
-                   help="run the live checkout instead of a frozen copy of the code (default for slurm: "
-                        "snapshot into RESULTS/snapshots/<commit>-<hash>)")
+    g.add_argument(
+        "--sbatch",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sbatch option, repeatable (e.g. --sbatch exclude=node12)",
+    )
+    g.add_argument(
+        "--setup",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="shell line run before the job, repeatable (e.g. 'module load cuda')",
+    )
+    g.add_argument(
+        "--no-snapshot",
+        dest="snapshot",
+        action="store_false",
+        default=None,
+        help="run the live checkout instead of a frozen copy of the code (default for slurm: "
+        "snapshot into RESULTS/snapshots/<commit>-<hash>)",
+    )
     g.add_argument("--snapshot", dest="snapshot", action="store_true", help="freeze the code also for local")
     loc = submit.add_argument_group("local")
-    loc.add_argument("--max-parallel", type=int, metavar="N",
-                     help="worker processes (default: cores // cpus_per_task, or GPUs // GPUs per run)")
+    loc.add_argument(
+        "--max-parallel",
+        type=int,
+        metavar="N",
+        help="worker processes (default: cores // cpus_per_task, or GPUs // GPUs per run)",
+    )
     submit.set_defaults(func=_cmd_submit)
 
     status = sub.add_parser(
-        "status", help="table of a grid's runs: state, job id, attempts, last metric, last error, log",
+        "status",
+        help="table of a grid's runs: state, job id, attempts, last metric, last error, log",
         description="One line per run. A run is done only when its own final.json parses, whatever the "
-                    "scheduler says.\n\n" + STATES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "scheduler says.\n\n" + STATES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     status.add_argument("grid", metavar="FILE", help="grid file")
     _add_common(status)
     status.add_argument("--wide", action="store_true", help="full error lines and log paths")
@@ -128,20 +188,27 @@ def register_commands(subparsers) -> None:
     _add_set(status)
     status.set_defaults(func=_cmd_status)
 
-    cancel = sub.add_parser("cancel", help="cancel a grid's queued and running jobs",
-                            description="scancel the grid's live SLURM jobs (or stop its local workers) and "
-                                        "mark the runs cancelled; finished runs are untouched and a later "
-                                        "submit resumes the others.")
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel a grid's queued and running jobs",
+        description="scancel the grid's live SLURM jobs (or stop its local workers) and "
+        "mark the runs cancelled; finished runs are untouched and a later "
+        "submit resumes the others.",
+    )
     cancel.add_argument("grid", metavar="FILE", help="grid file")
     _add_common(cancel)
-    cancel.add_argument("--run", action="append", default=[], metavar="RUN_ID",
-                        help="only this run (id or prefix), repeatable")
+    cancel.add_argument(
+        "--run", action="append", default=[], metavar="RUN_ID", help="only this run (id or prefix), repeatable"
+    )
     _add_set(cancel)
     cancel.set_defaults(func=_cmd_cancel)
 
-    logs = sub.add_parser("logs", help="a run's log.txt, job stdout/stderr and last error",
-                          description="Print the tails of a run's log.txt, its job's stdout and stderr "
-                                      "(submitit logs) and its error.json traceback.")
+    logs = sub.add_parser(
+        "logs",
+        help="a run's log.txt, job stdout/stderr and last error",
+        description="Print the tails of a run's log.txt, its job's stdout and stderr "
+        "(submitit logs) and its error.json traceback.",
+    )
     logs.add_argument("run", metavar="RUN", help="run id (or a unique prefix) or run directory")
     _add_common(logs)
     logs.add_argument("--lines", type=int, default=40, metavar="N", help="lines per log (default 40)")
@@ -158,13 +225,18 @@ def _cmd_show(args) -> int:
     grid = load_grid(args.grid)
     runs = expand(grid, args.results_root, args.sets)
     if args.resolved:
-        chosen = [r for r in runs if args.resolved == "all" or str(r.index) == args.resolved
-                  or r.run_id.startswith(args.resolved)]
+        chosen = [
+            r
+            for r in runs
+            if args.resolved == "all" or str(r.index) == args.resolved or r.run_id.startswith(args.resolved)
+        ]
         if not chosen:
             raise UsageError(f"--resolved {args.resolved}: no run with that index or run id prefix")
         for r in chosen:
-            print(f"# run {r.index}: {r.run_id}" + (" (provisional id: input files not found)"
-                                                     if r.run_config.provisional else ""))
+            print(
+                f"# run {r.index}: {r.run_id}"
+                + (" (provisional id: input files not found)" if r.run_config.provisional else "")
+            )
             print(json.dumps(r.config, indent=2))
         return 0
     problems = validate_runs(grid, runs, check_data=not args.no_check_data)
@@ -186,27 +258,53 @@ def _cmd_submit(args) -> int:
     from harness.launch.status import collect_status, status_table
     from harness.launch.submit import LaunchOptions, submit
 
-    opts = LaunchOptions(cluster=args.cluster, partition=args.partition, account=args.account, qos=args.qos,
-                         constraint=args.constraint, array_parallelism=args.array_parallelism,
-                         sbatch=dict(args.sbatch), setup=list(args.setup), time_min=args.time_min,
-                         mem_gb=args.mem_gb, max_parallel=args.max_parallel, snapshot=args.snapshot)
+    opts = LaunchOptions(
+        cluster=args.cluster,
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        constraint=args.constraint,
+        array_parallelism=args.array_parallelism,
+        sbatch=dict(args.sbatch),
+        setup=list(args.setup),
+        time_min=args.time_min,
+        mem_gb=args.mem_gb,
+        max_parallel=args.max_parallel,
+        snapshot=args.snapshot,
+    )
     if args.wait:
         from harness.launch.submit import run_grid
 
-        run_grid(args.grid, cluster=args.cluster, results_root=args.results_root, options=opts,
-                 retry_failed=args.retry_failed, check_data=not args.no_check_data, overrides=args.sets)
+        run_grid(
+            args.grid,
+            cluster=args.cluster,
+            results_root=args.results_root,
+            options=opts,
+            retry_failed=args.retry_failed,
+            check_data=not args.no_check_data,
+            overrides=args.sets,
+        )
         from harness.launch.grid import load_and_expand
 
         grid, runs = load_and_expand(args.grid, args.results_root, overrides=args.sets)
         statuses = collect_status(runs)
         print(status_table(statuses, grid))
         return 1 if any(s.status == "failed" for s in statuses) else 0
-    result = submit(args.grid, cluster=args.cluster, results_root=args.results_root, options=opts,
-                    retry_failed=args.retry_failed, check_data=not args.no_check_data, dry_run=args.dry_run,
-                    overrides=args.sets)
+    result = submit(
+        args.grid,
+        cluster=args.cluster,
+        results_root=args.results_root,
+        options=opts,
+        retry_failed=args.retry_failed,
+        check_data=not args.no_check_data,
+        dry_run=args.dry_run,
+        overrides=args.sets,
+    )
     if args.dry_run:
-        print(f"dry run: would submit {len(result.submitted)} of {len(result.runs)} runs: "
-              + " ".join(r.run_id for r in result.submitted))
+        print(
+            f"dry run: would submit {len(result.submitted)} of {len(result.runs)} runs: "
+            + " ".join(r.run_id for r in result.submitted)
+        )
         return 0
     print(result.summary())
     if result.snapshot:
@@ -237,9 +335,23 @@ def _cmd_status(args) -> int:
     statuses = collect_status(runs)
     if args.json:
         for s in statuses:
-            print(json.dumps({"index": s.index, "run_id": s.run_id, "status": s.status, "job_id": s.job_id,
-                              "attempts": s.attempts, "requeues": s.requeues, "metric": s.metric,
-                              "error": s.error, "log": s.log, "run_dir": str(s.run_dir)}, default=str))
+            print(
+                json.dumps(
+                    {
+                        "index": s.index,
+                        "run_id": s.run_id,
+                        "status": s.status,
+                        "job_id": s.job_id,
+                        "attempts": s.attempts,
+                        "requeues": s.requeues,
+                        "metric": s.metric,
+                        "error": s.error,
+                        "log": s.log,
+                        "run_dir": str(s.run_dir),
+                    },
+                    default=str,
+                )
+            )
     else:
         print(status_table(statuses, grid, wide=args.wide))
         note = other_runs_note(grid, runs, args.results_root)
@@ -272,12 +384,16 @@ def other_runs_note(grid, runs, results_root) -> str:
             legacy += 1
     parts = []
     if legacy:
-        parts.append(f"note: {legacy} run folder(s) in {Path(results_root) / 'runs' / grid.name} were made under the "
-                     f"earlier run identity (ids hashed the unresolved config); they are not reused or resubmitted: "
-                     f"`sweep submit` runs this grid under the current identity")
+        parts.append(
+            f"note: {legacy} run folder(s) in {Path(results_root) / 'runs' / grid.name} were made under the "
+            f"earlier run identity (ids hashed the unresolved config); they are not reused or resubmitted: "
+            f"`sweep submit` runs this grid under the current identity"
+        )
     if other:
-        parts.append(f"note: {other} run folder(s) of this grid's folder belong to another version of the grid file "
-                     f"(or other --set values); not shown")
+        parts.append(
+            f"note: {other} run folder(s) of this grid's folder belong to another version of the grid file "
+            f"(or other --set values); not shown"
+        )
     return "\n".join(parts)
 
 

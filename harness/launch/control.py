@@ -15,8 +15,12 @@ from harness.results.rundir import RunDir
 from harness.results.status import LIVE_STATES
 
 
-def cancel(grid_path: str | os.PathLike, results_root: str | os.PathLike = "results",
-           run_ids: Iterable[str] | None = None, overrides: list | None = None) -> list[RunStatus]:
+def cancel(
+    grid_path: str | os.PathLike,
+    results_root: str | os.PathLike = "results",
+    run_ids: Iterable[str] | None = None,
+    overrides: list | None = None,
+) -> list[RunStatus]:
     """Cancel the live jobs of a grid (or of some of its runs) and mark them cancelled.
     A local worker runs several runs: cancelling one of them stops the whole worker."""
     grid = load_grid(grid_path)
@@ -45,8 +49,9 @@ def find_run(run: str, results_root: str | os.PathLike = "results") -> RunDir:
     if not matches:
         raise MissingFileError(f"no run {run!r} under {base} (give a run id, a prefix of one, or a run dir)")
     if len(matches) > 1:
-        raise UsageError(f"run id prefix {run!r} is ambiguous: {', '.join(str(m) for m in matches[:10])}; "
-                         "give more of the id")
+        raise UsageError(
+            f"run id prefix {run!r} is ambiguous: {', '.join(str(m) for m in matches[:10])}; give more of the id"
+        )
     return RunDir(matches[0])
 
 
@@ -68,9 +73,14 @@ def run_logs(rd: RunDir, lines: int = 40) -> str:
     job = rd.read_job() or {}
     parts = [f"run {rd.run_id}: {rd.path}"]
     if job:
-        parts.append("job: " + ", ".join(f"{k}={job.get(k)}" for k in
-                                         ("cluster", "job_id", "state", "attempts", "requeues", "submitted_at",
-                                          "commit") if job.get(k) is not None))
+        parts.append(
+            "job: "
+            + ", ".join(
+                f"{k}={job.get(k)}"
+                for k in ("cluster", "job_id", "state", "attempts", "requeues", "submitted_at", "commit")
+                if job.get(k) is not None
+            )
+        )
     for title, path in (("log.txt", rd.log_path), ("stdout", job.get("stdout")), ("stderr", job.get("stderr"))):
         text = _tail(path, lines)
         if text is not None:

@@ -22,8 +22,13 @@ def _count_lines(path: Any) -> int | None:
         return sum(1 for line in f if line.strip())
 
 
-def estimate_cost(grid: Grid, runs: list[RunSpec], throughput: dict | None = None,
-                  flops_cache: str | os.PathLike | None = None, progress: bool = True) -> list[dict | None]:
+def estimate_cost(
+    grid: Grid,
+    runs: list[RunSpec],
+    throughput: dict | None = None,
+    flops_cache: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> list[dict | None]:
     """Estimated device-hours per run of a train grid (None per run for profile grids).
 
     With F = fvcore GFLOPs per view of the run's model (one multiply-add = one FLOP; one view =
@@ -95,9 +100,18 @@ def estimate_cost(grid: Grid, runs: list[RunSpec], throughput: dict | None = Non
             elif tp.get("tflops") and f is not None:
                 hours = (3 * epochs * n * f + m * views * f) / (float(tp["tflops"]) * 1000) / 3600
         gpus = int((c.get("resources") or {}).get("gpus", 0))
-        out.append({"gflops_per_view": f, "epochs": epochs, "train_clips": n, "test_clips": m, "views": views,
-                    "hours": hours, "unit": "GPU-h" if gpus else "CPU-h",
-                    "wall_h": (hours / gpus if gpus and hours is not None else hours)})
+        out.append(
+            {
+                "gflops_per_view": f,
+                "epochs": epochs,
+                "train_clips": n,
+                "test_clips": m,
+                "views": views,
+                "hours": hours,
+                "unit": "GPU-h" if gpus else "CPU-h",
+                "wall_h": (hours / gpus if gpus and hours is not None else hours),
+            }
+        )
     return out
 
 
@@ -123,26 +137,33 @@ def show_table(grid: Grid, runs: list[RunSpec], costs: list[dict | None] | None 
             c = costs[i] or {}
             f = c.get("gflops_per_view")
             h = c.get("hours")
-            row += [f"{f:.1f}" if f is not None else "", c.get("epochs"), c.get("train_clips"),
-                    f"{h:,.1f} {c.get('unit')}" if h is not None else "n/a"]
+            row += [
+                f"{f:.1f}" if f is not None else "",
+                c.get("epochs"),
+                c.get("train_clips"),
+                f"{h:,.1f} {c.get('unit')}" if h is not None else "n/a",
+            ]
         rows.append(row)
     res = Resources.from_dict(runs[0].config.get("resources")) if runs else None
-    lines = [f"grid {grid.name} ({grid.path}): {grid.task}, {len(runs)} runs",
-             f"  {grid.description}".rstrip()]
+    lines = [f"grid {grid.name} ({grid.path}): {grid.task}, {len(runs)} runs", f"  {grid.description}".rstrip()]
     if grid.paper_table:
         lines.append(f"  reproduces: {grid.paper_table}")
     if grid.paper_reference:
         lines.append(f"  paper reference: {grid.paper_reference}")
     if res:
-        lines.append(f"  resources per run: {res.gpus} GPU(s) on {res.nodes} node(s), {res.cpus_per_task} CPUs/task, "
-                     f"{res.mem_gb:g} GB, {res.time_min} min")
+        lines.append(
+            f"  resources per run: {res.gpus} GPU(s) on {res.nodes} node(s), {res.cpus_per_task} CPUs/task, "
+            f"{res.mem_gb:g} GB, {res.time_min} min"
+        )
     text = "\n".join(lines) + "\n\n" + tabulate(rows, headers=headers, tablefmt="simple")
     if with_cost:
         hours = [c["hours"] for c in costs if c and c.get("hours") is not None]
         unit = next((c["unit"] for c in costs if c), "GPU-h")
         if hours:
-            text += f"\n\nestimated total: {sum(hours):,.1f} {unit} ({len(hours)} of {len(runs)} runs estimated; " \
-                    "formula: harness.launch.cost.estimate_cost)"
+            text += (
+                f"\n\nestimated total: {sum(hours):,.1f} {unit} ({len(hours)} of {len(runs)} runs estimated; "
+                "formula: harness.launch.cost.estimate_cost)"
+            )
         else:
             text += "\n\nno estimate: declare cost.train_clips and cost.throughput in the grid"
     return text

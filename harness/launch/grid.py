@@ -54,8 +54,20 @@ from harness.errors import ConfigError, HarnessError
 TASKS = ("profile", "train")
 SECTIONS = ("model", "data", "train", "eval", "profile", "resources")
 """Top-level sections of a grid's ``base`` (the run config's sections plus the launcher's resources)."""
-GRID_KEYS = ("name", "description", "paper_table", "paper_reference", "task", "include", "base", "axes", "seeds",
-             "resources", "cost", "report")
+GRID_KEYS = (
+    "name",
+    "description",
+    "paper_table",
+    "paper_reference",
+    "task",
+    "include",
+    "base",
+    "axes",
+    "seeds",
+    "resources",
+    "cost",
+    "report",
+)
 DATA_PATH_KEYS = ("train", "val", "test", "root", "classes")
 
 
@@ -143,8 +155,9 @@ class Resources:
             raise ConfigError(f"resources.mem_gb={self.mem_gb!r}: must be a number > 0")
         if self.gpus % self.nodes:
             raise ConfigError(f"resources.gpus={self.gpus} must be a multiple of resources.nodes={self.nodes}")
-        if self.array_parallelism is not None and (not isinstance(self.array_parallelism, int)
-                                                   or self.array_parallelism < 1):
+        if self.array_parallelism is not None and (
+            not isinstance(self.array_parallelism, int) or self.array_parallelism < 1
+        ):
             raise ConfigError(f"resources.array_parallelism={self.array_parallelism!r}: must be an integer >= 1")
         if not isinstance(self.sbatch, dict):
             raise ConfigError("resources.sbatch must be a mapping of sbatch option -> value")
@@ -222,6 +235,7 @@ class RunSpec:
 # ---------------------------------------------------------------------------------------------
 # loading
 
+
 def load_grid(path: str | os.PathLike) -> Grid:
     """Read and check a grid file; raises ``GridError`` naming the file, line or key."""
     path = Path(path)
@@ -256,8 +270,13 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     if unknown:
         raise err(unknown[0], f"unknown key; grid keys are {', '.join(GRID_KEYS)}")
     name = doc.get("name")
-    if (not isinstance(name, str) or not name or len(name) > 100
-            or not all(c.isalnum() or c in "-_." for c in name) or name.startswith(".")):
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 100
+        or not all(c.isalnum() or c in "-_." for c in name)
+        or name.startswith(".")
+    ):
         raise err("name", f"must be 1-100 letters, digits, '-', '_' or '.', not starting with '.', got {name!r}")
     task = doc.get("task", (doc.get("base") or {}).get("task"))
     if task not in TASKS:
@@ -293,8 +312,11 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     seeds = doc.get("seeds", [base.get("seed", 0)])
     if isinstance(seeds, int):
         seeds = [seeds]
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         raise err("seeds", f"must be a non-empty list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise err("seeds", f"repeated seed in {seeds}")
@@ -310,10 +332,21 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     if not isinstance(report, dict):
         raise err("report", "must be a mapping (rows, metrics)")
     ref = doc.get("paper_reference")
-    return Grid(path=path, name=name, task=task, base=copy.deepcopy(base), product=dict(product),
-                zip=dict(zipped), seeds=tuple(seeds), resources=dict(resources),
-                description=str(doc.get("description") or ""), paper_table=str(doc.get("paper_table") or ""),
-                paper_reference=str(ref) if ref else None, cost=dict(cost), report=dict(report))
+    return Grid(
+        path=path,
+        name=name,
+        task=task,
+        base=copy.deepcopy(base),
+        product=dict(product),
+        zip=dict(zipped),
+        seeds=tuple(seeds),
+        resources=dict(resources),
+        description=str(doc.get("description") or ""),
+        paper_table=str(doc.get("paper_table") or ""),
+        paper_reference=str(ref) if ref else None,
+        cost=dict(cost),
+        report=dict(report),
+    )
 
 
 def _check_axis_key(key: Any, err, where: str) -> None:
@@ -329,21 +362,28 @@ def _check_axis_key(key: Any, err, where: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # expansion
 
-def expand(grid: Grid, results_root: str | os.PathLike = "results",
-           overrides: list[tuple[str, Any]] | None = None) -> list[RunSpec]:
+
+def expand(
+    grid: Grid, results_root: str | os.PathLike = "results", overrides: list[tuple[str, Any]] | None = None
+) -> list[RunSpec]:
     """All runs of ``grid``: product axes x zip rows x seeds, each resolved through ``RunConfig``
     (raising ``GridValidationError`` with every problem at once). ``overrides`` (``--set``) apply
     to the base, before the axes; a key that is an axis of the grid is refused."""
     runs_root = Path(results_root) / "runs" / grid.name
     base = copy.deepcopy(grid.base)
     if overrides:
-        axis_hit = [k for k, _ in overrides if any(k == a or k.startswith(a + ".") or a.startswith(k + ".")
-                                                 for a in grid.axis_keys)]
+        axis_hit = [
+            k
+            for k, _ in overrides
+            if any(k == a or k.startswith(a + ".") or a.startswith(k + ".") for a in grid.axis_keys)
+        ]
         if axis_hit:
             raise GridError(f"{grid.path}: --set {axis_hit[0]}: is an axis of this grid; edit the grid's axes")
         run_part = {k: v for k, v in base.items() if k != "resources"}
-        base = {**apply_overrides(run_part, overrides), **({"resources": base["resources"]} if "resources" in base
-                                                          else {})}
+        base = {
+            **apply_overrides(run_part, overrides),
+            **({"resources": base["resources"]} if "resources" in base else {}),
+        }
     product_keys = list(grid.product)
     zip_keys = list(grid.zip)
     zip_rows: list[tuple] = list(zip(*grid.zip.values())) if zip_keys else [()]
@@ -373,12 +413,21 @@ def expand(grid: Grid, results_root: str | os.PathLike = "results",
                 config = rc.record(grid=grid.name, resources=copy.deepcopy(base_resources))
                 run_id = config["run_id"]
                 if run_id in seen:
-                    problems.append(Problem(str(grid.path), index, "axes",
-                                            f"same resolved configuration as run {seen[run_id]} (run id {run_id}); "
-                                            "remove the duplicate axis value"))
+                    problems.append(
+                        Problem(
+                            str(grid.path),
+                            index,
+                            "axes",
+                            f"same resolved configuration as run {seen[run_id]} (run id {run_id}); "
+                            "remove the duplicate axis value",
+                        )
+                    )
                 seen[run_id] = index
-                runs.append(RunSpec(index=index, run_id=run_id, config=config, axes=axes,
-                                    run_dir=runs_root / run_id, run_config=rc))
+                runs.append(
+                    RunSpec(
+                        index=index, run_id=run_id, config=config, axes=axes, run_dir=runs_root / run_id, run_config=rc
+                    )
+                )
                 index += 1
     if problems:
         raise GridValidationError(problems)
@@ -393,6 +442,7 @@ def _field_of(message: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # validation
+
 
 def validate_runs(grid: Grid, runs: Iterable[RunSpec], check_data: bool = True) -> list[Problem]:
     """What expansion cannot see: resources, and (``check_data``) that every input file exists.
@@ -416,9 +466,12 @@ def validate_runs(grid: Grid, runs: Iterable[RunSpec], check_data: bool = True) 
     return problems
 
 
-def load_and_expand(path: str | os.PathLike, results_root: str | os.PathLike = "results",
-                    check_data: bool | None = None,
-                    overrides: list[tuple[str, Any]] | None = None) -> tuple[Grid, list[RunSpec]]:
+def load_and_expand(
+    path: str | os.PathLike,
+    results_root: str | os.PathLike = "results",
+    check_data: bool | None = None,
+    overrides: list[tuple[str, Any]] | None = None,
+) -> tuple[Grid, list[RunSpec]]:
     """Load and expand a grid; with ``check_data`` not None also validate and raise
     ``GridValidationError`` listing every problem."""
     grid = load_grid(path)
@@ -430,5 +483,16 @@ def load_and_expand(path: str | os.PathLike, results_root: str | os.PathLike = "
     return grid, runs
 
 
-__all__ = ["Grid", "GridError", "GridValidationError", "Problem", "Resources", "RunSpec", "expand", "format_problems",
-           "load_and_expand", "load_grid", "validate_runs"]
+__all__ = [
+    "Grid",
+    "GridError",
+    "GridValidationError",
+    "Problem",
+    "Resources",
+    "RunSpec",
+    "expand",
+    "format_problems",
+    "load_and_expand",
+    "load_grid",
+    "validate_runs",
+]

@@ -55,8 +55,10 @@ def snapshot_code(dest_root: str | os.PathLike) -> tuple[Path, str | None, bool]
             target = tmp / f
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / f, target)
-        atomic_write_json(tmp / SNAPSHOT_FILE, {"commit": commit, "dirty": dirty, "created_at": now_iso(),
-                                                "source": str(root), "files": len(files)})
+        atomic_write_json(
+            tmp / SNAPSHOT_FILE,
+            {"commit": commit, "dirty": dirty, "created_at": now_iso(), "source": str(root), "files": len(files)},
+        )
         try:
             os.rename(tmp, dest)
         except OSError:  # a concurrent submitter made the same snapshot

@@ -48,9 +48,15 @@ def collect_status(runs: list[RunSpec]) -> list[RunStatus]:
         rd = RunDir(run.run_dir)
         state = run_state(rd, scheduler=view)
         job = state.job
-        st = RunStatus(index=run.index, run_id=run.run_id, run_dir=rd.path, status=state.state, axes=run.axes,
-                       scheduler_state=state.scheduler_state,
-                       log=str(rd.log_path) if rd.log_path.exists() else "")
+        st = RunStatus(
+            index=run.index,
+            run_id=run.run_id,
+            run_dir=rd.path,
+            status=state.state,
+            axes=run.axes,
+            scheduler_state=state.scheduler_state,
+            log=str(rd.log_path) if rd.log_path.exists() else "",
+        )
         if job:
             st.job_id, st.cluster = job.get("job_id"), job.get("cluster")
             st.attempts, st.requeues = int(job.get("attempts") or 0), int(job.get("requeues") or 0)
@@ -126,12 +132,20 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
         job = s.job_id or ""
         if s.scheduler_state and s.status not in ("done", "running"):
             job = f"{job} ({s.scheduler_state})"
-        row += [s.status, job, s.attempts or "", s.metric, s.error if wide else s.error[:60],
-                s.log if wide else _shorten_path(s.log)]
+        row += [
+            s.status,
+            job,
+            s.attempts or "",
+            s.metric,
+            s.error if wide else s.error[:60],
+            s.log if wide else _shorten_path(s.log),
+        ]
         rows.append(row)
-    headers = ["#", "run_id"] + [k.split(".", 1)[-1] for k in keys] + ["seed", "status", "job",
-                                                                       "attempts", "last metric",
-                                                                       "last error", "log"]
+    headers = (
+        ["#", "run_id"]
+        + [k.split(".", 1)[-1] for k in keys]
+        + ["seed", "status", "job", "attempts", "last metric", "last error", "log"]
+    )
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.status] = counts.get(s.status, 0) + 1

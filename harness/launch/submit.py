@@ -67,8 +67,11 @@ class LaunchOptions:
         """Refuse options no run can take, naming their ``sweep submit`` flag (``UsageError``)."""
         if self.cluster not in CLUSTERS:
             raise UsageError(f"--cluster {self.cluster!r}: choose slurm, local or debug")
-        for flag, value in (("--max-parallel", self.max_parallel), ("--time-min", self.time_min),
-                            ("--array-parallelism", self.array_parallelism)):
+        for flag, value in (
+            ("--max-parallel", self.max_parallel),
+            ("--time-min", self.time_min),
+            ("--array-parallelism", self.array_parallelism),
+        ):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} {value}: must be >= 1")
         if self.mem_gb is not None and not self.mem_gb > 0:
@@ -148,9 +151,17 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
     return to_submit, skipped, statuses
 
 
-def submit(grid_path: str | os.PathLike, cluster: str = "local", results_root: str | os.PathLike = "results",
-           options: LaunchOptions | None = None, retry_failed: bool = False, check_data: bool = True,
-           dry_run: bool = False, wait_debug: bool = True, overrides: list | None = None) -> SubmitResult:
+def submit(
+    grid_path: str | os.PathLike,
+    cluster: str = "local",
+    results_root: str | os.PathLike = "results",
+    options: LaunchOptions | None = None,
+    retry_failed: bool = False,
+    check_data: bool = True,
+    dry_run: bool = False,
+    wait_debug: bool = True,
+    overrides: list | None = None,
+) -> SubmitResult:
     """Validate every run of the grid (raising ``GridValidationError`` with all problems, nothing
     submitted), skip runs that are done, alive, or failed (unless ``retry_failed``), and submit the
     rest. Returns at once for slurm and local; debug runs everything before returning."""
@@ -160,15 +171,22 @@ def submit(grid_path: str | os.PathLike, cluster: str = "local", results_root: s
     provisional = [r for r in runs if r.run_config is not None and r.run_config.provisional]
     if provisional:
         missing = sorted({v[5:] for r in provisional for v in r.run_config.inputs().values() if v.startswith("path:")})
-        raise ConfigError(f"{grid.path}: run ids hash the contents of their input files, and {', '.join(missing[:3])} "
-                          f"cannot be read here: submit from a machine that sees the data")
+        raise ConfigError(
+            f"{grid.path}: run ids hash the contents of their input files, and {', '.join(missing[:3])} "
+            f"cannot be read here: submit from a machine that sees the data"
+        )
     to_submit, skipped, _ = plan_submission(runs, retry_failed)
     if cluster == "slurm" and to_submit and not dry_run:
         _require_slurm()  # before anything is written
     result = SubmitResult(grid=grid, runs=runs, skipped=skipped)
     if not dry_run:  # what the grid is now: reports leave out runs of earlier versions of the grid file
-        write_grid_manifest(results_root / "runs" / grid.name, grid=grid.name, grid_file=str(grid.path),
-                            run_ids=[r.run_id for r in runs], written_at=now_iso())
+        write_grid_manifest(
+            results_root / "runs" / grid.name,
+            grid=grid.name,
+            grid_file=str(grid.path),
+            run_ids=[r.run_id for r in runs],
+            written_at=now_iso(),
+        )
     if dry_run or not to_submit:
         result.submitted = [] if not dry_run else to_submit
         return result
@@ -201,8 +219,11 @@ def submit(grid_path: str | os.PathLike, cluster: str = "local", results_root: s
 
 
 def _effective_resources(res: Resources, options: LaunchOptions) -> Resources:
-    changes = {k: getattr(options, k) for k in ("partition", "account", "qos", "constraint", "array_parallelism",
-                                                "time_min", "mem_gb") if getattr(options, k) is not None}
+    changes = {
+        k: getattr(options, k)
+        for k in ("partition", "account", "qos", "constraint", "array_parallelism", "time_min", "mem_gb")
+        if getattr(options, k) is not None
+    }
     if options.sbatch:
         changes["sbatch"] = {**res.sbatch, **options.sbatch}
     if options.setup:
@@ -215,12 +236,23 @@ def _marker(run: RunSpec, cluster: str, job, snapshot: Path | None, commit: str 
     old = rd.read_job() or {}
     job_id = str(job.job_id)
     marker = {
-        "run_id": run.run_id, "grid": run.config.get("grid"), "cluster": cluster, "job_id": job_id,
-        "submitted_at": now_iso(), "submitter_host": socket.gethostname(), "host": socket.gethostname(),
-        "submissions": int(old.get("submissions", 0)) + 1, "attempts": int(old.get("attempts", 0)),
-        "requeues": int(old.get("requeues", 0)), "snapshot": str(snapshot) if snapshot else None,
-        "commit": commit, "state": "submitted", "started_at": None,
-        "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr), **extra,
+        "run_id": run.run_id,
+        "grid": run.config.get("grid"),
+        "cluster": cluster,
+        "job_id": job_id,
+        "submitted_at": now_iso(),
+        "submitter_host": socket.gethostname(),
+        "host": socket.gethostname(),
+        "submissions": int(old.get("submissions", 0)) + 1,
+        "attempts": int(old.get("attempts", 0)),
+        "requeues": int(old.get("requeues", 0)),
+        "snapshot": str(snapshot) if snapshot else None,
+        "commit": commit,
+        "state": "submitted",
+        "started_at": None,
+        "stdout": str(job.paths.stdout),
+        "stderr": str(job.paths.stderr),
+        **extra,
     }
     fresh = rd.read_job() or {}
     if fresh.get("attempt_job_id") == job_id and fresh.get("state") in ("running", "finished", "failed"):
@@ -233,8 +265,9 @@ def _marker(run: RunSpec, cluster: str, job, snapshot: Path | None, commit: str 
 
 def _require_slurm() -> None:
     if shutil.which("sbatch") is None or shutil.which("srun") is None:
-        raise UsageError("--cluster slurm: sbatch/srun not found (is SLURM installed and SLURM_CONF set?); "
-                         "or use --cluster local")
+        raise UsageError(
+            "--cluster slurm: sbatch/srun not found (is SLURM installed and SLURM_CONF set?); or use --cluster local"
+        )
 
 
 def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
@@ -243,9 +276,13 @@ def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
     _require_slurm()
     ex = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_num_timeout)
     params: dict[str, Any] = {
-        "job_name": f"dsa-{group[0].config.get('grid')}", "time": res.time_min, "nodes": res.nodes,
-        "ntasks_per_node": res.tasks_per_node, "cpus_per_task": res.cpus_per_task,
-        "mem": f"{int(res.mem_gb * 1024)}MB", "signal_delay_s": options.signal_delay_s,
+        "job_name": f"dsa-{group[0].config.get('grid')}",
+        "time": res.time_min,
+        "nodes": res.nodes,
+        "ntasks_per_node": res.tasks_per_node,
+        "cpus_per_task": res.cpus_per_task,
+        "mem": f"{int(res.mem_gb * 1024)}MB",
+        "signal_delay_s": options.signal_delay_s,
         "setup": list(SLURM_DEFAULT_SETUP) + list(res.setup),
     }
     if res.gpus_per_node:
@@ -289,8 +326,10 @@ def _submit_local(group, res: Resources, options, folder, snap_dir, workdir):
     for w, share in enumerate(shares):
         ex = submitit.LocalExecutor(folder=folder / "%j", max_num_timeout=options.max_num_timeout)
         # no time limit locally (resources.time_min is for SLURM): 30 days at least
-        params: dict[str, Any] = {"timeout_min": max(60 * 24 * 30, sum(r.resources.time_min for r in share)),
-                                  "tasks_per_node": 1}
+        params: dict[str, Any] = {
+            "timeout_min": max(60 * 24 * 30, sum(r.resources.time_min for r in share)),
+            "tasks_per_node": 1,
+        }
         if res.gpus:
             params.update(gpus_per_node=res.gpus, visible_gpus=list(range(w * res.gpus, (w + 1) * res.gpus)))
         ex.update_parameters(**params)
@@ -298,8 +337,9 @@ def _submit_local(group, res: Resources, options, folder, snap_dir, workdir):
             job = ex.submit(RunBatch(), [str(r.run_dir) for r in share], workdir if snap_dir else None)
         ticks = proc_start_ticks(int(job.job_id))
         for run in share:
-            RunDir(run.run_dir).write_job(_marker(run, "local", job, snap_dir, commit, proc_start=ticks,
-                                                  worker=w, workers=workers))
+            RunDir(run.run_dir).write_job(
+                _marker(run, "local", job, snap_dir, commit, proc_start=ticks, worker=w, workers=workers)
+            )
             out.append((job, run))
     return out
 
@@ -316,14 +356,29 @@ def _submit_debug(group, folder, options, result, wait):
     return [(job, run) for run in group]
 
 
-def run_grid(grid_path: str | os.PathLike, cluster: str = "local", results_root: str | os.PathLike = "results",
-             options: LaunchOptions | None = None, retry_failed: bool = False, check_data: bool = True,
-             progress: bool = True, poll_s: float = 2.0, timeout_s: float | None = None,
-             overrides: list | None = None) -> list[Path]:
+def run_grid(
+    grid_path: str | os.PathLike,
+    cluster: str = "local",
+    results_root: str | os.PathLike = "results",
+    options: LaunchOptions | None = None,
+    retry_failed: bool = False,
+    check_data: bool = True,
+    progress: bool = True,
+    poll_s: float = 2.0,
+    timeout_s: float | None = None,
+    overrides: list | None = None,
+) -> list[Path]:
     """Submit a grid and wait until no run of it is alive; returns every run directory of the grid
     (done ones have final.json; failed ones error.json). Used by ``dsa-harness reproduce``."""
-    result = submit(grid_path, cluster=cluster, results_root=results_root, options=options,
-                    retry_failed=retry_failed, check_data=check_data, overrides=overrides)
+    result = submit(
+        grid_path,
+        cluster=cluster,
+        results_root=results_root,
+        options=options,
+        retry_failed=retry_failed,
+        check_data=check_data,
+        overrides=overrides,
+    )
     from tqdm import tqdm
 
     runs = result.runs
@@ -344,8 +399,12 @@ def run_grid(grid_path: str | os.PathLike, cluster: str = "local", results_root:
         bar.refresh()
         if progress and not tty and (done, failed) != last:
             last = (done, failed)
-            print(f"{result.grid.name}: {done + failed}/{len(runs)} runs finished ({done} done, {failed} failed, "
-                  f"{time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{result.grid.name}: {done + failed}/{len(runs)} runs finished ({done} done, {failed} failed, "
+                f"{time.time() - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         if not any(s.status in LIVE_STATES for s in statuses):
             break
         if timeout_s is not None and time.time() - t0 > timeout_s:
@@ -355,6 +414,7 @@ def run_grid(grid_path: str | os.PathLike, cluster: str = "local", results_root:
     bar.close()
     if failed and progress:
         names = ", ".join(s.run_id for s in statuses if s.status == "failed")
-        print(f"{result.grid.name}: {failed} run(s) failed: {names} (see `dsa-harness sweep logs RUN`)",
-              file=sys.stderr)
+        print(
+            f"{result.grid.name}: {failed} run(s) failed: {names} (see `dsa-harness sweep logs RUN`)", file=sys.stderr
+        )
     return [r.run_dir for r in runs]

@@ -55,6 +55,7 @@ def now_iso() -> str:
 # ---------------------------------------------------------------------------------------------
 # environment description (hardware, versions, commit)
 
+
 def describe_environment(device: str = "cpu") -> dict:
     """Hardware, library versions and code commit, as in CONTRACTS.md's final.json:
     ``{"hardware": {...}, "versions": {...}, "git_commit": str | None}`` (delegates to
@@ -67,6 +68,7 @@ def describe_environment(device: str = "cpu") -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # one run
+
 
 def run_task(config: dict, run_dir: str | os.PathLike) -> dict:
     """Do the work of one run and return its final record (idempotent; see the module docstring)."""
@@ -111,6 +113,7 @@ def _profile(config: dict, rd: RunDir) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # job markers (job.json)
+
 
 def update_job_marker(rd: RunDir, **fields: Any) -> dict:
     """Read-modify-write of job.json (atomic write; the last writer wins per field set)."""
@@ -184,9 +187,15 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
             return final
         job = rd.read_job() or {}
         attempt = int(job.get("attempts", 0)) + 1
-        update_job_marker(rd, attempts=attempt, started_at=now_iso(), state="running",
-                          attempt_job_id=current_job_id(), worker_host=socket.gethostname(),
-                          worker_pid=os.getpid())
+        update_job_marker(
+            rd,
+            attempts=attempt,
+            started_at=now_iso(),
+            state="running",
+            attempt_job_id=current_job_id(),
+            worker_host=socket.gethostname(),
+            worker_pid=os.getpid(),
+        )
         rd.log(f"[{now_iso()}] attempt {attempt} on {socket.gethostname()} (job {current_job_id()})")
         try:
             final = run_task(config, rd.path)
@@ -196,9 +205,17 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
                 rd.log(f"[{now_iso()}] interrupted: {e}")
                 raise
             tb = traceback.format_exc().rstrip().splitlines()
-            rd.write_error({"type": type(e).__name__, "message": str(e), "traceback": tb[-40:],
-                            "attempt": attempt, "job_id": current_job_id(), "host": socket.gethostname(),
-                            "at": now_iso()})
+            rd.write_error(
+                {
+                    "type": type(e).__name__,
+                    "message": str(e),
+                    "traceback": tb[-40:],
+                    "attempt": attempt,
+                    "job_id": current_job_id(),
+                    "host": socket.gethostname(),
+                    "at": now_iso(),
+                }
+            )
             update_job_marker(rd, state="failed", finished_at=now_iso())
             rd.log(f"[{now_iso()}] failed: {type(e).__name__}: {e}")
             raise
@@ -213,8 +230,9 @@ def _note_requeue(run_dirs: list) -> None:
         if rd.path.exists() and not rd.is_done():
             job = rd.read_job() or {}
             try:
-                update_job_marker(rd, requeues=int(job.get("requeues", 0)) + 1,
-                                  last_requeue_at=now_iso(), state="requeued")
+                update_job_marker(
+                    rd, requeues=int(job.get("requeues", 0)) + 1, last_requeue_at=now_iso(), state="requeued"
+                )
                 rd.log(f"[{now_iso()}] preempted / timed out: checkpoint on disk, job requeued")
             except OSError:
                 pass
@@ -268,4 +286,3 @@ class RunBatch:
 
         _note_requeue(run_dirs)
         return submitit.helpers.DelayedSubmission(type(self)(), list(run_dirs), workdir)
-

@@ -13,18 +13,21 @@ from harness.config import parse_set
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "profile", help="GFLOPs, params and latency of variants",
+        "profile",
+        help="GFLOPs, params and latency of variants",
         description=(
             "Profile model variants with no data: FLOPs and params with fvcore (1 multiply-add = 1 FLOP, "
             "every op counted), latency with torch.utils.benchmark (warm-up, median, IQR). A view is one "
             "forward pass over U snippets x T frames of one SIZE x SIZE crop; per-video cost = per view x VIEWS."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=("examples:\n"
-                "  dsa-harness profile i3d_r50_dsa\n"
-                "  dsa-harness profile 'tsm_r50*' --no-latency --views 6\n"
-                "  dsa-harness profile tsm_r50 --snippets 1 --frames 8        # the TSM paper's 8-frame model\n"
-                "  dsa-harness profile i3d_r50_dsa -o split_ratio=0.25 -o position=res_3 --json"),
+        epilog=(
+            "examples:\n"
+            "  dsa-harness profile i3d_r50_dsa\n"
+            "  dsa-harness profile 'tsm_r50*' --no-latency --views 6\n"
+            "  dsa-harness profile tsm_r50 --snippets 1 --frames 8        # the TSM paper's 8-frame model\n"
+            "  dsa-harness profile i3d_r50_dsa -o split_ratio=0.25 -o position=res_3 --json"
+        ),
     )
     p.add_argument("variant", help="a variant name or a wildcard pattern (see `dsa-harness list`)")
     p.add_argument("--snippets", "-U", type=int, help="snippets per view U (default: the variant's)")
@@ -39,8 +42,15 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per variant (default 1)")
     p.add_argument("--channels-last", action="store_true", help="time with channels_last memory format")
     p.add_argument("--compile", action="store_true", help="time the torch.compile'd model")
-    p.add_argument("-o", "--override", type=parse_set, action="append", default=[], metavar="KEY=VALUE",
-                   help="model override, e.g. split_ratio=0.25, stage_masks=all, aggregator=nonlocal")
+    p.add_argument(
+        "-o",
+        "--override",
+        type=parse_set,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model override, e.g. split_ratio=0.25, stage_masks=all, aggregator=nonlocal",
+    )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=_profile)
 
@@ -49,9 +59,15 @@ def check_profile_flags(args: argparse.Namespace) -> None:
     """Refuse flag values ``profile`` cannot use, naming the flag (``UsageError``)."""
     from harness.errors import UsageError
 
-    for flag, value, low in (("--snippets", args.snippets, 1), ("--frames", args.frames, 1), ("--size", args.size, 16),
-                             ("--batch", args.batch, 1), ("--views", args.views, 1),
-                             ("--num-classes", args.num_classes, 1), ("--threads", args.threads, 1)):
+    for flag, value, low in (
+        ("--snippets", args.snippets, 1),
+        ("--frames", args.frames, 1),
+        ("--size", args.size, 16),
+        ("--batch", args.batch, 1),
+        ("--views", args.views, 1),
+        ("--num-classes", args.num_classes, 1),
+        ("--threads", args.threads, 1),
+    ):
         if value is not None and value < low:
             raise UsageError(f"{flag} {value}: must be >= {low}")
     if not args.min_time > 0:
@@ -78,11 +94,24 @@ def _profile(args: argparse.Namespace) -> int:
         raise UnknownVariantError(args.variant)
     records = []
     for name in tqdm(names, desc="profile", disable=len(names) < 2, leave=False):
-        records.append(profile_model(
-            name, dict(args.override), snippets=args.snippets, frames=args.frames, size=args.size,
-            batch=args.batch, views=args.views, device=args.device, num_classes=args.num_classes,
-            latency=not args.no_latency, threads=args.threads, min_run_time=args.min_time,
-            channels_last=args.channels_last, compile=args.compile))
+        records.append(
+            profile_model(
+                name,
+                dict(args.override),
+                snippets=args.snippets,
+                frames=args.frames,
+                size=args.size,
+                batch=args.batch,
+                views=args.views,
+                device=args.device,
+                num_classes=args.num_classes,
+                latency=not args.no_latency,
+                threads=args.threads,
+                min_run_time=args.min_time,
+                channels_last=args.channels_last,
+                compile=args.compile,
+            )
+        )
     if args.json:
         print(json.dumps(records if len(records) > 1 else records[0], indent=2))
         return 0
@@ -98,9 +127,30 @@ def format_profile_table(records: list[dict], tablefmt: str = "simple") -> str:
     for r in records:
         lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ± {r['latency_iqr_ms']:.1f}"
         thr = "-" if r["throughput_clips_s"] is None else f"{r['throughput_clips_s']:.1f}"
-        rows.append((r["variant"], f"{r['snippets']}x{r['frames']}", r["size"], f"{r['gflops_per_view']:.2f}",
-                     r["views"], f"{r['gflops_per_video']:.1f}", f"{r['params_m']:.2f}", r["aggregator_params"],
-                     lat, thr))
-    headers = ("variant", "U x T", "size", "GFLOPs/view", "views", "GFLOPs/video", "params (M)",
-               "aggregator params", f"latency ms (batch {records[0]['batch']})", "clips/s")
+        rows.append(
+            (
+                r["variant"],
+                f"{r['snippets']}x{r['frames']}",
+                r["size"],
+                f"{r['gflops_per_view']:.2f}",
+                r["views"],
+                f"{r['gflops_per_video']:.1f}",
+                f"{r['params_m']:.2f}",
+                r["aggregator_params"],
+                lat,
+                thr,
+            )
+        )
+    headers = (
+        "variant",
+        "U x T",
+        "size",
+        "GFLOPs/view",
+        "views",
+        "GFLOPs/video",
+        "params (M)",
+        "aggregator params",
+        f"latency ms (batch {records[0]['batch']})",
+        "clips/s",
+    )
     return tabulate(rows, headers=headers, tablefmt=tablefmt)

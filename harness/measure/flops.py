@@ -49,12 +49,33 @@ def _data_movement(inputs: list[Any], outputs: list[Any]) -> int:
 EXTRA_HANDLES = {
     # padding moves data, like cat/slice/view which fvcore already ignores: 0 FLOPs, but accounted
     "aten::pad": _data_movement,
-    **{op: _per_output for op in (
-        "aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::sub", "aten::div", "aten::softmax",
-        "aten::_softmax", "aten::sigmoid", "aten::rsub")},
-    **{op: _per_input for op in (
-        "aten::mean", "aten::sum", "aten::max_pool2d", "aten::max_pool3d", "aten::adaptive_avg_pool3d",
-        "aten::avg_pool2d", "aten::avg_pool3d")},
+    **{
+        op: _per_output
+        for op in (
+            "aten::add",
+            "aten::add_",
+            "aten::mul",
+            "aten::mul_",
+            "aten::sub",
+            "aten::div",
+            "aten::softmax",
+            "aten::_softmax",
+            "aten::sigmoid",
+            "aten::rsub",
+        )
+    },
+    **{
+        op: _per_input
+        for op in (
+            "aten::mean",
+            "aten::sum",
+            "aten::max_pool2d",
+            "aten::max_pool3d",
+            "aten::adaptive_avg_pool3d",
+            "aten::avg_pool2d",
+            "aten::avg_pool3d",
+        )
+    },
 }
 
 

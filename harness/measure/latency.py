@@ -12,9 +12,17 @@ import torch.utils.benchmark as benchmark
 from torch import nn
 
 
-def measure_latency(model: nn.Module, inputs: torch.Tensor, *, clips_per_input: int, min_run_time: float = 1.0,
-                    warmup: int = 2, threads: int | None = None, channels_last: bool = False,
-                    compile: bool = False) -> dict:
+def measure_latency(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    clips_per_input: int,
+    min_run_time: float = 1.0,
+    warmup: int = 2,
+    threads: int | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+) -> dict:
     """Time ``model(inputs)`` in eval mode under ``torch.inference_mode``.
 
     ``clips_per_input``: clips in one forward pass (N*U). Returns median/IQR in ms, throughput in
@@ -55,4 +63,3 @@ def measure_latency(model: nn.Module, inputs: torch.Tensor, *, clips_per_input: 
         "channels_last": channels_last,
         "compiled": compile,
     }
-

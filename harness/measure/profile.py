@@ -58,11 +58,23 @@ def profile_record(config: ModelConfig, *, size: int, views: int = 1, model: nn.
     }
 
 
-def profile_model(variant: str, overrides: dict | None = None, *, snippets: int | None = None,
-                  frames: int | None = None, size: int = 224, batch: int = 1, views: int = 1,
-                  device: str = "cpu", num_classes: int = 400, latency: bool = True,
-                  threads: int | None = None, min_run_time: float = 1.0, channels_last: bool = False,
-                  compile: bool = False) -> dict:
+def profile_model(
+    variant: str,
+    overrides: dict | None = None,
+    *,
+    snippets: int | None = None,
+    frames: int | None = None,
+    size: int = 224,
+    batch: int = 1,
+    views: int = 1,
+    device: str = "cpu",
+    num_classes: int = 400,
+    latency: bool = True,
+    threads: int | None = None,
+    min_run_time: float = 1.0,
+    channels_last: bool = False,
+    compile: bool = False,
+) -> dict:
     """Profile ``variant`` (with model ``overrides``) on input (batch, U, 3, T, size, size).
 
     FLOPs are counted at batch 1 (one view = U snippets x T frames of one size x size crop);
@@ -81,19 +93,30 @@ def profile_model(variant: str, overrides: dict | None = None, *, snippets: int 
     model = create_model(config).eval()
     U, T = config.num_snippets, config.num_frames
     record = profile_record(config, size=size, views=views, model=model)
-    record.update({
-        "batch": batch,
-        "device": device,
-        "device_name": device_name(device),
-        "latency_ms": None,
-        "latency_iqr_ms": None,
-        "throughput_clips_s": None,
-        "threads": threads or torch.get_num_threads(),
-    })
+    record.update(
+        {
+            "batch": batch,
+            "device": device,
+            "device_name": device_name(device),
+            "latency_ms": None,
+            "latency_iqr_ms": None,
+            "throughput_clips_s": None,
+            "threads": threads or torch.get_num_threads(),
+        }
+    )
     if latency:
         dev = torch.device(device)
         model = model.to(dev)
         x = torch.randn(batch, U, 3, T, size, size, device=dev)
-        record.update(measure_latency(model, x, clips_per_input=batch * U, threads=threads,
-                                      min_run_time=min_run_time, channels_last=channels_last, compile=compile))
+        record.update(
+            measure_latency(
+                model,
+                x,
+                clips_per_input=batch * U,
+                threads=threads,
+                min_run_time=min_run_time,
+                channels_last=channels_last,
+                compile=compile,
+            )
+        )
     return record

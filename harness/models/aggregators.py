@@ -22,8 +22,15 @@ from torch import nn
 class SnippetAggregator(nn.Module):
     """Base class: channel split and the (backbone layout) <-> (N, C', U, S) views."""
 
-    def __init__(self, channels: int, num_snippets: int, num_frames: int, split_ratio: float,
-                 layout: str, with_identity: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        num_snippets: int,
+        num_frames: int,
+        split_ratio: float,
+        layout: str,
+        with_identity: bool = False,
+    ):
         super().__init__()
         if layout not in ("clips", "frames"):
             raise ValueError(f"layout={layout!r} is invalid: allowed: clips (I3D), frames (TSN/TSM)")
@@ -39,8 +46,10 @@ class SnippetAggregator(nn.Module):
         self.with_identity = with_identity
 
     def extra_repr(self) -> str:
-        return (f"channels={self.channels}, split={self.split_channels}, U={self.num_snippets}, "
-                f"layout={self.layout}, with_identity={self.with_identity}")
+        return (
+            f"channels={self.channels}, split={self.split_channels}, U={self.num_snippets}, "
+            f"layout={self.layout}, with_identity={self.with_identity}"
+        )
 
     # layout helpers -------------------------------------------------------------------
     def to_snippets(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,8 +102,18 @@ class DynamicSegmentAggregation(SnippetAggregator):
     Parameters: U*U*alpha + 2*U*alpha + U*alpha*K (BatchNorm running statistics are buffers).
     """
 
-    def __init__(self, channels: int, num_snippets: int, num_frames: int, *, split_ratio: float = 0.125,
-                 alpha: int = 2, kernel_size: int = 3, with_identity: bool = False, layout: str = "clips"):
+    def __init__(
+        self,
+        channels: int,
+        num_snippets: int,
+        num_frames: int,
+        *,
+        split_ratio: float = 0.125,
+        alpha: int = 2,
+        kernel_size: int = 3,
+        with_identity: bool = False,
+        layout: str = "clips",
+    ):
         super().__init__(channels, num_snippets, num_frames, split_ratio, layout, with_identity)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size={kernel_size} is invalid: must be odd")
@@ -136,8 +155,18 @@ class StaticSnippetConv(SnippetAggregator):
     Weights (C', K), initialised to the identity (centre tap 1), zero padding (K-1)/2.
     """
 
-    def __init__(self, channels: int, num_snippets: int, num_frames: int, *, split_ratio: float = 0.125,
-                 kernel_size: int = 3, with_identity: bool = False, layout: str = "clips", **_: object):
+    def __init__(
+        self,
+        channels: int,
+        num_snippets: int,
+        num_frames: int,
+        *,
+        split_ratio: float = 0.125,
+        kernel_size: int = 3,
+        with_identity: bool = False,
+        layout: str = "clips",
+        **_: object,
+    ):
         super().__init__(channels, num_snippets, num_frames, split_ratio, layout, with_identity)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size={kernel_size} is invalid: must be odd")
@@ -170,8 +199,16 @@ class SnippetNonLocal(SnippetAggregator):
     whose kernel taps know u-1 from u+1, learn them).
     """
 
-    def __init__(self, channels: int, num_snippets: int, num_frames: int, *, split_ratio: float = 0.125,
-                 layout: str = "clips", **_: object):
+    def __init__(
+        self,
+        channels: int,
+        num_snippets: int,
+        num_frames: int,
+        *,
+        split_ratio: float = 0.125,
+        layout: str = "clips",
+        **_: object,
+    ):
         super().__init__(channels, num_snippets, num_frames, split_ratio, layout, with_identity=True)
         c = self.split_channels
         inner = max(c // 2, 1)
@@ -197,12 +234,28 @@ AGGREGATOR_CLASSES = {
 }
 
 
-def build_aggregator(kind: str, channels: int, *, num_snippets: int, num_frames: int, split_ratio: float,
-                     alpha: int, kernel_size: int, with_identity: bool, layout: str) -> nn.Module:
+def build_aggregator(
+    kind: str,
+    channels: int,
+    *,
+    num_snippets: int,
+    num_frames: int,
+    split_ratio: float,
+    alpha: int,
+    kernel_size: int,
+    with_identity: bool,
+    layout: str,
+) -> nn.Module:
     """Aggregator ``kind`` for ``channels`` input channels, in the backbone's ``layout``."""
     if kind not in AGGREGATOR_CLASSES:
         raise ValueError(f"aggregator={kind!r} is invalid: allowed: {', '.join(AGGREGATOR_CLASSES)}")
     return AGGREGATOR_CLASSES[kind](
-        channels, num_snippets, num_frames, split_ratio=split_ratio, alpha=alpha, kernel_size=kernel_size,
-        with_identity=with_identity, layout=layout,
+        channels,
+        num_snippets,
+        num_frames,
+        split_ratio=split_ratio,
+        alpha=alpha,
+        kernel_size=kernel_size,
+        with_identity=with_identity,
+        layout=layout,
     )

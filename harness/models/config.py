@@ -39,9 +39,7 @@ def paper_stage_masks(depth: int) -> tuple[tuple[int, ...], ...]:
     For ResNet-50 this is (0,0,0), (0,1,0,1), (0,1,0,1,0,1), (0,0,0) (spec section 3).
     """
     blocks = STAGE_DEPTHS[depth]
-    return tuple(
-        tuple(int(s in (1, 2) and b % 2 == 1) for b in range(n)) for s, n in enumerate(blocks)
-    )
+    return tuple(tuple(int(s in (1, 2) and b % 2 == 1) for b in range(n)) for s, n in enumerate(blocks))
 
 
 def normalize_stage_masks(value: Any, depth: int) -> tuple[tuple[int, ...], ...]:
@@ -89,12 +87,11 @@ def normalize_stage_masks(value: Any, depth: int) -> tuple[tuple[int, ...], ...]
             try:
                 mask = tuple(int(v) for v in entry)
             except (TypeError, ValueError):
-                raise ConfigError(f"stage_masks: {name} mask {entry!r} must be 'all', 'none' or a 0/1 sequence of "
-                                  f"its {n} blocks") from None
-            if len(mask) != n:
                 raise ConfigError(
-                    f"stage_masks: {name} of ResNet-{depth} has {n} blocks, mask {mask} has {len(mask)}"
-                )
+                    f"stage_masks: {name} mask {entry!r} must be 'all', 'none' or a 0/1 sequence of its {n} blocks"
+                ) from None
+            if len(mask) != n:
+                raise ConfigError(f"stage_masks: {name} of ResNet-{depth} has {n} blocks, mask {mask} has {len(mask)}")
             if any(v not in (0, 1) for v in mask):
                 raise ConfigError(f"stage_masks: {name} mask {mask} must hold only 0 and 1")
             out.append(mask)
@@ -164,7 +161,7 @@ class ModelConfig:
         object.__setattr__(self, "stage_masks", normalize_stage_masks(self.stage_masks, self.depth))
         object.__setattr__(self, "with_identity", bool(self.with_identity))
         if self.aggregator != "avg":
-            for (stage, mask) in zip(STAGE_NAMES, self.stage_masks):
+            for stage, mask in zip(STAGE_NAMES, self.stage_masks):
                 if any(mask):
                     channels = min(aggregator_channels(self, stage))
                     if int(channels * self.split_ratio) < 1:

@@ -94,6 +94,7 @@ def create_model(name: str | ModelConfig, **overrides: Any) -> nn.Module:
 # cross-snippet aggregators compared in the paper. Defaults: U = 4 snippets of T = 8 frames,
 # 400 classes; DSA at res_2 of every other block of res3/res4, split 1/8, alpha 2, K 3.
 
+
 @register_variant
 def tsm_r50():
     return dict(flavour="tsm", depth=50)
@@ -122,6 +123,5 @@ for _flavour in ("tsn", "tsm", "i3d"):
             if _name not in _VARIANTS:
                 _register(_name, dict(flavour=_flavour, depth=_depth, aggregator=_agg))
 
-PAPER_VARIANTS = ("tsm_r50", "tsm_r50_dsa", "i3d_r50", "i3d_r50_dsa", "tsn_r50",
-                  "i3d_r50_static", "i3d_r50_nonlocal")
+PAPER_VARIANTS = ("tsm_r50", "tsm_r50_dsa", "i3d_r50", "i3d_r50_dsa", "tsn_r50", "i3d_r50_static", "i3d_r50_nonlocal")
 """The variants of the paper's main comparisons (profiled by `make reproduce`)."""

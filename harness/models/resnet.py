@@ -35,8 +35,9 @@ class _Ops:
 
     def conv(self, cin: int, cout: int, k: int, stride: int = 1, kt: int = 1) -> nn.Module:
         if self.three_d:
-            return nn.Conv3d(cin, cout, (kt, k, k), stride=(1, stride, stride), padding=(kt // 2, k // 2, k // 2),
-                             bias=False)
+            return nn.Conv3d(
+                cin, cout, (kt, k, k), stride=(1, stride, stride), padding=(kt // 2, k // 2, k // 2), bias=False
+            )
         return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
 
     def bn(self, c: int) -> nn.Module:
@@ -118,8 +119,11 @@ class VideoResNet(nn.Module):
         self.layout = ops.layout
         block_cls = Bottleneck if is_bottleneck(config.depth) else BasicBlock
         w0 = config.width
-        self.conv1 = (nn.Conv3d(3, w0, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
-                      if ops.three_d else nn.Conv2d(3, w0, 7, stride=2, padding=3, bias=False))
+        self.conv1 = (
+            nn.Conv3d(3, w0, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
+            if ops.three_d
+            else nn.Conv2d(3, w0, 7, stride=2, padding=3, bias=False)
+        )
         self.bn1 = ops.bn(w0)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = ops.maxpool()
@@ -137,13 +141,24 @@ class VideoResNet(nn.Module):
                 aggregator = None
                 if config.aggregator != "avg" and mask[b]:
                     aggregator = build_aggregator(
-                        config.aggregator, stage_channels[0 if b == 0 else 1], num_snippets=config.num_snippets,
-                        num_frames=config.num_frames, split_ratio=config.split_ratio, alpha=config.alpha,
+                        config.aggregator,
+                        stage_channels[0 if b == 0 else 1],
+                        num_snippets=config.num_snippets,
+                        num_frames=config.num_frames,
+                        split_ratio=config.split_ratio,
+                        alpha=config.alpha,
                         kernel_size=config.kernel_size,
-                        with_identity=config.with_identity or config.position == "bottom", layout=ops.layout,
+                        with_identity=config.with_identity or config.position == "bottom",
+                        layout=ops.layout,
                     )
                 block = block_cls(
-                    ops, cin, width, stride, kt, aggregator=aggregator, position=config.position,
+                    ops,
+                    cin,
+                    width,
+                    stride,
+                    kt,
+                    aggregator=aggregator,
+                    position=config.position,
                     shift_div=config.shift_div if config.flavour == "tsm" else None,
                     num_frames=config.num_frames,
                 )

@@ -22,5 +22,5 @@ def temporal_shift(x: torch.Tensor, num_frames: int, shift_div: int = 8) -> torc
     # one pass over memory: the two shifted slices (zero-padded in time) and the untouched channels are
     # concatenated, instead of zero-filling a whole output and copying three parts into it
     back = F.pad(x5[:, 1:, :fold], (0, 0, 0, 0, 0, 0, 0, 1))  # frame t takes t+1; last frame zero
-    forward = F.pad(x5[:, :-1, fold:2 * fold], (0, 0, 0, 0, 0, 0, 1, 0))  # frame t takes t-1; first zero
-    return torch.cat([back, forward, x5[:, :, 2 * fold:]], dim=2).view(nt, c, h, w)
+    forward = F.pad(x5[:, :-1, fold : 2 * fold], (0, 0, 0, 0, 0, 0, 1, 0))  # frame t takes t-1; first zero
+    return torch.cat([back, forward, x5[:, :, 2 * fold :]], dim=2).view(nt, c, h, w)

@@ -60,8 +60,11 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, *, strict: bool =
                 mismatched.append(f"{key}: file {tuple(value.shape)} vs model {tuple(target.shape)}")
                 continue
         loaded[key] = value.to(target.dtype)
-    missing = sorted(k for k in own if k not in loaded and k not in new_keys and k not in skipped
-                     and not k.endswith("num_batches_tracked"))
+    missing = sorted(
+        k
+        for k in own
+        if k not in loaded and k not in new_keys and k not in skipped and not k.endswith("num_batches_tracked")
+    )
     unexpected = sorted(k for k in state if k not in own and not k.endswith("num_batches_tracked"))
     if strict and (missing or unexpected or mismatched):
         lines = [f"weights in {path} do not fit {getattr(model, 'config', type(model)).__class__.__name__}"]
@@ -70,5 +73,11 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, *, strict: bool =
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else ""))
         raise WeightLoadError("\n".join(lines))
     model.load_state_dict(loaded, strict=False)
-    return {"loaded": len(loaded), "new": sorted(new_keys), "skipped": skipped, "missing": missing,
-            "unexpected": unexpected, "mismatched": mismatched}
+    return {
+        "loaded": len(loaded),
+        "new": sorted(new_keys),
+        "skipped": skipped,
+        "missing": missing,
+        "unexpected": unexpected,
+        "mismatched": mismatched,
+    }

@@ -9,7 +9,8 @@ FORMATS = ("md", "tex", "png", "svg")
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "report", help="regenerate reports/ (paper tables, plots, index) from results/",
+        "report",
+        help="regenerate reports/ (paper tables, plots, index) from results/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Load every run under RESULTS/runs (config.json, final.json, metrics.jsonl; unfinished and broken\n"
@@ -20,24 +21,43 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
             "  OUT/figures/<grid>_*.png|svg    accuracy vs GFLOPs with the Pareto front, latency vs GFLOPs,\n"
             "                                  ablation curves, training curves (those the grid's data allows)\n"
             "and OUT/README.md, the index linking every table and figure with hardware, dates and run counts,\n"
-            "plus OUT/runs.csv (one row per run). Only finished runs are averaged."),
+            "plus OUT/runs.csv (one row per run). Only finished runs are averaged."
+        ),
         epilog=(
             "examples:\n"
             "  dsa-harness report                                  # every grid with runs, every format\n"
             "  dsa-harness report --grid profile --formats md      # one grid's table only\n"
             "  dsa-harness report --grid profile --print           # print its table; writes nothing\n"
-            "  dsa-harness report --results /scratch/results --out /tmp/reports --csv runs.csv"))
-    p.add_argument("--grid", action="append", metavar="NAME",
-                   help="only this grid (repeatable; default: every grid with runs)")
-    p.add_argument("--formats", default=",".join(FORMATS), metavar="LIST",
-                   help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
-    p.add_argument("--results", default="results", metavar="DIR",
-                   help="results root holding runs/<grid>/<run_id>/ (default: results)")
+            "  dsa-harness report --results /scratch/results --out /tmp/reports --csv runs.csv"
+        ),
+    )
+    p.add_argument(
+        "--grid", action="append", metavar="NAME", help="only this grid (repeatable; default: every grid with runs)"
+    )
+    p.add_argument(
+        "--formats",
+        default=",".join(FORMATS),
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(FORMATS)} (default: all)",
+    )
+    p.add_argument(
+        "--results",
+        default="results",
+        metavar="DIR",
+        help="results root holding runs/<grid>/<run_id>/ (default: results)",
+    )
     p.add_argument("--out", default="reports", metavar="DIR", help="report folder (default: reports)")
-    p.add_argument("--experiments", default="experiments", metavar="DIR",
-                   help="grid files <name>.yaml and paper/*.csv (default: experiments)")
-    p.add_argument("--print", action="store_true",
-                   help="print each grid's table to the terminal instead of writing the report (writes nothing)")
+    p.add_argument(
+        "--experiments",
+        default="experiments",
+        metavar="DIR",
+        help="grid files <name>.yaml and paper/*.csv (default: experiments)",
+    )
+    p.add_argument(
+        "--print",
+        action="store_true",
+        help="print each grid's table to the terminal instead of writing the report (writes nothing)",
+    )
     p.add_argument("--csv", metavar="FILE", help="also export the runs table (one row per run) to FILE")
     p.set_defaults(func=_report)
 
@@ -71,8 +91,14 @@ def _report(args: argparse.Namespace) -> int:
             print(f"\n{name}" + (f": {meta.paper_table}" if meta.paper_table else ""))
             print(to_terminal(table, meta) if not table.empty else "(no finished run yet)")
         return 0
-    path = write_report(results_root=args.results, reports_dir=args.out, grids=args.grid, formats=formats,
-                        experiments_dir=args.experiments, runs=runs)
+    path = write_report(
+        results_root=args.results,
+        reports_dir=args.out,
+        grids=args.grid,
+        formats=formats,
+        experiments_dir=args.experiments,
+        runs=runs,
+    )
     if args.csv:
         print(f"runs table: {to_csv(runs, args.csv)} ({len(runs)} runs)")
     print(f"report: {path}")

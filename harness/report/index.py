@@ -47,9 +47,11 @@ def _hardware(runs: pd.DataFrame) -> str:
         vals = vals if isinstance(vals, tuple) else (vals,)
         d = dict(zip(cols, vals))
         threads = d.get("hardware.threads")
-        parts.append(f"{d.get('hardware.device', '?')}: {d['hardware.device_name']}"
-                     + (f", {int(threads)} threads" if threads is not None and not pd.isna(threads) else "")
-                     + f" ({len(g)} run{'' if len(g) == 1 else 's'})")
+        parts.append(
+            f"{d.get('hardware.device', '?')}: {d['hardware.device_name']}"
+            + (f", {int(threads)} threads" if threads is not None and not pd.isna(threads) else "")
+            + f" ({len(g)} run{'' if len(g) == 1 else 's'})"
+        )
     return "; ".join(parts) or "unknown"
 
 
@@ -108,8 +110,9 @@ class FigureSpec:
     kwargs: dict
 
 
-def figure_specs(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path,
-                 formats: tuple[str, ...]) -> list[FigureSpec]:
+def figure_specs(
+    name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path, formats: tuple[str, ...]
+) -> list[FigureSpec]:
     """The figures a reader expects for one grid (those its data allows): accuracy vs GFLOPs with the
     Pareto front, order accuracy (synthetic study), latency vs GFLOPs, ablation curves for the knobs
     that are row keys, training curves of its finished runs."""
@@ -121,31 +124,85 @@ def figure_specs(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridM
     hw = _hardware(runs[runs["status"] == "done"])
     common = {"label": LABEL, "formats": formats}
     if "test.top1" in table.columns and "profile.gflops_per_view" in table.columns:
-        specs.append(FigureSpec("accuracy vs GFLOPs", "scatter_tradeoff", table, fig_dir / f"{name}_accuracy_vs_gflops",
-                                {"x": "profile.gflops_per_view", "y": "test.top1", "title": f"{name}: top-1 vs cost",
-                                 "note": f"measured on {hw}", **common}))
+        specs.append(
+            FigureSpec(
+                "accuracy vs GFLOPs",
+                "scatter_tradeoff",
+                table,
+                fig_dir / f"{name}_accuracy_vs_gflops",
+                {
+                    "x": "profile.gflops_per_view",
+                    "y": "test.top1",
+                    "title": f"{name}: top-1 vs cost",
+                    "note": f"measured on {hw}",
+                    **common,
+                },
+            )
+        )
     if "test.groups.order.top1" in table.columns:  # the synthetic long-range set: order factor, chance 50%
-        specs.append(FigureSpec("order accuracy", "bar_metric", table, fig_dir / f"{name}_order_accuracy",
-                                {"y": "test.groups.order.top1", "chance": 50.0, **common,
-                                 "title": f"{name}: accuracy on the order of events (needs several snippets)"}))
+        specs.append(
+            FigureSpec(
+                "order accuracy",
+                "bar_metric",
+                table,
+                fig_dir / f"{name}_order_accuracy",
+                {
+                    "y": "test.groups.order.top1",
+                    "chance": 50.0,
+                    **common,
+                    "title": f"{name}: accuracy on the order of events (needs several snippets)",
+                },
+            )
+        )
     if "profile.latency_ms" in table.columns and table["profile.latency_ms"].notna().any():
-        specs.append(FigureSpec("latency vs GFLOPs", "scatter_tradeoff", table, fig_dir / f"{name}_latency_vs_gflops",
-                                {"x": "profile.gflops_per_view", "y": "profile.latency_ms", "pareto": False,
-                                 "title": f"{name}: latency vs GFLOPs", "note": f"measured on {hw}", **common}))
+        specs.append(
+            FigureSpec(
+                "latency vs GFLOPs",
+                "scatter_tradeoff",
+                table,
+                fig_dir / f"{name}_latency_vs_gflops",
+                {
+                    "x": "profile.gflops_per_view",
+                    "y": "profile.latency_ms",
+                    "pareto": False,
+                    "title": f"{name}: latency vs GFLOPs",
+                    "note": f"measured on {hw}",
+                    **common,
+                },
+            )
+        )
     for knob in ABLATION_KNOBS:
         others = [r for r in rows if r != knob]
         if knob in rows and len(others) <= 1 and "test.top1" in table.columns:
             short = key_label(knob)
-            specs.append(FigureSpec(f"ablation: {short}", "ablation_curve", table, fig_dir / f"{name}_{short}",
-                                    {"knob": knob, "group": others[0] if others else None, "formats": formats,
-                                     "title": f"{name}: top-1 vs {short}"}))
+            specs.append(
+                FigureSpec(
+                    f"ablation: {short}",
+                    "ablation_curve",
+                    table,
+                    fig_dir / f"{name}_{short}",
+                    {
+                        "knob": knob,
+                        "group": others[0] if others else None,
+                        "formats": formats,
+                        "title": f"{name}: top-1 vs {short}",
+                    },
+                )
+            )
     done = runs[runs["status"] == "done"]
     if (done["task"] == "train").any():
         metrics = load_metrics(done)
         if not metrics.empty and "train_loss" in metrics.columns:
             metrics[LABEL] = metrics["run_id"].map(dict(zip(done["run_id"], _row_labels(done, rows))))
-            specs.append(FigureSpec("training curves", "training_curves", metrics, fig_dir / f"{name}_training",
-                                    {"title": f"{name}: training curves", **common}))
+            specs.append(
+                FigureSpec(
+                    "training curves",
+                    "training_curves",
+                    metrics,
+                    fig_dir / f"{name}_training",
+                    {"title": f"{name}: training curves", **common},
+                )
+            )
     return specs
 
 
@@ -166,8 +223,9 @@ def draw_figures(specs: list[FigureSpec]) -> list[dict]:
     return figures
 
 
-def grid_figures(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path,
-                 formats: tuple[str, ...]) -> list[dict]:
+def grid_figures(
+    name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path, formats: tuple[str, ...]
+) -> list[dict]:
     """Draw one grid's figures (see :func:`figure_specs`); returns their metadata."""
     return draw_figures(figure_specs(name, runs, table, meta, fig_dir, formats))
 
@@ -188,13 +246,20 @@ def _figure_lines(fig: dict, out: Path) -> list[str]:
 
 
 def no_runs_message(unknown: list[str], results_root: str | os.PathLike, available: list[str]) -> str:
-    return (f"--grid: no runs for grid(s) {unknown} under {Path(results_root) / 'runs'}; grids with runs: "
-            f"{', '.join(available) or 'none'}")
+    return (
+        f"--grid: no runs for grid(s) {unknown} under {Path(results_root) / 'runs'}; grids with runs: "
+        f"{', '.join(available) or 'none'}"
+    )
 
 
-def write_report(results_root: str | os.PathLike = "results", reports_dir: str | os.PathLike = "reports",
-                 grids: list[str] | None = None, formats: tuple[str, ...] = ("md", "tex", "png", "svg"),
-                 experiments_dir: str | os.PathLike = "experiments", runs: pd.DataFrame | None = None) -> Path:
+def write_report(
+    results_root: str | os.PathLike = "results",
+    reports_dir: str | os.PathLike = "reports",
+    grids: list[str] | None = None,
+    formats: tuple[str, ...] = ("md", "tex", "png", "svg"),
+    experiments_dir: str | os.PathLike = "experiments",
+    runs: pd.DataFrame | None = None,
+) -> Path:
     """Regenerate ``reports_dir`` from the runs under ``results_root/runs``: per grid a table
     (``<grid>.md`` with ``md``, ``<grid>.tex`` with ``tex``) and figures (``figures/<grid>_*.png|svg``
     with ``png``/``svg``), ``runs.csv`` (one row per run) and the index ``README.md`` linking them all
@@ -224,7 +289,8 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     to_csv(runs.drop(columns=["path"]), out / "runs.csv")
     index = [
-        "# DSA harness report", "",
+        "# DSA harness report",
+        "",
         f"- generated: {now}, from `{Path(results_root) / 'runs'}`",
         f"- runs: {len(runs)} ({_status_counts(runs) if len(runs) else 'none'}) in {len(available)} grid(s); "
         + (f"{n_stale} of them made by earlier versions of their grid files, not shown; " if n_stale else "")
@@ -238,7 +304,8 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
         "paper's numbers come from `experiments/paper/*.csv` and are shown only where verified (empty "
         "otherwise); Δ = ours - paper. Accuracies in %, mean ± sample std over seeds, `n` = runs averaged. "
         "FLOPs: fvcore, 1 multiply-add = 1 FLOP, per view (one clip of U snippets x T frames, one crop); "
-        "views = clips x crops per video; params in millions, with the classifier unless stated.", "",
+        "views = clips x crops per video; params in millions, with the classifier unless stated.",
+        "",
     ]
     if names:
         index += ["| grid | reproduces | runs | table | figures |", "|---|---|---|---|---|"]
@@ -255,17 +322,21 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     figures = draw_figures(specs)
     sections = []
     for name, g, stale, meta, notes, table, first, count in grids_info:
-        figs = figures[first:first + count]
+        figs = figures[first : first + count]
         done = g[g["status"] == "done"]
         section = [f"## {name}", ""]
         if meta.title:
             section += [meta.title, ""]
-        section += [f"- reproduces: {meta.paper_table or '-'}",
-                    f"- runs: {len(g)} ({_status_counts(g)}); finished: {_dates(done)}",
-                    f"- hardware: {_hardware(done)}"]
+        section += [
+            f"- reproduces: {meta.paper_table or '-'}",
+            f"- runs: {len(g)} ({_status_counts(g)}); finished: {_dates(done)}",
+            f"- hardware: {_hardware(done)}",
+        ]
         if len(stale):
-            section.append(f"- not shown: {len(stale)} run(s) of an earlier version of the grid file (no longer "
-                           f"among its runs; still in `{Path(results_root) / 'runs' / name}` and in `runs.csv`)")
+            section.append(
+                f"- not shown: {len(stale)} run(s) of an earlier version of the grid file (no longer "
+                f"among its runs; still in `{Path(results_root) / 'runs' / name}` and in `runs.csv`)"
+            )
         if meta.paper_reference:
             section.append(f"- {table.attrs.get('label', 'paper')} numbers: `{meta.paper_reference}`")
             text = " ".join(n for n in notes if not n.lower().startswith("label:"))
@@ -283,18 +354,24 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
             files.append(f"[tex]({name}.tex)")
         if files:
             section += [f"Table files: {', '.join(files)}", ""]
-        index.insert(contents_at + len(sections),
-                     f"| [{name}](#{_anchor(name)}) | {meta.paper_table or '-'} | {len(g)} "
-                     f"({_status_counts(g)}) | {', '.join(files) or '-'} | {len(figs)}: "
-                     f"{', '.join(f['title'] for f in figs) or '-'} |")
+        index.insert(
+            contents_at + len(sections),
+            f"| [{name}](#{_anchor(name)}) | {meta.paper_table or '-'} | {len(g)} "
+            f"({_status_counts(g)}) | {', '.join(files) or '-'} | {len(figs)}: "
+            f"{', '.join(f['title'] for f in figs) or '-'} |",
+        )
         sections.append(section)
     if names:
         index.append("")
     for section in sections:
         index += section
     if problems:
-        index += ["## Problems found while reading results", "",
-                  f"{len(problems)} problem(s); these runs are kept with their status, never averaged unless done.", ""]
+        index += [
+            "## Problems found while reading results",
+            "",
+            f"{len(problems)} problem(s); these runs are kept with their status, never averaged unless done.",
+            "",
+        ]
         index += [f"- `{p}`: {msg}" for p, msg in problems[:MAX_PROBLEMS_LISTED]]
         if len(problems) > MAX_PROBLEMS_LISTED:
             index.append(f"- ... and {len(problems) - MAX_PROBLEMS_LISTED} more (`runs.csv` has every run's status)")
@@ -304,5 +381,4 @@ def write_report(results_root: str | os.PathLike = "results", reports_dir: str |
     return path
 
 
-__all__ = ["FORMATS", "FigureSpec", "current_runs", "draw_figures", "figure_specs", "grid_figures",
-           "write_report"]
+__all__ = ["FORMATS", "FigureSpec", "current_runs", "draw_figures", "figure_specs", "grid_figures", "write_report"]

@@ -66,31 +66,52 @@ def _label_offsets(xs: np.ndarray, ys: np.ndarray) -> list[tuple[int, int]]:
     span_y = max(float(np.ptp(ys)) if len(ys) else 0.0, 1e-12)
     offsets: list[tuple[int, int]] = []
     for i in range(len(xs)):
-        close = [j for j in range(len(xs))
-                 if abs(xs[i] - xs[j]) / span_x < 0.03 and abs(ys[i] - ys[j]) / span_y < 0.06]
+        close = [j for j in range(len(xs)) if abs(xs[i] - xs[j]) / span_x < 0.03 and abs(ys[i] - ys[j]) / span_y < 0.06]
         rank = sorted(close, key=lambda j: (-ys[j], j)).index(i)
         offsets.append((4, 4 - 11 * rank))
     return offsets
 
 
-def scatter_tradeoff(table: pd.DataFrame, out: str | os.PathLike, *, x: str = "profile.gflops_per_view",
-                     y: str = "test.top1", label: str = "model.variant", title: str = "",
-                     pareto: bool = True, formats: tuple[str, ...] = ("png", "svg"), note: str = "") -> dict:
+def scatter_tradeoff(
+    table: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    x: str = "profile.gflops_per_view",
+    y: str = "test.top1",
+    label: str = "model.variant",
+    title: str = "",
+    pareto: bool = True,
+    formats: tuple[str, ...] = ("png", "svg"),
+    note: str = "",
+) -> dict:
     """One labelled point per row of an aggregated table; the Pareto front (cheaper and better) drawn."""
     pts = _points(table, x, y, label)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     xs, ys = pts[x].to_numpy(float), pts[y].to_numpy(float)
     yerr = pts[f"{y} std"].to_numpy(float) if f"{y} std" in pts.columns else None
     has_spread = yerr is not None and bool(np.isfinite(yerr).any())
-    ax.errorbar(xs, ys, yerr=np.nan_to_num(yerr) if has_spread else None, fmt="o", capsize=3, color="tab:blue",
-                label="mean over seeds (bars: ± std)" if has_spread else "one point per table row")
+    ax.errorbar(
+        xs,
+        ys,
+        yerr=np.nan_to_num(yerr) if has_spread else None,
+        fmt="o",
+        capsize=3,
+        color="tab:blue",
+        label="mean over seeds (bars: ± std)" if has_spread else "one point per table row",
+    )
     labels = pts[label].astype(str).tolist() if label in pts.columns else [""] * len(pts)
     for (dx, dy), xi, yi, text in zip(_label_offsets(xs, ys), xs, ys, labels):
         ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(dx, dy), fontsize=8)
     front = pareto_front(xs, ys) if pareto and len(xs) else np.array([], dtype=int)
     if len(front) > 1:
-        ax.plot(xs[front], ys[front], "--", color="tab:red", drawstyle="steps-post",
-                label="Pareto front (no point is cheaper and better)")
+        ax.plot(
+            xs[front],
+            ys[front],
+            "--",
+            color="tab:red",
+            drawstyle="steps-post",
+            label="Pareto front (no point is cheaper and better)",
+        )
         ax.plot(xs[front], ys[front], "o", mfc="none", mec="tab:red", ms=11)
     ax.set_xlabel(metric_label(x))
     ax.set_ylabel(metric_label(y))
@@ -104,14 +125,32 @@ def scatter_tradeoff(table: pd.DataFrame, out: str | os.PathLike, *, x: str = "p
         span = hi - lo or max(abs(hi) * 0.1, 1.0)
         ax.set_xlim(lo - 0.08 * span, hi + 0.3 * span)
     ax.margins(y=0.08)
-    paths = _save(fig, Path(out), formats, {"left": 0.12, "right": 0.97, "top": 0.92 - 0.05 * (n_title - 1),
-                                            "bottom": 0.17 if note else 0.12})
-    return {"paths": paths, "xlabel": metric_label(x), "ylabel": metric_label(y), "points": len(xs),
-            "pareto": [labels[i] for i in front], "title": ax.get_title()}
+    paths = _save(
+        fig,
+        Path(out),
+        formats,
+        {"left": 0.12, "right": 0.97, "top": 0.92 - 0.05 * (n_title - 1), "bottom": 0.17 if note else 0.12},
+    )
+    return {
+        "paths": paths,
+        "xlabel": metric_label(x),
+        "ylabel": metric_label(y),
+        "points": len(xs),
+        "pareto": [labels[i] for i in front],
+        "title": ax.get_title(),
+    }
 
 
-def bar_metric(table: pd.DataFrame, out: str | os.PathLike, *, y: str, label: str = "model.variant",
-               chance: float | None = None, title: str = "", formats: tuple[str, ...] = ("png", "svg")) -> dict:
+def bar_metric(
+    table: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    y: str,
+    label: str = "model.variant",
+    chance: float | None = None,
+    title: str = "",
+    formats: tuple[str, ...] = ("png", "svg"),
+) -> dict:
     """One bar per row (mean, std error bar), with an optional dashed chance level."""
     pts = table[[c for c in (label, y, f"{y} std") if c in table.columns]].dropna(subset=[y])
     width = max(5.0, 0.9 * len(pts) + 1.5)
@@ -127,23 +166,35 @@ def bar_metric(table: pd.DataFrame, out: str | os.PathLike, *, y: str, label: st
     n_title = _set_title(ax, title or metric_label(y), width)
     ax.grid(alpha=0.3, axis="y")
     longest = max((len(str(v)) for v in pts[label]), default=4) if label in pts.columns else 4
-    paths = _save(fig, Path(out), formats, {"left": 0.12, "right": 0.97, "top": 0.91 - 0.055 * (n_title - 1),
-                                            "bottom": min(0.5, 0.1 + 0.012 * longest)})
+    paths = _save(
+        fig,
+        Path(out),
+        formats,
+        {"left": 0.12, "right": 0.97, "top": 0.91 - 0.055 * (n_title - 1), "bottom": min(0.5, 0.1 + 0.012 * longest)},
+    )
     return {"paths": paths, "ylabel": ax.get_ylabel(), "points": len(pts), "title": ax.get_title()}
 
 
-def ablation_curve(table: pd.DataFrame, knob: str, out: str | os.PathLike, *, y: str = "test.top1",
-                   group: str | None = None, title: str = "", formats: tuple[str, ...] = ("png", "svg")) -> dict:
+def ablation_curve(
+    table: pd.DataFrame,
+    knob: str,
+    out: str | os.PathLike,
+    *,
+    y: str = "test.top1",
+    group: str | None = None,
+    title: str = "",
+    formats: tuple[str, ...] = ("png", "svg"),
+) -> dict:
     """``y`` (mean over seeds, std error bars) against a numeric knob (split ratio, alpha, kernel size,
     U); one line per value of ``group`` (e.g. ``model.variant``) when given."""
     pts = _points(table, knob, y, group or knob).sort_values(knob)
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
-    groups = list(pts.groupby(pts[group].astype(str), sort=False)) if group and group in pts.columns \
-        else [(None, pts)]
+    groups = list(pts.groupby(pts[group].astype(str), sort=False)) if group and group in pts.columns else [(None, pts)]
     for name, g in groups:
         yerr = np.nan_to_num(g[f"{y} std"].to_numpy(float)) if f"{y} std" in g.columns else None
-        ax.errorbar(g[knob], g[y], yerr=yerr, marker="o", capsize=3,
-                    label=name if name is not None else "mean ± std over seeds")
+        ax.errorbar(
+            g[knob], g[y], yerr=yerr, marker="o", capsize=3, label=name if name is not None else "mean ± std over seeds"
+        )
     ax.set_xlabel(key_label(knob))
     ax.set_ylabel(metric_label(y))
     ax.set_title(title or f"{metric_label(y)} vs {key_label(knob)}")
@@ -153,12 +204,25 @@ def ablation_curve(table: pd.DataFrame, knob: str, out: str | os.PathLike, *, y:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     paths = _save(fig, Path(out), formats, {"left": 0.13, "right": 0.97, "top": 0.91, "bottom": 0.13})
-    return {"paths": paths, "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "points": len(pts),
-            "lines": len(groups), "title": ax.get_title()}
+    return {
+        "paths": paths,
+        "xlabel": ax.get_xlabel(),
+        "ylabel": ax.get_ylabel(),
+        "points": len(pts),
+        "lines": len(groups),
+        "title": ax.get_title(),
+    }
 
 
-def training_curves(metrics: pd.DataFrame, out: str | os.PathLike, *, label: str = "model.variant",
-                    title: str = "", max_lines: int = 12, formats: tuple[str, ...] = ("png", "svg")) -> dict:
+def training_curves(
+    metrics: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    label: str = "model.variant",
+    title: str = "",
+    max_lines: int = 12,
+    formats: tuple[str, ...] = ("png", "svg"),
+) -> dict:
     """Train loss and val top-1 against epoch. Up to ``max_lines`` runs: one line per run (colour per
     label, dashed for seeds > 0); more: one line per label (mean over its runs, band = ±1 std)."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.0))
@@ -199,6 +263,5 @@ def training_curves(metrics: pd.DataFrame, out: str | os.PathLike, *, label: str
         a.grid(alpha=0.3)
     a2.legend(fontsize=7, ncol=2, loc="best")
     fig.suptitle(title or "training curves")
-    paths = _save(fig, Path(out), formats, {"left": 0.065, "right": 0.985, "top": 0.88, "bottom": 0.13,
-                                            "wspace": 0.22})
+    paths = _save(fig, Path(out), formats, {"left": 0.065, "right": 0.985, "top": 0.88, "bottom": 0.13, "wspace": 0.22})
     return {"paths": paths, "lines": lines, "per_run": per_run, "ylabels": [a1.get_ylabel(), a2.get_ylabel()]}

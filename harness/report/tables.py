@@ -49,8 +49,13 @@ METRIC_LABELS = {
 }
 """Column headers that say what they count."""
 
-DIGITS = {"test.views": 0, "profile.views": 0, "profile.aggregator_params": 0, "profile.latency_ms": 1,
-          "wall_time_s": 0}
+DIGITS = {
+    "test.views": 0,
+    "profile.views": 0,
+    "profile.aggregator_params": 0,
+    "profile.latency_ms": 1,
+    "wall_time_s": 0,
+}
 """Decimals shown per metric (default 2)."""
 
 DEFAULT_METRICS = ("test.top1", "test.top5", "profile.gflops_per_view", "profile.params_m", "profile.latency_ms")
@@ -102,10 +107,15 @@ class GridMeta:
         report = doc.get("report") or {}
         if not isinstance(report, dict):
             raise ConfigError(f"{path}: report: must be a mapping (rows, metrics)")
-        return cls(name=name, title=str(doc.get("description") or ""), paper_table=str(doc.get("paper_table") or ""),
-                   paper_reference=_resolve_reference(doc.get("paper_reference"), experiments_dir),
-                   task=doc.get("task"), rows=list(report.get("rows") or []),
-                   metrics=list(report.get("metrics") or []))
+        return cls(
+            name=name,
+            title=str(doc.get("description") or ""),
+            paper_table=str(doc.get("paper_table") or ""),
+            paper_reference=_resolve_reference(doc.get("paper_reference"), experiments_dir),
+            task=doc.get("task"),
+            rows=list(report.get("rows") or []),
+            metrics=list(report.get("metrics") or []),
+        )
 
 
 def _resolve_reference(ref: str | None, experiments_dir: Path) -> str | None:
@@ -113,8 +123,12 @@ def _resolve_reference(ref: str | None, experiments_dir: Path) -> str | None:
     ``experiments/paper/x.csv``), else relative to the grid folder's parent, else ``<grids>/paper/<name>``."""
     if not ref:
         return None
-    for candidate in (Path(ref), experiments_dir.parent / ref, experiments_dir / ref,
-                      experiments_dir / "paper" / Path(ref).name):
+    for candidate in (
+        Path(ref),
+        experiments_dir.parent / ref,
+        experiments_dir / ref,
+        experiments_dir / "paper" / Path(ref).name,
+    ):
         if candidate.exists():
             return str(candidate)
     return str(ref)
@@ -164,7 +178,8 @@ def _key(value) -> str:
 def varying_columns(runs: pd.DataFrame) -> list[str]:
     """Config columns whose value differs across ``runs`` (not seed, run id, grid or task)."""
     cols = runs.attrs.get("config_columns") or [
-        c for c in runs.columns if c.split(".", 1)[0] in ("model", "data", "train", "eval")]
+        c for c in runs.columns if c.split(".", 1)[0] in ("model", "data", "train", "eval")
+    ]
     out = []
     for col in cols:
         if col in _NOT_KEYS or col not in runs.columns:
@@ -178,8 +193,9 @@ def _choose_metrics(meta: GridMeta, done: pd.DataFrame) -> list[str]:
     metrics = [m for m in (meta.metrics or DEFAULT_METRICS) if m in done.columns and done[m].notna().any()]
     for cost in COST_METRICS:  # a per-view cost says how many views a video takes
         if cost in metrics:
-            views = next((v for v in ("test.views", "profile.views") if v in done.columns
-                          and done[v].notna().any()), None)
+            views = next(
+                (v for v in ("test.views", "profile.views") if v in done.columns and done[v].notna().any()), None
+            )
             if views and views not in metrics:
                 metrics.insert(metrics.index(cost) + 1, views)
             break
@@ -271,8 +287,9 @@ def display_rows(table: pd.DataFrame, meta: GridMeta | None = None) -> tuple[lis
         for m in metrics:
             digits = DIGITS.get(m, 2)
             mean, std = r[m], r.get(f"{m} std", float("nan"))
-            spread = "" if _fmt(std) == "" or m.startswith("profile.") or m.endswith(".views") \
-                else f" ± {_fmt(std, digits)}"
+            spread = (
+                "" if _fmt(std) == "" or m.startswith("profile.") or m.endswith(".views") else f" ± {_fmt(std, digits)}"
+            )
             line.append(_fmt(mean, digits) + spread)
             if f"paper {m}" in table.columns:
                 d = r[f"delta {m}"]
@@ -293,8 +310,18 @@ def to_terminal(table: pd.DataFrame, meta: GridMeta | None = None) -> str:
     return tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -308,10 +335,20 @@ def to_latex(table: pd.DataFrame, meta: GridMeta, caption: str | None = None) ->
     headers, cells = display_rows(table, meta)
     n_keys = headers.index("n")
     spec = "l" * n_keys + "r" * (len(headers) - n_keys)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in headers) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in cells]
-    lines += [r"\bottomrule", r"\end{tabular}",
-              rf"\caption{{{latex_escape(caption or meta.paper_table or meta.name)}}}",
-              rf"\label{{tab:{meta.name.replace('_', '-')}}}", r"\end{table}"]
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        rf"\caption{{{latex_escape(caption or meta.paper_table or meta.name)}}}",
+        rf"\label{{tab:{meta.name.replace('_', '-')}}}",
+        r"\end{table}",
+    ]
     return "\n".join(lines) + "\n"

@@ -286,14 +286,16 @@ def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
             yield RunDir(dirpath)
 
 
-def write_grid_manifest(grid_dir: str | os.PathLike, *, grid: str, grid_file: str, run_ids: list[str],
-                        written_at: str) -> Path:
+def write_grid_manifest(
+    grid_dir: str | os.PathLike, *, grid: str, grid_file: str, run_ids: list[str], written_at: str
+) -> Path:
     """Record, atomically, that grid ``grid`` (from ``grid_file``) now consists of exactly ``run_ids``:
     ``<grid_dir>/_grid.json``. Returns its path."""
     path = Path(grid_dir) / GRID_MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"grid": grid, "grid_file": str(grid_file), "run_ids": list(run_ids),
-                             "written_at": written_at})
+    atomic_write_json(
+        path, {"grid": grid, "grid_file": str(grid_file), "run_ids": list(run_ids), "written_at": written_at}
+    )
     return path
 
 

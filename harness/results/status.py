@@ -107,7 +107,7 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
         return result("failed")
     if mark == "cancelled":
         return result("cancelled")
-    if (attempts > 0 or mark in STARTED_MARKS or final_torn or rd.has_metrics() or rd.has_checkpoint()):
+    if attempts > 0 or mark in STARTED_MARKS or final_torn or rd.has_metrics() or rd.has_checkpoint():
         return result("incomplete")
     return result("pending")
 

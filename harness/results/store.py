@@ -59,8 +59,9 @@ def flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
         elif isinstance(v, dict):
             flatten(v, f"{prefix}{k}.", out)
         elif isinstance(v, (list, tuple)):
-            if len(v) <= _MAX_LIST and all(isinstance(x, _SCALARS) or (isinstance(x, (list, tuple)) and len(x) <= 32)
-                                           for x in v):
+            if len(v) <= _MAX_LIST and all(
+                isinstance(x, _SCALARS) or (isinstance(x, (list, tuple)) and len(x) <= 32) for x in v
+            ):
                 out[sys.intern(prefix + k)] = json.dumps(v)
         else:
             out[sys.intern(prefix + k)] = v
@@ -126,8 +127,9 @@ def load_runs(root: str | os.PathLike = "results/runs") -> pd.DataFrame:
     root = Path(root)
     rows, problems, config_cols = [], [], {}
     # progress on a terminal only (disable=None), and only for slow reads
-    for rd in tqdm(iter_run_dirs(root), desc=f"reading {root}", unit=" runs", leave=False, disable=None,
-                   delay=1.0, mininterval=0.5):
+    for rd in tqdm(
+        iter_run_dirs(root), desc=f"reading {root}", unit=" runs", leave=False, disable=None, delay=1.0, mininterval=0.5
+    ):
         key = str(rd.path)
         sig = rd.metrics_signature()
         row, cols, probs, recs = _read_run(rd)
