@@ -582,3 +582,15 @@ def test_status_says_plainly_that_old_identity_runs_are_not_reused(tmp_path, mon
     out = capsys.readouterr().out
     assert "2 runs: 2 pending" in out
     assert "1 run folder(s) in results/runs/g were made under the earlier run identity" in out
+
+
+def test_resolved_by_index_prints_one_run_even_when_an_id_starts_with_that_digit(capsys):
+    grid_file = REPO / "experiments" / "profile.yaml"
+    sets = ["--set", "profile.size=32", "--set", "profile.latency=false"]
+    runs = expand(load_grid(grid_file), overrides=[("profile.size", 32), ("profile.latency", False)])
+    for r in runs:
+        assert sweep_cli(["show", str(grid_file), "--no-cost", *sets, "--resolved", str(r.index)]) == 0
+        out = capsys.readouterr().out
+        assert out.count("# run ") == 1 and f"# run {r.index}: {r.run_id}" in out
+    assert sweep_cli(["show", str(grid_file), "--no-cost", *sets, "--resolved", runs[3].run_id[:6]]) == 0
+    assert f"# run 3: {runs[3].run_id}" in capsys.readouterr().out

@@ -228,7 +228,12 @@ def _cmd_show(args) -> int:
         chosen = [
             r
             for r in runs
-            if args.resolved == "all" or str(r.index) == args.resolved or r.run_id.startswith(args.resolved)
+            if args.resolved == "all"
+            or (
+                str(r.index) == args.resolved
+                if args.resolved.isdigit() and int(args.resolved) < len(runs)
+                else r.run_id.startswith(args.resolved)
+            )
         ]
         if not chosen:
             raise UsageError(f"--resolved {args.resolved}: no run with that index or run id prefix")
