@@ -10,6 +10,7 @@ other exception is a bug and propagates with its traceback (exit 1); Ctrl-C exit
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import traceback
@@ -74,6 +75,22 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"dsa-harness {command_name(args)}: error: {str(e) or type(e).__name__}", file=sys.stderr)
         return 2
+    except OSError as e:  # the machine, not the input: a full or read-only disk, permissions, a vanished mount
+        if args.debug or not e.filename:
+            raise
+        hint = {
+            errno.ENOSPC: "free some space",
+            errno.EACCES: "check its permissions",
+            errno.EPERM: "check its permissions",
+            errno.EROFS: "the file system is read-only: use a writable folder",
+            errno.EDQUOT: "the disk quota is exceeded",
+        }.get(e.errno, "")
+        where = e.filename if not e.filename2 else f"{e.filename} -> {e.filename2}"
+        print(
+            f"dsa-harness {command_name(args)}: error: {e.strerror or e}: {where}" + (f" ({hint})" if hint else ""),
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -428,12 +428,13 @@ def _classes_json(data: DataConfig) -> str | None:
 
 
 def count_classes(data: DataConfig) -> int:
-    """Classes of a dataset as training sees them: the largest label + 1 over the splits given, or the
-    length of a ``classes.json`` beside the first annotation file if longer. Raises ConfigError when the
-    annotation files cannot be read (then set model.num_classes)."""
+    """Classes of a dataset as training sees them: the length of a ``classes.json`` beside the first
+    annotation file when there is one (a label beyond it is refused naming file and line), else the largest
+    label + 1 over the splits given. Raises ConfigError when an annotation file is missing (then set
+    model.num_classes); a malformed line raises the data's AnnotationError (file:line)."""
     from harness.data.annotations import read_annotations
 
-    labels = -1
+    top = None  # the record with the largest label
     for path in (data.train, data.val, data.test):
         if not path:
             continue
@@ -441,22 +442,25 @@ def count_classes(data: DataConfig) -> int:
             recs = read_annotations(
                 path, data.format, None, class_index=data.classes if data.format == "kinetics_csv" else None
             )
-        except (OSError, ValueError) as e:
+        except FileNotFoundError as e:
             raise ConfigError(
                 f"model.num_classes: not given and cannot be counted from {path} ({e}); set model.num_classes"
             ) from None
-        labels = max(labels, max(r.label for r in recs))
-    if labels < 0:
+        best = max(recs, key=lambda r: r.label)
+        top = best if top is None or best.label > top.label else top
+    if top is None:
         raise ConfigError("model.num_classes: not given and no annotation file to count it from")
-    n = labels + 1
     cj = _classes_json(data)
-    if cj and os.path.isfile(cj):
-        try:
-            doc = json.loads(Path(cj).read_text(encoding="utf-8"))
-            entries = doc.get("classes", doc) if isinstance(doc, dict) else doc
-            n = max(n, len(entries))
-        except (OSError, ValueError, AttributeError):
-            raise ConfigError(f'{cj}: unreadable class list (JSON list or {{"classes": [...]}})') from None
+    if not (cj and os.path.isfile(cj)):
+        return top.label + 1
+    try:
+        doc = json.loads(Path(cj).read_text(encoding="utf-8"))
+        entries = doc.get("classes", doc) if isinstance(doc, dict) else doc
+        n = len(entries)
+    except (OSError, ValueError, AttributeError, TypeError):
+        raise ConfigError(f'{cj}: unreadable class list (JSON list or {{"classes": [...]}})') from None
+    if top.label >= n:
+        raise ConfigError(f"{top.source}:{top.line}: label {top.label}, but {cj} lists {n} classes (0..{n - 1})")
     return n
 
 
@@ -601,8 +605,31 @@ def describe_diff(old: dict, new: dict, keys: list[str], limit: int = 6) -> str:
 RECIPE_KEYS = ("description", *SECTIONS, "resources")
 
 
+def _strict_loader():
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first on line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
 def read_yaml(path: str | os.PathLike, what: str) -> Any:
-    """A YAML document; ConfigError naming the file (and line) when missing or malformed."""
+    """A YAML document (a byte-order mark accepted, a key given twice refused); ConfigError naming the file
+    (and line) when missing or malformed."""
     import yaml
 
     path = Path(path)
@@ -613,7 +640,7 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     except (IsADirectoryError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: {what} is not a UTF-8 text file ({type(e).__name__})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

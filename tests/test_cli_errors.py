@@ -156,7 +156,7 @@ CASES = {
     "report/bad formats": (["report", "--formats", "md,pdf"], ["--formats 'md,pdf'", "pdf"]),
     "report/unknown grid": (["report", "--grid", "nope", "--out", "rep"], ["--grid: no runs for grid(s) ['nope']"]),
     "report/unknown grid printed": (["report", "--grid", "nope", "--print"], ["no runs for grid(s) ['nope']"]),
-    "report/malformed grid file": (["report", "--grid", "g", "--print"], ["g.yaml: not valid YAML"]),
+    "report/malformed grid file": (["report", "--grid", "g", "--print"], ["g.yaml: line 3, column 1: not valid YAML"]),
     "reproduce/bad steps": (["reproduce", "--steps", "data,tabels"], ["--steps 'data,tabels'", "tabels"]),
     "reproduce/bad --set": (["reproduce", "--steps", "report", "--set", "trian.epochs=2"], ["--set trian.epochs"]),
 }

@@ -172,18 +172,14 @@ def _read_video_list(path: Path, root) -> list[VideoRecord]:
             raise AnnotationError(path, number, "expected 'PATH LABEL'", raw)
         rel, label = parts
         head = rel.rsplit(None, 1)
-        if (
-            len(head) == 2
-            and head[1].isdigit()
-            and not head[0].lower().endswith(VIDEO_EXTENSIONS)
-            and not rel.lower().endswith(VIDEO_EXTENSIONS)
-        ):
-            raise AnnotationError(
-                path,
-                number,
-                "looks like a raw-frame line 'FOLDER NUM_FRAMES LABEL'; read it with format='frames'",
-                raw,
+        if len(head) == 2 and head[1].isdigit() and not rel.lower().endswith(VIDEO_EXTENSIONS):
+            # 3 columns: a number between the path and the label is never part of a video's name
+            problem = (
+                "3 columns; a video list line is 'PATH LABEL'"
+                if head[0].lower().endswith(VIDEO_EXTENSIONS)
+                else "looks like a raw-frame line 'FOLDER NUM_FRAMES LABEL'; read it with format='frames'"
             )
+            raise AnnotationError(path, number, problem, raw)
         records.append(
             VideoRecord(_join(root, rel), _parse_int(label, "LABEL", path, number, raw), None, number, str(path))
         )

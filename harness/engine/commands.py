@@ -154,6 +154,11 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         "--results", default="results", metavar="DIR", help="results root for the default --out (default: results)"
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and run id, then exit")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train into a --out folder that holds other files (never ones the run writes, which are refused)",
+    )
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_train)
@@ -205,7 +210,9 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.results) / "runs" / "manual" / rc.run_id)
     from harness.engine.train import STOP, TrainingInterrupted, open_run_dir, train_and_evaluate
 
-    _, rc, final = open_run_dir(rc, out)  # refuses a folder of another run, naming the keys that differ
+    _, rc, final = open_run_dir(
+        rc, out, force=args.force
+    )  # refuses a folder of another run, naming the keys that differ
     if final is not None:
         print(f"run {rc.run_id} is already done ({out}/final.json)" + _result_line(final))
         return 0
@@ -216,7 +223,7 @@ def _train(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, request_stop)
     try:
-        final = train_and_evaluate(rc, out, echo=not args.quiet)
+        final = train_and_evaluate(rc, out, echo=not args.quiet, force=args.force)
     except TrainingInterrupted as e:
         print(f"interrupted: {e}")
         return 143

@@ -257,14 +257,47 @@ def _stored_identity(record: dict) -> dict:
     return ident
 
 
-def open_run_dir(config: dict | RunConfig, run_dir: str | Path) -> tuple[RunDir, RunConfig, dict | None]:
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "final.json",
+    "checkpoint.pt",
+    PREV_CHECKPOINT,
+    "log.txt",
+    "error.json",
+    "job.json",
+    PAUSED_MARKER,
+)
+"""Names the engine writes in a run folder: in a folder without config.json they belong to someone else."""
+
+
+def open_run_dir(
+    config: dict | RunConfig, run_dir: str | Path, *, force: bool = False
+) -> tuple[RunDir, RunConfig, dict | None]:
     """Check that ``run_dir`` can take ``config`` and return (run dir, resolved config, final record
     or None). A folder holding another run (different resolved config, or the same config over
     changed input files) is refused with ``RunDirError`` naming the keys that differ; a finished run
-    of the same config returns its final record (nothing is redone)."""
+    of the same config returns its final record (nothing is redone). A non-empty folder without
+    config.json holds files the harness did not make: refused, unless ``force`` (then files of other
+    names stay where they are; a file the run would write is still refused, never overwritten)."""
     rc = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     given = config if isinstance(config, dict) else {}
     rd = RunDir(run_dir)
+    if rd.path.exists() and not rd.path.is_dir():
+        raise RunDirError(f"{rd.path} is a file, not a run folder; give another --out")
+    if rd.path.is_dir() and not rd.config_path.exists():
+        foreign = sorted(p.name for p in rd.path.iterdir() if not p.name.startswith("."))
+        clash = [n for n in foreign if n in RUN_FILES]
+        if clash or (foreign and not force):
+            raise RunDirError(
+                f"{rd.path} holds files the harness did not make ({', '.join((clash or foreign)[:4])}"
+                f"{', ...' if len(clash or foreign) > 4 else ''}) and no config.json; "
+                + (
+                    "they would be overwritten: give another --out"
+                    if clash
+                    else "give an empty or new --out, or --force"
+                )
+            )
     new = rc.identity()
     on_disk = None
     if rd.config_path.exists():
@@ -297,12 +330,18 @@ def open_run_dir(config: dict | RunConfig, run_dir: str | Path) -> tuple[RunDir,
 
 
 def train_and_evaluate(
-    config: dict | RunConfig, run_dir: str | Path, *, echo: bool = True, progress: bool | None = None
+    config: dict | RunConfig,
+    run_dir: str | Path,
+    *,
+    echo: bool = True,
+    progress: bool | None = None,
+    force: bool = False,
 ) -> dict:
     """Train ``config`` (a run config dict or ``RunConfig``, see harness/config.py) in ``run_dir``,
     resuming if possible; then test. Returns the final record (also written to final.json). A
-    finished run of the same config is returned as is; a folder of another run is refused."""
-    rd, rc, done = open_run_dir(config, run_dir)
+    finished run of the same config is returned as is; a folder of another run, or of files the harness
+    did not make, is refused (see :func:`open_run_dir`)."""
+    rd, rc, done = open_run_dir(config, run_dir, force=force)
     if done is not None:
         return done
     rd.create()

@@ -35,7 +35,7 @@ from harness.launch.scheduler import proc_start_ticks
 from harness.launch.snapshot import snapshot_code
 from harness.launch.status import collect_status
 from harness.launch.tasks import RunBatch, RunTask, now_iso
-from harness.results.rundir import RunDir, write_grid_manifest
+from harness.results.rundir import RunDir, read_grid_manifest, write_grid_manifest
 from harness.results.status import LIVE_STATES
 from harness.version import code_commit
 
@@ -151,6 +151,20 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
     return to_submit, skipped, statuses
 
 
+def _check_grid_name_free(grid: Grid, results_root: Path) -> None:
+    """Refuse a grid whose name another, still existing grid file already uses in this results root: both
+    would share results/runs/<name>/ and the second submit would hide the first grid's runs."""
+    old = read_grid_manifest(results_root / "runs" / grid.name)
+    if not old or not old.get("grid_file"):
+        return
+    previous = Path(old["grid_file"])
+    if previous.resolve() != Path(grid.path).resolve() and previous.is_file():
+        raise ConfigError(
+            f"{grid.path}: name {grid.name!r} is already used by {previous} in {results_root / 'runs' / grid.name}; "
+            "give one of the two grid files another name"
+        )
+
+
 def submit(
     grid_path: str | os.PathLike,
     cluster: str = "local",
@@ -175,6 +189,7 @@ def submit(
             f"{grid.path}: run ids hash the contents of their input files, and {', '.join(missing[:3])} "
             f"cannot be read here: submit from a machine that sees the data"
         )
+    _check_grid_name_free(grid, results_root)
     to_submit, skipped, _ = plan_submission(runs, retry_failed)
     if cluster == "slurm" and to_submit and not dry_run:
         _require_slurm()  # before anything is written
@@ -183,7 +198,7 @@ def submit(
         write_grid_manifest(
             results_root / "runs" / grid.name,
             grid=grid.name,
-            grid_file=str(grid.path),
+            grid_file=str(Path(grid.path).resolve()),
             run_ids=[r.run_id for r in runs],
             written_at=now_iso(),
         )

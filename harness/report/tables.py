@@ -95,13 +95,9 @@ class GridMeta:
         path = experiments_dir / f"{name}.yaml"
         if not path.exists():
             return cls(name=name)
-        import yaml
+        from harness.config import read_yaml
 
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ConfigError(f"{path}: not valid YAML: {first}") from None
+        doc = read_yaml(path, "grid file") or {}
         if not isinstance(doc, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         report = doc.get("report") or {}

@@ -1,0 +1,162 @@
+"""Faults a careless teammate or a bad disk produces, each pinned to the named error or the intact result it
+must give (the probes of the "nothing silently wrong" issue that this suite covers so far)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.config import RunConfig, read_yaml
+from harness.data.annotations import AnnotationError, read_annotations
+from harness.engine.train import open_run_dir
+from harness.errors import ConfigError, RunDirError
+from harness.launch.grid import GridError, grid_from_dict
+from harness.launch.submit import submit
+from harness.results.rundir import RunDir, atomic_write_json
+from harness.results.store import load_runs
+
+
+@pytest.fixture()
+def toy(tmp_path):
+    d = tmp_path / "toy"
+    d.mkdir()
+    (d / "train.txt").write_text("a.mp4 0\nb.mp4 1\nc.mp4 2\nd.mp4 3\n")
+    return d
+
+
+def _cfg(toy) -> dict:
+    return {"task": "train", "model": {"variant": "tsn_r18", "width": 8}, "data": {"train": str(toy / "train.txt")}}
+
+
+def _tree(folder: Path) -> dict:
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
+
+
+# --- no code from data --------------------------------------------------------------------------
+def test_a_planted_pickle_in_results_is_never_loaded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "results" / "runs"
+    rd = RunDir(runs / "g" / "abc").create()
+    rd.write_config({"task": "profile", "seed": 0, "grid": "g", "model": {"variant": "tsn_r18"}})
+    evil = type("E", (), {"__reduce__": lambda s: (os.system, (f"touch {tmp_path / 'PWNED'}",))})
+    (runs / ".store_cache.pkl").write_bytes(pickle.dumps(evil()))
+    load_runs(runs)
+    assert main(["report", "--results", "results", "--out", "reports", "--formats", "md"]) == 0
+    assert not (tmp_path / "PWNED").exists()
+
+
+# --- a run folder takes only its own run --------------------------------------------------------
+def test_a_folder_of_foreign_files_is_refused_and_left_intact(toy, tmp_path):
+    out = tmp_path / "someone_elses"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"epoch": 0, "loss": 1}\nnot json\n')
+    (out / "notes.txt").write_text("mine")
+    before = _tree(out)
+    with pytest.raises(RunDirError, match="holds files the harness did not make.*metrics.jsonl.*overwritten"):
+        open_run_dir(_cfg(toy), out, force=True)  # a file the run writes: refused even with --force
+    (out / "metrics.jsonl").unlink()
+    before = _tree(out)
+    with pytest.raises(RunDirError, match=r"notes.txt\) and no config.json; give an empty or new --out, or --force"):
+        open_run_dir(_cfg(toy), out)
+    assert _tree(out) == before
+    rd, rc, final = open_run_dir(_cfg(toy), out, force=True)  # other names: allowed with --force, untouched
+    assert final is None and _tree(out) == before
+
+
+def test_an_unrelated_final_json_is_not_taken_for_a_finished_run(toy, tmp_path, capsys):
+    out = tmp_path / "other"
+    out.mkdir()
+    (out / "final.json").write_text('{"accuracy": 99}')
+    argv = ["train", "tsn_r18", "--data", str(toy / "train.txt"), "-o", "width=8", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds files the harness did not make (final.json)" in err and err.count("\n") == 1
+    assert [p.name for p in out.iterdir()] == ["final.json"]
+
+
+def test_out_under_a_file_is_one_line(toy, tmp_path, capsys):
+    (tmp_path / "plain").write_text("x")
+    argv = ["train", "tsn_r18", "--data", str(toy / "train.txt"), "--out", str(tmp_path / "plain" / "run")]
+    assert main(argv) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "plain") in err and "Traceback" not in err
+
+
+# --- validated input ------------------------------------------------------------------------------
+def test_a_label_beyond_the_class_list_names_file_and_line(toy):
+    (toy / "classes.json").write_text(json.dumps(["a", "b", "c", "d"]))
+    (toy / "train.txt").write_text("a.mp4 0\nb.mp4 99\n")
+    with pytest.raises(ConfigError, match=r"train.txt:2: label 99, but .*classes.json lists 4 classes"):
+        RunConfig.from_dict(_cfg(toy))
+
+
+@pytest.mark.parametrize(
+    "flag,value,field",
+    [
+        ("--clip-grad", "-1", "train.clip_grad_norm"),
+        ("--lr-batch", "0", "train.base_batch"),
+        ("--threads", "-1", "train.threads"),
+        ("--weight-decay", "-5", "train.weight_decay"),
+    ],
+)
+def test_bad_numbers_are_refused_before_anything_is_written(toy, tmp_path, capsys, flag, value, field):
+    out = tmp_path / "run"
+    assert main(["train", "tsn_r18", "--data", str(toy / "train.txt"), "--out", str(out), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert field in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_yaml_with_a_repeated_key_is_refused_and_a_bom_accepted(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("name: g\ntask: profile\nbase:\n  model: {variant: tsn_r18}\n  model: {variant: i3d_r18}\n")
+    with pytest.raises(ConfigError, match=r"line 5, column 3: not valid YAML: key 'model' given twice"):
+        read_yaml(path, "grid file")
+    path.write_bytes("\ufeffname: g\n".encode())
+    assert read_yaml(path, "grid file") == {"name": "g"}
+
+
+def test_an_annotation_line_with_three_columns_names_file_and_line(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_text("a.mp4 0\nb.mp4 300 1\n")
+    with pytest.raises(AnnotationError, match=r"list.txt:2: 3 columns; a video list line is 'PATH LABEL'"):
+        read_annotations(path)
+
+
+def test_grid_names_are_folder_safe_and_unique_per_results_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GridError, match="name"):
+        grid_from_dict({"name": "x" * 300, "task": "profile"})
+    doc = {
+        "name": "same",
+        "task": "profile",
+        "base": {
+            "model": {"variant": "tsn_r18", "width": 8, "num_snippets": 1, "num_frames": 1},
+            "profile": {"size": 16, "latency": False},
+        },
+    }
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(doc))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({**doc, "seeds": [1]}))
+    first = submit(tmp_path / "a.yaml", cluster="debug", results_root="results")
+    with pytest.raises(ConfigError, match=r"name 'same' is already used by .*a.yaml"):
+        submit(tmp_path / "b.yaml", cluster="debug", results_root="results")
+    manifest = json.loads((tmp_path / "results" / "runs" / "same" / "_grid.json").read_text())
+    assert manifest["run_ids"] == [r.run_id for r in first.runs]  # the first grid's runs stay shown
+
+
+# --- outputs that say what they are ---------------------------------------------------------------
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "final.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "final.json").stat().st_mode) == mode
