@@ -160,3 +160,48 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "final.json").stat().st_mode) == mode
+
+
+# --- tolerant, named reading ----------------------------------------------------------------------
+def _profile_grid(tmp_path) -> Path:
+    doc = {
+        "name": "g",
+        "task": "profile",
+        "base": {
+            "model": {"variant": "tsn_r18", "width": 8, "num_snippets": 1, "num_frames": 1},
+            "profile": {"size": 16, "latency": False},
+        },
+        "seeds": [0, 1],
+    }
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    return tmp_path / "g.yaml"
+
+
+def test_a_final_json_that_is_not_an_object_is_not_done_and_is_redone(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    first = submit(grid, cluster="debug", results_root="results")
+    bad = RunDir(first.runs[0].run_dir)
+    bad.final_path.write_text("[1, 2]")
+    assert main(["sweep", "status", str(grid)]) == 0
+    assert "1 done, 1 incomplete" in capsys.readouterr().out
+    again = submit(grid, cluster="debug", results_root="results")
+    assert [r.run_id for r in again.submitted] == [bad.run_id]
+    assert isinstance(bad.read_final(), dict) and bad.read_final()["profile"]["gflops_per_view"] > 0
+
+
+def test_undecodable_metrics_lines_are_named_and_never_silently_dropped_on_resume(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    result = submit(grid, cluster="debug", results_root="results")
+    rd = RunDir(result.runs[1].run_dir)
+    rd.metrics_path.write_bytes(b'{"epoch": 0, "train_loss": 1.0}\n\xff\xfe garbage\n{"epoch": 1, "train_loss": 0.5}\n')
+    assert main(["report", "--results", "results", "--out", "reports", "--formats", "md"]) == 0
+    index = (tmp_path / "reports" / "README.md").read_text()
+    assert "metrics.jsonl:2: not UTF-8" in index
+    with pytest.raises(RunDirError, match=r"metrics.jsonl:2: not UTF-8: resuming would drop lines it cannot read"):
+        rd.truncate_metrics(keep_epochs_below=1)
+    assert rd.metrics_path.read_bytes().count(b"\n") == 3  # untouched
+    rd.metrics_path.write_bytes(b'{"epoch": 0}\n{"epoch": 1}\n{"epo')  # a killed writer's torn line: dropped
+    rd.truncate_metrics(keep_epochs_below=1)
+    assert rd.read_metrics() == [{"epoch": 0}]

@@ -258,4 +258,4 @@ def test_unreadable_files_are_problems_not_errors(tmp_path):
     assert state.state == "failed" and state.job == {} and state.error == {}  # an error of no known attempt
     assert state.problems == ("job.json unparsable (half-written?)", "error.json unparsable (half-written?)")
     rd.final_path.write_text("[]")
-    assert run_state(rd).problems[0] == "final.json is not a JSON object"
+    assert run_state(rd).problems[0] == "final.json present but not a record (half-written, or not a JSON object)"

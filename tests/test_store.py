@@ -192,16 +192,22 @@ def test_empty_or_missing_root(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    "text, expected, problems",
     [
-        ('{"epoch": 0}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),
-        ('{"epoch": 0}\n\n{"epoch": 1}\n{"epo', [{"epoch": 0}, {"epoch": 1}]),  # torn last line skipped
-        ('{"epoch": 0}\n{"a": 1},{"b": 2}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}]),  # two objects: skipped
-        ('{"epoch": 0}\n3\n', [{"epoch": 0}, 3]),  # what the line-by-line reader yields, read in one go or not
-        ("", []),
+        ('{"epoch": 0}\n{"epoch": 1}\n', [{"epoch": 0}, {"epoch": 1}], []),
+        ('{"epoch": 0}\n\n{"epoch": 1}\n{"epo', [{"epoch": 0}, {"epoch": 1}], ["metrics.jsonl:4: torn last line"]),
+        (
+            '{"epoch": 0}\n{"a": 1},{"b": 2}\n{"epoch": 1}\n',
+            [{"epoch": 0}, {"epoch": 1}],
+            ["metrics.jsonl:2: not JSON"],
+        ),
+        ('{"epoch": 0}\n3\n', [{"epoch": 0}], ["metrics.jsonl:2: not a JSON object"]),
+        ('{"epoch": 0}\n\udcff{"epoch": 1}\n', [{"epoch": 0}], ["metrics.jsonl:2: not UTF-8"]),
+        ("", [], []),
     ],
 )
-def test_metrics_read_in_one_parse_equal_line_by_line(tmp_path, text, expected):
+def test_metrics_lines_are_read_or_named(tmp_path, text, expected, problems):
     rd = RunDir(tmp_path / "run").create()
-    rd.metrics_path.write_text(text)
-    assert rd.read_metrics() == list(rd.iter_metrics()) == expected
+    rd.metrics_path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert rd.scan_metrics() == (expected, problems)
+    assert rd.read_metrics() == expected

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import RunDirError
+
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 FINAL = "final.json"
@@ -183,7 +185,15 @@ class RunDir:
         epochs redone after a kill are not recorded twice)."""
         if not self.metrics_path.exists():
             return
-        kept = [r for r in self.read_metrics() if r.get("epoch", -1) < keep_epochs_below]
+        records, problems = self.scan_metrics()
+        unaccounted = [p for p in problems if not p.endswith("torn last line")]  # a killed writer's last line
+        if unaccounted:
+            raise RunDirError(
+                f"{self.path}: {unaccounted[0]}{f' (+{len(unaccounted) - 1} more)' if len(unaccounted) > 1 else ''}: "
+                "resuming would drop lines it cannot read; move metrics.jsonl aside (its epochs are then "
+                "recorded anew) or restore it"
+            )
+        kept = [r for r in records if r.get("epoch", -1) < keep_epochs_below]
         text = "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in kept)
         atomic_write_bytes(self.metrics_path, text.encode())
 
@@ -197,11 +207,13 @@ class RunDir:
         return read_json(self.config_path)
 
     def read_final(self) -> dict | None:
-        """The final record, or None if absent or unparsable (a run is done only if this parses)."""
+        """The final record, or None if absent, unparsable or not a JSON object (a run is done only if
+        this is a record)."""
         try:
-            return read_json(self.final_path)
+            final = read_json(self.final_path)
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
+        return final if isinstance(final, dict) else None
 
     def read_job(self) -> dict | None:
         try:
@@ -215,38 +227,46 @@ class RunDir:
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
 
-    def iter_metrics(self) -> Iterator[dict]:
-        """Metric records; a torn last line (killed writer) is skipped, not fatal."""
+    def scan_metrics(self) -> tuple[list[dict], list[str]]:
+        """(records, problems) of metrics.jsonl: the lines that are JSON objects, and one message per other
+        line naming it (``metrics.jsonl:7: not UTF-8``, ``...: not a JSON object``, ``...: torn last line``).
+        Reading never raises on content. Fast path: the whole file parsed as one JSON array when every line
+        is complete (one parser call instead of one per epoch: reports read thousands of runs)."""
         try:
-            f = open(self.metrics_path, encoding="utf-8")
+            data = self.metrics_path.read_bytes()
         except FileNotFoundError:
-            return
-        with f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+            return [], []
+        try:
+            lines = [line for line in data.decode("utf-8").splitlines() if line.strip()]
+            records = json.loads("[" + ",".join(lines) + "]")
+            if len(records) == len(lines) and all(isinstance(r, dict) for r in records):
+                return records, []
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            pass
+        records, problems = [], []
+        raw_lines = data.split(b"\n")
+        for number, raw in enumerate(raw_lines, 1):
+            if not raw.strip():
+                continue
+            where = f"{METRICS}:{number}"
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                problems.append(f"{where}: not UTF-8")
+                continue
+            except json.JSONDecodeError:
+                last = number == len(raw_lines)  # no newline after it: the writer was killed mid-line
+                problems.append(f"{where}: torn last line" if last else f"{where}: not JSON")
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+            else:
+                problems.append(f"{where}: not a JSON object")
+        return records, problems
 
     def read_metrics(self) -> list[dict]:
-        """All metric records (as :meth:`iter_metrics`). The whole file is parsed as one JSON array when
-        every line is complete (one parser call instead of one per epoch: reports read thousands of
-        runs); otherwise line by line, skipping a torn line."""
-        try:
-            text = self.metrics_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        lines = [line for line in text.splitlines() if line.strip()]
-        try:
-            records = json.loads("[" + ",".join(lines) + "]")
-        except json.JSONDecodeError:
-            return list(self.iter_metrics())
-        if len(records) == len(lines) and all(isinstance(r, dict) for r in records):
-            return records
-        return list(self.iter_metrics())  # odd lines (not one object each): the line-by-line rules decide
+        """The metric records (lines that are not JSON objects are left out: see :meth:`scan_metrics`)."""
+        return self.scan_metrics()[0]
 
     def metrics_torn(self) -> bool:
         """True when metrics.jsonl does not end with a newline (a writer killed mid-line)."""

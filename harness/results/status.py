@@ -68,11 +68,8 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     problems = []
     final = rd.read_final()
     final_torn = False
-    if final is not None and not isinstance(final, dict):
-        problems.append("final.json is not a JSON object")
-        final, final_torn = None, True
-    elif final is None and rd.final_path.exists():
-        problems.append("final.json present but unparsable (half-written?)")
+    if final is None and rd.final_path.exists():  # read_final returns records (JSON objects) only
+        problems.append("final.json present but not a record (half-written, or not a JSON object)")
         final_torn = True
     job = rd.read_job()
     if job is None and rd.job_path.exists():

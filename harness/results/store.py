@@ -90,9 +90,8 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
     row["task"] = config.get("task")
     row["seed"] = config.get("seed")
     config_cols = flatten({k: v for k, v in config.items() if k not in _SKIP_CONFIG})
-    metrics = rd.read_metrics()
-    if rd.metrics_torn():
-        problems.append("metrics.jsonl: last line torn (writer killed mid-line); it is skipped")
+    metrics, metric_problems = rd.scan_metrics()
+    problems += [f"{m}; the line is left out" for m in metric_problems]
     row["epochs_done"] = len(metrics)
     if metrics:
         for k in ("train_loss", "val_top1"):
