@@ -205,3 +205,42 @@ def test_undecodable_metrics_lines_are_named_and_never_silently_dropped_on_resum
     rd.metrics_path.write_bytes(b'{"epoch": 0}\n{"epoch": 1}\n{"epo')  # a killed writer's torn line: dropped
     rd.truncate_metrics(keep_epochs_below=1)
     assert rd.read_metrics() == [{"epoch": 0}]
+
+
+# --- data check -------------------------------------------------------------------------------------
+def _damaged_videos(tmp_path) -> list[Path]:
+    """The same H.264 file with 2 kB zeroed at several offsets (some damage is only visible mid-file)."""
+    import numpy as np
+
+    from harness.data.synthetic import write_mp4
+
+    frames = (np.random.default_rng(0).random((64, 64, 64, 3)) * 255).astype(np.uint8)
+    good = tmp_path / "good.mp4"
+    write_mp4(good, frames, gop=8)
+    data = good.read_bytes()
+    out = []
+    for i, frac in enumerate((0.3, 0.4, 0.45, 0.5, 0.55, 0.6)):
+        d = bytearray(data)
+        at = int(len(d) * frac)
+        d[at : at + 2000] = bytes(2000)
+        out.append(tmp_path / f"damaged{i}.mp4")
+        out[-1].write_bytes(bytes(d))
+    return out
+
+
+def test_data_check_deep_finds_damage_the_quick_check_misses(tmp_path, capsys):
+    from harness.data.check import check_dataset
+
+    videos = _damaged_videos(tmp_path)
+    (tmp_path / "list.txt").write_text("".join(f"{v.name} 0\n" for v in videos))
+    quick = check_dataset(tmp_path / "list.txt", tmp_path, workers=1, progress=False)
+    deep = check_dataset(tmp_path / "list.txt", tmp_path, workers=1, progress=False, deep=True)
+    missed = {u["path"] for u in deep["unreadable"]} - {u["path"] for u in quick["unreadable"]}
+    assert missed, "no damaged file decoded its first/middle/last frame but failed in between"
+    assert deep["deep"] and not quick["deep"] and deep["num_unreadable"] > quick["num_unreadable"]
+    # the command: a report that cannot be written is printed, not lost
+    (tmp_path / "afile").write_text("")
+    argv = ["data", "check", str(tmp_path / "list.txt"), "--deep", "--workers", "1", "--quiet"]
+    assert main([*argv, "--report", str(tmp_path / "afile" / "check.json")]) == 1
+    out = capsys.readouterr().out
+    assert "# Data check:" in out and "report not written" in out and Path(next(iter(missed))).name in out

@@ -67,6 +67,11 @@ def _add_check(sub) -> None:
         help="where to write the JSON report; the Markdown summary goes next to it with .md "
         "(default: ANNOTATION.check.json next to the annotation file)",
     )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="decode every frame, not just the first, middle and last (slower; finds files damaged inside)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_check)
 
@@ -100,8 +105,17 @@ def _run_check(args) -> int:
         frame_start=args.frame_start,
         class_index=args.classes,
         progress=not args.quiet,
+        deep=args.deep,
     )
-    json_path, md_path = write_report(report, args.report or default_report_path(args.annotation))
+    target = args.report or default_report_path(args.annotation)
+    try:
+        json_path, md_path = write_report(report, target)
+        where = f"report: {json_path} and {md_path}"
+    except OSError as e:  # a read-only dataset folder: the scan is not lost, it is printed
+        from harness.data.check import report_markdown
+
+        print(report_markdown(report))
+        where = f"report not written ({e.strerror}: {e.filename}); printed above; write it elsewhere with --report"
     print(
         f"{report['num_videos']} videos: {report['num_ok']} readable, {report['num_unreadable']} unreadable, "
         f"{report['num_too_short']} shorter than {report['min_frames']} frames"
@@ -110,7 +124,7 @@ def _run_check(args) -> int:
         print(f"  unreadable ({item['reason']}): {item['path']} (line {item['line']}): {item['error']}")
     if report["num_unreadable"] > 10:
         print(f"  ... {report['num_unreadable'] - 10} more")
-    print(f"report: {json_path} and {md_path}")
+    print(where)
     return 1 if report["num_unreadable"] else 0
 
 
