@@ -558,6 +558,37 @@ class RunConfig:
         }
 
 
+def config_problems(config: dict) -> list[str]:
+    """Every problem of a config that :meth:`RunConfig.from_dict` refuses, not just the first: each field
+    is tried alone on the task's defaults (with the model variant), so two bad fields give two messages;
+    a problem only their combination has is the one message from_dict gives. Empty when it resolves."""
+    try:
+        RunConfig.from_dict(config)
+        return []
+    except ConfigError as e:
+        first = str(e)
+    if not isinstance(config, dict):
+        return [first]
+    base = {"task": config.get("task", "train"), "model": {"variant": (config.get("model") or {}).get("variant")}}
+    if base["task"] == "train":  # fields are tried where the data question (num_classes) does not arise
+        base["model"]["num_classes"] = 1
+    found = []
+    for section in SECTIONS:
+        values = config.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if section == "model" and key == "variant":
+                continue
+            try:
+                RunConfig.from_dict({**base, section: {**base.get(section, {}), key: value}})
+            except ConfigError as e:
+                found.append(str(e))
+            except (TypeError, ValueError):
+                pass
+    return list(dict.fromkeys(found)) or [first]
+
+
 def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}

@@ -244,3 +244,35 @@ def test_data_check_deep_finds_damage_the_quick_check_misses(tmp_path, capsys):
     assert main([*argv, "--report", str(tmp_path / "afile" / "check.json")]) == 1
     out = capsys.readouterr().out
     assert "# Data check:" in out and "report not written" in out and Path(next(iter(missed))).name in out
+
+
+def test_grid_validation_reports_every_problem_at_once():
+    from harness.launch.grid import GridValidationError, expand
+
+    with pytest.raises(GridValidationError) as info:
+        grid_from_dict(
+            {
+                "name": "g/h",
+                "task": "fly",
+                "colour": 1,
+                "axes": {"product": {"modle.alpha": [1]}},
+                "seeds": [0, 0],
+                "resources": {"gpu": 1},
+            }
+        )
+    fields = {p.field for p in info.value.problems}
+    assert {"colour", "name", "task", "axes.product.modle.alpha", "seeds", "resources"} <= fields
+    grid = grid_from_dict(
+        {
+            "name": "g",
+            "task": "profile",
+            "base": {"model": {"variant": "tsn_r18", "split_ratio": 2, "dropout": 3, "depthh": 1}},
+            "axes": {"product": {"profile.size": [32, 8]}},
+        }
+    )
+    with pytest.raises(GridValidationError) as info:
+        expand(grid)
+    where = {(p.run_index, p.field) for p in info.value.problems}
+    for run in (0, 1):
+        assert {(run, "model.split_ratio"), (run, "model.dropout"), (run, "model.depthh")} <= where
+    assert (1, "profile.size") in where and (0, "profile.size") not in where

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import RunConfig, apply_overrides, deep_merge, load_recipe, read_yaml, set_dotted
+from harness.config import RunConfig, apply_overrides, config_problems, deep_merge, load_recipe, read_yaml, set_dotted
 from harness.errors import ConfigError, HarnessError
 
 TASKS = ("profile", "train")
@@ -89,7 +89,7 @@ class Problem:
         return f"{self.grid_file}: {where}: {self.field}: {self.message}"
 
 
-class GridValidationError(HarnessError, ValueError):
+class GridValidationError(GridError):
     """Every problem of a grid, reported at once (nothing is submitted)."""
 
     def __init__(self, problems: list[Problem]):
@@ -98,17 +98,21 @@ class GridValidationError(HarnessError, ValueError):
 
 
 def format_problems(problems: list[Problem]) -> str:
-    """One line per distinct (file, field, message), naming every run it concerns."""
+    """One line per distinct (file, field, message), naming every run it concerns; a single problem is
+    one line."""
     groups: dict[tuple, list] = {}
     for p in problems:
         groups.setdefault((p.grid_file, p.field, p.message), []).append(p.run_index)
-    nfiles = len({p.grid_file for p in problems})
-    lines = [f"{len(problems)} problem(s) in {nfiles} grid file(s); nothing submitted:"]
+    lines = []
     for (gfile, fld, msg), idx in groups.items():
         runs = [i for i in idx if i is not None]
         where = "grid" if not runs else ("run " if len(runs) == 1 else "runs ") + _ranges(runs)
-        lines.append(f"  {gfile}: {where}: {fld}: {msg}")
-    return "\n".join(lines)
+        lines.append(f"{gfile}: {where}: {fld}: {msg}")
+    if len(lines) == 1:
+        return f"{lines[0]} (nothing submitted)"
+    nfiles = len({p.grid_file for p in problems})
+    head = f"{len(problems)} problem(s) in {nfiles} grid file(s); nothing submitted:"
+    return "\n".join([head, *(f"  {line}" for line in lines)])
 
 
 def _ranges(indices: list[int]) -> str:
@@ -259,16 +263,18 @@ def load_grid(path: str | os.PathLike) -> Grid:
 
 
 def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
+    """Check a grid document and build the Grid; every structural problem is reported at once
+    (``GridValidationError``, a ``GridError``), each naming the file and the key."""
     path = Path(path)
+    problems: list[Problem] = []
 
-    def err(key: str, msg: str) -> GridError:
-        return GridError(f"{path}: {key}: {msg}")
+    def bad(key: str, msg: str) -> None:
+        problems.append(Problem(str(path), None, key, msg))
 
     if not isinstance(doc, dict):
         raise GridError(f"{path}: a grid file must be a YAML mapping (name, task, base, axes, ...)")
-    unknown = sorted(set(doc) - set(GRID_KEYS))
-    if unknown:
-        raise err(unknown[0], f"unknown key; grid keys are {', '.join(GRID_KEYS)}")
+    for key in sorted(set(doc) - set(GRID_KEYS), key=str):
+        bad(str(key), f"unknown key; grid keys are {', '.join(GRID_KEYS)}")
     name = doc.get("name")
     if (
         not isinstance(name, str)
@@ -277,60 +283,72 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
         or not all(c.isalnum() or c in "-_." for c in name)
         or name.startswith(".")
     ):
-        raise err("name", f"must be 1-100 letters, digits, '-', '_' or '.', not starting with '.', got {name!r}")
-    task = doc.get("task", (doc.get("base") or {}).get("task"))
-    if task not in TASKS:
-        raise err("task", f"must be one of {', '.join(TASKS)}, got {task!r}")
+        bad("name", f"must be 1-100 letters, digits, '-', '_' or '.', not starting with '.', got {name!r}")
     base = doc.get("base") or {}
     if not isinstance(base, dict):
-        raise err("base", "must be a mapping of sections (model, data, train, eval, profile)")
+        bad("base", "must be a mapping of sections (model, data, train, eval, profile)")
+        base = {}
+    task = doc.get("task", base.get("task"))
+    if task not in TASKS:
+        bad("task", f"must be one of {', '.join(TASKS)}, got {task!r}")
     for key, value in base.items():
         if key in ("task", "seed"):
             continue
         if key not in SECTIONS:
-            raise err(f"base.{key}", f"unknown section; sections are {', '.join(SECTIONS)}")
-        if not isinstance(value, dict):
-            raise err(f"base.{key}", "must be a mapping")
+            bad(f"base.{key}", f"unknown section; sections are {', '.join(SECTIONS)}")
+        elif not isinstance(value, dict):
+            bad(f"base.{key}", "must be a mapping")
     axes = doc.get("axes") or {}
     if not isinstance(axes, dict) or set(axes) - {"product", "zip"}:
-        raise err("axes", "must be a mapping with 'product' and/or 'zip'")
+        bad("axes", "must be a mapping with 'product' and/or 'zip'")
+        axes = {}
     product = axes.get("product") or {}
     zipped = axes.get("zip") or {}
-    for kind, group in (("product", product), ("zip", zipped)):
+    for kind in ("product", "zip"):
+        group = product if kind == "product" else zipped
         if not isinstance(group, dict):
-            raise err(f"axes.{kind}", "must map dotted keys to lists of values")
+            bad(f"axes.{kind}", "must map dotted keys to lists of values")
+            group = {}
         for key, values in group.items():
-            _check_axis_key(key, err, f"axes.{kind}.{key}")
+            message = _axis_key_problem(key)
+            if message:
+                bad(f"axes.{kind}.{key}", message)
             if not isinstance(values, list) or not values:
-                raise err(f"axes.{kind}.{key}", "must be a non-empty list of values")
-    both = sorted(set(product) & set(zipped))
-    if both:
-        raise err(f"axes.zip.{both[0]}", "key is also a product axis")
-    lengths = {k: len(v) for k, v in zipped.items()}
+                bad(f"axes.{kind}.{key}", "must be a non-empty list of values")
+        if kind == "product":
+            product = group
+        else:
+            zipped = group
+    for key in sorted(set(product) & set(zipped), key=str):
+        bad(f"axes.zip.{key}", "key is also a product axis")
+    lengths = {k: len(v) for k, v in zipped.items() if isinstance(v, list)}
     if len(set(lengths.values())) > 1:
-        raise err("axes.zip", f"zipped lists must have equal lengths, got {lengths}")
+        bad("axes.zip", f"zipped lists must have equal lengths, got {lengths}")
     seeds = doc.get("seeds", [base.get("seed", 0)])
-    if isinstance(seeds, int):
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
     if (
         not isinstance(seeds, list)
         or not seeds
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
-        raise err("seeds", f"must be a non-empty list of integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise err("seeds", f"repeated seed in {seeds}")
+        bad("seeds", f"must be a non-empty list of integers, got {seeds!r}")
+        seeds = [0]
+    elif len(set(seeds)) != len(seeds):
+        bad("seeds", f"repeated seed in {seeds}")
     resources = doc.get("resources") or {}
     try:
         Resources.from_dict({**(base.get("resources") or {}), **resources})
     except (TypeError, ValueError) as e:
-        raise err("resources", str(e)) from None
+        bad("resources", str(e))
     cost = doc.get("cost") or {}
     if not isinstance(cost, dict):
-        raise err("cost", "must be a mapping (train_clips, test_clips, throughput)")
+        bad("cost", "must be a mapping (train_clips, test_clips, throughput)")
     report = doc.get("report") or {}
     if not isinstance(report, dict):
-        raise err("report", "must be a mapping (rows, metrics)")
+        bad("report", "must be a mapping (rows, metrics)")
+    if problems:
+        raise GridValidationError(problems)
     ref = doc.get("paper_reference")
     return Grid(
         path=path,
@@ -349,14 +367,14 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     )
 
 
-def _check_axis_key(key: Any, err, where: str) -> None:
+def _axis_key_problem(key: Any) -> str | None:
     if not isinstance(key, str) or not key:
-        raise err(where, "axis keys must be dotted strings such as model.split_ratio")
-    head = key.split(".", 1)[0]
-    if head not in SECTIONS and key not in ("seed", "task"):
-        raise err(where, f"must start with a section ({', '.join(SECTIONS)})")
+        return "axis keys must be dotted strings such as model.split_ratio"
     if key in ("seed", "task"):
-        raise err(where, f"{key!r} cannot be an axis (use 'seeds:' / one grid per task)")
+        return f"{key!r} cannot be an axis (use 'seeds:' / one grid per task)"
+    if key.split(".", 1)[0] not in SECTIONS:
+        return f"must start with a section ({', '.join(SECTIONS)})"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,8 +424,9 @@ def expand(
                 axes["seed"] = seed
                 try:
                     rc = RunConfig.from_dict(raw)
-                except ConfigError as e:
-                    problems.append(Problem(str(grid.path), index, _field_of(str(e)), str(e)))
+                except ConfigError:
+                    for message in config_problems(raw):  # every bad field, not just the first
+                        problems.append(Problem(str(grid.path), index, _field_of(message), message))
                     index += 1
                     continue
                 config = rc.record(grid=grid.name, resources=copy.deepcopy(base_resources))
@@ -436,7 +455,7 @@ def expand(
 
 def _field_of(message: str) -> str:
     """The dotted key a ConfigError message starts with (``train.epochs=0 is invalid`` -> ``train.epochs``)."""
-    head = message.removeprefix("unknown option ").split("=", 1)[0].split(" ", 1)[0].split(":", 1)[0]
+    head = message.removeprefix("unknown option ").split("=", 1)[0].split(" ", 1)[0].split(":", 1)[0].rstrip(";,")
     return head if "." in head or head in ("seed", "task", "model") else "config"
 
 
