@@ -143,7 +143,10 @@ CASES = {
         ["cannot read checkpoint run/checkpoint.pt", "move it away to restart the run from scratch"],
     ),
     "sweep show/missing grid": (["sweep", "show", "nope.yaml"], ["nope.yaml: grid file not found"]),
-    "sweep show/unknown key": (["sweep", "show", "badkey.yaml", "--no-cost"], ["badkey.yaml: grid: bogus: unknown key"]),
+    "sweep show/unknown key": (
+        ["sweep", "show", "badkey.yaml", "--no-cost"],
+        ["badkey.yaml: grid: bogus: unknown key"],
+    ),
     "sweep show/bad flag": (["sweep", "show", "grid.yaml", "--resolved", "99"], ["--resolved 99: no run"]),
     "sweep submit/bad flag": (["sweep", "submit", "grid.yaml", "--time-min", "0"], ["--time-min 0: must be >= 1"]),
     "sweep status/bad --set": (

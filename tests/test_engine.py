@@ -409,3 +409,40 @@ def test_unreadable_video_is_skipped_counted_and_listed(colour_set, tmp_path):
     assert metrics[0]["skipped_videos"] == 1
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "empty.mp4" in log and "train_with_bad.txt:6" in log
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_with_any_worker_count_resumes_to_the_same_weights(colour_set, tmp_path):
+    """Randomised kill-and-resume: SIGKILL at checkpoints drawn from a seeded RNG (mid-epoch and epoch ends),
+    with 0, 1 or 2 loader workers, resumed with another worker count: every run ends with the weights of one
+    uninterrupted 0-worker run (data order and crops are functions of (seed, epoch, index), not of workers)."""
+    import random
+
+    ref_cfg = _config(colour_set, epochs=2, checkpoint_every_steps=1)
+    subprocess.run(_cli(ref_cfg, tmp_path / "ref"), check=True, capture_output=True)
+    ref = _weights(tmp_path / "ref")
+    rng = random.Random(20261201)
+    points = rng.sample([(0, 1), (0, 2), (1, 0), (1, 1), (1, 2)], 3)
+    for i, (epoch, step) in enumerate(points):
+        workers, resume_workers = rng.choice([0, 1, 2]), rng.choice([0, 1, 2])
+        out = tmp_path / f"kill{i}"
+        cmd = [*_cli(ref_cfg, out), "--workers", str(workers)]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, PAUSE_ENV: f"{epoch}:{step}"}
+        )
+        deadline = time.time() + 120
+        while not (out / PAUSED_MARKER).exists():
+            if proc.poll() is not None:
+                pytest.fail(f"run {i} ended before {epoch}:{step}:\n" + proc.stdout.read().decode())
+            assert time.time() < deadline, f"run {i} never reached {epoch}:{step}"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+        assert not (out / "final.json").exists()
+        resumed = subprocess.run(
+            [*_cli(ref_cfg, out), "--workers", str(resume_workers)], capture_output=True, text=True
+        )
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        got = _weights(out)
+        for k in ref:
+            assert torch.equal(ref[k], got[k]), f"kill at {epoch}:{step}, workers {workers}->{resume_workers}: {k}"
