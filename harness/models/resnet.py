@@ -129,6 +129,9 @@ class VideoResNet(nn.Module):
         self.maxpool = ops.maxpool()
 
         cin = w0
+        # the TSM reference (and DSANet's ResNetTSM) shift every block, but every other block (n_round = 2,
+        # blocks 0, 2, 4, ... of every stage) in deep nets whose res4 has >= 23 blocks: ResNet-101 shifts 18 of 33
+        shift_round = 2 if max(config.stage_blocks) >= 23 else 1
         for s, (n_blocks, mask) in enumerate(zip(config.stage_blocks, config.stage_masks)):
             width = stage_width(config, s)
             stage_channels = aggregator_channels(config, STAGE_NAMES[s])  # (first block, other blocks)
@@ -159,7 +162,7 @@ class VideoResNet(nn.Module):
                     kt,
                     aggregator=aggregator,
                     position=config.position,
-                    shift_div=config.shift_div if config.flavour == "tsm" else None,
+                    shift_div=config.shift_div if config.flavour == "tsm" and b % shift_round == 0 else None,
                     num_frames=config.num_frames,
                 )
                 if stride != 1 or cin != cout:
