@@ -50,7 +50,13 @@ from harness.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from harness.engine.distributed import DistributedContext, all_gather_objects, barrier, init_distributed
+from harness.engine.distributed import (
+    DistributedContext,
+    all_gather_objects,
+    barrier,
+    init_distributed,
+    wrap_model,
+)
 from harness.engine.evaluate import classification_metrics, predict
 from harness.errors import ConfigError, RunDirError, UsageError
 from harness.measure.environment import describe_environment
@@ -313,6 +319,7 @@ def train_and_evaluate(
     tcfg, dcfg, ecfg = rc.train, rc.data, rc.eval
     device = _device(tcfg)
     ctx = init_distributed(device.type)
+    device = ctx.device  # cuda:(local_rank % visible devices), passed explicitly everywhere
     log = _Log(rd, ctx, echo)
     if ctx.is_main and on_disk != cfg:  # config.json is always the fully resolved config
         rd.write_config(cfg)
@@ -334,11 +341,7 @@ def train_and_evaluate(
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = create_model(mcfg).to(device)
-    ddp_model = (
-        nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if ctx.enabled
-        else model
-    )
+    ddp_model = wrap_model(model, ctx)
     global_batch = tcfg.batch_size * ctx.world_size * tcfg.grad_accum
     peak_lr = tcfg.lr_for(global_batch)
     optimizer = build_optimizer(model, tcfg, peak_lr)

@@ -1,0 +1,178 @@
+"""Multi-process runs without a GPU: who is who under SLURM (simulated environments of 2 nodes x 2 tasks
+and of a job array), the device index of a rank, the local executor's one process per GPU (or per
+``resources.tasks`` on CPU), the run lock where flock fails, rank 0's lock and checkpoint decisions,
+per-rank seeds and RNG states, BatchNorm buffers before evaluation, and a local 2-process run that
+ends with the weights of the equivalent 1-process run."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+from test_engine import colour_set  # noqa: F401  (the engine tests' 24 real mp4 files, a module fixture)
+
+import harness.engine.distributed as distributed
+from harness.engine.distributed import (
+    PORT_BASE,
+    DistributedContext,
+    RendezvousError,
+    derive_port,
+    device_for,
+    init_distributed,
+    parse_node_list,
+    rendezvous_from_env,
+    wrap_model,
+)
+from harness.errors import ConfigError
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _slurm_task(node: int, local: int, **extra: str) -> dict:
+    """The variables SLURM (and submitit's sbatch file) give task ``local`` of node ``node`` of a job of
+    2 nodes x 2 tasks."""
+    return {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "4711",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+        "SLURM_STEP_NODELIST": "gpu[07-08]",
+        "SLURM_NTASKS": "4",
+        "SLURM_TASKS_PER_NODE": "2(x2)",
+        "SLURM_NODEID": str(node),
+        "SLURM_PROCID": str(2 * node + local),
+        "SLURM_LOCALID": str(local),
+        "SLURMD_NODENAME": f"gpu0{7 + node}",
+        **extra,
+    }
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """Pretend this process sees ``n`` CUDA devices: ``gpus(n)``."""
+
+    def see(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+    return see
+
+
+# ---------------------------------------------------------------------------------------------
+# rendezvous and devices
+def test_two_nodes_two_tasks_from_slurm_environment(gpus):
+    seen = []
+    for node in (0, 1):
+        for local in (0, 1):
+            r = rendezvous_from_env(_slurm_task(node, local))
+            gpus(2)  # each task sees both GPUs of its node
+            all_visible = device_for("cuda", r.local_rank)
+            gpus(1)  # --gpus-per-task=1 / --gpu-bind: each task sees its own GPU only
+            bound = device_for("cuda", r.local_rank)
+            seen.append((r.rank, r.world_size, r.local_rank, r.addr, r.port, str(all_visible), str(bound)))
+    port = PORT_BASE + 4711
+    assert seen == [
+        (0, 4, 0, "gpu07", port, "cuda:0", "cuda:0"),
+        (1, 4, 1, "gpu07", port, "cuda:1", "cuda:0"),
+        (2, 4, 0, "gpu07", port, "cuda:0", "cuda:0"),
+        (3, 4, 1, "gpu07", port, "cuda:1", "cuda:0"),
+    ]
+    # given values win; one task alone is no group; neither is a plain process
+    given = rendezvous_from_env(_slurm_task(0, 0, MASTER_ADDR="10.0.0.1", MASTER_PORT="29999"))
+    assert (given.addr, given.port, given.derived_port) == ("10.0.0.1", 29999, False)
+    assert rendezvous_from_env({**_slurm_task(0, 0), "SLURM_NTASKS": "1"}) is None
+    assert rendezvous_from_env({}) is None
+
+
+def test_tasks_of_one_job_array_get_different_ports():
+    """SLURM gives each array task its own SLURM_JOB_ID (the array's id is SLURM_ARRAY_JOB_ID, shared)."""
+    a, b = (
+        rendezvous_from_env(
+            _slurm_task(0, 0, SLURM_ARRAY_JOB_ID="5000", SLURM_ARRAY_TASK_ID=str(t), SLURM_JOB_ID=str(5000 + t))
+        )
+        for t in (0, 1)
+    )
+    assert a.port != b.port and {a.port, b.port} == {PORT_BASE + 5000, PORT_BASE + 5001}
+    assert all(20000 <= derive_port(str(j)) < 32768 for j in (0, 11999, 12000, 987654321))  # below ephemeral ports
+    local = rendezvous_from_env(
+        {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_NTASKS": "2", "SUBMITIT_LOCAL_GLOBALID": "1"}
+        | {"SUBMITIT_LOCAL_LOCALID": "1", "SUBMITIT_LOCAL_JOB_ID": "31337"}
+    )
+    assert (local.rank, local.world_size, local.local_rank, local.addr) == (1, 2, 1, "127.0.0.1")
+    assert local.port == derive_port("31337")
+
+
+def test_parse_node_list():
+    assert parse_node_list("gpu[07-08,10],cpu3") == ["gpu07", "gpu08", "gpu10", "cpu3"]
+    assert parse_node_list("rack[1-2]-n[1-2]") == ["rack1-n1", "rack1-n2", "rack2-n1", "rack2-n2"]
+    assert parse_node_list("node001") == ["node001"]
+
+
+def test_init_sets_the_device_of_a_task_that_sees_one_gpu(monkeypatch, gpus):
+    """Task 1 of a node with one GPU bound per task: device cuda:0, not cuda:1 (invalid device ordinal)."""
+    gpus(1)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kw: calls.append(("init", kw)))
+    monkeypatch.setattr(distributed, "_CONTEXT", None)
+    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.setenv(key, "")  # restored (absent) after the test: init_distributed sets them
+        monkeypatch.delenv(key)
+    ctx = init_distributed("cuda", env=_slurm_task(1, 1))
+    assert ctx.device == torch.device("cuda", 0) and (ctx.rank, ctx.world_size, ctx.local_rank) == (3, 4, 1)
+    assert calls[0] == ("set_device", torch.device("cuda", 0))
+    init = calls[1][1]
+    assert init["backend"] == "nccl" and init["device_id"] == torch.device("cuda", 0)
+    assert (init["rank"], init["world_size"]) == (3, 4)
+    assert os.environ["MASTER_ADDR"] == "gpu07" and os.environ["MASTER_PORT"] == str(PORT_BASE + 4711)
+    monkeypatch.setattr(distributed, "_CONTEXT", None)
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        gpus(0)
+        device_for("cuda", 0)
+
+
+def test_ddp_gets_the_rank_device_index(monkeypatch):
+    made = {}
+
+    def fake_ddp(module, **kw):
+        made.update(kw)
+        return module
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", fake_ddp)
+    model = torch.nn.Linear(2, 2)
+    wrap_model(model, DistributedContext(1, 2, 1, torch.device("cuda", 1)))
+    assert made == {"device_ids": [1], "output_device": 1}
+    made.clear()
+    wrap_model(model, DistributedContext(1, 2, 1, torch.device("cpu")))
+    assert made == {"device_ids": None, "output_device": None}
+    assert wrap_model(model, DistributedContext()) is model
+
+
+def test_a_busy_derived_port_is_refused_on_rank_0(monkeypatch):
+    port = _free_port()
+    if not PORT_BASE <= port < PORT_BASE + 12000:
+        port = next(p for p in range(PORT_BASE + 7000, PORT_BASE + 12000) if _bindable(p))
+    monkeypatch.setattr(distributed, "_CONTEXT", None)
+    env = {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_NTASKS": "2", "SUBMITIT_LOCAL_GLOBALID": "0"}
+    env["SUBMITIT_LOCAL_JOB_ID"] = str(port - PORT_BASE)
+    with socket.socket() as busy:
+        busy.bind(("", port))
+        busy.listen()
+        with pytest.raises(RendezvousError, match=f"port {port} .* in use.*MASTER_PORT"):
+            init_distributed("cpu", env=env)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+            return True
+        except OSError:
+            return False
