@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from test_engine import colour_set  # noqa: F401  (the engine tests' 24 real mp4 files, a module fixture)
 
 import harness.engine.distributed as distributed
@@ -25,7 +28,9 @@ from harness.engine.distributed import (
     rendezvous_from_env,
     wrap_model,
 )
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UsageError
+from harness.launch.grid import Resources
+from harness.launch.submit import submit
 
 
 def _free_port() -> int:
@@ -176,3 +181,78 @@ def _bindable(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+# ---------------------------------------------------------------------------------------------
+# the local executor: one process per GPU, or resources.tasks gloo processes
+class _FakeLocalExecutor:
+    made: list = []
+
+    def __init__(self, folder, max_num_timeout=3):
+        self.params = {}
+        _FakeLocalExecutor.made.append(self)
+
+    def update_parameters(self, **kw):
+        self.params.update(kw)
+
+    def submit(self, fn, *args):
+        return SimpleNamespace(job_id=str(os.getpid()), paths=SimpleNamespace(stdout="out", stderr="err"))
+
+
+def _gpu_grid(path: Path, runs: int = 2, **resources) -> Path:
+    doc = {
+        "name": path.stem,
+        "task": "profile",
+        "base": {"model": {"variant": "tsn_r18", "width": 8}, "profile": {"size": 32, "latency": False}},
+        "axes": {"product": {"model.alpha": list(range(1, runs + 1))}},
+        "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10, **resources},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_local_executor_starts_one_process_per_gpu(tmp_path, monkeypatch, gpus):
+    import submitit
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(submitit, "LocalExecutor", _FakeLocalExecutor)
+    monkeypatch.setattr(_FakeLocalExecutor, "made", [])
+    gpus(16)
+    submit(_gpu_grid(tmp_path / "g.yaml", gpus=8), cluster="local", results_root="results")
+    params = [ex.params for ex in _FakeLocalExecutor.made]
+    assert [p["tasks_per_node"] for p in params] == [8, 8]  # world size 8, as on SLURM
+    assert [p["visible_gpus"] for p in params] == [list(range(8)), list(range(8, 16))]
+    # a CPU run with resources.tasks: 2 -> 2 gloo processes; workers share the cores by cpus_per_task x tasks
+    _FakeLocalExecutor.made.clear()
+    gpus(0)
+    submit(_gpu_grid(tmp_path / "c.yaml", runs=1, tasks=2), cluster="local", results_root="results")
+    assert [ex.params["tasks_per_node"] for ex in _FakeLocalExecutor.made] == [2]
+    assert "visible_gpus" not in _FakeLocalExecutor.made[0].params
+
+
+def test_local_executor_refuses_more_gpus_than_visible_unless_allowed(tmp_path, monkeypatch, gpus, capsys):
+    import submitit
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(submitit, "LocalExecutor", _FakeLocalExecutor)
+    monkeypatch.setattr(_FakeLocalExecutor, "made", [])
+    gpus(2)
+    grid = _gpu_grid(tmp_path / "g.yaml", runs=1, gpus=8)
+    with pytest.raises(UsageError, match=r"resources.gpus=8 .* sees 2 CUDA device.*--allow-fewer-gpus"):
+        submit(grid, cluster="local", results_root="results")
+    assert not (tmp_path / "results").exists() and not _FakeLocalExecutor.made  # nothing written or started
+    from test_launch import sweep_cli
+
+    assert sweep_cli(["submit", str(grid), "--cluster", "local", "--allow-fewer-gpus"]) == 0
+    assert [(ex.params["tasks_per_node"], ex.params["visible_gpus"]) for ex in _FakeLocalExecutor.made] == [(2, [0, 1])]
+    assert "world size 2" in capsys.readouterr().err
+
+
+def test_resources_tasks():
+    assert (Resources(gpus=8).tasks, Resources(gpus=8).tasks_per_node) == (8, 8)
+    assert Resources(gpus=8, nodes=2).tasks_per_node == 4
+    assert (Resources().tasks, Resources(tasks=4, nodes=2).tasks_per_node) == (1, 2)
+    with pytest.raises(ConfigError, match="one process per GPU"):
+        Resources(gpus=2, tasks=4)
+    with pytest.raises(ConfigError, match="multiple of resources.nodes"):
+        Resources(tasks=3, nodes=2)
