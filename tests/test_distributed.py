@@ -17,6 +17,7 @@ import yaml
 from test_engine import colour_set  # noqa: F401  (the engine tests' 24 real mp4 files, a module fixture)
 
 import harness.engine.distributed as distributed
+from harness.engine.checkpoint import restore_rng_states, rng_state, set_rng_state
 from harness.engine.distributed import (
     PORT_BASE,
     DistributedContext,
@@ -256,3 +257,51 @@ def test_resources_tasks():
         Resources(gpus=2, tasks=4)
     with pytest.raises(ConfigError, match="multiple of resources.nodes"):
         Resources(tasks=3, nodes=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# RNG states
+def test_cuda_rng_state_of_the_current_device_only(monkeypatch, gpus):
+    """A checkpoint written on an 8-GPU node resumes on a node (or a task) that sees one GPU."""
+    import torch.cuda.random as cuda_random
+
+    gpus(1)
+    store = {0: torch.full((16,), 7, dtype=torch.uint8)}
+
+    def index(device) -> int:
+        return device if isinstance(device, int) else int(str(device).partition(":")[2] or 0)
+
+    def get(device="cuda"):
+        return store[index(device)].clone()
+
+    def set_(state, device="cuda"):
+        if index(device) >= torch.cuda.device_count():
+            raise RuntimeError("CUDA error: invalid device ordinal")
+        store[index(device)] = state.clone()
+
+    for mod in (torch.cuda, cuda_random):
+        monkeypatch.setattr(mod, "get_rng_state", get)
+        monkeypatch.setattr(mod, "set_rng_state", set_)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    state = rng_state()
+    assert torch.equal(state["cuda_device"], store[0]) and "cuda" not in state
+    old = {**state, "cuda": [torch.full((16,), i, dtype=torch.uint8) for i in range(8)]}  # 8 devices, older format
+    del old["cuda_device"]
+    set_rng_state(old)  # this device's entry, no error
+    assert torch.equal(store[0], torch.zeros(16, dtype=torch.uint8))
+    set_rng_state(state)
+    assert torch.equal(store[0], torch.full((16,), 7, dtype=torch.uint8))
+
+
+def test_each_rank_resumes_its_own_rng_state():
+    torch.manual_seed(1)
+    a = rng_state()
+    torch.manual_seed(2)
+    b = rng_state()
+    ckpt = {"rng": a, "rng_ranks": [a, b]}
+    restore_rng_states(ckpt, DistributedContext(1, 2), seed=0)
+    assert torch.equal(torch.get_rng_state(), b["torch"])
+    restore_rng_states(ckpt, DistributedContext(0, 1), seed=0)  # another world size: rank 0's ...
+    assert torch.equal(torch.get_rng_state(), a["torch"])
+    restore_rng_states(ckpt, DistributedContext(2, 3), seed=0)  # ... and a rank's own seed elsewhere
+    assert not torch.equal(torch.get_rng_state(), a["torch"])

@@ -45,16 +45,17 @@ from harness.config import (
 from harness.data import build_loader, set_epoch
 from harness.engine.checkpoint import (
     CheckpointError,
+    gather_rng_states,
     load_checkpoint,
-    rng_state,
+    restore_rng_states,
     save_checkpoint,
-    set_rng_state,
 )
 from harness.engine.distributed import (
     DistributedContext,
     all_gather_objects,
     barrier,
     init_distributed,
+    seed_rank,
     wrap_model,
 )
 from harness.engine.evaluate import classification_metrics, predict
@@ -340,7 +341,8 @@ def train_and_evaluate(
         )
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    model = create_model(mcfg).to(device)
+    model = create_model(mcfg).to(device)  # the same initial weights on every rank
+    seed_rank(seed, ctx)  # then per-rank streams (dropout); data order does not use them
     ddp_model = wrap_model(model, ctx)
     global_batch = tcfg.batch_size * ctx.world_size * tcfg.grad_accum
     peak_lr = tcfg.lr_for(global_batch)
@@ -369,7 +371,7 @@ def train_and_evaluate(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        restore_rng_states(state, ctx, seed)
         start_epoch, start_step = state["epoch"], state["step"]
         log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step}")
     else:
@@ -385,6 +387,7 @@ def train_and_evaluate(
     running = {"loss_sum": 0.0, "loss_n": 0, "seen": 0}  # this epoch's sums so far (saved mid-epoch)
 
     def checkpoint(epoch: int, step: int) -> None:
+        rngs = gather_rng_states(ctx)  # every rank's generators, so that each resumes its own
         if ctx.is_main:
             if rd.checkpoint_path.exists():
                 rd.checkpoint_path.replace(rd.path / PREV_CHECKPOINT)
@@ -395,7 +398,8 @@ def train_and_evaluate(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),
-                    "rng": rng_state(),
+                    "rng": rngs[0],
+                    "rng_ranks": rngs,
                     "epoch": epoch,
                     "step": step,
                     "epoch_sums": dict(running) if step else None,
