@@ -6,17 +6,23 @@ ends with the weights of the equivalent 1-process run."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import os
 import socket
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 import yaml
 from test_engine import colour_set  # noqa: F401  (the engine tests' 24 real mp4 files, a module fixture)
 
 import harness.engine.distributed as distributed
+import harness.launch.tasks as tasks
 from harness.engine.checkpoint import restore_rng_states, rng_state, set_rng_state
 from harness.engine.distributed import (
     PORT_BASE,
@@ -32,6 +38,7 @@ from harness.engine.distributed import (
 from harness.errors import ConfigError, UsageError
 from harness.launch.grid import Resources
 from harness.launch.submit import submit
+from harness.results.rundir import RunDir
 
 
 def _free_port() -> int:
@@ -161,7 +168,7 @@ def test_ddp_gets_the_rank_device_index(monkeypatch):
     assert wrap_model(model, DistributedContext()) is model
 
 
-def test_a_busy_derived_port_is_refused_on_rank_0(monkeypatch):
+def test_a_busy_derived_port_is_refused_on_rank_0_and_recorded(tmp_path, monkeypatch):
     port = _free_port()
     if not PORT_BASE <= port < PORT_BASE + 12000:
         port = next(p for p in range(PORT_BASE + 7000, PORT_BASE + 12000) if _bindable(p))
@@ -173,6 +180,14 @@ def test_a_busy_derived_port_is_refused_on_rank_0(monkeypatch):
         busy.listen()
         with pytest.raises(RendezvousError, match=f"port {port} .* in use.*MASTER_PORT"):
             init_distributed("cpu", env=env)
+        # in a job: the run's error, like any failure of the run (not a silent "incomplete")
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        rd = RunDir(tmp_path / "run").create()
+        rd.write_config({"task": "train", "train": {"device": "cpu"}})
+        with pytest.raises(RendezvousError):
+            tasks.execute_run(rd.path)
+        assert rd.read_error()["type"] == "RendezvousError" and rd.read_job()["state"] == "failed"
 
 
 def _bindable(port: int) -> bool:
@@ -305,3 +320,109 @@ def test_each_rank_resumes_its_own_rng_state():
     assert torch.equal(torch.get_rng_state(), a["torch"])
     restore_rng_states(ckpt, DistributedContext(2, 3), seed=0)  # ... and a rank's own seed elsewhere
     assert not torch.equal(torch.get_rng_state(), a["torch"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the run lock
+def _no_flock(monkeypatch):
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(tasks.fcntl, "flock", refuse)
+
+
+def test_run_lock_falls_back_to_a_lock_file_where_flock_fails(tmp_path, monkeypatch, capsys):
+    _no_flock(monkeypatch)
+    first, second = tasks._RunLock(tmp_path), tasks._RunLock(tmp_path)
+    assert first.try_acquire()
+    assert "refuses flock" in capsys.readouterr().err
+    holder = json.loads((tmp_path / tasks.LOCK_FILE).read_text())
+    assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+    assert not second.try_acquire()  # held by a live process
+    first.release()
+    assert not (tmp_path / tasks.LOCK_FILE).exists()
+    assert second.try_acquire()
+    second.release()
+    lock = tmp_path / tasks.LOCK_FILE
+    # stale: a dead process of this host; another host's lock without heartbeat for LOCK_STALE_S
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    third = tasks._RunLock(tmp_path)
+    assert third.try_acquire() and "stale lock" in capsys.readouterr().err
+    third.release()
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    assert not tasks._RunLock(tmp_path).try_acquire()  # fresh heartbeat: held
+    old = time.time() - tasks.LOCK_STALE_S - 5
+    os.utime(lock, (old, old))
+    fourth = tasks._RunLock(tmp_path)
+    assert fourth.try_acquire()
+    fourth.release()
+
+
+def test_runs_complete_where_flock_fails(tmp_path, monkeypatch, capsys):
+    from test_launch import write_grid
+
+    monkeypatch.chdir(tmp_path)
+    _no_flock(monkeypatch)
+    result = submit(write_grid(tmp_path / "tiny.yaml"), cluster="debug", results_root="results")
+    assert all(RunDir(r.run_dir).read_final()["status"] == "done" for r in result.runs)
+    assert not any((r.run_dir / tasks.LOCK_FILE).exists() for r in result.runs)
+    assert "refuses flock" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# two gloo processes
+def _join_group(rank: int, world: int, port: int) -> DistributedContext:
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    return init_distributed("cpu")
+
+
+def _lock_worker(rank: int, port: int, run_dir: str, out: str):
+    ctx = _join_group(rank, 2, port)
+    tasks.LOCK_POLL_S = 0.2
+    Path(out, f"joined.{rank}").write_text("")
+
+    def fake_run_task(config, path):
+        Path(out, f"started.{rank}").write_text(str(time.time()))
+        return {"rank": rank}
+
+    tasks.run_task = fake_run_task
+    result = tasks.execute_run(run_dir)
+    Path(out, f"result.{rank}").write_text(json.dumps(result))
+    distributed.barrier(ctx)
+    distributed.shutdown_distributed()
+
+
+@pytest.mark.parametrize("finished_meanwhile", [False, True])
+def test_ranks_wait_for_rank_0s_lock_decision(tmp_path, finished_meanwhile):
+    """While another process holds the run (flock), rank 0 waits for the lock and rank 1 waits with it,
+    at the decision, instead of starting the run (and timing out at the engine's first collective)."""
+    rd = RunDir(tmp_path / "run").create()
+    rd.write_config({"task": "train", "train": {"device": "cpu"}})
+    holder = os.open(rd.path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    procs = mp.spawn(_lock_worker, args=(_free_port(), str(rd.path), str(tmp_path)), nprocs=2, join=False)
+    deadline = time.time() + 120
+    while not all((tmp_path / f"joined.{r}").exists() for r in (0, 1)):
+        assert time.time() < deadline, "the workers did not start"
+        time.sleep(0.05)
+    time.sleep(2.0)  # both are in execute_run now: rank 0 waits for the lock (and rank 1 with it)
+    if finished_meanwhile:  # the holder finished the run: every rank returns its record, nobody trains
+        rd.write_final({"run_id": "x", "status": "done"})
+    released = time.time()
+    os.close(holder)
+    while not procs.join():
+        pass
+    results = [json.loads((tmp_path / f"result.{r}").read_text()) for r in (0, 1)]
+    if finished_meanwhile:
+        assert results == [{"run_id": "x", "status": "done"}] * 2
+        assert not list(tmp_path.glob("started.*"))
+    else:
+        assert results == [{"rank": 0}, {"rank": 1}]
+        assert all(float((tmp_path / f"started.{r}").read_text()) >= released for r in (0, 1))
