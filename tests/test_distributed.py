@@ -23,7 +23,7 @@ from test_engine import colour_set  # noqa: F401  (the engine tests' 24 real mp4
 
 import harness.engine.distributed as distributed
 import harness.launch.tasks as tasks
-from harness.engine.checkpoint import restore_rng_states, rng_state, set_rng_state
+from harness.engine.checkpoint import restore_rng_states, rng_state, save_checkpoint, set_rng_state
 from harness.engine.distributed import (
     PORT_BASE,
     DistributedContext,
@@ -426,3 +426,57 @@ def test_ranks_wait_for_rank_0s_lock_decision(tmp_path, finished_meanwhile):
     else:
         assert results == [{"rank": 0}, {"rank": 1}]
         assert all(float((tmp_path / f"started.{r}").read_text()) >= released for r in (0, 1))
+
+
+def _corrupt_worker(rank: int, port: int, run_dir: str, out: str):
+    import harness.engine.train as train
+
+    ctx = _join_group(rank, 2, port)
+    if rank == 1:  # rank 1 must never move a file
+
+        def refuse(self, target):
+            raise AssertionError(f"rank 1 renamed {self}")
+
+        Path.replace = refuse
+    else:  # rank 0 is slow: rank 1 would otherwise see the corrupt file too
+        real = train.load_checkpoint
+
+        def slow(path, *a, **k):
+            time.sleep(1.0)
+            return real(path, *a, **k)
+
+        train.load_checkpoint = slow
+    state = train._load_resume_state(RunDir(run_dir), lambda msg: None, ctx)
+    Path(out, f"epoch.{rank}").write_text(str(state["epoch"]))
+    distributed.shutdown_distributed()
+
+
+def test_only_rank_0_moves_a_corrupt_checkpoint_and_all_ranks_read_the_same_file(tmp_path):
+    from harness.engine.train import PREV_CHECKPOINT
+
+    rd = RunDir(tmp_path / "run").create()
+    save_checkpoint(rd.path / PREV_CHECKPOINT, {"epoch": 3})
+    rd.checkpoint_path.write_bytes(b"\x80\x02 torn")
+    mp.spawn(_corrupt_worker, args=(_free_port(), str(rd.path), str(tmp_path)), nprocs=2, join=True)
+    assert [(tmp_path / f"epoch.{r}").read_text() for r in (0, 1)] == ["3", "3"]
+    assert (rd.path / "checkpoint.corrupt.pt").read_bytes() == b"\x80\x02 torn"
+
+
+def _buffers_worker(rank: int, port: int, out: str):
+    ctx = _join_group(rank, 2, port)
+    bn = torch.nn.BatchNorm2d(3)
+    bn.running_mean.fill_(float(rank + 1))
+    distributed.broadcast_buffers(bn, ctx)
+    torch.manual_seed(5)
+    distributed.seed_rank(5, ctx)
+    torch.save({"mean": bn.running_mean, "draw": torch.rand(4)}, Path(out, f"r{rank}.pt"))
+    distributed.shutdown_distributed()
+
+
+def test_buffers_come_from_rank_0_and_ranks_draw_their_own_randomness(tmp_path):
+    mp.spawn(_buffers_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"r{r}.pt", weights_only=True) for r in (0, 1))
+    assert torch.equal(r0["mean"], torch.ones(3)) and torch.equal(r1["mean"], torch.ones(3))
+    torch.manual_seed(5)
+    assert torch.equal(r0["draw"], torch.rand(4))  # rank 0 keeps the run's stream (one process: unchanged)
+    assert not torch.equal(r1["draw"], r0["draw"])

@@ -54,6 +54,8 @@ from harness.engine.distributed import (
     DistributedContext,
     all_gather_objects,
     barrier,
+    broadcast_buffers,
+    broadcast_object,
     init_distributed,
     seed_rank,
     wrap_model,
@@ -365,7 +367,7 @@ def train_and_evaluate(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
 
     start_epoch, start_step = 0, 0
-    state = _load_resume_state(rd, log)
+    state = _load_resume_state(rd, log, ctx)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -566,13 +568,33 @@ def _bar(show: bool, total: int, initial: int, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _load_resume_state(rd: RunDir, log) -> dict | None:
-    """The latest readable checkpoint, falling back to checkpoint.prev.pt if the latest is corrupt."""
+def _load_resume_state(rd: RunDir, log, ctx: DistributedContext | None = None) -> dict | None:
+    """The latest readable checkpoint, falling back to checkpoint.prev.pt if the latest is corrupt.
+    Rank 0 alone decides (and moves a corrupt file aside); the other ranks wait for its decision,
+    then read the same file."""
+    ctx = ctx or DistributedContext()
+    name = error = state = None
+    if ctx.is_main:
+        try:
+            name, state = _choose_resume_state(rd, log)
+        except CheckpointError as e:
+            error = e
+    name, message = broadcast_object((name, None if error is None else str(error)), ctx)
+    if error is not None:
+        raise error
+    if message is not None:
+        raise CheckpointError(message)
+    if not ctx.is_main and name is not None:
+        state = load_checkpoint(rd.path / name)
+    return state
+
+
+def _choose_resume_state(rd: RunDir, log) -> tuple[str | None, dict | None]:
     if not rd.checkpoint_path.exists():
         prev = rd.path / PREV_CHECKPOINT
-        return load_checkpoint(prev) if prev.exists() else None
+        return (prev.name, load_checkpoint(prev)) if prev.exists() else (None, None)
     try:
-        return load_checkpoint(rd.checkpoint_path)
+        return rd.checkpoint_path.name, load_checkpoint(rd.checkpoint_path)
     except CheckpointError as e:
         prev = rd.path / PREV_CHECKPOINT
         if not prev.exists():
@@ -580,7 +602,7 @@ def _load_resume_state(rd: RunDir, log) -> dict | None:
         log(f"WARNING: {e}; resuming from the previous checkpoint {prev}")
         state = load_checkpoint(prev)
         rd.checkpoint_path.replace(rd.path / "checkpoint.corrupt.pt")  # kept for inspection, never deleted
-        return state
+        return prev.name, state
 
 
 def evaluate_dataset(
@@ -597,6 +619,7 @@ def evaluate_dataset(
     amp_dtype,
 ) -> dict:
     """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
+    broadcast_buffers(model, ctx)  # every rank scores with rank 0's BatchNorm statistics
     loader = build_loader(
         dataset,
         batch_size,
