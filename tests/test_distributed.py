@@ -37,7 +37,7 @@ from harness.engine.distributed import (
 )
 from harness.errors import ConfigError, UsageError
 from harness.launch.grid import Resources
-from harness.launch.submit import submit
+from harness.launch.submit import run_grid, submit
 from harness.results.rundir import RunDir
 
 
@@ -480,3 +480,99 @@ def test_buffers_come_from_rank_0_and_ranks_draw_their_own_randomness(tmp_path):
     torch.manual_seed(5)
     assert torch.equal(r0["draw"], torch.rand(4))  # rank 0 keeps the run's stream (one process: unchanged)
     assert not torch.equal(r1["draw"], r0["draw"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the "done when" check
+def _run_config(root: Path, **train) -> dict:
+    return {
+        "task": "train",
+        "seed": 0,
+        "model": {"variant": "tsm_r18_dsa", "width": 8, "num_frames": 2, "dropout": 0.0},
+        "data": {
+            "train": str(root / "train.txt"),
+            "val": str(root / "val.txt"),
+            "test": str(root / "val.txt"),
+            "frame_interval": 2,
+            "size": 32,
+            "resize": 36,
+            "num_workers": 0,
+        },
+        "train": {
+            "epochs": 2,
+            "base_lr": 0.05,
+            "base_batch": 2,
+            "warmup_epochs": 0,
+            "milestones": [100],
+            "threads": 1,
+            **train,
+        },
+        "eval": {"test_groups": 2, "crops": 3, "batch_size": 3},
+    }
+
+
+@pytest.mark.slow
+def test_local_two_process_run_ends_with_the_weights_of_the_equivalent_one_process_run(
+    colour_set,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """`sweep submit --cluster local` of a run with ``resources.tasks: 2`` trains it as 2 gloo processes
+    (world size 2, global batch 2, the lr of global batch 2), and its final parameters equal those of
+    the equivalent 1-process run.
+
+    Which 1-process run is equivalent: DDP is defined as the average of per-replica gradients, each
+    replica's forward normalising with the BatchNorm statistics of *its own* batch. A 1-process
+    forward over the concatenated batch (batch_size x 2) normalises over both halves at once: another
+    function, whose weights differ from DDP's after one step (no tolerance tells "bug" from "BN over
+    another batch"). SyncBatchNorm would make them equal but needs CUDA, and every variant has
+    BatchNorm. So the reference takes the combined step the way DDP defines it: one process, the same
+    global batch (batch_size 1 x grad_accum 2) and lr, each micro-batch a forward of its own. The
+    micro-batches are then exactly the ranks' shards (rank r takes order[r::2], one video per step;
+    the reference takes order[2k], then order[2k+1]), and the gradients are the same sums: DDP
+    averages (g0 + g1) / 2, the reference accumulates g0 / 2 + g1 / 2 (halving is exact). Dropout is
+    0, so the ranks' own seeds change nothing. Observed: the parameters agree bitwise on this
+    machine; the assertion allows 1e-6 relative for other CPUs' kernels.
+
+    Buffers are not compared: BatchNorm running statistics follow rank 0's batches under DDP (2 x 9
+    updates) and every micro-batch in the reference (2 x 18). They are what evaluation uses, so the
+    2-process run's test loss is checked against evaluating its own checkpoint in one process: equal
+    only if both ranks scored with rank 0's buffers (broadcast before evaluation)."""
+    from harness.engine.evaluate_run import evaluate_run
+    from harness.engine.train import train_and_evaluate
+
+    monkeypatch.chdir(tmp_path)
+    grid = {
+        "name": "ddp2",
+        "task": "train",
+        "base": _run_config(colour_set, batch_size=1),
+        "resources": {"tasks": 2, "cpus_per_task": 1, "mem_gb": 1, "time_min": 10},
+    }
+    (tmp_path / "ddp2.yaml").write_text(yaml.safe_dump(grid))
+    (ddp_dir,) = run_grid(tmp_path / "ddp2.yaml", cluster="local", results_root="results", progress=False, poll_s=0.5)
+    ddp_final = RunDir(ddp_dir).read_final()
+    assert ddp_final is not None, (RunDir(ddp_dir).read_error() or {}).get("traceback")
+    ref_final = train_and_evaluate(_run_config(colour_set, batch_size=1, grad_accum=2), tmp_path / "ref", echo=False)
+
+    assert ddp_final["world_size"] == 2 and ref_final["world_size"] == 1
+    assert ddp_final["train"]["global_batch"] == ref_final["train"]["global_batch"] == 2
+    assert ddp_final["train"]["peak_lr"] == ref_final["train"]["peak_lr"] == pytest.approx(0.05)
+    ddp_ckpt = torch.load(ddp_dir / "checkpoint.pt", weights_only=True)
+    ref_ckpt = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    from harness.models import create_model
+
+    params = {n for n, _ in create_model("tsm_r18_dsa", width=8, num_frames=2, num_classes=3).named_parameters()}
+    assert params and params < set(ddp_ckpt["model"])
+    for name in sorted(params):
+        torch.testing.assert_close(ddp_ckpt["model"][name], ref_ckpt["model"][name], rtol=1e-6, atol=1e-7)
+    assert not all(torch.equal(ddp_ckpt["model"][n], ref_ckpt["model"][n]) for n in ddp_ckpt["model"] if "running" in n)
+    tracked = [n for n in ddp_ckpt["model"] if n.endswith("num_batches_tracked")]
+    assert all(ddp_ckpt["model"][n] * 2 == ref_ckpt["model"][n] == 36 for n in tracked)
+
+    # each rank kept its own RNG stream (per-rank seeds), and the checkpoint holds both
+    assert len(ddp_ckpt["rng_ranks"]) == 2
+    assert not torch.equal(ddp_ckpt["rng_ranks"][0]["torch"], ddp_ckpt["rng_ranks"][1]["torch"])
+    # both ranks evaluated with rank 0's BatchNorm statistics: what one process gets from the checkpoint
+    alone = evaluate_run(ddp_dir)
+    assert ddp_final["test"]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+    assert ddp_final["test"]["top1"] == alone["top1"]
