@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.engine.distributed import DistributedContext, all_gather_objects, seed_rank
 from harness.errors import HarnessError
 from harness.results.rundir import atomic_write_bytes
 
@@ -20,13 +21,15 @@ class CheckpointError(HarnessError, RuntimeError):
 
 
 def rng_state() -> dict:
+    """This process's generators: torch (CPU), numpy, python and, on CUDA, the *current* device's only
+    (a node that sees fewer GPUs than the one that saved the checkpoint can restore it)."""
     state = {
         "torch": torch.get_rng_state(),
         "numpy": _numpy_state(),
         "python": _python_state(),
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_device"] = torch.cuda.get_rng_state(torch.cuda.current_device())
     return state
 
 
@@ -56,8 +59,30 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     p = state["python"]
     random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():
+        cuda = state.get("cuda_device")
+        if cuda is None and state.get("cuda"):  # older checkpoints: every visible device's state
+            states = state["cuda"]
+            cuda = states[min(torch.cuda.current_device(), len(states) - 1)]
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, torch.cuda.current_device())
+
+
+def gather_rng_states(ctx: DistributedContext) -> list[dict]:
+    """Every rank's :func:`rng_state`, in rank order (a collective: call it on every rank)."""
+    return all_gather_objects(rng_state(), ctx)
+
+
+def restore_rng_states(state: dict, ctx: DistributedContext, seed: int) -> None:
+    """Restore this rank's generators from a checkpoint: its own entry of ``rng_ranks`` when the
+    checkpoint was written by as many ranks; else rank 0's ``rng`` and, on ranks > 0, a fresh
+    per-rank seed (``distributed.seed_rank``)."""
+    ranks = state.get("rng_ranks")
+    if ranks and len(ranks) == ctx.world_size:
+        set_rng_state(ranks[ctx.rank])
+        return
+    set_rng_state(state["rng"])
+    seed_rank(seed, ctx)
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:

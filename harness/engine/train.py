@@ -45,12 +45,21 @@ from harness.config import (
 from harness.data import build_loader, set_epoch
 from harness.engine.checkpoint import (
     CheckpointError,
+    gather_rng_states,
     load_checkpoint,
-    rng_state,
+    restore_rng_states,
     save_checkpoint,
-    set_rng_state,
 )
-from harness.engine.distributed import DistributedContext, all_gather_objects, barrier, init_distributed
+from harness.engine.distributed import (
+    DistributedContext,
+    all_gather_objects,
+    barrier,
+    broadcast_buffers,
+    broadcast_object,
+    init_distributed,
+    seed_rank,
+    wrap_model,
+)
 from harness.engine.evaluate import classification_metrics, predict
 from harness.errors import ConfigError, RunDirError, UsageError
 from harness.measure.environment import describe_environment
@@ -352,6 +361,7 @@ def train_and_evaluate(
     tcfg, dcfg, ecfg = rc.train, rc.data, rc.eval
     device = _device(tcfg)
     ctx = init_distributed(device.type)
+    device = ctx.device  # cuda:(local_rank % visible devices), passed explicitly everywhere
     log = _Log(rd, ctx, echo)
     if ctx.is_main and on_disk != cfg:  # config.json is always the fully resolved config
         rd.write_config(cfg)
@@ -372,12 +382,9 @@ def train_and_evaluate(
         )
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    model = create_model(mcfg).to(device)
-    ddp_model = (
-        nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if ctx.enabled
-        else model
-    )
+    model = create_model(mcfg).to(device)  # the same initial weights on every rank
+    seed_rank(seed, ctx)  # then per-rank streams (dropout); data order does not use them
+    ddp_model = wrap_model(model, ctx)
     global_batch = tcfg.batch_size * ctx.world_size * tcfg.grad_accum
     peak_lr = tcfg.lr_for(global_batch)
     optimizer = build_optimizer(model, tcfg, peak_lr)
@@ -399,13 +406,13 @@ def train_and_evaluate(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
 
     start_epoch, start_step = 0, 0
-    state = _load_resume_state(rd, log)
+    state = _load_resume_state(rd, log, ctx)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        restore_rng_states(state, ctx, seed)
         start_epoch, start_step = state["epoch"], state["step"]
         log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step}")
     else:
@@ -421,6 +428,7 @@ def train_and_evaluate(
     running = {"loss_sum": 0.0, "loss_n": 0, "seen": 0}  # this epoch's sums so far (saved mid-epoch)
 
     def checkpoint(epoch: int, step: int) -> None:
+        rngs = gather_rng_states(ctx)  # every rank's generators, so that each resumes its own
         if ctx.is_main:
             if rd.checkpoint_path.exists():
                 rd.checkpoint_path.replace(rd.path / PREV_CHECKPOINT)
@@ -431,7 +439,8 @@ def train_and_evaluate(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),
-                    "rng": rng_state(),
+                    "rng": rngs[0],
+                    "rng_ranks": rngs,
                     "epoch": epoch,
                     "step": step,
                     "epoch_sums": dict(running) if step else None,
@@ -598,13 +607,33 @@ def _bar(show: bool, total: int, initial: int, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _load_resume_state(rd: RunDir, log) -> dict | None:
-    """The latest readable checkpoint, falling back to checkpoint.prev.pt if the latest is corrupt."""
+def _load_resume_state(rd: RunDir, log, ctx: DistributedContext | None = None) -> dict | None:
+    """The latest readable checkpoint, falling back to checkpoint.prev.pt if the latest is corrupt.
+    Rank 0 alone decides (and moves a corrupt file aside); the other ranks wait for its decision,
+    then read the same file."""
+    ctx = ctx or DistributedContext()
+    name = error = state = None
+    if ctx.is_main:
+        try:
+            name, state = _choose_resume_state(rd, log)
+        except CheckpointError as e:
+            error = e
+    name, message = broadcast_object((name, None if error is None else str(error)), ctx)
+    if error is not None:
+        raise error
+    if message is not None:
+        raise CheckpointError(message)
+    if not ctx.is_main and name is not None:
+        state = load_checkpoint(rd.path / name)
+    return state
+
+
+def _choose_resume_state(rd: RunDir, log) -> tuple[str | None, dict | None]:
     if not rd.checkpoint_path.exists():
         prev = rd.path / PREV_CHECKPOINT
-        return load_checkpoint(prev) if prev.exists() else None
+        return (prev.name, load_checkpoint(prev)) if prev.exists() else (None, None)
     try:
-        return load_checkpoint(rd.checkpoint_path)
+        return rd.checkpoint_path.name, load_checkpoint(rd.checkpoint_path)
     except CheckpointError as e:
         prev = rd.path / PREV_CHECKPOINT
         if not prev.exists():
@@ -612,7 +641,7 @@ def _load_resume_state(rd: RunDir, log) -> dict | None:
         log(f"WARNING: {e}; resuming from the previous checkpoint {prev}")
         state = load_checkpoint(prev)
         rd.checkpoint_path.replace(rd.path / "checkpoint.corrupt.pt")  # kept for inspection, never deleted
-        return state
+        return prev.name, state
 
 
 def evaluate_dataset(
@@ -629,6 +658,7 @@ def evaluate_dataset(
     amp_dtype,
 ) -> dict:
     """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
+    broadcast_buffers(model, ctx)  # every rank scores with rank 0's BatchNorm statistics
     loader = build_loader(
         dataset,
         batch_size,

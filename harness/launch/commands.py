@@ -170,7 +170,14 @@ def register_commands(subparsers) -> None:
         "--max-parallel",
         type=int,
         metavar="N",
-        help="worker processes (default: cores // cpus_per_task, or GPUs // GPUs per run)",
+        help="workers, each running its runs in turn (default: cores // (cpus_per_task x tasks), or "
+        "GPUs // GPUs per run); a run is resources.tasks processes (one per GPU), as on SLURM",
+    )
+    loc.add_argument(
+        "--allow-fewer-gpus",
+        action="store_true",
+        help="run a run asking for more GPUs than this machine has on the GPUs there are, one process "
+        "each (smaller world size: global batch and learning rate scale down); refused by default",
     )
     submit.set_defaults(func=_cmd_submit)
 
@@ -275,6 +282,7 @@ def _cmd_submit(args) -> int:
         time_min=args.time_min,
         mem_gb=args.mem_gb,
         max_parallel=args.max_parallel,
+        allow_fewer_gpus=args.allow_fewer_gpus,
         snapshot=args.snapshot,
     )
     if args.wait:

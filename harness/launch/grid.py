@@ -132,11 +132,14 @@ def _ranges(indices: list[int]) -> str:
 class Resources:
     """What one run asks of the scheduler. Not part of the run identity.
 
-    ``gpus`` is the total per run; with ``nodes`` > 1 it is split evenly over the nodes. One task
-    per GPU (DDP) is launched; CPU-only runs get one task.
+    ``gpus`` is the total per run; with ``nodes`` > 1 it is split evenly over the nodes. ``tasks`` is
+    the number of processes per run (DDP world size), split evenly over the nodes too: one per GPU
+    (the default, and the only value allowed with GPUs), or for CPU runs 1 by default and N for N
+    gloo processes (on SLURM, or locally: how multi-process training is tested without a GPU).
     """
 
     gpus: int = 0
+    tasks: int | None = None  # None: gpus, or 1 for a CPU run
     nodes: int = 1
     cpus_per_task: int = 1
     mem_gb: float = 4.0
@@ -159,6 +162,17 @@ class Resources:
             raise ConfigError(f"resources.mem_gb={self.mem_gb!r}: must be a number > 0")
         if self.gpus % self.nodes:
             raise ConfigError(f"resources.gpus={self.gpus} must be a multiple of resources.nodes={self.nodes}")
+        if self.tasks is None:
+            object.__setattr__(self, "tasks", max(1, self.gpus))
+        if not isinstance(self.tasks, int) or isinstance(self.tasks, bool) or self.tasks < 1:
+            raise ConfigError(f"resources.tasks={self.tasks!r}: must be an integer >= 1")
+        if self.gpus and self.tasks != self.gpus:
+            raise ConfigError(
+                f"resources.tasks={self.tasks} with resources.gpus={self.gpus}: one process per GPU; "
+                "leave tasks out (or set it to gpus)"
+            )
+        if self.tasks % self.nodes:
+            raise ConfigError(f"resources.tasks={self.tasks} must be a multiple of resources.nodes={self.nodes}")
         if self.array_parallelism is not None and (
             not isinstance(self.array_parallelism, int) or self.array_parallelism < 1
         ):
@@ -184,8 +198,8 @@ class Resources:
 
     @property
     def tasks_per_node(self) -> int:
-        """One process per GPU (DDP), or one task for CPU runs."""
-        return max(1, self.gpus_per_node)
+        """Processes per node: one per GPU (DDP), or ``tasks / nodes`` for CPU runs (1 by default)."""
+        return self.tasks // self.nodes
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,13 @@
 
 Executors: ``slurm`` submits each group of runs with equal resources as **one job array**
 (``executor.batch()``), each array task running ``tasks.RunTask`` on one run directory, from a
-frozen copy of the code (``snapshot.snapshot_code``). ``local`` starts at most ``max_parallel`` worker
-processes (default: cores // cpus_per_task, or visible GPUs // gpus per run), each running its
-share of the runs in turn (``tasks.RunBatch``); they outlive the submitting process. ``debug``
-runs everything in this process, synchronously.
+frozen copy of the code (``snapshot.snapshot_code``). ``local`` starts at most ``max_parallel`` workers
+(default: cores // (cpus_per_task x tasks), or visible GPUs // gpus per run), each running its share
+of the runs in turn (``tasks.RunBatch``) as ``resources.tasks`` processes (submitit's
+``tasks_per_node``: one per GPU, or N gloo processes for a CPU run with ``tasks: N``) — the same world
+size, global batch and learning rate as on SLURM; they outlive the submitting process. A run asking
+for more GPUs than this machine has is refused (``allow_fewer_gpus``: run it on the GPUs there are,
+one process each). ``debug`` runs everything in this process, synchronously (one process).
 
 A run is submitted when ``sweep status`` would call it pending, incomplete or cancelled (failed
 ones only with ``retry_failed``): done, queued, running and requeued runs are never submitted twice.
@@ -59,6 +62,7 @@ class LaunchOptions:
     time_min: int | None = None
     mem_gb: float | None = None
     max_parallel: int | None = None  # local: number of worker processes
+    allow_fewer_gpus: bool = False  # local: run a run asking for more GPUs than visible on those visible
     snapshot: bool | None = None  # freeze the code; default: on for slurm, off otherwise
     max_num_timeout: int = 3  # submitit: requeues after time-outs before giving up
     signal_delay_s: int = 90  # slurm: seconds between the USR2 signal and the kill
@@ -193,6 +197,9 @@ def submit(
     to_submit, skipped, _ = plan_submission(runs, retry_failed)
     if cluster == "slurm" and to_submit and not dry_run:
         _require_slurm()  # before anything is written
+    if cluster == "local":
+        for run in to_submit:
+            local_layout(_effective_resources(run.resources, options), options)  # refuses missing GPUs
     result = SubmitResult(grid=grid, runs=runs, skipped=skipped)
     if not dry_run:  # what the grid is now: reports leave out runs of earlier versions of the grid file
         write_grid_manifest(
@@ -321,19 +328,55 @@ def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
     return out
 
 
-def default_max_parallel(res: Resources) -> int:
-    """Local workers: visible GPUs // GPUs per run, or cores // cpus_per_task (at least 1)."""
-    if res.gpus:
-        import torch
+def visible_gpus() -> int:
+    """CUDA devices this process sees (0 without torch's CUDA)."""
+    import torch
 
-        return max(1, torch.cuda.device_count() // res.gpus)
-    return max(1, (os.cpu_count() or 1) // res.cpus_per_task)
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def local_layout(res: Resources, options: LaunchOptions, warn: bool = False) -> tuple[int, int]:
+    """(GPUs, processes) of one run on this machine: ``resources.gpus`` GPUs and ``resources.tasks``
+    processes (one per GPU), as on SLURM. A run asking for more GPUs than are visible is refused
+    (``UsageError``) unless ``options.allow_fewer_gpus``: then one process per visible GPU (none
+    visible: one CPU process), and the global batch and learning rate shrink with the world size."""
+    if not res.gpus:
+        return 0, res.tasks
+    have = visible_gpus()
+    if have >= res.gpus:
+        return res.gpus, res.tasks
+    if not options.allow_fewer_gpus:
+        raise UsageError(
+            f"--cluster local: the runs ask for resources.gpus={res.gpus} (one process each, world size "
+            f"{res.gpus}) but this machine sees {have} CUDA device(s); submit to SLURM, or pass "
+            f"--allow-fewer-gpus to run each run on the {have} there are (world size {max(have, 1)}: "
+            "global batch and learning rate scale down with it)"
+        )
+    if warn:
+        print(
+            f"[dsa-harness] WARNING: --allow-fewer-gpus: resources.gpus={res.gpus}, running on {have} GPU(s) "
+            f"with world size {max(have, 1)} (global batch and learning rate scale with it)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return have, max(have, 1)
+
+
+def default_max_parallel(res: Resources, options: LaunchOptions | None = None) -> int:
+    """Local workers: visible GPUs // GPUs per run, or cores // (cpus_per_task x tasks) (at least 1)."""
+    gpus, tasks = local_layout(res, options or LaunchOptions(allow_fewer_gpus=True))
+    if gpus:
+        return max(1, visible_gpus() // gpus)
+    return max(1, (os.cpu_count() or 1) // (res.cpus_per_task * tasks))
 
 
 def _submit_local(group, res: Resources, options, folder, snap_dir, workdir):
     import submitit
 
-    workers = min(len(group), options.max_parallel or default_max_parallel(res))
+    gpus, tasks = local_layout(res, options, warn=True)
+    workers = min(len(group), options.max_parallel or default_max_parallel(res, options))
+    if gpus:  # each worker has GPUs of its own
+        workers = min(workers, max(1, visible_gpus() // gpus))
     shares = [group[i::workers] for i in range(workers)]
     commit = code_commit(snap_dir) if snap_dir else None
     out = []
@@ -343,10 +386,10 @@ def _submit_local(group, res: Resources, options, folder, snap_dir, workdir):
         # no time limit locally (resources.time_min is for SLURM): 30 days at least
         params: dict[str, Any] = {
             "timeout_min": max(60 * 24 * 30, sum(r.resources.time_min for r in share)),
-            "tasks_per_node": 1,
+            "tasks_per_node": tasks,  # the DDP processes of a run: rendezvous in harness.engine.distributed
         }
-        if res.gpus:
-            params.update(gpus_per_node=res.gpus, visible_gpus=list(range(w * res.gpus, (w + 1) * res.gpus)))
+        if gpus:
+            params.update(gpus_per_node=gpus, visible_gpus=list(range(w * gpus, (w + 1) * gpus)))
         ex.update_parameters(**params)
         with _working_directory(snap_dir), _environ(OMP_NUM_THREADS=str(threads)):
             job = ex.submit(RunBatch(), [str(r.run_dir) for r in share], workdir if snap_dir else None)

@@ -24,7 +24,11 @@ Pitfalls of submitit designed against here:
 * a timed-out *plain function* is not requeued: both callables define ``checkpoint``;
 * PREEMPTED is not a final scheduler state, and duplicate array tasks can run: a run is done only
   when its own ``final.json`` parses; a run directory is held with ``flock`` while a process works
-  in it, so a duplicate waits and then returns the finished record instead of training twice;
+  in it (on a filesystem without flock, e.g. some Lustre / NFS mounts: an ``O_EXCL`` lock file
+  ``run.lock`` with pid, host and a heartbeat, taken over when stale), so a duplicate waits and then
+  returns the finished record instead of training twice. In a multi-process run only rank 0 takes
+  the lock; every rank waits at one collective for its decision (run, or return the finished
+  record), renewed every few seconds so that no rank times out while rank 0 waits;
 * ``UncompletedJobError`` raised by submitit's signal handler (out of requeues) is recorded and
   re-raised, never swallowed as an ordinary run failure;
 * jobs import the code when they start: the launcher starts them inside a frozen snapshot of the
@@ -35,11 +39,15 @@ Pitfalls of submitit designed against here:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import fcntl
+import json
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -142,27 +150,192 @@ def _global_rank() -> int:
     return 0
 
 
+LOCK_FILE = "run.lock"
+LOCK_POLL_S = 2.0
+"""Seconds between rank 0's tries for a held run lock (and the ranks' collective while it waits)."""
+LOCK_HEARTBEAT_S = 30.0
+LOCK_STALE_S = 300.0
+"""A lock file whose heartbeat is older than this (or whose process on this host is gone) is stale."""
+_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL, errno.EBADF)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class _RunLock:
-    """Exclusive ``flock`` on the run directory itself (no extra file): a duplicate process for the
-    same run waits here until the first one is finished, preempted or dead."""
+    """Exclusive lock on a run directory: a duplicate process for the same run waits until the first
+    one is finished, preempted or dead.
+
+    ``flock`` on the directory itself (released by the kernel when the process dies). Where the
+    filesystem refuses flock, a lock file ``run.lock`` created with ``O_EXCL`` holding
+    ``{pid, host, since}``, its mtime refreshed every LOCK_HEARTBEAT_S by a thread; a lock file is
+    stale (removed, with a warning) when its process is gone (same host) or its heartbeat is older
+    than LOCK_STALE_S (another host)."""
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path = Path(path)
         self.fd: int | None = None
+        self.file: Path | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDONLY)
+    def try_acquire(self) -> bool:
+        """Take the lock if free; False while another process holds it."""
+        if self.file is None:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_RDONLY)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+            except OSError as e:
+                if e.errno not in _NO_FLOCK:
+                    raise
+                os.close(self.fd)
+                self.fd = None
+                self.file = self.path / LOCK_FILE
+                print(
+                    f"[dsa-harness] WARNING: {self.path}: the filesystem refuses flock ({e.strerror}); "
+                    f"locking with {self.file} instead (stale after {LOCK_STALE_S:.0f} s without heartbeat)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        return self._try_file()
+
+    def _try_file(self) -> bool:
+        assert self.file is not None
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"[dsa-harness] {self.path}: another process is running this run; waiting", flush=True)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
+            fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if self._stale():
+                with contextlib.suppress(FileNotFoundError):
+                    self.file.unlink()
+                return self._try_file()
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}, f)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True)
+        self._thread.start()
+        return True
 
-    def __exit__(self, *exc: object) -> None:
+    def _stale(self) -> bool:
+        assert self.file is not None
+        try:
+            holder = json.loads(self.file.read_text())
+            age = time.time() - self.file.stat().st_mtime
+        except FileNotFoundError:
+            return False  # released meanwhile: try again
+        except (OSError, ValueError):
+            holder, age = {}, time.time() - self.file.stat().st_mtime  # being written, or garbage
+        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+            stale = not _pid_alive(holder["pid"])
+        else:
+            stale = age > LOCK_STALE_S
+        if stale:
+            print(
+                f"[dsa-harness] WARNING: {self.file}: stale lock of {holder or 'an unreadable holder'} "
+                f"(heartbeat {age:.0f} s ago); taking it over",
+                file=sys.stderr,
+                flush=True,
+            )
+        return stale
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(LOCK_HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(self.file)
+
+    def release(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            with contextlib.suppress(FileNotFoundError):
+                self.file.unlink()
         if self.fd is not None:
-            os.close(self.fd)  # releases the lock
+            os.close(self.fd)  # releases the flock
             self.fd = None
+
+
+def _multi_process() -> bool:
+    """True in a process of a multi-process run (torchrun, or a submitit job of several tasks)."""
+    for name in ("WORLD_SIZE", "SLURM_NTASKS", "SUBMITIT_LOCAL_NTASKS"):
+        if int(os.environ.get(name) or 1) > 1:
+            return True
+    return False
+
+
+def _device_type(config: dict) -> str:
+    """The device type the engine will train on (train.device=cuda without a GPU: the engine refuses it,
+    recorded as the run's error)."""
+    import torch
+
+    setting = (config.get("train") or {}).get("device", "auto")
+    return "cuda" if setting in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+
+
+def _lock_decision(rd: RunDir, ctx, lead: bool) -> tuple[_RunLock | None, dict | None]:
+    """Rank 0 takes the run lock, waiting while another process holds it; every rank waits for its
+    decision at one collective, renewed every LOCK_POLL_S (no rank times out however long the wait).
+    ``ctx``: the run's ``DistributedContext``, None for one process. Returns (the lock on rank 0 when
+    the run is to be done, else None; the finished record or None)."""
+    if ctx is not None and ctx.enabled:
+        from harness.engine.distributed import broadcast_object
+    else:
+
+        def broadcast_object(obj, ctx):
+            return obj
+
+    lock = _RunLock(rd.path) if lead else None
+    said = False
+    while True:
+        decision = None
+        if lead:
+            if lock.try_acquire():
+                final = rd.read_final()
+                decision = ("done", final) if final is not None else ("run", None)
+            else:
+                decision = ("wait", None)
+                if not said:
+                    print(f"[dsa-harness] {rd.path}: another process is running this run; waiting", flush=True)
+                    said = True
+        decision = broadcast_object(decision, ctx)
+        if decision[0] != "wait":
+            break
+        if lead:
+            time.sleep(LOCK_POLL_S)
+    if decision[0] == "done":
+        if lock is not None:
+            lock.release()
+        return None, decision[1]
+    return lock, None
+
+
+def _record_failure(rd: RunDir, e: BaseException, attempt: int) -> None:
+    """error.json (type, message, traceback tail, attempt), the marker's state and a log line."""
+    tb = traceback.format_exc().rstrip().splitlines()
+    rd.write_error(
+        {
+            "type": type(e).__name__,
+            "message": str(e),
+            "traceback": tb[-40:],
+            "attempt": attempt,
+            "job_id": current_job_id(),
+            "host": socket.gethostname(),
+            "at": now_iso(),
+        }
+    )
+    update_job_marker(rd, state="failed", finished_at=now_iso())
+    rd.log(f"[{now_iso()}] failed: {type(e).__name__}: {e}")
 
 
 def execute_run(run_dir: str | os.PathLike) -> dict:
@@ -176,15 +349,27 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
     rd = RunDir(run_dir)
     lead = _global_rank() == 0
     final = rd.read_final()
-    if final is not None:
+    if final is not None and not _multi_process():  # (ranks of a group decide together, below)
         return final
     config = rd.read_config()
+    ctx = None
+    if config.get("task") == "train":  # every rank of a multi-process run joins its group here
+        from harness.engine.distributed import init_distributed
+
+        try:
+            ctx = init_distributed(_device_type(config))
+        except Exception as e:
+            if lead:  # e.g. its rendezvous port is taken: recorded like a failure of the run
+                _record_failure(rd, e, int((rd.read_job() or {}).get("attempts", 0)) + 1)
+            raise
+    elif not lead:  # profile runs are one process's work
+        return {}
+    lock, final = _lock_decision(rd, ctx, lead)
+    if final is not None:
+        return final
     if not lead:  # DDP ranks > 0: the engine synchronises; markers are rank 0's job
         return run_task(config, rd.path)
-    with _RunLock(rd.path):
-        final = rd.read_final()
-        if final is not None:
-            return final
+    try:
         job = rd.read_job() or {}
         attempt = int(job.get("attempts", 0)) + 1
         update_job_marker(
@@ -204,23 +389,12 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
                 update_job_marker(rd, state="interrupted")
                 rd.log(f"[{now_iso()}] interrupted: {e}")
                 raise
-            tb = traceback.format_exc().rstrip().splitlines()
-            rd.write_error(
-                {
-                    "type": type(e).__name__,
-                    "message": str(e),
-                    "traceback": tb[-40:],
-                    "attempt": attempt,
-                    "job_id": current_job_id(),
-                    "host": socket.gethostname(),
-                    "at": now_iso(),
-                }
-            )
-            update_job_marker(rd, state="failed", finished_at=now_iso())
-            rd.log(f"[{now_iso()}] failed: {type(e).__name__}: {e}")
+            _record_failure(rd, e, attempt)
             raise
         update_job_marker(rd, state="finished", finished_at=now_iso())
         return final
+    finally:
+        lock.release()
 
 
 def _note_requeue(run_dirs: list) -> None:
@@ -238,6 +412,13 @@ def _note_requeue(run_dirs: list) -> None:
                 pass
 
 
+def _leave_group() -> None:
+    """Destroy the process group of a multi-process run at the end of its job, if one was set up."""
+    module = sys.modules.get("harness.engine.distributed")
+    if module is not None:
+        module.shutdown_distributed()
+
+
 class RunTask:
     """submitit callable for one run (one SLURM array task): ``RunTask()(run_dir, workdir)``.
 
@@ -247,7 +428,9 @@ class RunTask:
     def __call__(self, run_dir: str, workdir: str | None = None) -> dict:
         if workdir:
             os.chdir(workdir)
-        return execute_run(run_dir)
+        final = execute_run(run_dir)
+        _leave_group()
+        return final
 
     def checkpoint(self, run_dir: str, workdir: str | None = None):
         import submitit
@@ -258,7 +441,9 @@ class RunTask:
 
 
 class RunBatch:
-    """submitit callable for a local or debug worker: runs ``run_dirs`` one after the other.
+    """submitit callable for a local or debug worker: runs ``run_dirs`` one after the other. Every
+    process of a multi-process worker (``resources.tasks``) runs the same list: they train each run
+    together, as one process group (set up by the first run, destroyed at the end).
 
     A failing run is recorded (``error.json``) and the worker goes on with the next; finished runs
     are skipped, so a requeued worker resumes where it was. Returns ``{run_id: "done" | "failed"}``.
@@ -279,6 +464,7 @@ class RunBatch:
             except Exception as e:  # noqa: BLE001 (recorded in error.json by execute_run)
                 print(f"[dsa-harness] run {d} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
                 out[Path(d).name] = "failed"
+        _leave_group()
         return out
 
     def checkpoint(self, run_dirs: list, workdir: str | None = None):
