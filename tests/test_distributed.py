@@ -23,6 +23,7 @@ from test_engine import colour_set  # noqa: F401  (the engine tests' 24 real mp4
 
 import harness.engine.distributed as distributed
 import harness.launch.tasks as tasks
+import harness.results.lock as run_lock
 from harness.engine.checkpoint import restore_rng_states, rng_state, save_checkpoint, set_rng_state
 from harness.engine.distributed import (
     PORT_BASE,
@@ -38,6 +39,7 @@ from harness.engine.distributed import (
 from harness.errors import ConfigError, UsageError
 from harness.launch.grid import Resources
 from harness.launch.submit import run_grid, submit
+from harness.results.lock import LOCK_FILE, LOCK_STALE_S, RunLock
 from harness.results.rundir import RunDir
 
 
@@ -328,36 +330,36 @@ def _no_flock(monkeypatch):
     def refuse(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(tasks.fcntl, "flock", refuse)
+    monkeypatch.setattr(run_lock.fcntl, "flock", refuse)
 
 
 def test_run_lock_falls_back_to_a_lock_file_where_flock_fails(tmp_path, monkeypatch, capsys):
     _no_flock(monkeypatch)
-    first, second = tasks._RunLock(tmp_path), tasks._RunLock(tmp_path)
+    first, second = RunLock(tmp_path), RunLock(tmp_path)
     assert first.try_acquire()
     assert "refuses flock" in capsys.readouterr().err
-    holder = json.loads((tmp_path / tasks.LOCK_FILE).read_text())
+    holder = json.loads((tmp_path / LOCK_FILE).read_text())
     assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
     assert not second.try_acquire()  # held by a live process
     first.release()
-    assert not (tmp_path / tasks.LOCK_FILE).exists()
+    assert not (tmp_path / LOCK_FILE).exists()
     assert second.try_acquire()
     second.release()
-    lock = tmp_path / tasks.LOCK_FILE
+    lock = tmp_path / LOCK_FILE
     # stale: a dead process of this host; another host's lock without heartbeat for LOCK_STALE_S
     import subprocess
 
     dead = subprocess.Popen(["true"])
     dead.wait()
     lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
-    third = tasks._RunLock(tmp_path)
+    third = RunLock(tmp_path)
     assert third.try_acquire() and "stale lock" in capsys.readouterr().err
     third.release()
     lock.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
-    assert not tasks._RunLock(tmp_path).try_acquire()  # fresh heartbeat: held
-    old = time.time() - tasks.LOCK_STALE_S - 5
+    assert not RunLock(tmp_path).try_acquire()  # fresh heartbeat: held
+    old = time.time() - LOCK_STALE_S - 5
     os.utime(lock, (old, old))
-    fourth = tasks._RunLock(tmp_path)
+    fourth = RunLock(tmp_path)
     assert fourth.try_acquire()
     fourth.release()
 
@@ -369,7 +371,7 @@ def test_runs_complete_where_flock_fails(tmp_path, monkeypatch, capsys):
     _no_flock(monkeypatch)
     result = submit(write_grid(tmp_path / "tiny.yaml"), cluster="debug", results_root="results")
     assert all(RunDir(r.run_dir).read_final()["status"] == "done" for r in result.runs)
-    assert not any((r.run_dir / tasks.LOCK_FILE).exists() for r in result.runs)
+    assert not any((r.run_dir / LOCK_FILE).exists() for r in result.runs)
     assert "refuses flock" in capsys.readouterr().err
 
 

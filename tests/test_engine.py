@@ -446,3 +446,27 @@ def test_killed_at_random_points_with_any_worker_count_resumes_to_the_same_weigh
         got = _weights(out)
         for k in ref:
             assert torch.equal(ref[k], got[k]), f"kill at {epoch}:{step}, workers {workers}->{resume_workers}: {k}"
+
+
+def test_a_second_train_on_the_same_out_is_refused_naming_the_holder(colour_set, tmp_path):
+    """One writer per run folder on the CLI path too (the grid path waits on the same lock): a second
+    `dsa-harness train` into a folder another process is training in is refused, naming that process, and
+    writes nothing there."""
+    cfg = _config(colour_set, epochs=1, checkpoint_every_steps=1)
+    out = tmp_path / "run"
+    first = subprocess.Popen(
+        _cli(cfg, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, PAUSE_ENV: "0:1"}
+    )
+    try:
+        deadline = time.time() + 120
+        while not (out / PAUSED_MARKER).exists():
+            assert first.poll() is None and time.time() < deadline, "the first run never paused"
+            time.sleep(0.05)
+        before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+        second = subprocess.run(_cli(cfg, out), capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"is being written by another process (pid {first.pid} on " in second.stderr
+        assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    finally:
+        first.terminate()
+        first.wait(60)

@@ -155,6 +155,9 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and run id, then exit")
     p.add_argument(
+        "--wait", action="store_true", help="wait while another process writes --out (default: refuse, naming it)"
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="train into a --out folder that holds other files (never ones the run writes, which are refused)",
@@ -210,9 +213,8 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.results) / "runs" / "manual" / rc.run_id)
     from harness.engine.train import STOP, TrainingInterrupted, open_run_dir, train_and_evaluate
 
-    _, rc, final = open_run_dir(
-        rc, out, force=args.force
-    )  # refuses a folder of another run, naming the keys that differ
+    # refuses a folder of another run (naming the keys that differ) before anything is written
+    _, rc, final = open_run_dir(rc, out, force=args.force)
     if final is not None:
         print(f"run {rc.run_id} is already done ({out}/final.json)" + _result_line(final))
         return 0
@@ -222,13 +224,28 @@ def _train(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, request_stop)
-    try:
-        final = train_and_evaluate(rc, out, echo=not args.quiet, force=args.force)
-    except TrainingInterrupted as e:
-        print(f"interrupted: {e}")
-        return 143
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with _run_lock(out, args.wait):  # one writer per run folder, as for grid tasks (torchrun: rank 0 holds it)
+        try:
+            final = train_and_evaluate(rc, out, echo=not args.quiet, force=args.force)
+        except TrainingInterrupted as e:
+            print(f"interrupted: {e}")
+            return 143
     print(f"run {rc.run_id} done ({out}/final.json)" + _result_line(final))
     return 0
+
+
+def _run_lock(out: str, wait: bool):
+    """The run lock of ``out`` (harness.results.lock) on rank 0 of a torchrun job or in a plain process;
+    ranks > 0 follow rank 0 through the engine's collectives."""
+    import contextlib
+    import os
+
+    from harness.results.lock import RunLock
+
+    if int(os.environ.get("RANK") or 0) > 0:
+        return contextlib.nullcontext()
+    return RunLock(Path(out)).acquire(wait=wait)
 
 
 def _result_line(final: dict) -> str:

@@ -64,6 +64,7 @@ from harness.engine.evaluate import classification_metrics, predict
 from harness.errors import ConfigError, RunDirError, UsageError
 from harness.measure.environment import describe_environment
 from harness.models import create_model
+from harness.results.lock import LOCK_FILE
 from harness.results.rundir import RunDir
 
 PREV_CHECKPOINT = "checkpoint.prev.pt"
@@ -295,7 +296,7 @@ def open_run_dir(
     if rd.path.exists() and not rd.path.is_dir():
         raise RunDirError(f"{rd.path} is a file, not a run folder; give another --out")
     if rd.path.is_dir() and not rd.config_path.exists():
-        foreign = sorted(p.name for p in rd.path.iterdir() if not p.name.startswith("."))
+        foreign = sorted(p.name for p in rd.path.iterdir() if not p.name.startswith(".") and p.name != LOCK_FILE)
         clash = [n for n in foreign if n in RUN_FILES]
         if clash or (foreign and not force):
             raise RunDirError(

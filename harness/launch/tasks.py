@@ -39,20 +39,16 @@ Pitfalls of submitit designed against here:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import errno
-import fcntl
-import json
 import os
 import socket
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+from harness.results.lock import RunLock
 from harness.results.rundir import RunDir
 
 
@@ -150,120 +146,8 @@ def _global_rank() -> int:
     return 0
 
 
-LOCK_FILE = "run.lock"
 LOCK_POLL_S = 2.0
 """Seconds between rank 0's tries for a held run lock (and the ranks' collective while it waits)."""
-LOCK_HEARTBEAT_S = 30.0
-LOCK_STALE_S = 300.0
-"""A lock file whose heartbeat is older than this (or whose process on this host is gone) is stale."""
-_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL, errno.EBADF)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class _RunLock:
-    """Exclusive lock on a run directory: a duplicate process for the same run waits until the first
-    one is finished, preempted or dead.
-
-    ``flock`` on the directory itself (released by the kernel when the process dies). Where the
-    filesystem refuses flock, a lock file ``run.lock`` created with ``O_EXCL`` holding
-    ``{pid, host, since}``, its mtime refreshed every LOCK_HEARTBEAT_S by a thread; a lock file is
-    stale (removed, with a warning) when its process is gone (same host) or its heartbeat is older
-    than LOCK_STALE_S (another host)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.fd: int | None = None
-        self.file: Path | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def try_acquire(self) -> bool:
-        """Take the lock if free; False while another process holds it."""
-        if self.file is None:
-            if self.fd is None:
-                self.fd = os.open(self.path, os.O_RDONLY)
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                return False
-            except OSError as e:
-                if e.errno not in _NO_FLOCK:
-                    raise
-                os.close(self.fd)
-                self.fd = None
-                self.file = self.path / LOCK_FILE
-                print(
-                    f"[dsa-harness] WARNING: {self.path}: the filesystem refuses flock ({e.strerror}); "
-                    f"locking with {self.file} instead (stale after {LOCK_STALE_S:.0f} s without heartbeat)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        return self._try_file()
-
-    def _try_file(self) -> bool:
-        assert self.file is not None
-        try:
-            fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if self._stale():
-                with contextlib.suppress(FileNotFoundError):
-                    self.file.unlink()
-                return self._try_file()
-            return False
-        with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}, f)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True)
-        self._thread.start()
-        return True
-
-    def _stale(self) -> bool:
-        assert self.file is not None
-        try:
-            holder = json.loads(self.file.read_text())
-            age = time.time() - self.file.stat().st_mtime
-        except FileNotFoundError:
-            return False  # released meanwhile: try again
-        except (OSError, ValueError):
-            holder, age = {}, time.time() - self.file.stat().st_mtime  # being written, or garbage
-        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-            stale = not _pid_alive(holder["pid"])
-        else:
-            stale = age > LOCK_STALE_S
-        if stale:
-            print(
-                f"[dsa-harness] WARNING: {self.file}: stale lock of {holder or 'an unreadable holder'} "
-                f"(heartbeat {age:.0f} s ago); taking it over",
-                file=sys.stderr,
-                flush=True,
-            )
-        return stale
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(LOCK_HEARTBEAT_S):
-            with contextlib.suppress(OSError):
-                os.utime(self.file)
-
-    def release(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-            with contextlib.suppress(FileNotFoundError):
-                self.file.unlink()
-        if self.fd is not None:
-            os.close(self.fd)  # releases the flock
-            self.fd = None
 
 
 def _multi_process() -> bool:
@@ -283,7 +167,7 @@ def _device_type(config: dict) -> str:
     return "cuda" if setting in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
 
 
-def _lock_decision(rd: RunDir, ctx, lead: bool) -> tuple[_RunLock | None, dict | None]:
+def _lock_decision(rd: RunDir, ctx, lead: bool) -> tuple[RunLock | None, dict | None]:
     """Rank 0 takes the run lock, waiting while another process holds it; every rank waits for its
     decision at one collective, renewed every LOCK_POLL_S (no rank times out however long the wait).
     ``ctx``: the run's ``DistributedContext``, None for one process. Returns (the lock on rank 0 when
@@ -295,7 +179,7 @@ def _lock_decision(rd: RunDir, ctx, lead: bool) -> tuple[_RunLock | None, dict |
         def broadcast_object(obj, ctx):
             return obj
 
-    lock = _RunLock(rd.path) if lead else None
+    lock = RunLock(rd.path) if lead else None
     said = False
     while True:
         decision = None
