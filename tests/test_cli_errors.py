@@ -138,6 +138,10 @@ CASES = {
         ["bad.txt:2: LABEL must be an integer"],
     ),
     "eval/not a run": (["eval", "nowhere"], ["nowhere is not a run folder (no config.json)"]),
+    "eval/missing --checkpoint": (
+        ["eval", "run", "--checkpoint", "nope.pth"],
+        ["--checkpoint: weights file not found: nope.pth"],
+    ),
     "eval/corrupt checkpoint": (
         ["eval", "run"],
         ["cannot read checkpoint run/checkpoint.pt", "move it away to restart the run from scratch"],
