@@ -395,3 +395,133 @@ def test_eval_checkpoint_of_another_architecture_is_one_line(run_folder, capsys,
     assert "\n" not in err and err.startswith("dsa-harness eval: error: --checkpoint: "), err
     assert "does not fit tsm_r18_dsa (3 classes)" in err
     assert "first mismatch: the model's layer2.1.aggregator.kernel_generator.0.weight is not in the file" in err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ImageNet initialisation: `dsa-harness weights imagenet`, 2-D -> 3-D inflation
+
+
+def torchvision_resnet(depth: int) -> dict:
+    """A randomly initialised torchvision ResNet state dict (BN statistics and scales random too, so that no
+    block is an identity). torchvision is not installed in this project: where it is absent the torchvision key
+    layout comes from our own 2-D ResNet (TSN flavour, 1000 classes), whose names are torchvision's
+    (harness/models/resnet.py); where it is installed, from torchvision's own model."""
+    try:
+        import torchvision
+    except ImportError:
+        model = create_model(f"tsn_r{depth}", num_classes=1000)
+    else:
+        model = getattr(torchvision.models, f"resnet{depth}")()
+    return {
+        k: ruled_tensor(f"tv{depth}.{k}", v.shape) if v.dtype.is_floating_point else v
+        for k, v in model.state_dict().items()
+    }
+
+
+@pytest.fixture(scope="module")
+def imagenet_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imagenet")
+    for depth in (18, 50):
+        torch.save(torchvision_resnet(depth), root / f"resnet{depth}-tv.pth")
+    return root
+
+
+def test_weights_imagenet_writes_the_file_the_grids_use(imagenet_files, tmp_path, capsys):
+    out = tmp_path / "data" / "pretrained" / "resnet50_imagenet.pth"
+    argv = [
+        "weights",
+        "imagenet",
+        "--arch",
+        "resnet50",
+        "--out",
+        str(out),
+        "--from",
+        str(imagenet_files / "resnet50-tv.pth"),
+    ]
+    assert main(argv) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    written, source = (
+        torch.load(out, weights_only=True),
+        torch.load(imagenet_files / "resnet50-tv.pth", weights_only=True),
+    )
+    assert list(written) == [k for k in source if not k.endswith("num_batches_tracked")]
+    assert all(torch.equal(v, source[k].float()) for k, v in written.items())
+    assert read_weights(out).format == "torchvision"
+    # an existing file is kept unless --force
+    assert main(argv) == 2 and "exists; --force to overwrite it" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0
+    # the grids' models take it: a 2-D one loads all but the 1000-way classifier
+    tsn = create_model("tsn_r50", num_classes=200)
+    summary = load_checkpoint_into(tsn, out, init=True)
+    assert summary["skipped"] == ["fc.weight", "fc.bias"] and summary["inflated"] == []
+    assert torch.equal(tsn.layer3[2].conv2.weight, written["layer3.2.conv2.weight"])
+
+
+def test_inflated_imagenet_weights_give_the_2d_network_on_a_static_video(imagenet_files, tmp_path):
+    """I3D from 2-D weights: on a video of one repeated frame, every frame the temporal zero padding cannot
+    reach (res4 + res5: nine 3x1x1 convolutions, 9 frames from either end) has the 2-D network's features on
+    that frame; the frames near the ends see the padding and differ."""
+    out = tmp_path / "r50.pth"
+    assert (
+        main(
+            [
+                "weights",
+                "imagenet",
+                "--arch",
+                "resnet50",
+                "--out",
+                str(out),
+                "--from",
+                str(imagenet_files / "resnet50-tv.pth"),
+            ]
+        )
+        == 0
+    )
+    i3d = create_model("i3d_r50", num_snippets=1, num_frames=20, num_classes=7, pretrained=str(out)).eval()
+    tsn = create_model("tsn_r50", num_snippets=1, num_frames=1, num_classes=7, pretrained=str(out)).eval()
+    summary = load_checkpoint_into(create_model("i3d_r50", num_classes=7), out, init=True)
+    assert "layer3.0.conv1.weight" in summary["inflated"] and "conv1.weight" in summary["inflated"]
+
+    def features(model, x):  # the backbone's output before any pooling
+        x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        return model.layer4(model.layer3(model.layer2(model.layer1(x))))
+
+    frame = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32))
+    with torch.no_grad():
+        flat = features(tsn, frame)  # (1, 2048, 2, 2)
+        clip = features(i3d, frame.unsqueeze(2).expand(1, 3, 20, 64, 64).contiguous())  # (1, 2048, 20, 2, 2)
+    scale = flat.abs().max()
+    for t in (9, 10):
+        assert (clip[:, :, t] - flat).abs().max() <= 1e-4 * scale, t
+    assert (clip[:, :, 0] - flat).abs().max() > 1e-2 * scale  # the padding is seen at the ends
+
+
+def test_imagenet_file_of_another_arch_names_the_variant_and_the_first_mismatch(imagenet_files, tmp_path, capsys):
+    r18 = imagenet_files / "resnet18-tv.pth"
+    rc = main(["weights", "imagenet", "--arch", "resnet50", "--out", str(tmp_path / "x.pth"), "--from", str(r18)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err, err
+    assert f"--from: {r18} is not torchvision's resnet50: first mismatch at layer1.0.conv1.weight: " in err
+    assert "the file's is (64, 64, 3, 3), resnet50's (64, 64, 1, 1)" in err
+    assert not (tmp_path / "x.pth").exists()
+    one_line_error(
+        create_model("i3d_r50"),
+        r18,
+        f"model.pretrained: {r18} (torchvision ImageNet format) does not fit i3d_r50 (400 classes)",
+        "first mismatch: the file's layer1.0.conv1.weight is (64, 64, 3, 3), the model's (64, 64, 1, 1, 1)",
+        init=True,
+        what="model.pretrained",
+    )
+
+
+def test_weights_imagenet_without_torchvision_or_a_file_says_how(tmp_path, capsys):
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("torchvision is installed: the command would download")
+    rc = main(["weights", "imagenet", "--arch", "resnet50", "--out", str(tmp_path / "x.pth")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err, err
+    assert "torchvision is not installed" in err and "--from FILE" in err and "resnet50-0676ba61.pth" in err

@@ -27,18 +27,21 @@ harness). Two ways to load:
   skipped (fine-tuning on another dataset).
 
 A file that does not fit raises :class:`WeightLoadError`, one line naming the model's variant and the first
-mismatching tensor. Files are read with ``torch.load(weights_only=True)``; nothing is downloaded here.
+mismatching tensor. Files are read with ``torch.load(weights_only=True)``; nothing is ever downloaded here
+except by ``write_imagenet_weights`` through torchvision, when the machine can.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import HarnessError, MissingFileError
+from harness.errors import HarnessError, MissingFileError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +56,8 @@ FORMAT_NAMES = {
     "mmaction2": "mmaction2 format",
     "torchvision": "torchvision ImageNet format",
 }
+IMAGENET_ARCHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
+"""``dsa-harness weights imagenet --arch``: torchvision's ResNets of the depths the harness builds."""
 
 
 class WeightLoadError(HarnessError, ValueError):
@@ -324,3 +329,105 @@ def model_from_checkpoint(
     model = create_model(config.replace(num_classes=weights.num_classes, pretrained=None))
     apply_weights(model, weights, what=what)
     return model
+
+
+# ----------------------------------------------------------------------------------------
+# ImageNet weights for `model.pretrained` (dsa-harness weights imagenet)
+
+
+def torchvision_layout(arch: str) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of torchvision's ``arch`` (e.g. ``resnet50``) state dict, from our 2-D ResNet with a
+    1000-way classifier (its names are torchvision's), ``num_batches_tracked`` left out (old files lack it)."""
+    from harness.models.config import ModelConfig
+    from harness.models.resnet import VideoResNet
+
+    model = VideoResNet(ModelConfig(name=arch, flavour="tsn", depth=IMAGENET_ARCHS[arch], num_classes=1000))
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def _torchvision_state(arch: str) -> dict:
+    """torchvision's IMAGENET1K_V1 weights of ``arch`` (the weights ``pretrained=True`` gave, which the
+    DSANet and TSM code bases start from), downloaded through torchvision into its cache."""
+    try:
+        import torchvision
+    except ImportError:
+        raise WeightLoadError(
+            f"torchvision is not installed, so {arch}'s ImageNet weights cannot be downloaded here: install it "
+            f"(pip install torchvision, the build matching torch) on a machine with internet access, or give "
+            f"--from FILE, torchvision's {arch} state dict downloaded elsewhere (IMAGENET1K_V1, e.g. "
+            f"download.pytorch.org/models/{_V1_FILES[arch]})"
+        ) from None
+    weights = torchvision.models.get_weight(f"{_ENUMS[arch]}.IMAGENET1K_V1")
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as e:  # noqa: BLE001 - no network, proxy, hash: all say the same thing to the user
+        raise WeightLoadError(
+            f"could not download {arch}'s ImageNet weights through torchvision ({type(e).__name__}: "
+            f"{str(e).strip()[:200]}): give --from FILE, torchvision's {arch} state dict downloaded elsewhere "
+            f"({weights.url})"
+        ) from e
+
+
+_ENUMS = {arch: f"ResNet{depth}_Weights" for arch, depth in IMAGENET_ARCHS.items()}  # torchvision's weight enums
+_V1_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet34": "resnet34-b627a593.pth",
+    "resnet50": "resnet50-0676ba61.pth",
+    "resnet101": "resnet101-63fe2227.pth",
+}
+
+
+def write_imagenet_weights(
+    arch: str, out: str | os.PathLike, *, source: str | os.PathLike | None = None, force: bool = False
+) -> dict:
+    """Write the ImageNet-initialised weights file of ``arch`` that ``model.pretrained`` takes (the grids'
+    ``data/pretrained/resnet50_imagenet.pth``): torchvision's state dict, checked name by name and shape by
+    shape against torchvision's layout of ``arch``, saved as float32 tensors (``torch.save``, atomically).
+    From ``source`` (a local torchvision ``.pth``) or downloaded through torchvision. Refuses an existing
+    ``out`` unless ``force``. Returns ``{"arch", "out", "source", "tensors", "params_m", "sha256"}``."""
+    import io
+
+    import torch
+
+    from harness.results.rundir import atomic_write_bytes
+
+    if arch not in IMAGENET_ARCHS:
+        raise UsageError(f"--arch {arch!r}: unknown; archs: {', '.join(IMAGENET_ARCHS)}")
+    if os.path.exists(out) and not force:
+        raise UsageError(f"--out {out} exists; --force to overwrite it")
+    if source is not None:
+        what, origin = "--from", str(source)
+        state = read_weights(source, "torchvision", what=what).state  # the file's own names
+    else:
+        what, origin = "torchvision", f"torchvision {arch} IMAGENET1K_V1"
+        state = dict(_torchvision_state(arch))
+    layout = torchvision_layout(arch)
+    for key, shape in layout.items():
+        if key not in state:
+            raise WeightLoadError(
+                f"{what}: {origin} is not torchvision's {arch}: first mismatch at {key}: not in the file"
+            )
+        if tuple(state[key].shape) != shape:
+            raise WeightLoadError(
+                f"{what}: {origin} is not torchvision's {arch}: first mismatch at {key}: the file's is "
+                f"{tuple(state[key].shape)}, {arch}'s {shape}"
+            )
+    extra = [k for k in state if k not in layout and not k.endswith("num_batches_tracked")]
+    if extra:
+        raise WeightLoadError(
+            f"{what}: {origin} is not torchvision's {arch}: first mismatch at {extra[0]}: not in {arch}"
+        )
+    clean = {k: v.detach().to(torch.float32).contiguous() for k, v in state.items() if k in layout}
+    buffer = io.BytesIO()
+    torch.save(clean, buffer)
+    data = buffer.getvalue()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, data)
+    return {
+        "arch": arch,
+        "out": str(out),
+        "source": origin,
+        "tensors": len(clean),
+        "params_m": sum(v.numel() for k, v in clean.items() if "running_" not in k) / 1e6,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
