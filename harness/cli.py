@@ -18,7 +18,7 @@ import traceback
 from harness.errors import HarnessError
 
 COMMAND_MODULES = (
-    "harness.models.commands",  # list
+    "harness.models.commands",  # list, weights imagenet
     "harness.measure.commands",  # profile
     "harness.data.commands",  # data check | synth
     "harness.engine.commands",  # train, eval

@@ -286,7 +286,7 @@ MODEL_HELP = {
     "with_identity": "DSA adds an identity path",
     "shift_div": "TSM: 1/shift_div of the channels shifted each way",
     "dropout": "before the classifier",
-    "pretrained": "torchvision-format ImageNet state dict (path)",
+    "pretrained": "starting weights (path): ImageNet (`dsa-harness weights imagenet`) or a checkpoint",
 }
 
 

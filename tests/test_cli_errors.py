@@ -85,7 +85,7 @@ def user_error(capsys, argv: list[str], *expected: str) -> str:
     lines = err.splitlines()
     assert len(lines) == 1, err
     words = [a for a in argv if not a.startswith("-")][:2]
-    command = " ".join(words) if words[0] in ("data", "sweep") else words[0]
+    command = " ".join(words) if words[0] in ("data", "sweep", "weights") else words[0]
     assert lines[0].startswith(f"dsa-harness {command}: error: "), lines[0]
     for text in expected:
         assert text in lines[0], (text, lines[0])
@@ -137,7 +137,15 @@ CASES = {
         ["train", "tsn_r18", "--data", "bad.txt", *TINY, "-o", "num_classes=2", "--out", "r", "--quiet"],
         ["bad.txt:2: LABEL must be an integer"],
     ),
+    "weights imagenet/missing --from": (
+        ["weights", "imagenet", "--out", "w.pth", "--from", "nope.pth"],
+        ["--from: weights file not found: nope.pth"],
+    ),
     "eval/not a run": (["eval", "nowhere"], ["nowhere is not a run folder (no config.json)"]),
+    "eval/missing --checkpoint": (
+        ["eval", "run", "--checkpoint", "nope.pth"],
+        ["--checkpoint: weights file not found: nope.pth"],
+    ),
     "eval/corrupt checkpoint": (
         ["eval", "run"],
         ["cannot read checkpoint run/checkpoint.pt", "move it away to restart the run from scratch"],

@@ -179,6 +179,18 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
     add_config_flags(e, EVAL_FLAGS, ())
+    e.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="evaluate this weights file with RUN_DIR's config instead of its checkpoint.pt: a harness checkpoint, "
+        "an official DSANet or mmaction2 checkpoint, loaded exactly (a file of another architecture is refused)",
+    )
+    e.add_argument(
+        "--checkpoint-format",
+        default="auto",
+        choices=("auto", "harness", "official", "mmaction2", "torchvision"),
+        help="format of --checkpoint (default: auto, told by its tensor names)",
+    )
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=_eval)
 
@@ -259,7 +271,12 @@ def _result_line(final: dict) -> str:
 def _eval(args: argparse.Namespace) -> int:
     from harness.engine.evaluate_run import evaluate_run
 
-    result = evaluate_run(args.run_dir, overrides=dict(flag_values(args)))
+    result = evaluate_run(
+        args.run_dir,
+        overrides=dict(flag_values(args)),
+        checkpoint=args.checkpoint,
+        checkpoint_format=args.checkpoint_format,
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:

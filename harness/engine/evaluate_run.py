@@ -12,7 +12,7 @@ from harness.engine.checkpoint import CheckpointError, load_checkpoint
 from harness.engine.distributed import DistributedContext
 from harness.engine.train import build_data, evaluate_dataset
 from harness.errors import ConfigError, MissingFileError, RunDirError
-from harness.models import create_model
+from harness.models import create_model, model_from_checkpoint
 from harness.results.rundir import RunDir, atomic_write_json
 
 
@@ -24,13 +24,18 @@ def evaluate_run(
     crops: int | None = None,
     device: str = "cpu",
     overrides: dict | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_format: str = "auto",
 ) -> dict:
     """Evaluate the latest checkpoint of ``run_dir`` with its config, changed by ``overrides``
-    (``{"eval.crops": 1, "data.test": PATH, ...}``, the ``--set`` rule) and the explicit arguments."""
+    (``{"eval.crops": 1, "data.test": PATH, ...}``, the ``--set`` rule) and the explicit arguments.
+    ``checkpoint``: evaluate the weights of that file instead (a harness, official DSANet, mmaction2 or
+    torchvision file, ``checkpoint_format`` or detected; loaded exactly into the run's model); the result goes
+    to ``eval-<groups>x<crops>-<file stem>.json``."""
     rd = RunDir(run_dir)
     if not rd.config_path.exists():
         raise MissingFileError(f"{rd.path} is not a run folder (no config.json)")
-    if not rd.checkpoint_path.exists():
+    if not checkpoint and not rd.checkpoint_path.exists():
         raise MissingFileError(f"{rd.path} has no checkpoint.pt to evaluate")
     try:
         cfg = rd.read_config()
@@ -53,15 +58,18 @@ def evaluate_run(
         raise ConfigError("no test set: pass --test ANNOTATION (or --set data.test=ANNOTATION)")
     ev, mcfg = rc.eval, rc.model
     data = build_data(data_cfg, ev, mcfg.num_snippets, mcfg.num_frames, rc.seed)
-    state = load_checkpoint(rd.checkpoint_path)
-    if not isinstance(state.get("model"), dict) or "fc.weight" not in state["model"]:
-        raise CheckpointError(
-            f"{rd.checkpoint_path} holds no model state dict with a classifier (fc.weight): "
-            "not a training checkpoint of this harness"
-        )
-    num_classes = state["model"]["fc.weight"].shape[0]
-    model = create_model(mcfg.replace(num_classes=num_classes))
-    model.load_state_dict(state["model"])
+    if checkpoint:
+        model = model_from_checkpoint(mcfg, checkpoint, checkpoint_format, what="--checkpoint")
+    else:
+        state = load_checkpoint(rd.checkpoint_path)
+        if not isinstance(state.get("model"), dict) or "fc.weight" not in state["model"]:
+            raise CheckpointError(
+                f"{rd.checkpoint_path} holds no model state dict with a classifier (fc.weight): "
+                "not a training checkpoint of this harness"
+            )
+        num_classes = state["model"]["fc.weight"].shape[0]
+        model = create_model(mcfg.replace(num_classes=num_classes))
+        model.load_state_dict(state["model"])
     result = evaluate_dataset(
         model,
         data.test,
@@ -75,5 +83,6 @@ def evaluate_run(
         amp_dtype=None,
     )
     result["views"] = ev.views
-    atomic_write_json(rd.path / f"eval-{ev.test_groups}x{ev.crops}.json", result)
+    suffix = f"-{Path(checkpoint).stem}" if checkpoint else ""
+    atomic_write_json(rd.path / f"eval-{ev.test_groups}x{ev.crops}{suffix}.json", result)
     return result

@@ -25,6 +25,9 @@ _EXPORTS = {  # public name -> module
     "temporal_shift": "harness.models.shift",
     "WeightLoadError": "harness.models.weights",
     "load_pretrained": "harness.models.weights",
+    "load_checkpoint_into": "harness.models.weights",
+    "model_from_checkpoint": "harness.models.weights",
+    "read_weights": "harness.models.weights",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -121,7 +121,7 @@ class ModelConfig:
     with_identity: bool = False
     shift_div: int = 8  # TSM: 1/shift_div of the channels shifted each way
     dropout: float = 0.5
-    pretrained: str | None = None  # path to a torchvision-format ResNet state dict
+    pretrained: str | None = None  # starting weights: torchvision ImageNet, harness, official DSANet or mmaction2 file
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> ConfigError:
@@ -157,7 +157,7 @@ class ModelConfig:
         if not is_number(self.dropout) or not 0 <= self.dropout < 1:
             raise bad("dropout", "must be in [0, 1)")
         if self.pretrained is not None and not isinstance(self.pretrained, (str, os.PathLike)):
-            raise bad("pretrained", "must be the path of a torchvision-format state dict, or null")
+            raise bad("pretrained", "must be the path of a weights file, or null")
         object.__setattr__(self, "stage_masks", normalize_stage_masks(self.stage_masks, self.depth))
         object.__setattr__(self, "with_identity", bool(self.with_identity))
         if self.aggregator != "avg":
