@@ -8,15 +8,18 @@ import json
 from harness.data.annotations import FORMATS
 from harness.errors import ConfigError, UsageError
 
+VIDEO_BACKENDS = ("auto", "decord", "pyav")  # harness.data.video.VIDEO_BACKENDS (that module imports torch)
+
 
 def _add_check(sub) -> None:
     p = sub.add_parser(
         "check",
         help="scan an annotated dataset for unreadable or too-short videos",
         description=(
-            "Open every video of an annotation file the way training reads it (decord for video files, "
-            "Pillow for raw-frame folders), decode its first, middle and last frame in parallel, and "
-            "write a report of unreadable (missing, zero-byte, truncated, undecodable) and too-short "
+            "Open every video of an annotation file the way training reads it (the video backend for video "
+            "files: decord, PyAV for a file decord cannot read; Pillow for raw-frame folders), decode its "
+            "first, middle and last frame in parallel, and write a report of unreadable (missing, zero-byte, "
+            "truncated, undecodable) and too-short "
             "videos as JSON plus a Markdown summary. Exit status 1 when any video is unreadable, "
             "0 otherwise (too-short videos are listed but still usable: the sampler clamps indices)."
         ),
@@ -72,6 +75,13 @@ def _add_check(sub) -> None:
         action="store_true",
         help="decode every frame, not just the first, middle and last (slower; finds files damaged inside)",
     )
+    p.add_argument(
+        "--backend",
+        choices=VIDEO_BACKENDS,
+        default="auto",
+        help="video decoder, as data.video_backend: auto = decord, PyAV for a file decord cannot read "
+        "(listed with the cause); decord; pyav (default: auto)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_check)
 
@@ -106,6 +116,7 @@ def _run_check(args) -> int:
         class_index=args.classes,
         progress=not args.quiet,
         deep=args.deep,
+        backend=args.backend,
     )
     target = args.report or default_report_path(args.annotation)
     try:
@@ -124,6 +135,12 @@ def _run_check(args) -> int:
         print(f"  unreadable ({item['reason']}): {item['path']} (line {item['line']}): {item['error']}")
     if report["num_unreadable"] > 10:
         print(f"  ... {report['num_unreadable'] - 10} more")
+    if report["num_fallback"]:
+        print(f"{report['num_fallback']} read with PyAV (decord cannot read them):")
+        for item in report["fallback"][:10]:
+            print(f"  {item['path']} (line {item['line']}): {item['cause']}")
+        if report["num_fallback"] > 10:
+            print(f"  ... {report['num_fallback'] - 10} more")
     print(where)
     return 1 if report["num_unreadable"] else 0
 
