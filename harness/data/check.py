@@ -83,6 +83,42 @@ def _probe_job(job):
     return probe(*job)
 
 
+def probe_records(
+    records: list[VideoRecord],
+    format: str = "video",
+    *,
+    frame_template: str = "img_{:05d}.jpg",
+    frame_start: int = 1,
+    deep: bool = False,
+    backend: str = "auto",
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "checking videos",
+) -> list[dict]:
+    """:func:`probe` every record, in a process pool of ``workers`` (default: all CPU cores) with a progress
+    bar; the results in record order."""
+    from tqdm import tqdm
+
+    check_video_backend(backend)
+    jobs = [(r, format, frame_template, frame_start, deep, backend) for r in records]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
+    results = []
+    try:
+        if workers == 1:
+            for job in jobs:
+                results.append(_probe_job(job))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for res in pool.map(_probe_job, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers)))):
+                    results.append(res)
+                    bar.update()
+    finally:
+        bar.close()
+    return results
+
+
 def check_dataset(
     annotation: str | os.PathLike,
     root: str | os.PathLike | None = None,
@@ -105,27 +141,19 @@ def check_dataset(
     deep:       decode every frame instead of the first, middle and last (slower; finds damage inside).
     backend:    video backend, "auto" | "decord" | "pyav" (as ``data.video_backend``).
     """
-    from tqdm import tqdm
-
     check_video_backend(backend)
     t0 = time.perf_counter()
     records = read_annotations(annotation, format, root, class_index=class_index)
-    jobs = [(r, format, frame_template, frame_start, deep, backend) for r in records]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc="checking videos", unit="video", disable=not progress)
-    results = []
-    try:
-        if workers == 1:
-            for job in jobs:
-                results.append(_probe_job(job))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for res in pool.map(_probe_job, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers)))):
-                    results.append(res)
-                    bar.update()
-    finally:
-        bar.close()
+    results = probe_records(
+        records,
+        format,
+        frame_template=frame_template,
+        frame_start=frame_start,
+        deep=deep,
+        backend=backend,
+        workers=workers,
+        progress=progress,
+    )
     unreadable, too_short, lengths, fallback = [], [], [], []
     for r, res in zip(records, results):
         if res["fallback"]:
