@@ -66,7 +66,7 @@ def _pyav_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - PyAV < 9
         from av import AVError as FFmpegError
     # OSError: unreadable file; ValueError / IndexError: no video stream, odd containers
-    return (FFmpegError, OSError, ValueError, IndexError, RuntimeError)
+    return (FFmpegError, OSError, ValueError, IndexError)
 
 
 # What decord raises for unreadable input (FFmpeg's message inside).
@@ -268,9 +268,10 @@ def decode_frames(reader, indices: np.ndarray, path: str = "", where: str = "") 
     flat = np.asarray(indices).reshape(-1)
     unique, inverse = np.unique(flat, return_inverse=True)
     path = path or getattr(reader, "path", "")
+    errors = DECODER_ERRORS if reader.backend == "decord" else _pyav_errors()
     try:
         frames = reader.frames(unique.tolist())
-    except DECODER_ERRORS + _pyav_errors() as e:
+    except errors as e:
         if not getattr(reader, "auto", False):
             raise CorruptVideoError(path, "undecodable", _decode_failure(reader, e), where) from None
         decord_error = f"decoding frames failed: {_first_line(e)}"
