@@ -63,6 +63,7 @@ NOT_IDENTITY = (
     "data.num_workers",
     "data.decode_threads",
     "data.cache_decoded",
+    "data.video_backend",
     "train.threads",
     "train.checkpoint_every_steps",
 )
@@ -107,6 +108,9 @@ class DataConfig:
     decode_threads: int = _help("decoder threads per video", default=1)
     cache_decoded: bool = _help("decode each video once per process and sample from memory (small sets)", default=False)
     on_error: str = _help("unreadable video: raise | skip (counted and listed)", default="raise")
+    video_backend: str = _help(
+        "video decoder: auto (decord; PyAV for a file decord cannot read) | decord | pyav", default="auto"
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -116,6 +120,12 @@ class DataConfig:
             "allowed: video, frames, kinetics_csv",
         )
         _check(self.on_error in ("raise", "skip"), "data.on_error", self.on_error, "allowed: raise, skip")
+        _check(
+            self.video_backend in ("auto", "decord", "pyav"),
+            "data.video_backend",
+            self.video_backend,
+            "allowed: auto, decord, pyav",
+        )
         _check(
             self.crop in ("random_resized", "multiscale"), "data.crop", self.crop, "allowed: random_resized, multiscale"
         )

@@ -119,6 +119,11 @@ CASES = {
         ["data", "check", "ann.txt", "--format", "frames", "--frame-template", "{x}.jpg"],
         ["--frame-template: frame_template='{x}.jpg' cannot format"],
     ),
+    "data prepare/missing folder": (
+        ["data", "prepare", "kinetics400", "--source", "nope", "--quiet"],
+        ["video folder not found: nope (give it with --source"],
+    ),
+    "data prepare/bad flag": (["data", "prepare", "kinetics400", "--labels", "l.csv"], ["--labels is for sthv1"]),
     "data synth/bad value": (
         ["data", "synth", "--out", "s", "--num-classes", "3", "--videos", "9", "--quiet"],
         ["num_classes must be 2, 4, 6 or 8"],

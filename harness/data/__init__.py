@@ -11,6 +11,8 @@ Public names (see each module's docstring for layouts and rules):
   evaluation use)
 - :func:`generate_synthetic`, :func:`factor_accuracy` (synthetic.py)
 - :func:`check_dataset` (check.py)
+- :func:`prepare_dataset` (prepare.py: Kinetics-400, Mini-Kinetics-200, Something-Something V1 -> our lists)
+- :func:`open_video`, :func:`decode_frames`, VIDEO_BACKENDS (video.py: decord / PyAV / auto)
 
 
 Names are imported on first use (PEP 562), so that importing one submodule (the CLI imports
@@ -30,6 +32,7 @@ _EXPORTS = {  # public name -> (module, name in the module)
     "EpochSampler": ("harness.data.loader", "EpochSampler"),
     "build_loader": ("harness.data.loader", "build_loader"),
     "set_epoch": ("harness.data.loader", "set_epoch"),
+    "prepare_dataset": ("harness.data.prepare", "prepare_dataset"),
     "SnippetSampler": ("harness.data.sampling", "SnippetSampler"),
     "SYNTHETIC_RECOMMENDED": ("harness.data.synthetic", "RECOMMENDED"),
     "SYNTHETIC_STUDY_SET": ("harness.data.synthetic", "STUDY_SET"),
@@ -56,7 +59,9 @@ _EXPORTS = {  # public name -> (module, name in the module)
     "split_views": ("harness.data.transforms", "split_views"),
     "train_transform": ("harness.data.transforms", "train_transform"),
     "CorruptVideoError": ("harness.data.video", "CorruptVideoError"),
+    "VIDEO_BACKENDS": ("harness.data.video", "VIDEO_BACKENDS"),
     "VideoDataset": ("harness.data.video", "VideoDataset"),
+    "decode_frames": ("harness.data.video", "decode_frames"),
     "open_video": ("harness.data.video", "open_video"),
     "video_info": ("harness.data.video", "video_info"),
 }

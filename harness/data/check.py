@@ -1,18 +1,22 @@
 """Scan a dataset for unreadable and too-short videos (``dsa-harness data check``).
 
-Every annotated video is opened with the same code the dataset uses (decord for video files,
-Pillow for raw-frame folders) and a few frames are decoded: the first, the middle and the
-last, which catches missing, zero-byte, truncated and undecodable files. A video with fewer
-than ``min_frames`` frames is *too short*: it is still usable (the sampler clamps or loops,
-see :mod:`harness.data.sampling`) but its snippets repeat frames.
+Every annotated video is opened with the same code the dataset uses (the video backend: decord, PyAV
+for a file decord cannot read in ``auto`` mode; Pillow for raw-frame folders) and a few frames are
+decoded: the first, the middle and the last, which catches missing, zero-byte, truncated and
+undecodable files. A video with fewer than ``min_frames`` frames is *too short*: it is still usable
+(the sampler clamps or loops, see :mod:`harness.data.sampling`) but its snippets repeat frames.
 
 The scan runs in a process pool with a progress bar; the report is a dict (written as JSON
 and Markdown by :func:`write_report`):
 
-    {"annotation", "root", "format", "min_frames", "num_videos", "num_ok",
-     "num_unreadable", "num_too_short", "unreadable": [{"path", "line", "reason", "error"}],
-     "too_short": [{"path", "line", "num_frames"}], "frames": {"min", "median", "max"},
-     "label_counts": {label: count}, "seconds"}
+    {"annotation", "root", "format", "backend", "min_frames", "num_videos", "num_ok",
+     "num_unreadable", "num_too_short", "num_fallback", "unreadable": [{"path", "line", "reason", "error"}],
+     "too_short": [{"path", "line", "num_frames"}], "fallback": [{"path", "line", "cause"}],
+     "frames": {"min", "median", "max"}, "label_counts": {label: count}, "seconds"}
+
+``fallback`` lists the videos decord cannot read that PyAV decodes (backend ``auto``), with the cause, e.g.
+"decord cannot decode this width (48 px); read with PyAV"; with backend ``decord`` they are unreadable and
+the error names the same cause.
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.annotations import VideoRecord, read_annotations
-from harness.data.video import CorruptVideoError, decode_frames, open_video, read_frame_folder
+from harness.data.video import (
+    CorruptVideoError,
+    check_video_backend,
+    decode_frames,
+    fallback_cause,
+    open_video,
+    read_frame_folder,
+)
 from harness.results.rundir import atomic_write_bytes, atomic_write_json
 
 DEEP_CHUNK = 16
@@ -39,12 +50,15 @@ def probe(
     frame_template: str = "img_{:05d}.jpg",
     frame_start: int = 1,
     deep: bool = False,
+    backend: str = "auto",
 ) -> dict:
     """Open one record and decode its first, middle and last frame, or with ``deep`` every frame (a file
     damaged in the middle decodes its first, middle and last frame and fails only in between).
 
-    Returns ``{"ok": bool, "num_frames": int | None, "reason": str | None, "error": str | None}``.
+    Returns ``{"ok": bool, "num_frames": int | None, "reason": str | None, "error": str | None,
+    "fallback": str | None}`` (fallback: why PyAV read a video decord cannot, backend ``auto``).
     """
+    fallback = None
     try:
         if format == "frames":
             n = int(record.num_frames)
@@ -54,18 +68,55 @@ def probe(
                     record.path, wanted[start : start + DEEP_CHUNK], frame_template, frame_start, record.where
                 )
         else:
-            reader = open_video(record.path, 1, record.where)
+            reader = open_video(record.path, 1, record.where, backend)
             n = len(reader)
             wanted = np.arange(n) if deep else np.array(sorted({0, n // 2, n - 1}))
             for start in range(0, len(wanted), DEEP_CHUNK):
                 decode_frames(reader, wanted[start : start + DEEP_CHUNK], record.path, record.where)
-        return {"ok": True, "num_frames": n, "reason": None, "error": None}
+            fallback = reader.fallback or (fallback_cause(record.path) if backend == "auto" else None)
+        return {"ok": True, "num_frames": n, "reason": None, "error": None, "fallback": fallback}
     except CorruptVideoError as e:
-        return {"ok": False, "num_frames": None, "reason": e.reason, "error": e.detail or str(e)}
+        return {"ok": False, "num_frames": None, "reason": e.reason, "error": e.detail or str(e), "fallback": None}
 
 
 def _probe_job(job):
     return probe(*job)
+
+
+def probe_records(
+    records: list[VideoRecord],
+    format: str = "video",
+    *,
+    frame_template: str = "img_{:05d}.jpg",
+    frame_start: int = 1,
+    deep: bool = False,
+    backend: str = "auto",
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "checking videos",
+) -> list[dict]:
+    """:func:`probe` every record, in a process pool of ``workers`` (default: all CPU cores) with a progress
+    bar; the results in record order."""
+    from tqdm import tqdm
+
+    check_video_backend(backend)
+    jobs = [(r, format, frame_template, frame_start, deep, backend) for r in records]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
+    results = []
+    try:
+        if workers == 1:
+            for job in jobs:
+                results.append(_probe_job(job))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for res in pool.map(_probe_job, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers)))):
+                    results.append(res)
+                    bar.update()
+    finally:
+        bar.close()
+    return results
 
 
 def check_dataset(
@@ -80,6 +131,7 @@ def check_dataset(
     class_index: str | os.PathLike | None = None,
     progress: bool = True,
     deep: bool = False,
+    backend: str = "auto",
 ) -> dict:
     """Scan every video of ``annotation`` (see the module docstring); returns the report dict.
 
@@ -87,29 +139,25 @@ def check_dataset(
                 8 frames at interval 8, the spec's sampling).
     workers:    processes (default: all CPU cores).
     deep:       decode every frame instead of the first, middle and last (slower; finds damage inside).
+    backend:    video backend, "auto" | "decord" | "pyav" (as ``data.video_backend``).
     """
-    from tqdm import tqdm
-
+    check_video_backend(backend)
     t0 = time.perf_counter()
     records = read_annotations(annotation, format, root, class_index=class_index)
-    jobs = [(r, format, frame_template, frame_start, deep) for r in records]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc="checking videos", unit="video", disable=not progress)
-    results = []
-    try:
-        if workers == 1:
-            for job in jobs:
-                results.append(_probe_job(job))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for res in pool.map(_probe_job, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers)))):
-                    results.append(res)
-                    bar.update()
-    finally:
-        bar.close()
-    unreadable, too_short, lengths = [], [], []
+    results = probe_records(
+        records,
+        format,
+        frame_template=frame_template,
+        frame_start=frame_start,
+        deep=deep,
+        backend=backend,
+        workers=workers,
+        progress=progress,
+    )
+    unreadable, too_short, lengths, fallback = [], [], [], []
     for r, res in zip(records, results):
+        if res["fallback"]:
+            fallback.append({"path": r.path, "line": r.line, "cause": res["fallback"]})
         if not res["ok"]:
             unreadable.append({"path": r.path, "line": r.line, "reason": res["reason"], "error": res["error"]})
             continue
@@ -121,14 +169,17 @@ def check_dataset(
         "annotation": str(annotation),
         "root": None if root is None else str(root),
         "format": format,
+        "backend": backend if format != "frames" else None,
         "deep": bool(deep),
         "min_frames": int(min_frames),
         "num_videos": len(records),
         "num_ok": len(records) - len(unreadable),
         "num_unreadable": len(unreadable),
         "num_too_short": len(too_short),
+        "num_fallback": len(fallback),
         "unreadable": unreadable,
         "too_short": too_short,
+        "fallback": fallback,
         "frames": (
             {"min": int(min(lengths)), "median": float(np.median(lengths)), "max": int(max(lengths))}
             if lengths
@@ -142,11 +193,13 @@ def check_dataset(
 def report_markdown(report: dict, limit: int = 50) -> str:
     """A short human-readable Markdown summary of a check report."""
     lines = [f"# Data check: {report['annotation']}", ""]
-    lines.append(f"- format: {report['format']}, root: {report['root']}")
+    backend = f", video backend: {report['backend']}" if report.get("backend") else ""
+    lines.append(f"- format: {report['format']}{backend}, root: {report['root']}")
     lines.append(
         f"- videos: {report['num_videos']}, readable: {report['num_ok']}, "
         f"unreadable: {report['num_unreadable']}, "
         f"too short (< {report['min_frames']} frames): {report['num_too_short']}"
+        + (f", read with PyAV (decord cannot): {report['num_fallback']}" if report.get("num_fallback") else "")
     )
     if report["frames"]:
         f = report["frames"]
@@ -155,8 +208,9 @@ def report_markdown(report: dict, limit: int = 50) -> str:
     for title, key, cols in (
         ("Unreadable", "unreadable", ("line", "reason", "path", "error")),
         ("Too short", "too_short", ("line", "num_frames", "path")),
+        ("Read with PyAV (decord cannot)", "fallback", ("line", "cause", "path")),
     ):
-        items = report[key]
+        items = report.get(key, [])
         if not items:
             continue
         lines += ["", f"## {title} ({len(items)})", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -1,4 +1,4 @@
-"""``dsa-harness data check | synth``."""
+"""``dsa-harness data check | prepare | synth``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import argparse
 import json
 
 from harness.data.annotations import FORMATS
+from harness.data.prepare import DATASETS
 from harness.errors import ConfigError, UsageError
+
+VIDEO_BACKENDS = ("auto", "decord", "pyav")  # harness.data.video.VIDEO_BACKENDS (that module imports torch)
 
 
 def _add_check(sub) -> None:
@@ -14,9 +17,10 @@ def _add_check(sub) -> None:
         "check",
         help="scan an annotated dataset for unreadable or too-short videos",
         description=(
-            "Open every video of an annotation file the way training reads it (decord for video files, "
-            "Pillow for raw-frame folders), decode its first, middle and last frame in parallel, and "
-            "write a report of unreadable (missing, zero-byte, truncated, undecodable) and too-short "
+            "Open every video of an annotation file the way training reads it (the video backend for video "
+            "files: decord, PyAV for a file decord cannot read; Pillow for raw-frame folders), decode its "
+            "first, middle and last frame in parallel, and write a report of unreadable (missing, zero-byte, "
+            "truncated, undecodable) and too-short "
             "videos as JSON plus a Markdown summary. Exit status 1 when any video is unreadable, "
             "0 otherwise (too-short videos are listed but still usable: the sampler clamps indices)."
         ),
@@ -72,6 +76,13 @@ def _add_check(sub) -> None:
         action="store_true",
         help="decode every frame, not just the first, middle and last (slower; finds files damaged inside)",
     )
+    p.add_argument(
+        "--backend",
+        choices=VIDEO_BACKENDS,
+        default="auto",
+        help="video decoder, as data.video_backend: auto = decord, PyAV for a file decord cannot read "
+        "(listed with the cause); decord; pyav (default: auto)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_check)
 
@@ -106,6 +117,7 @@ def _run_check(args) -> int:
         class_index=args.classes,
         progress=not args.quiet,
         deep=args.deep,
+        backend=args.backend,
     )
     target = args.report or default_report_path(args.annotation)
     try:
@@ -124,6 +136,12 @@ def _run_check(args) -> int:
         print(f"  unreadable ({item['reason']}): {item['path']} (line {item['line']}): {item['error']}")
     if report["num_unreadable"] > 10:
         print(f"  ... {report['num_unreadable'] - 10} more")
+    if report["num_fallback"]:
+        print(f"{report['num_fallback']} read with PyAV (decord cannot read them):")
+        for item in report["fallback"][:10]:
+            print(f"  {item['path']} (line {item['line']}): {item['cause']}")
+        if report["num_fallback"] > 10:
+            print(f"  ... {report['num_fallback'] - 10} more")
     print(where)
     return 1 if report["num_unreadable"] else 0
 
@@ -216,14 +234,171 @@ def _run_synth(args) -> int:
     return 0
 
 
+def _add_prepare(sub) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="turn a downloaded Kinetics-400, Mini-Kinetics-200 or Something-Something V1 into our lists",
+        description=(
+            "Read a dataset in its published layout and write OUT/train.txt and OUT/val.txt (video lists "
+            "'PATH LABEL', or raw-frame lists 'FOLDER NUM_FRAMES LABEL' for sthv1, relative to the video folder), "
+            "OUT/classes.json (class names, index = position) and OUT/prepare.json (the summary). "
+            "kinetics400: the official CSVs train.csv and validate.csv (or val.csv) and the clips "
+            "SOURCE/<split>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4 or SOURCE/<split>/<youtube_id>_...mp4 "
+            "(split folders train and val or validate). minikinetics200: the published id lists "
+            "train_ytid_list.txt and val_ytid_list.txt (one YOUTUBE_ID, or LABEL/YOUTUBE_ID, per line; labels "
+            "from the Kinetics-400 CSVs) over a Kinetics-400 folder. sthv1: frame folders SOURCE/<id>/00001.jpg ..., "
+            "something-something-v1-labels.csv (one class per line) and something-something-v1-train.csv / "
+            "-validation.csv ('id;label name'). Annotation files are looked for in SOURCE, SOURCE/annotations, "
+            "the parent of SOURCE, OUT and OUT/annotations, or where --annotations says. Missing videos and "
+            "unreadable ones (zero-byte files, empty frame folders; with --check every video is decoded as "
+            "'data check' does) are counted, listed in the summary and left out of the lists (--keep-missing "
+            "writes them too). The defaults (OUT data/<dataset>; SOURCE OUT/videos, sthv1 OUT/frames, "
+            "minikinetics200 the Kinetics-400 folder OUT/../kinetics400/videos) are the paths the paper grids read."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  dsa-harness data prepare kinetics400                       # data/kinetics400/videos -> lists\n"
+            "  dsa-harness data prepare kinetics400 --source /datasets/k400 --annotations /datasets/k400/annotations\n"
+            "  dsa-harness data prepare minikinetics200 --source data/kinetics400/videos --annotations lists/mini200\n"
+            "  dsa-harness data prepare sthv1 --source /datasets/20bn-something-something-v1 --check"
+        ),
+    )
+    p.add_argument("dataset", choices=DATASETS, help="the published layout to read")
+    p.add_argument(
+        "--source",
+        default=None,
+        metavar="DIR",
+        help="video folder (sthv1: frame folder), the lists' root (default OUT/videos; sthv1 OUT/frames; "
+        "minikinetics200 OUT/../kinetics400/videos)",
+    )
+    p.add_argument("--out", default=None, metavar="DIR", help="where the lists go (default data/<dataset>)")
+    p.add_argument(
+        "--annotations",
+        default=None,
+        metavar="DIR",
+        help="folder of the published annotation files (default: searched)",
+    )
+    p.add_argument(
+        "--train",
+        default=None,
+        metavar="FILE",
+        help="the train split file (Kinetics CSV, Mini-Kinetics list, sthv1 CSV)",
+    )
+    p.add_argument("--val", default=None, metavar="FILE", help="the validation split file (as --train)")
+    p.add_argument("--labels", default=None, metavar="FILE", help="sthv1: something-something-v1-labels.csv")
+    p.add_argument(
+        "--kinetics-csv",
+        nargs=2,
+        default=None,
+        metavar=("TRAIN", "VAL"),
+        help="minikinetics200: the Kinetics-400 train and validate CSVs (labels of the ids)",
+    )
+    p.add_argument(
+        "--frame-template", default="{:05d}.jpg", help="sthv1: file name of frame i (default {:05d}.jpg, from 1)"
+    )
+    p.add_argument("--frame-start", type=int, default=1, help="sthv1: number of the first frame file (default 1)")
+    p.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="write missing and unreadable videos into the lists too (train with data.on_error=skip)",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="decode the first, middle and last frame of every video found (slower)"
+    )
+    p.add_argument("--backend", choices=VIDEO_BACKENDS, default="auto", help="--check: video decoder (default: auto)")
+    p.add_argument("--workers", type=int, default=None, help="--check: parallel processes (default: all CPU cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args) -> int:
+    from pathlib import Path
+
+    from harness.data.prepare import default_out, default_source, prepare_dataset
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, not {args.workers}")
+    if args.frame_start < 0:
+        raise UsageError(f"--frame-start must be >= 0, not {args.frame_start}")
+    if args.dataset == "sthv1":
+        from harness.data.video import check_frame_template
+
+        try:
+            check_frame_template(args.frame_template, args.frame_start)
+        except ConfigError as e:
+            raise UsageError(f"--frame-template: {e}") from None
+    if args.labels and args.dataset != "sthv1":
+        raise UsageError("--labels is for sthv1 (Kinetics class names come from the CSVs)")
+    if args.kinetics_csv and args.dataset != "minikinetics200":
+        raise UsageError("--kinetics-csv is for minikinetics200 (kinetics400 reads its CSVs with --train/--val)")
+    files = {"train": args.train, "val": args.val, "labels": args.labels}
+    if args.kinetics_csv:
+        files["kinetics_train"], files["kinetics_val"] = args.kinetics_csv
+    s = prepare_dataset(
+        args.dataset,
+        source=args.source,
+        out=args.out,
+        annotations=args.annotations,
+        files={k: v for k, v in files.items() if v},
+        frame_template=args.frame_template,
+        frame_start=args.frame_start,
+        keep_missing=args.keep_missing,
+        check=args.check,
+        backend=args.backend,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    print(f"{s['dataset']}: {s['num_classes']} classes -> {s['classes_file']}")
+    for split, c in s["splits"].items():
+        print(
+            f"  {split}: {c['listed']} in {c['annotation']}, {c['written']} written to {c['list']}, "
+            f"{c['missing']} missing, {c['unreadable']} unreadable"
+        )
+    kept = "written to the lists too (--keep-missing)" if s["keep_missing"] else "not in the lists"
+    for key, title in (("missing", "missing"), ("unreadable", "unreadable")):
+        entries = [e for split in s["splits"] for e in s[key][split]]
+        if not entries:
+            continue
+        print(f"{len(entries)} {title}, {kept}:")
+        for e in entries[:10]:
+            what = e["error"] if key == "unreadable" else f"{e['label']}: not found: {e['expected']}"
+            print(f"  {e['annotation']}:{e['line']}: {e['id']} ({what})")
+        if len(entries) > 10:
+            print(f"  ... {len(entries) - 10} more (see the summary)")
+    for w in s["warnings"][:10]:
+        print(f"warning: {w}")
+    if len(s["warnings"]) > 10:
+        print(f"warning: ... {len(s['warnings']) - 10} more (see the summary)")
+    print(f"summary: {s['summary_file']}")
+    out = default_out(args.dataset)
+    data = s["data"]
+    defaults = {
+        "train": out / "train.txt",
+        "val": out / "val.txt",
+        "test": out / "val.txt",
+        "root": default_source(args.dataset, out),
+    }
+    differ = [f"--set data.{k}={data[k]}" for k, v in defaults.items() if Path(data[k]).resolve() != v.resolve()]
+    if differ:
+        print(f"the paper grids read data/{args.dataset}/...; train on these lists with: " + " ".join(differ))
+    else:
+        print(f"the paper grids' data paths (data/{args.dataset}/...) hold these lists")
+    return 0
+
+
 def register_commands(subparsers) -> None:
-    """Add ``data`` with sub-commands ``check`` and ``synth``."""
+    """Add ``data`` with sub-commands ``check``, ``prepare`` and ``synth``."""
     p = subparsers.add_parser(
         "data",
-        help="video data: check a dataset, generate the synthetic long-range set",
-        description="Video data tools: 'check' scans a dataset for bad videos; 'synth' writes the synthetic set.",
+        help="video data: check a dataset, prepare a downloaded one, generate the synthetic long-range set",
+        description=(
+            "Video data tools: 'check' scans a dataset for bad videos; 'prepare' turns a downloaded Kinetics-400, "
+            "Mini-Kinetics-200 or Something-Something V1 into our lists; 'synth' writes the synthetic set."
+        ),
     )
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     _add_check(sub)
+    _add_prepare(sub)
     _add_synth(sub)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

@@ -15,6 +15,14 @@ Randomness (training offsets, crops, flips) is drawn from
 ``(seed, epoch, index)``, not on the worker that reads it nor on the number of workers. The
 epoch lives in shared memory so that :meth:`VideoDataset.set_epoch` reaches persistent workers.
 
+**Video backends** (``video_backend``, :data:`VIDEO_BACKENDS`): ``decord`` (seeks, fast), ``pyav`` (PyAV,
+decodes from the start up to the last wanted frame) and ``auto`` (the default: decord, and PyAV for a file
+decord cannot open or decode, e.g. H.264 at the widths decord 0.6 mis-copies: 16, 24, 48, 72 px). Both give
+the same uint8 RGB frames (FFmpeg's decoder and rgb24 conversion; tested) and the same frame count (video
+packets), so a sample is the same tensor whichever backend decoded it. In ``auto`` a file decord failed on is
+remembered per process (read with PyAV directly afterwards) and logged once; :func:`open_video` tells why
+(``reader.fallback``), which ``data check`` reports.
+
 Bad files (missing, zero-byte, truncated, undecodable, no frames, missing JPEG) raise
 :class:`CorruptVideoError` naming the file and the annotation line. With ``on_error="skip"``
 the sample is replaced by another one drawn deterministically from ``(seed, epoch, index)``
@@ -52,11 +60,27 @@ def _decoder_errors() -> tuple[type[BaseException], ...]:
     return (RuntimeError, DECORDError)
 
 
+def _pyav_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from av import FFmpegError
+    except ImportError:  # pragma: no cover - PyAV < 9
+        from av import AVError as FFmpegError
+    # OSError: unreadable file; ValueError / IndexError: no video stream, odd containers
+    return (FFmpegError, OSError, ValueError, IndexError)
+
+
 # What decord raises for unreadable input (FFmpeg's message inside).
 DECODER_ERRORS = _decoder_errors()
+VIDEO_BACKENDS = ("auto", "decord", "pyav")
+"""``decord``; ``pyav``; ``auto`` = decord, and PyAV for a file decord cannot open or decode (see the module
+docstring)."""
 # Reason codes stored in the shared skip table (0 = not skipped).
 REASONS = {1: "missing", 2: "empty", 3: "undecodable", 4: "no frames"}
 _REASON_CODE = {v: k for k, v in REASONS.items()}
+# decord 0.6's internal size check when it mis-copies frames of some widths (16, 24, 48, 72 px for H.264)
+_DECORD_SIZE_CHECK = ("from_size == to_size", "DECORDArrayCopyFromTo")
+# auto backend, per process: path -> why decord could not read it (read with PyAV from then on)
+_DECORD_FAILED: dict[str, str] = {}
 
 
 class CorruptVideoError(HarnessError, RuntimeError):
@@ -93,36 +117,182 @@ def _first_line(exc: BaseException) -> str:
     return (text[-1] if text else type(exc).__name__)[:300]
 
 
-def open_video(path: str, num_threads: int = 1, where: str = ""):
-    """Open ``path`` with decord; raise :class:`CorruptVideoError` when it cannot be used."""
-    import decord
+def check_video_backend(backend: str) -> None:
+    """Refuse an unknown backend name (``ConfigError``)."""
+    if backend not in VIDEO_BACKENDS:
+        raise ConfigError(f"video_backend={backend!r} is invalid: allowed: {', '.join(VIDEO_BACKENDS)}")
 
-    if not os.path.exists(path):
-        raise CorruptVideoError(path, "missing", "no such file", where)
-    if os.path.getsize(path) == 0:
-        raise CorruptVideoError(path, "empty", "zero-byte file", where)
+
+def _pyav_width(path: str) -> int | None:
     try:
-        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
-    except DECODER_ERRORS as e:  # RuntimeError / DECORDError with FFmpeg's reason
-        raise CorruptVideoError(path, "undecodable", _first_line(e), where) from None
+        import av
+
+        with av.open(path) as container:
+            return int(container.streams.video[0].codec_context.width)
+    except _pyav_errors():
+        return None
+
+
+def decord_cause(path: str, error: str) -> str:
+    """Why decord could not read ``path``, in words: its size check at the widths it mis-copies is named
+    ("decord cannot decode this width (48 px); read with PyAV"), other errors are quoted."""
+    if any(marker in error for marker in _DECORD_SIZE_CHECK):
+        width = _pyav_width(path)
+        return f"decord cannot decode this width{f' ({width} px)' if width else ''}; read with PyAV"
+    return f"decord failed ({error}); read with PyAV"
+
+
+class DecordReader:
+    """A video opened with decord: ``len(reader)`` frames, ``reader.fps``, ``reader.frames(sorted unique indices)``."""
+
+    backend = "decord"
+    fallback = None
+
+    def __init__(self, path: str, num_threads: int = 1, auto: bool = False):
+        import decord
+
+        self.path, self.num_threads, self.auto = path, int(num_threads), auto  # auto: PyAV when decoding fails
+        self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
+        self.fps = float(self._reader.get_avg_fps())
+
+    def __len__(self) -> int:
+        return len(self._reader)
+
+    def frames(self, indices: list[int]) -> np.ndarray:
+        """uint8 ``(len(indices), H, W, 3)`` RGB; raises decord's errors."""
+        return self._reader.get_batch(list(indices)).asnumpy()
+
+
+class PyAVReader:
+    """A video opened with PyAV, the same interface as :class:`DecordReader`. The frame count is the number of
+    video packets (as decord counts); :meth:`frames` decodes from the start up to the last wanted frame, in
+    presentation order, and converts to rgb24 as decord does (same frames, tested)."""
+
+    backend = "pyav"
+
+    def __init__(self, path: str, num_threads: int = 1, fallback: str | None = None):
+        import av
+
+        self.path, self.num_threads, self.fallback = path, int(num_threads), fallback
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            self.fps = float(rate) if rate else 0.0
+            self._len = sum(1 for packet in container.demux(stream) if packet.size > 0)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def frames(self, indices: list[int]) -> np.ndarray:
+        """uint8 ``(k, H, W, 3)`` RGB for the sorted unique ``indices`` (fewer when the file ends early)."""
+        import av
+
+        wanted = iter(indices)
+        target = next(wanted, None)
+        out = []
+        with av.open(self.path) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = self.num_threads
+            if target is not None:
+                for i, frame in enumerate(container.decode(stream)):
+                    if i == target:
+                        out.append(frame.to_ndarray(format="rgb24"))
+                        target = next(wanted, None)
+                        if target is None:
+                            break
+        if not out:
+            return np.zeros((0, 0, 0, 3), np.uint8)
+        return np.stack(out)
+
+
+def _open_pyav(path: str, num_threads: int, where: str, fallback: str | None = None, decord_error: str = ""):
+    try:
+        reader = PyAVReader(path, num_threads, fallback)
+    except _pyav_errors() as e:
+        detail = _first_line(e) if not decord_error else f"{decord_error}; PyAV: {_first_line(e)}"
+        raise CorruptVideoError(path, "undecodable", detail, where) from None
     if len(reader) < 1:
         raise CorruptVideoError(path, "no frames", "decoder reports 0 frames", where)
     return reader
 
 
+def open_video(path: str, num_threads: int = 1, where: str = "", backend: str = "auto"):
+    """Open ``path`` with ``backend`` (:data:`VIDEO_BACKENDS`); raise :class:`CorruptVideoError` when it cannot
+    be used. Returns a :class:`DecordReader` or :class:`PyAVReader`; in ``auto`` mode the decord reader falls
+    back to PyAV when decoding fails (see :func:`decode_frames`), and ``reader.fallback`` says why PyAV reads
+    a file (None when decord does)."""
+    check_video_backend(backend)
+    path = str(path)
+    if not os.path.exists(path):
+        raise CorruptVideoError(path, "missing", "no such file", where)
+    if os.path.getsize(path) == 0:
+        raise CorruptVideoError(path, "empty", "zero-byte file", where)
+    if backend == "pyav":
+        return _open_pyav(path, num_threads, where)
+    if backend == "auto" and path in _DECORD_FAILED:
+        return _open_pyav(path, num_threads, where, _DECORD_FAILED[path])
+    try:
+        reader = DecordReader(path, num_threads, auto=backend == "auto")
+    except DECODER_ERRORS as e:  # RuntimeError / DECORDError with FFmpeg's reason
+        if backend == "decord":
+            raise CorruptVideoError(path, "undecodable", _first_line(e), where) from None
+        reader = _open_pyav(path, num_threads, where, decord_cause(path, _first_line(e)), _first_line(e))
+        _remember_fallback(path, reader.fallback)
+        return reader
+    if len(reader) < 1:
+        raise CorruptVideoError(path, "no frames", "decoder reports 0 frames", where)
+    return reader
+
+
+def _decode_failure(reader, error: BaseException) -> str:
+    text = _first_line(error)
+    if reader.backend == "decord" and any(marker in text for marker in _DECORD_SIZE_CHECK):
+        return f"{decord_cause(reader.path, text)} (video_backend auto or pyav)"
+    return f"decoding frames failed: {text}"
+
+
+def _remember_fallback(path: str, cause: str) -> None:
+    if path not in _DECORD_FAILED:
+        _DECORD_FAILED[path] = cause
+        log.warning("%s: %s", path, cause)
+
+
 def decode_frames(reader, indices: np.ndarray, path: str = "", where: str = "") -> np.ndarray:
-    """``reader.get_batch(sorted unique indices)`` once, gathered back: uint8 ``(*indices.shape, H, W, 3)``."""
+    """Decode the sorted unique ``indices`` once, gathered back: uint8 ``(*indices.shape, H, W, 3)``.
+
+    ``reader`` comes from :func:`open_video`. When a decord reader opened in ``auto`` mode fails, PyAV decodes
+    the same frames, and the file is read with PyAV from then on in this process (:func:`fallback_cause`
+    says why)."""
     flat = np.asarray(indices).reshape(-1)
     unique, inverse = np.unique(flat, return_inverse=True)
+    path = path or getattr(reader, "path", "")
+    errors = DECODER_ERRORS if reader.backend == "decord" else _pyav_errors()
     try:
-        frames = reader.get_batch(unique.tolist()).asnumpy()
-    except DECODER_ERRORS as e:
-        raise CorruptVideoError(path, "undecodable", f"decoding frames failed: {_first_line(e)}", where) from None
+        frames = reader.frames(unique.tolist())
+    except errors as e:
+        if not getattr(reader, "auto", False):
+            raise CorruptVideoError(path, "undecodable", _decode_failure(reader, e), where) from None
+        decord_error = f"decoding frames failed: {_first_line(e)}"
+        fallback = _open_pyav(
+            reader.path, reader.num_threads, where, decord_cause(reader.path, _first_line(e)), decord_error
+        )
+        try:
+            frames = fallback.frames(unique.tolist())
+        except _pyav_errors() as e2:
+            raise CorruptVideoError(path, "undecodable", f"{decord_error}; PyAV: {_first_line(e2)}", where) from None
+        _remember_fallback(reader.path, fallback.fallback)
     if frames.shape[0] != len(unique):
         raise CorruptVideoError(path, "undecodable", f"got {frames.shape[0]} of {len(unique)} frames", where)
     if len(unique) != len(flat) or not np.array_equal(unique, flat):
         frames = frames[inverse]
     return frames.reshape(*np.shape(indices), *frames.shape[1:])
+
+
+def fallback_cause(path: str) -> str | None:
+    """Why this process reads ``path`` with PyAV in ``auto`` mode (None: decord reads it, or not tried yet)."""
+    return _DECORD_FAILED.get(str(path))
 
 
 def check_frame_template(template: str, start: int = 1) -> None:
@@ -172,7 +342,9 @@ class VideoDataset(Dataset):
                      None: samples are returned at decoded size.
     format:          "video" | "frames" | "kinetics_csv".
     on_error:        "raise" (CorruptVideoError) or "skip" (deterministic replacement, counted).
-    decode_threads:  decord threads per reader (1 per loader worker is usually best).
+    decode_threads:  decoder threads per reader (1 per loader worker is usually best).
+    video_backend:   "auto" (decord, PyAV for a file decord cannot read) | "decord" | "pyav"; the samples are
+                     the same whichever decodes.
     seed:            base of the per-sample random generator ``[seed, epoch, index]``.
     frame_template, frame_start: raw frames, file of frame ``i`` = ``frame_template.format(i + frame_start)``.
     class_index, label_dir_spaces: Kinetics CSV options (see :func:`read_annotations`).
@@ -202,7 +374,9 @@ class VideoDataset(Dataset):
         label_dir_spaces: str | None = None,
         records: list[VideoRecord] | None = None,
         cache_decoded: bool = False,
+        video_backend: str = "auto",
     ):
+        check_video_backend(video_backend)
         if on_error not in ON_ERROR:
             raise ValueError(f"VideoDataset on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
         if decode_threads < 0:
@@ -230,6 +404,7 @@ class VideoDataset(Dataset):
         self.format = format
         self.on_error = on_error
         self.decode_threads = int(decode_threads)
+        self.video_backend = video_backend
         self.seed = int(seed)
         self.frame_template = frame_template
         self.frame_start = int(frame_start)
@@ -312,14 +487,14 @@ class VideoDataset(Dataset):
         elif self.cache_decoded:
             video = self._decoded.get(index)
             if video is None:
-                reader = open_video(record.path, self.decode_threads, where)
+                reader = open_video(record.path, self.decode_threads, where, self.video_backend)
                 num_frames = len(reader) if record.num_frames is None else min(record.num_frames, len(reader))
                 video = decode_frames(reader, np.arange(num_frames), record.path, where)
                 self._decoded[index] = video
                 del reader
             frames = video[self.sampler(len(video), rng)]
         else:
-            reader = open_video(record.path, self.decode_threads, where)
+            reader = open_video(record.path, self.decode_threads, where, self.video_backend)
             num_frames = len(reader) if record.num_frames is None else min(record.num_frames, len(reader))
             indices = self.sampler(num_frames, rng)
             frames = decode_frames(reader, indices, record.path, where)
@@ -373,8 +548,10 @@ class VideoDataset(Dataset):
         )
 
 
-def video_info(path: str | os.PathLike) -> dict:
-    """``{"num_frames", "fps", "height", "width"}`` of a video file (decord)."""
-    reader = open_video(str(Path(path)))
-    h, w = reader[0].shape[:2]
-    return {"num_frames": len(reader), "fps": float(reader.get_avg_fps()), "height": int(h), "width": int(w)}
+def video_info(path: str | os.PathLike, backend: str = "auto") -> dict:
+    """``{"num_frames", "fps", "height", "width", "backend"}`` of a video file (``backend``: the one that read it)."""
+    path = str(Path(path))
+    reader = open_video(path, backend=backend)
+    h, w = decode_frames(reader, np.zeros(1, np.int64), path).shape[1:3]
+    backend = "pyav" if reader.backend == "pyav" or fallback_cause(path) else "decord"
+    return {"num_frames": len(reader), "fps": reader.fps, "height": int(h), "width": int(w), "backend": backend}

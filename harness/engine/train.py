@@ -174,6 +174,7 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
             decode_threads=data.decode_threads,
             seed=seed,
             cache_decoded=data.cache_decoded,
+            video_backend=data.video_backend,
             **extra,
         )
 
