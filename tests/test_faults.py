@@ -276,3 +276,31 @@ def test_grid_validation_reports_every_problem_at_once():
     for run in (0, 1):
         assert {(run, "model.split_ratio"), (run, "model.dropout"), (run, "model.depthh")} <= where
     assert (1, "profile.size") in where and (0, "profile.size") not in where
+
+
+def test_submit_local_through_a_pipe_returns_before_its_workers_end(tmp_path):
+    """`sweep submit --cluster local | cat`: the workers must not hold the command's stdout open."""
+    import subprocess
+    import sys
+    import time
+
+    doc = {
+        "name": "slow",
+        "task": "profile",
+        "base": {
+            "model": {"variant": "tsn_r18", "width": 8, "num_snippets": 1, "num_frames": 1},
+            "profile": {"size": 16, "latency": True, "min_run_time": 20.0, "threads": 1},
+        },
+        "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10},
+    }
+    (tmp_path / "slow.yaml").write_text(yaml.safe_dump(doc))
+    cmd = [sys.executable, "-m", "harness.cli", "sweep", "submit", "slow.yaml", "--cluster", "local"]
+    out = subprocess.run(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout
+    finals = list((tmp_path / "results" / "runs" / "slow").glob("*/final.json"))
+    assert not finals, "submit returned only once its worker had finished (the pipe was inherited)"
+    assert "1 submitted" in out.stdout
+    deadline = time.time() + 180  # the worker itself goes on and finishes
+    while not list((tmp_path / "results" / "runs" / "slow").glob("*/final.json")):
+        assert time.time() < deadline, "the local worker never finished"
+        time.sleep(0.5)

@@ -370,6 +370,29 @@ def default_max_parallel(res: Resources, options: LaunchOptions | None = None) -
     return max(1, (os.cpu_count() or 1) // (res.cpus_per_task * tasks))
 
 
+@contextlib.contextmanager
+def _detached_stdio() -> Iterator[None]:
+    """Local workers outlive the submitting command: they must not inherit its stdin/stdout/stderr (submitit
+    starts them with ours), or `sweep submit --cluster local | cat` would wait for every run to end. Their
+    own output goes to their log files under _jobs/. Our descriptors 0-2 point at /dev/null while they start."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        yield
+    finally:
+        for fd, copy in zip((0, 1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
+
+
 def _submit_local(group, res: Resources, options, folder, snap_dir, workdir):
     import submitit
 
@@ -391,7 +414,7 @@ def _submit_local(group, res: Resources, options, folder, snap_dir, workdir):
         if gpus:
             params.update(gpus_per_node=gpus, visible_gpus=list(range(w * gpus, (w + 1) * gpus)))
         ex.update_parameters(**params)
-        with _working_directory(snap_dir), _environ(OMP_NUM_THREADS=str(threads)):
+        with _working_directory(snap_dir), _environ(OMP_NUM_THREADS=str(threads)), _detached_stdio():
             job = ex.submit(RunBatch(), [str(r.run_dir) for r in share], workdir if snap_dir else None)
         ticks = proc_start_ticks(int(job.job_id))
         for run in share:
