@@ -246,6 +246,8 @@ class VideoResNet(nn.Module):
             return layer(x)
         from torch.utils.checkpoint import checkpoint
 
+        if torch.compiler.is_compiling():  # compiled: the backward graph recomputes; buffers update once
+            return checkpoint(layer, x, use_reentrant=False)
         return checkpoint(
             layer, x, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), _frozen_bn_stats(layer))
         )
