@@ -3,6 +3,7 @@ checkpoints (weights_only, corrupt files), evaluation shards."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -600,3 +601,15 @@ def test_compile_trains_through_torch_compile(colour_set, tmp_path, monkeypatch)
     assert len(compiled) == 1
     for k, v in runs["eager"].items():  # BatchNorm statistics included: updated once per step
         torch.testing.assert_close(runs["compiled"][k], v, atol=1e-4, rtol=1e-3)
+
+
+def test_train_overhead_benchmark_runs(tmp_path):
+    """benchmarks/train_overhead.py end to end at its smallest (figures: run it on its own)."""
+    out = tmp_path / "train_overhead.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_overhead.py"
+    args = ["--width", "8", "--batch", "2", "--steps", "2", "--rounds", "2", "--out", str(out)]
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(out.read_text())
+    assert len(record["ratios"]) == 2 and record["ratio_median"] > 0 and record["setting"]["clock"] == "cpu"
+    assert "engine / bare: median" in proc.stdout
