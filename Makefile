@@ -38,3 +38,4 @@ format: setup
 
 bench: setup
 	$(PY) benchmarks/dsa_overhead.py
+	$(PY) benchmarks/train_overhead.py

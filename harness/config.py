@@ -49,6 +49,7 @@ from harness.errors import ConfigError, MissingFileError
 IDENTITY_VERSION = 2
 """Bumped whenever the identity rule changes; part of every hash (see the module docstring)."""
 TASKS = ("train", "profile")
+AMP_MODES = ("auto", "none", "bf16", "fp16")
 SECTIONS_BY_TASK = {"train": ("model", "data", "train", "eval"), "profile": ("model", "profile")}
 SECTIONS = ("model", "data", "train", "eval", "profile")
 RUN_KEYS = ("task", "seed", *SECTIONS)
@@ -104,7 +105,11 @@ class DataConfig:
     scales: tuple[float, ...] = _help(
         "multiscale: crop sides as fractions of the short side", default=(1.0, 0.875, 0.75, 0.66)
     )
-    num_workers: int = _help("loader worker processes per training process", default=2)
+    num_workers: int | str | None = _help(
+        "loader worker processes per training process, for training and evaluation "
+        "(null or auto: min(8, CPUs available to the process - 1), resolved where the run runs)",
+        default=None,
+    )
     decode_threads: int = _help("decoder threads per video", default=1)
     cache_decoded: bool = _help("decode each video once per process and sample from memory (small sets)", default=False)
     on_error: str = _help("unreadable video: raise | skip (counted and listed)", default="raise")
@@ -146,7 +151,15 @@ class DataConfig:
         if self.resize is None:
             object.__setattr__(self, "resize", round(self.size * 256 / 224))
         _check(self.resize >= self.size, "data.resize", self.resize, f"must be >= data.size ({self.size})")
-        _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+        if self.num_workers == "auto":
+            object.__setattr__(self, "num_workers", None)
+        _check(
+            self.num_workers is None
+            or (isinstance(self.num_workers, int) and not isinstance(self.num_workers, bool) and self.num_workers >= 0),
+            "data.num_workers",
+            self.num_workers,
+            "must be an integer >= 0, or auto / null",
+        )
 
     @property
     def annotation(self) -> str | None:
@@ -173,13 +186,30 @@ class TrainConfig:
     gamma: float = _help("step schedule: lr factor at each milestone", default=0.1)
     warmup_epochs: float = _help("linear warm-up length in epochs", default=10.0)
     warmup_start_factor: float = _help("lr factor at the start of the warm-up", default=0.01)
-    amp: str = _help("mixed precision on CUDA: none | bf16 | fp16", default="none")
+    amp: str = _help(
+        "mixed precision: auto (CUDA: bf16 where supported, else fp16 with loss scaling; CPU: none) | none | "
+        "bf16 | fp16 (CUDA only; on CPU: none); what a run used is train.amp_used in final.json",
+        default="auto",
+    )
     grad_accum: int = _help("micro-batches accumulated per optimiser step", default=1)
     checkpoint_every_steps: int = _help("steps between mid-epoch checkpoints (0: at epoch ends only)", default=0)
     eval_every: int = _help("epochs between validations (0: never; the last epoch always)", default=1)
     device: str = _help("auto | cpu | cuda", default="auto")
     threads: int | None = _help("intra-op CPU threads (None: torch's default)", default=None)
-    deterministic: bool = _help("deterministic algorithms where possible (exact resume on CPU)", default=True)
+    deterministic: bool | str = _help(
+        "deterministic algorithms, cudnn.benchmark off: auto (CPU: true, the exact-resume setting; CUDA: false, "
+        "cudnn.benchmark on) | true | false; what a run used is train.deterministic_used in final.json",
+        default="auto",
+    )
+    activation_checkpointing: str | tuple[str, ...] = _help(
+        "stages whose activations are recomputed in the backward pass instead of kept (less memory, about one "
+        "more forward of them): none | all | a list of res2, res3, res4, res5 (same results)",
+        default=(),
+    )
+    channels_last: bool = _help(
+        "channels_last memory format for model and inputs (I3D: channels_last_3d)", default=False
+    )
+    compile: bool = _help("torch.compile the model for training (evaluation runs it eagerly)", default=False)
     max_steps_per_epoch: int | None = _help("cap on steps per epoch (smoke runs)", default=None)
 
     def __post_init__(self) -> None:
@@ -209,7 +239,16 @@ class TrainConfig:
             self.warmup_start_factor,
             "must be in [0, 1]",
         )
-        _check(self.amp in ("none", "bf16", "fp16"), "train.amp", self.amp, "allowed: none, bf16, fp16")
+        _check(self.amp in AMP_MODES, "train.amp", self.amp, "allowed: " + ", ".join(AMP_MODES))
+        _check(
+            self.deterministic is True or self.deterministic is False or self.deterministic == "auto",
+            "train.deterministic",
+            self.deterministic,
+            "allowed: auto, true, false",
+        )
+        object.__setattr__(
+            self, "activation_checkpointing", _stages("train.activation_checkpointing", self.activation_checkpointing)
+        )
         _check(
             self.checkpoint_every_steps >= 0,
             "train.checkpoint_every_steps",
@@ -275,6 +314,25 @@ class ProfileConfig:
         )
         _check(self.threads is None or self.threads >= 1, "profile.threads", self.threads, "must be >= 1 or null")
         _check(self.min_run_time > 0, "profile.min_run_time", self.min_run_time, "must be > 0")
+
+
+def _stages(name: str, value: Any) -> tuple[str, ...]:
+    """Stage names (res2..res5) in network order from none | all | "res3,res4" | a list."""
+    from harness.models.config import STAGE_NAMES
+
+    if value in (None, "none"):
+        return ()
+    if value == "all":
+        return STAGE_NAMES
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"{name}={value!r} is invalid: none, all, or a list of {', '.join(STAGE_NAMES)}")
+    items = [v.strip() for v in items]
+    unknown = [v for v in items if v not in STAGE_NAMES]
+    _check(
+        not unknown, name, value, f"unknown stage {unknown[0] if unknown else ''!r}; stages: {', '.join(STAGE_NAMES)}"
+    )
+    return tuple(s for s in STAGE_NAMES if s in items)
 
 
 SECTION_TYPES = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "profile": ProfileConfig}

@@ -232,3 +232,50 @@ def test_train_flags_and_set_resolve_like_a_grid(dataset, capsys):
     assert json.loads(capsys.readouterr().out)["train"]["momentum"] == 0.95
     assert main([*argv, "--set", "train.momentun=0.95"]) == 2
     assert "did you mean 'train.momentum'" in capsys.readouterr().err
+
+
+def test_runtime_options_resolve_one_way(dataset):
+    """train.amp / train.deterministic default to auto (a config value: what it resolves to on a machine
+    is a result, in final.json); activation checkpointing spelled any way is one value; data.num_workers
+    auto is null and stays out of the id."""
+    base = RunConfig.from_dict(_implicit(dataset))
+    assert (base.train.amp, base.train.deterministic, base.train.activation_checkpointing) == ("auto", "auto", ())
+    assert base.data.num_workers is None and not base.train.channels_last and not base.train.compile
+    assert RunConfig.from_dict(apply_overrides(_implicit(dataset), {"train.amp": "bf16"})).run_id != base.run_id
+    spellings = ["all", ["res5", "res4", "res3", "res2"], "res2, res3,res4,res5"]
+    every = {
+        RunConfig.from_dict(apply_overrides(_implicit(dataset), {"train.activation_checkpointing": v})).run_id
+        for v in spellings
+    }
+    assert len(every) == 1 and base.run_id not in every
+    none = apply_overrides(_implicit(dataset), {"train.activation_checkpointing": "none"})
+    assert RunConfig.from_dict(none).run_id == base.run_id
+    some = RunConfig.from_dict(
+        apply_overrides(_implicit(dataset), {"train.activation_checkpointing": ["res4", "res3"]})
+    )
+    assert some.train.activation_checkpointing == ("res3", "res4")
+    assert some.to_dict()["train"]["activation_checkpointing"] == ["res3", "res4"]
+    assert RunConfig.from_dict(some.to_dict()) == some
+    for workers in ("auto", None, 0, 8):
+        assert RunConfig.from_dict(apply_overrides(_implicit(dataset), {"data.num_workers": workers})).run_id == (
+            base.run_id
+        )
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("train.amp", "fp8", "train.amp='fp8' is invalid: allowed: auto, none, bf16, fp16"),
+        ("train.deterministic", "yes", "train.deterministic='yes' is invalid: allowed: auto, true, false"),
+        ("train.deterministic", 1, "train.deterministic=1 is invalid"),
+        ("train.activation_checkpointing", ["res3", "res6"], "unknown stage 'res6'; stages: res2, res3, res4, res5"),
+        ("train.activation_checkpointing", 3, "none, all, or a list of res2, res3, res4, res5"),
+        ("train.channels_last", "yes", "train.channels_last='yes' is invalid: expected bool"),
+        ("data.num_workers", -1, "data.num_workers=-1 is invalid: must be an integer >= 0, or auto / null"),
+        ("data.num_workers", "many", "data.num_workers='many' is invalid"),
+    ],
+)
+def test_runtime_options_refuse_bad_values(dataset, key, value, message):
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict(apply_overrides(_implicit(dataset), {key: value}))
+    assert message in str(info.value)

@@ -4,6 +4,7 @@ mid-epoch start, the epoch reaching persistent workers, the global RNG left alon
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -139,3 +140,14 @@ def test_loader_settings():
         build_loader(ds, 0, shuffle=True, seed=0)
     with pytest.raises(ValueError, match="num_workers"):
         build_loader(ds, 2, shuffle=True, seed=0, num_workers=-1)
+
+
+def test_auto_num_workers_leaves_one_cpu_and_caps_at_eight(monkeypatch):
+    from harness.data import auto_num_workers
+
+    for cpus, workers in ((1, 0), (2, 1), (4, 3), (10, 8), (64, 8)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert auto_num_workers() == workers
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS: the machine's count
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert auto_num_workers() == 5

@@ -3,6 +3,7 @@ checkpoints (weights_only, corrupt files), evaluation shards."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -367,9 +368,13 @@ def _ddp_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.Tens
 
     ctx = init_distributed("cpu")
     model = _ddp_model()
-    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    from harness.engine.train import ddp_options
+
+    ddp = torch.nn.parallel.DistributedDataParallel(model, **ddp_options(TrainConfig()))  # the engine's options
     shard = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
-    torch.nn.functional.cross_entropy(ddp(x[shard]), y[shard]).backward()
+    for _ in range(2):  # static_graph: the first iteration records the graph, the second relies on it
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(ddp(x[shard]), y[shard]).backward()
     if ctx.is_main:
         torch.save({n: p.grad for n, p in model.named_parameters()}, out)
     torch.distributed.destroy_process_group()
@@ -470,3 +475,202 @@ def test_a_second_train_on_the_same_out_is_refused_naming_the_holder(colour_set,
     finally:
         first.terminate()
         first.wait(60)
+
+
+# ---------------------------------------------------------------------------------------------
+# run-time choices: AMP, determinism, loader workers, memory format, checkpointing, compile, DDP
+def test_amp_auto_picks_bf16_where_native_else_fp16_and_none_on_cpu(monkeypatch):
+    from harness.engine.train import resolve_amp
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    native = {"bf16": True}
+    # emulated bf16 (pre-Ampere) only counts when including_emulation is asked for: auto must not pick it
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: native["bf16"] or including_emulation
+    )
+    assert resolve_amp("auto", cuda) == (torch.bfloat16, "bf16")
+    native["bf16"] = False
+    assert resolve_amp("auto", cuda) == (torch.float16, "fp16")
+    assert resolve_amp("bf16", cuda) == (torch.bfloat16, "bf16")  # explicit settings are honoured
+    assert resolve_amp("fp16", cuda) == (torch.float16, "fp16")
+    assert resolve_amp("none", cuda) == (None, "none")
+    for setting in ("auto", "none", "bf16", "fp16"):
+        assert resolve_amp(setting, cpu) == (None, "none")
+
+
+def test_deterministic_auto_is_exact_on_cpu_and_benchmarks_on_cuda():
+    from harness.engine.train import resolve_deterministic, set_determinism
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_deterministic("auto", cpu) is True and resolve_deterministic("auto", cuda) is False
+    assert resolve_deterministic(True, cuda) is True and resolve_deterministic(False, cpu) is False
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    try:
+        assert set_determinism(False, cuda) is True
+        assert torch.backends.cudnn.benchmark and not torch.are_deterministic_algorithms_enabled()
+        assert set_determinism(True, cuda) is False
+        assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+        assert torch.are_deterministic_algorithms_enabled()
+        assert set_determinism(False, cpu) is False  # no cudnn on the CPU
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2:]
+
+
+def test_ddp_options():
+    from harness.engine.train import ddp_options
+
+    assert ddp_options(TrainConfig()) == {"gradient_as_bucket_view": True, "static_graph": True}
+    assert ddp_options(TrainConfig(grad_accum=2))["static_graph"] is False  # no_sync: not with static_graph
+    assert ddp_options(TrainConfig(compile=True))["static_graph"] is False
+
+
+def test_runtime_choices_are_recorded_and_evaluation_uses_the_training_workers(colour_set, tmp_path, monkeypatch):
+    """data.num_workers null resolves where the run runs (auto_num_workers), and validation and test use
+    the same count as training (they were capped at one); final.json, the log and the checkpoints
+    record what amp / determinism / workers resolved to."""
+    import harness.engine.train as train
+
+    requested = []
+
+    def recording_loader(dataset, batch_size, *, shuffle, num_workers=0, **kw):
+        requested.append((shuffle, num_workers))
+        return build_loader(dataset, batch_size, shuffle=shuffle, num_workers=0, **kw)  # keep the test light
+
+    from harness.data import build_loader
+
+    monkeypatch.setattr(train, "build_loader", recording_loader)
+    monkeypatch.setattr(train, "auto_num_workers", lambda: 5)
+    cfg = _config(colour_set, epochs=1, max_steps_per_epoch=1)
+    cfg["data"]["num_workers"] = None
+    cfg["eval"]["crops"] = 1
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    assert requested == [(True, 5), (False, 5), (False, 5)]  # train, validation, test
+    assert {k: final["train"][k] for k in ("amp_used", "deterministic_used", "cudnn_benchmark", "num_workers")} == {
+        "amp_used": "none",
+        "deterministic_used": True,
+        "cudnn_benchmark": False,
+        "num_workers": 5,
+    }
+    assert (
+        "runtime: amp none (train.amp=auto), deterministic True (train.deterministic=auto)"
+        in (tmp_path / "run" / "log.txt").read_text()
+    )
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["runtime"] == {
+        "amp_used": "none",
+        "deterministic_used": True,
+        "cudnn_benchmark": False,
+        "num_workers": 5,
+    }
+
+
+def test_resume_where_auto_amp_resolves_otherwise_warns_and_continues(colour_set, tmp_path, monkeypatch):
+    """A run checkpointed without loss scaling (CPU / bf16) and resumed where ``amp: auto`` gives fp16
+    (another GPU type after a requeue) starts a fresh GradScaler instead of failing on the empty state."""
+    import harness.engine.train as train
+
+    cfg = _config(colour_set, epochs=1, checkpoint_every_steps=1)
+    cfg["data"].update(val=None, test=None)
+
+    def stop_after(rd, epoch, step, log):
+        if (epoch, step) == (0, 1):
+            train.STOP.set()
+
+    monkeypatch.setattr(train, "_pause_after_checkpoint", stop_after)
+    try:
+        with pytest.raises(train.TrainingInterrupted):
+            train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    finally:
+        train.STOP.clear()
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["scaler"] == {}
+    monkeypatch.setattr(train, "resolve_amp", lambda setting, device: (torch.float16, "fp16"))  # CPU fp16 autocast
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    assert final["train"]["amp_used"] == "fp16"
+    assert "amp_used none -> fp16" in (tmp_path / "run" / "log.txt").read_text()
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["scaler"]["scale"] > 0 and state["runtime"]["amp_used"] == "fp16"
+
+
+def test_training_steps_do_not_read_the_loss_back_each_step(colour_set, tmp_path, monkeypatch):
+    """The loss is summed on the device; the engine reads a tensor back (on a GPU: a host-device
+    synchronisation) only to log (4 times an epoch) and at the epoch's end, not after every step."""
+    import sys
+
+    import harness.engine.train as train
+
+    reads = []
+    for name in ("item", "__float__", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _original=original, **k):
+            caller = sys._getframe(1)
+            if caller.f_code.co_filename == train.__file__:  # the engine's own reads, not the loader's
+                reads.append(f"{caller.f_code.co_name}:{caller.f_lineno}")
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    cfg = _config(colour_set, epochs=1, batch_size=1, base_batch=1)  # 18 steps
+    cfg["data"].update(val=None, test=None)
+    train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert log.count("epoch 1 step ") == 4  # logged at steps 4, 8, 12, 16
+    assert len(reads) == 4 + 1, reads  # those and the epoch's end: not 18
+
+
+def test_activation_checkpointing_and_channels_last_train_to_the_same_weights(colour_set, tmp_path):
+    """The engine applies train.activation_checkpointing (bit-identical on CPU) and train.channels_last
+    (the same up to rounding) to the model it trains."""
+    runs = {}
+    for name, extra in {
+        "plain": {},
+        "checkpointed": {"activation_checkpointing": "all"},
+        "channels_last": {"channels_last": True},
+    }.items():
+        cfg = _config(colour_set, epochs=1, max_steps_per_epoch=2, **extra)
+        cfg["data"].update(val=None, test=None)
+        train_and_evaluate(cfg, tmp_path / name, echo=False)
+        runs[name] = _weights(tmp_path / name)
+        assert "channels_last True" in (tmp_path / name / "log.txt").read_text() or name != "channels_last"
+    for k, v in runs["plain"].items():
+        assert torch.equal(runs["checkpointed"][k], v), k
+        torch.testing.assert_close(runs["channels_last"][k], v, atol=1e-4, rtol=1e-3)
+
+
+def test_compile_trains_through_torch_compile(colour_set, tmp_path, monkeypatch):
+    """train.compile: the training forward goes through torch.compile (here its aot_eager backend: the
+    graph capture and the compiled backward without the C++ code generation, which takes minutes on
+    a CPU), with activation checkpointing inside the compiled graph, and trains to the eager weights."""
+    compiled = []
+
+    def fast_compile(model, **kw):
+        compiled.append(model)
+        return _torch_compile(model, backend="aot_eager")
+
+    _torch_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", fast_compile)
+    runs = {}
+    for name, extra in {"eager": {}, "compiled": {"compile": True, "activation_checkpointing": ["res3"]}}.items():
+        cfg = _config(colour_set, epochs=1, max_steps_per_epoch=2, **extra)
+        cfg["data"].update(val=None, test=None)
+        train_and_evaluate(cfg, tmp_path / name, echo=False)
+        runs[name] = _weights(tmp_path / name)
+    assert len(compiled) == 1
+    for k, v in runs["eager"].items():  # BatchNorm statistics included: updated once per step
+        torch.testing.assert_close(runs["compiled"][k], v, atol=1e-4, rtol=1e-3)
+
+
+def test_train_overhead_benchmark_runs(tmp_path):
+    """benchmarks/train_overhead.py end to end at its smallest (figures: run it on its own)."""
+    out = tmp_path / "train_overhead.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_overhead.py"
+    args = ["--width", "8", "--batch", "2", "--steps", "2", "--rounds", "2", "--out", str(out)]
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(out.read_text())
+    assert len(record["ratios"]) == 2 and record["ratio_median"] > 0 and record["setting"]["clock"] == "cpu"
+    assert "engine / bare: median" in proc.stdout

@@ -259,6 +259,10 @@ def test_shipped_grids_are_valid(path):
     assert validate_runs(grid, runs, check_data=False) == []
     if grid.paper_reference:
         assert grid.paper_reference.startswith("experiments/paper/") and grid.paper_reference.endswith(".csv")
+    for run in runs:  # the paper's 100-epoch GPU grids validate every 5th epoch, not every epoch
+        train = run.config.get("train") or {}
+        if run.config["task"] == "train" and train["epochs"] >= 100 and run.resources.gpus:
+            assert train.get("eval_every") == 5, f"{path.name}: train.eval_every {train.get('eval_every')}"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -297,3 +297,115 @@ def test_model_rejects_wrong_input_layout():
     model = create_model("tsm_r18", **SMALL)
     with pytest.raises(ValueError, match="U=3"):
         model(torch.randn(1, 3, 3, 2, 32, 32))
+
+
+# ---------------------------------------------------------------------------------------------
+# memory format and activation checkpointing (train.channels_last, train.activation_checkpointing)
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+    return x.is_contiguous(memory_format=fmt) and not x.is_contiguous()
+
+
+def test_shift_keeps_channels_last_with_the_same_values():
+    torch.manual_seed(0)
+    x = torch.randn(3 * 4, 16, 5, 7, requires_grad=True)  # 3 snippets of T=4
+    y = temporal_shift(x, num_frames=4)
+    xc = _channels_last(x.detach()).requires_grad_()
+    yc = temporal_shift(xc, num_frames=4)
+    assert _is_channels_last(yc) and y.is_contiguous()
+    assert torch.equal(yc, y)
+    g = torch.randn_like(y)
+    y.backward(g)
+    yc.backward(g)
+    assert torch.equal(xc.grad, x.grad)
+
+
+@pytest.mark.parametrize("kind", ["dsa", "static_conv", "nonlocal"])
+@pytest.mark.parametrize(("layout", "split_ratio"), [("clips", 0.25), ("frames", 0.25), ("frames", 1.0)])
+def test_aggregators_keep_channels_last_with_the_same_values(kind, layout, split_ratio):
+    from harness.models.aggregators import build_aggregator
+
+    torch.manual_seed(0)
+    m = build_aggregator(
+        kind,
+        16,
+        num_snippets=4,
+        num_frames=2,
+        split_ratio=split_ratio,
+        alpha=2,
+        kernel_size=3,
+        with_identity=False,
+        layout=layout,
+    ).train()
+    if kind == "nonlocal":
+        torch.nn.init.ones_(m.gamma)  # not the identity it starts as
+    x = torch.randn((2 * 4, 16, 2, 3, 5) if layout == "clips" else (2 * 4 * 2, 16, 3, 5))
+    y = m(x)
+    yc = m(_channels_last(x))
+    assert _is_channels_last(yc) and y.is_contiguous()
+    assert torch.equal(yc, y)
+
+
+@pytest.mark.parametrize("name", ["tsm_r18_dsa", "i3d_r18_dsa", "tsm_r50_nonlocal"])
+def test_channels_last_model_keeps_the_layout_in_every_block(name):
+    """set_channels_last(): inputs and weights channels_last(_3d), every block, shift and aggregator
+    returns that layout (no conversion inside the network), and the outputs equal the ordinary
+    layout's up to the convolutions' rounding."""
+    import copy
+
+    from harness.models.resnet import _Block
+
+    torch.manual_seed(0)
+    model = create_model(name, **{**SMALL, "dropout": 0.0}, stage_masks="all").eval()
+    cl = copy.deepcopy(model).set_channels_last()
+    assert cl.memory_format == (torch.channels_last_3d if name.startswith("i3d") else torch.channels_last)
+    formats = []
+    for m in cl.modules():
+        if isinstance(m, _Block) or m in cl.aggregator_modules():
+            m.register_forward_hook(lambda m, args, out: formats.append((type(m).__name__, _is_channels_last(out))))
+    x = torch.randn(2, 4, 3, 2, 64, 64)  # res5 at 2x2: a 1x1 map would be both layouts at once
+    with torch.no_grad():
+        assert _is_channels_last(cl.to_backbone_layout(x))
+        torch.testing.assert_close(cl(x), model(x), atol=1e-4, rtol=1e-4)
+    assert len(formats) == sum(cl.config.stage_blocks) * 2
+    assert all(ok for _, ok in formats), [n for n, ok in formats if not ok]
+
+
+@pytest.mark.parametrize("name", ["tsm_r18_dsa", "i3d_r18_nonlocal"])
+def test_activation_checkpointing_recomputes_with_equal_outputs_gradients_and_statistics(name):
+    import copy
+
+    torch.manual_seed(0)
+    model = create_model(name, **{**SMALL, "dropout": 0.0}, stage_masks="all")
+    for m in model.modules():  # undo the zero-init of the last BN of each block: gradients everywhere
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+            torch.nn.init.ones_(m.weight)
+    ck = copy.deepcopy(model).set_activation_checkpointing(["res3", "res5"])
+    assert ck.checkpoint_stages == ("res3", "res5")
+    calls = {"res2": 0, "res3": 0}
+    ck.layer1.register_forward_pre_hook(lambda m, a: calls.__setitem__("res2", calls["res2"] + 1))
+    ck.layer2.register_forward_pre_hook(lambda m, a: calls.__setitem__("res3", calls["res3"] + 1))
+    x, y = torch.randn(2, 4, 3, 2, 32, 32), torch.tensor([1, 5])
+    losses = []
+    for m in (model, ck):
+        m.train()
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        losses.append(loss.detach())
+    assert calls == {"res2": 1, "res3": 2}  # res3 ran again in the backward pass, res2 did not
+    assert torch.equal(losses[0], losses[1])
+    grads = dict(model.named_parameters())
+    for k, p in ck.named_parameters():
+        torch.testing.assert_close(p.grad, grads[k].grad, atol=1e-6, rtol=1e-5)
+    ref = model.state_dict()  # BatchNorm running statistics and batch counters updated once, not twice
+    for k, v in ck.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    with torch.no_grad():  # evaluation recomputes nothing
+        ck.eval()(x)
+    assert calls["res3"] == 3
+    with pytest.raises(ValueError, match="res6"):
+        ck.set_activation_checkpointing(["res6"])

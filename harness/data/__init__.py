@@ -7,8 +7,8 @@ Public names (see each module's docstring for layouts and rules):
 - :func:`train_transform`, :func:`eval_transform`, :func:`normalize`, IMAGENET_MEAN/STD, layout helpers
   (transforms.py)
 - :class:`VideoDataset`, :class:`CorruptVideoError` (video.py)
-- :func:`build_loader`, :func:`set_epoch`, :class:`EpochSampler` (loader.py: the loader training and
-  evaluation use)
+- :func:`build_loader`, :func:`set_epoch`, :class:`EpochSampler`, :func:`auto_num_workers` (loader.py: the
+  loader training and evaluation use)
 - :func:`generate_synthetic`, :func:`factor_accuracy` (synthetic.py)
 - :func:`check_dataset` (check.py)
 - :func:`prepare_dataset` (prepare.py: Kinetics-400, Mini-Kinetics-200, Something-Something V1 -> our lists)
@@ -30,6 +30,7 @@ _EXPORTS = {  # public name -> (module, name in the module)
     "check_dataset": ("harness.data.check", "check_dataset"),
     "EpochIndexed": ("harness.data.loader", "EpochIndexed"),
     "EpochSampler": ("harness.data.loader", "EpochSampler"),
+    "auto_num_workers": ("harness.data.loader", "auto_num_workers"),
     "build_loader": ("harness.data.loader", "build_loader"),
     "set_epoch": ("harness.data.loader", "set_epoch"),
     "prepare_dataset": ("harness.data.prepare", "prepare_dataset"),

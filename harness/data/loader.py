@@ -27,6 +27,7 @@ worker from it). Workers are persistent when there are any; memory is pinned for
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -95,6 +96,20 @@ class EpochIndexed(Dataset):
             self.base.set_epoch(epoch)
         clips, label = self.base[index]
         return clips, label, index
+
+
+MAX_AUTO_WORKERS = 8
+
+
+def auto_num_workers() -> int:
+    """Loader workers for ``data.num_workers: auto``: ``min(8, CPUs this process may run on - 1)``, at
+    least 0 (one CPU is left to the process that feeds the model). CPUs are the process's affinity
+    (what SLURM's ``--cpus-per-task`` grants), not the machine's count."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS)
+        cpus = os.cpu_count() or 1
+    return max(0, min(MAX_AUTO_WORKERS, cpus - 1))
 
 
 def _generator_seed(seed: int, rank: int) -> int:

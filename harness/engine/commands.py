@@ -13,7 +13,7 @@ import json
 import signal
 from pathlib import Path
 
-from harness.config import fields_help, parse_set, section_fields
+from harness.config import AMP_MODES, fields_help, parse_set, section_fields
 
 TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
     # flag, dotted key of the run config, argparse options
@@ -36,7 +36,7 @@ TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
     ("--milestones", "train.milestones", {"type": int, "nargs": "*"}),
     ("--warmup-epochs", "train.warmup_epochs", {"type": float}),
     ("--clip-grad", "train.clip_grad_norm", {"type": float}),
-    ("--amp", "train.amp", {"choices": ("none", "bf16", "fp16")}),
+    ("--amp", "train.amp", {"choices": AMP_MODES}),
     ("--grad-accum", "train.grad_accum", {"type": int}),
     ("--checkpoint-every", "train.checkpoint_every_steps", {"type": int}),
     ("--device", "train.device", {"choices": ("auto", "cpu", "cuda")}),

@@ -211,12 +211,15 @@ def shutdown_distributed() -> None:
     _CONTEXT = None
 
 
-def wrap_model(model: torch.nn.Module, ctx: DistributedContext) -> torch.nn.Module:
-    """DDP around ``model`` when there is more than one process (``device_ids``: this rank's device)."""
+def wrap_model(model: torch.nn.Module, ctx: DistributedContext, **ddp_options) -> torch.nn.Module:
+    """DDP around ``model`` when there is more than one process (``device_ids``: this rank's device;
+    ``ddp_options``: e.g. gradient_as_bucket_view, static_graph)."""
     if not ctx.enabled:
         return model
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None)
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, output_device=ids[0] if ids else None, **ddp_options
+    )
 
 
 def rank_seed(seed: int, rank: int) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from harness.config import RunConfig
+from harness.data import auto_num_workers
 from harness.engine.checkpoint import CheckpointError, load_checkpoint
 from harness.engine.distributed import DistributedContext
 from harness.engine.train import build_data, evaluate_dataset
@@ -79,7 +80,7 @@ def evaluate_run(
         device=torch.device(device),
         ctx=DistributedContext(),
         seed=rc.seed,
-        workers=0,
+        workers=data_cfg.num_workers if data_cfg.num_workers is not None else auto_num_workers(),
         amp_dtype=None,
     )
     result["views"] = ev.views

@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from harness.config import (
     describe_diff,
     identity_diff,
 )
-from harness.data import build_loader, set_epoch
+from harness.data import auto_num_workers, build_loader, set_epoch
 from harness.engine.checkpoint import (
     CheckpointError,
     gather_rng_states,
@@ -241,6 +241,58 @@ def _device(cfg: TrainConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_amp(setting: str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """(autocast dtype or None, its name) for ``train.amp`` on ``device``; the name is what final.json
+    records as ``train.amp_used``. ``auto``: bf16 on a CUDA device that runs it natively (Ampere and
+    later), else fp16 (with a GradScaler); CPU: none. An explicit bf16 / fp16 is used as given on
+    CUDA; on CPU every setting is none (autocast there is not what the recipe measures)."""
+    if device.type != "cuda" or setting == "none":
+        return None, "none"
+    if setting == "auto":
+        setting = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting], setting
+
+
+def resolve_deterministic(setting: bool | str, device: torch.device) -> bool:
+    """``train.deterministic`` on ``device``: ``auto`` is True on CPU (where exact resume is promised and
+    tested) and False on CUDA (cudnn.benchmark picks the fastest kernels)."""
+    return device.type == "cpu" if setting == "auto" else bool(setting)
+
+
+def set_determinism(deterministic: bool, device: torch.device) -> bool:
+    """Apply it process-wide (both ways, so that an earlier run in this process leaves nothing behind);
+    returns whether cudnn.benchmark is on."""
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic and device.type == "cuda"
+    return torch.backends.cudnn.benchmark
+
+
+def ddp_options(cfg: TrainConfig) -> dict:
+    """DistributedDataParallel options of a run: gradients live in the all-reduce buckets (no copy);
+    a static graph (the model uses every parameter in every step) unless gradient accumulation
+    (``no_sync``) or ``torch.compile`` is involved, which static_graph does not support reliably."""
+    return {"gradient_as_bucket_view": True, "static_graph": cfg.grad_accum == 1 and not cfg.compile}
+
+
+class _LossSum:
+    """The epoch's summed training loss (loss x videos), kept on the device in float64: adding a step's
+    loss costs no host synchronisation; reading it (logging, checkpoints, the epoch's end) is one. The
+    sums equal Python's ``loss.item() * n`` accumulated in float64, bit for bit."""
+
+    def __init__(self, device: torch.device):
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+
+    def reset(self, value: float = 0.0) -> None:
+        self.total.fill_(value)
+
+    def add(self, loss: torch.Tensor, n: int) -> None:
+        self.total += loss.detach().double() * n
+
+    def value(self) -> float:
+        return float(self.total)
+
+
 # ---------------------------------------------------------------------------------------------
 class _Log:
     def __init__(self, rd: RunDir, ctx: DistributedContext, echo: bool):
@@ -369,9 +421,16 @@ def train_and_evaluate(
         rd.write_config(cfg)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    if tcfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+    deterministic = resolve_deterministic(tcfg.deterministic, device)
+    cudnn_benchmark = set_determinism(deterministic, device)
+    amp_dtype, amp_used = resolve_amp(tcfg.amp, device)
+    workers = dcfg.num_workers if dcfg.num_workers is not None else auto_num_workers()
+    runtime = {  # what the settings "auto" resolved to here (final.json, checkpoints, log)
+        "amp_used": amp_used,
+        "deterministic_used": deterministic,
+        "cudnn_benchmark": cudnn_benchmark,
+        "num_workers": workers,
+    }
     seed = cfg["seed"]
     started = time.time()
 
@@ -385,17 +444,22 @@ def train_and_evaluate(
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = create_model(mcfg).to(device)  # the same initial weights on every rank
+    if tcfg.channels_last:
+        model.set_channels_last()
+    model.set_activation_checkpointing(tcfg.activation_checkpointing)
     seed_rank(seed, ctx)  # then per-rank streams (dropout); data order does not use them
-    ddp_model = wrap_model(model, ctx)
+    ddp_model = wrap_model(model, ctx, **ddp_options(tcfg))
+    train_model = torch.compile(ddp_model) if tcfg.compile else ddp_model  # evaluation: `model`, eager
     global_batch = tcfg.batch_size * ctx.world_size * tcfg.grad_accum
     peak_lr = tcfg.lr_for(global_batch)
     optimizer = build_optimizer(model, tcfg, peak_lr)
-    amp_dtype = (
-        {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[tcfg.amp] if device.type == "cuda" else None
-    )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
-    train_loader = build_train_loader(data.train, tcfg, dcfg, seed, ctx, device) if data.train is not None else None
+    train_loader = (
+        build_train_loader(data.train, tcfg, replace(dcfg, num_workers=workers), seed, ctx, device)
+        if data.train is not None
+        else None
+    )
     batches_per_epoch = len(train_loader) if train_loader is not None else 0  # fresh: starts at position 0
     steps_per_epoch = batches_per_epoch // tcfg.grad_accum
     if tcfg.max_steps_per_epoch:
@@ -413,21 +477,39 @@ def train_and_evaluate(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        if scaler.is_enabled() and state["scaler"]:  # empty when saved without fp16 (CPU, bf16, none)
+            scaler.load_state_dict(state["scaler"])
         restore_rng_states(state, ctx, seed)
         start_epoch, start_step = state["epoch"], state["step"]
         log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step}")
+        before = state.get("runtime") or {}
+        changed = {k: (before[k], v) for k, v in runtime.items() if k in before and before[k] != v}
+        if changed:
+            log(
+                "WARNING: this process resolves the run's auto settings otherwise than the one that wrote the "
+                "checkpoint: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+            )
     else:
         log(
             f"start: {mcfg.name} ({mcfg.flavour} R{mcfg.depth}, aggregator {mcfg.aggregator}), "
             f"{len(data.train) if data.train else 0} train videos, {data.num_classes} classes, "
             f"global batch {global_batch}, peak lr {peak_lr:.4g}, device {device}, world {ctx.world_size}"
         )
+    log(
+        f"runtime: amp {amp_used} (train.amp={tcfg.amp}), deterministic {deterministic} "
+        f"(train.deterministic={tcfg.deterministic}), cudnn.benchmark {cudnn_benchmark}, {workers} loader "
+        f"workers, channels_last {tcfg.channels_last}, activation checkpointing "
+        f"{','.join(tcfg.activation_checkpointing) or 'none'}, compile {tcfg.compile}"
+    )
 
     if ctx.is_main:  # epochs at or after the resume point are redone: drop their old lines
         rd.truncate_metrics(keep_epochs_below=start_epoch)
 
-    running = {"loss_sum": 0.0, "loss_n": 0, "seen": 0}  # this epoch's sums so far (saved mid-epoch)
+    running = {"loss_n": 0, "seen": 0}  # this epoch's counts so far (saved mid-epoch, with the loss sum)
+    loss_sum = _LossSum(device)
+
+    def epoch_sums() -> dict:
+        return {"loss_sum": loss_sum.value(), **running}
 
     def checkpoint(epoch: int, step: int) -> None:
         rngs = gather_rng_states(ctx)  # every rank's generators, so that each resumes its own
@@ -445,7 +527,8 @@ def train_and_evaluate(
                     "rng_ranks": rngs,
                     "epoch": epoch,
                     "step": step,
-                    "epoch_sums": dict(running) if step else None,
+                    "epoch_sums": epoch_sums() if step else None,
+                    "runtime": runtime,
                     "format": 1,
                 },
             )
@@ -462,7 +545,10 @@ def train_and_evaluate(
             ddp_model.train()
             t0 = time.time()
             sums = state.get("epoch_sums") if state is not None and epoch == start_epoch and first else None
-            running.update(sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0})
+            sums = sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0}
+            loss_sum.reset(sums["loss_sum"])
+            running.update(loss_n=sums["loss_n"], seen=sums["seen"])
+            log_every = max(steps_per_epoch // 4, 1)  # reading the loss is a host sync: only when shown
             bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
             it = iter(train_loader)
             for step in range(first, steps_per_epoch):
@@ -470,13 +556,13 @@ def train_and_evaluate(
                 for micro in range(tcfg.grad_accum):
                     clips, labels, _ = next(it)
                     x = data.normalize(clips.to(device, non_blocking=True))
-                    y = labels.to(device)
+                    y = labels.to(device, non_blocking=True)
                     sync = micro == tcfg.grad_accum - 1 or not ctx.enabled
                     with ddp_model.no_sync() if not sync else contextlib.nullcontext():
                         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                            loss = F.cross_entropy(ddp_model(x), y)
+                            loss = F.cross_entropy(train_model(x), y)
                         scaler.scale(loss / tcfg.grad_accum).backward()
-                    running["loss_sum"] += loss.item() * len(y)
+                    loss_sum.add(loss, len(y))
                     running["loss_n"] += len(y)
                     running["seen"] += len(y)
                 if tcfg.clip_grad_norm:
@@ -485,11 +571,13 @@ def train_and_evaluate(
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
-                mean_loss = running["loss_sum"] / max(running["loss_n"], 1)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
-                elif ctx.is_main and (step + 1) % max(steps_per_epoch // 4, 1) == 0:
+                    if (step + 1) % min(log_every, 20) == 0:
+                        mean_loss = loss_sum.value() / max(running["loss_n"], 1)
+                        bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+                elif ctx.is_main and (step + 1) % log_every == 0:
+                    mean_loss = loss_sum.value() / max(running["loss_n"], 1)
                     log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {mean_loss:.4f}")
                 if STOP.is_set():
                     checkpoint(epoch, step + 1)
@@ -508,7 +596,7 @@ def train_and_evaluate(
             seen = running["seen"]
             record = {
                 "epoch": epoch,
-                "train_loss": running["loss_sum"] / max(running["loss_n"], 1),
+                "train_loss": loss_sum.value() / max(running["loss_n"], 1),
                 "lr": scheduler.get_last_lr()[0],
                 "epoch_time_s": epoch_time,
                 "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
@@ -528,7 +616,7 @@ def train_and_evaluate(
                     device=device,
                     ctx=ctx,
                     seed=seed,
-                    workers=dcfg.num_workers,
+                    workers=workers,
                     amp_dtype=amp_dtype,
                 )
                 record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
@@ -561,7 +649,7 @@ def train_and_evaluate(
             device=device,
             ctx=ctx,
             seed=seed,
-            workers=dcfg.num_workers,
+            workers=workers,
             amp_dtype=amp_dtype,
         )
         test["views"] = ecfg.views
@@ -591,6 +679,7 @@ def train_and_evaluate(
                 "peak_lr": peak_lr,
                 "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
                 "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None,
+                **runtime,
             },
         }
         if test is not None:
@@ -666,7 +755,7 @@ def evaluate_dataset(
         batch_size,
         shuffle=False,
         seed=seed,
-        num_workers=min(workers, 1),
+        num_workers=workers,
         rank=ctx.rank,
         world_size=ctx.world_size,
         device=device,

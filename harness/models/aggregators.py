@@ -2,7 +2,8 @@
 
 All aggregators share one interface so that the backbone inserts any of them at any position:
 
-    forward(x) -> same shape as x, where x is the backbone's own layout:
+    forward(x) -> same shape and memory format as x (channels_last stays channels_last), where x is
+    the backbone's own layout:
         I3D:      (N*U, C, T, H, W)   the U snippets of a video consecutive
         TSN/TSM:  (N*U*T, C, H, W)    the T frames of a snippet consecutive, snippets of a video consecutive
 
@@ -62,20 +63,32 @@ class SnippetAggregator(nn.Module):
         nut, _, h, w = x.shape  # (N*U*T, C, H, W)
         T = self.num_frames
         s = x[:, :c].reshape(nut // (U * T), U, T, c, h * w)  # (N, U, T, C', HW)
-        return s.permute(0, 3, 1, 2, 4).reshape(nut // (U * T), c, U, T * h * w)
+        # contiguous whatever the input's memory format (a channels_last input would give a strided view
+        # here): the aggregation then computes on the same values in the same order, bit for bit
+        return s.permute(0, 3, 1, 2, 4).reshape(nut // (U * T), c, U, T * h * w).contiguous()
 
     def from_snippets(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """(N, C', U, S) aggregated channels + untouched channels of ``x`` -> backbone layout."""
+        """(N, C', U, S) aggregated channels + untouched channels of ``x`` -> backbone layout, in the
+        memory format of ``x``: a channels_last (I3D: channels_last_3d) input gives a channels_last
+        output with the same values, written by the same one copy as the ordinary layout."""
         n, c, U, _ = y.shape
+        fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=fmt)
         if self.layout == "clips":
-            y = y.transpose(1, 2).reshape(n * U, c, *x.shape[2:])
+            if channels_last:  # (N*U, T, H, W, C') in memory
+                y = y.permute(0, 2, 3, 1).reshape(n * U, *x.shape[2:], c).permute(0, 4, 1, 2, 3)
+            else:
+                y = y.transpose(1, 2).reshape(n * U, c, *x.shape[2:])
         else:
             T = self.num_frames
             h, w = x.shape[2:]
-            y = y.reshape(n, c, U, T, h * w).permute(0, 2, 3, 1, 4).reshape(n * U * T, c, h, w)
-        if c == x.shape[1]:
-            return y
-        return torch.cat([y, x[:, c:]], dim=1)
+            if channels_last:  # (N*U*T, H, W, C') in memory
+                y = y.reshape(n, c, U, T * h * w).permute(0, 2, 3, 1).reshape(n * U * T, h, w, c).permute(0, 3, 1, 2)
+            else:
+                y = y.reshape(n, c, U, T, h * w).permute(0, 2, 3, 1, 4).reshape(n * U * T, c, h, w)
+        out = y if c == x.shape[1] else torch.cat([y, x[:, c:]], dim=1)
+        # a no-op but where C' = 1 (then y counts as either layout, and cat may pick the ordinary one)
+        return out.contiguous(memory_format=fmt) if channels_last else out
 
     def pooled(self, s: torch.Tensor) -> torch.Tensor:
         """(N, C', U, S) -> (N, C', U): global average over T, H, W of each snippet."""

@@ -18,12 +18,35 @@ ResNet (conv1, bn1, layer1..4, fc) so ImageNet weights load by name.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
 from harness.models.aggregators import build_aggregator
 from harness.models.config import STAGE_NAMES, ModelConfig, aggregator_channels, is_bottleneck, stage_width
 from harness.models.shift import temporal_shift
+
+
+@contextlib.contextmanager
+def _frozen_bn_stats(module: nn.Module):
+    """While active, the BatchNorm layers of ``module`` run as usual (batch statistics in training),
+    and on exit their running statistics and batch counters are put back as they were: the context of
+    an activation checkpoint's recomputation, so that recomputing a stage does not count its batch twice."""
+    buffers = [
+        b
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for b in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if b is not None
+    ]
+    saved = [b.clone() for b in buffers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, v in zip(buffers, saved):
+                b.copy_(v)
 
 
 class _Ops:
@@ -173,6 +196,8 @@ class VideoResNet(nn.Module):
         self.feature_dim = cin
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(cin, config.num_classes)
+        self.channels_last = False
+        self.checkpoint_stages: tuple[str, ...] = ()
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -192,8 +217,47 @@ class VideoResNet(nn.Module):
     def aggregator_modules(self) -> list[nn.Module]:
         return [m.aggregator for m in self.modules() if isinstance(m, _Block) and m.aggregator is not None]
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout this model's features use: channels_last(_3d) after ``set_channels_last()``."""
+        if not self.channels_last:
+            return torch.contiguous_format
+        return torch.channels_last_3d if self.layout == "clips" else torch.channels_last
+
+    def set_channels_last(self, enabled: bool = True) -> VideoResNet:
+        """Convert the weights, and every input from then on, to channels_last (TSN/TSM) or
+        channels_last_3d (I3D); the shift and the aggregators keep that layout, so no block converts.
+        Outputs equal the ordinary layout's up to the convolutions' rounding."""
+        self.channels_last = enabled
+        return self.to(memory_format=self.memory_format)
+
+    def set_activation_checkpointing(self, stages) -> VideoResNet:
+        """Recompute the activations of the given stages (names of ``STAGE_NAMES``, res2..res5) in the
+        backward pass instead of keeping them (``torch.utils.checkpoint``, non-reentrant): less memory
+        in training, one more forward of those stages; the same outputs, gradients and BatchNorm
+        running statistics (the recomputation does not update them a second time)."""
+        stages = tuple(stages)
+        unknown = [s for s in stages if s not in STAGE_NAMES]
+        if unknown:
+            raise ValueError(f"activation checkpointing: unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
+        self.checkpoint_stages = tuple(s for s in STAGE_NAMES if s in stages)
+        return self
+
+    def _run_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        layer = getattr(self, f"layer{index + 1}")
+        if STAGE_NAMES[index] not in self.checkpoint_stages or not (self.training and torch.is_grad_enabled()):
+            return layer(x)
+        from torch.utils.checkpoint import checkpoint
+
+        if torch.compiler.is_compiling():  # compiled: the backward graph recomputes; buffers update once
+            return checkpoint(layer, x, use_reentrant=False)
+        return checkpoint(
+            layer, x, use_reentrant=False, context_fn=lambda: (contextlib.nullcontext(), _frozen_bn_stats(layer))
+        )
+
     def to_backbone_layout(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, U, C, T, H, W) -> (N*U, C, T, H, W) for I3D, (N*U*T, C, H, W) for TSN/TSM."""
+        """(N, U, C, T, H, W) -> (N*U, C, T, H, W) for I3D, (N*U*T, C, H, W) for TSN/TSM, in
+        :attr:`memory_format` (one copy either way)."""
         if x.dim() != 6:
             raise ValueError(f"expected input (N, U, C, T, H, W), got shape {tuple(x.shape)}")
         n, u, c, t, h, w = x.shape
@@ -203,7 +267,9 @@ class VideoResNet(nn.Module):
                 f"T={self.config.num_frames}"
             )
         if self.layout == "clips":
-            return x.reshape(n * u, c, t, h, w)
+            return x.reshape(n * u, c, t, h, w).contiguous(memory_format=self.memory_format)
+        if self.channels_last:  # (N*U*T, H, W, C) in memory: one copy
+            return x.permute(0, 1, 3, 4, 5, 2).reshape(n * u * t, h, w, c).permute(0, 3, 1, 2)
         return x.transpose(2, 3).reshape(n * u * t, c, h, w)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,7 +277,8 @@ class VideoResNet(nn.Module):
         n, u = x.shape[:2]
         x = self.to_backbone_layout(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for index in range(len(STAGE_NAMES)):
+            x = self._run_stage(index, x)
         if self.layout == "clips":  # (N*U, D, T, H, W)
             return x.mean(dim=(2, 3, 4)).reshape(n, u, -1)
         # (N*U*T, D, H, W): average frames too (the TSN/TSM consensus inside a snippet)
