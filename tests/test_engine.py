@@ -158,7 +158,10 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     from harness.models import resolve_config
 
     cost = profile_record(
-        resolve_config("tsm_r18_dsa", width=8, num_frames=2, dropout=0.3, num_classes=3), size=32, views=6
+        resolve_config("tsm_r18_dsa", width=8, num_frames=2, dropout=0.3, num_classes=3),
+        size=32,
+        views=6,
+        test_size=32,
     )
     assert final["profile"] == cost
     assert all(m["clips_per_s"] > 0 for m in metrics)
@@ -174,6 +177,26 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     # checkpoints load with weights_only=True
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 4 and state["step"] == 0
+
+
+def test_test_views_use_the_test_crop_and_final_json_counts_the_test_at_its_size(colour_set, tmp_path):
+    from harness.config import RunConfig
+    from harness.engine.train import build_data
+    from harness.measure import profile_record
+
+    cfg = _config(colour_set, epochs=1)
+    cfg["eval"].update(size=48, resize=48)  # training crop 32 (resize 36), test: 3 crops of 48
+    rc = RunConfig.from_dict(cfg)
+    data = build_data(rc.data, rc.eval, rc.model.num_snippets, rc.model.num_frames, 0)
+    clips, _ = data.test[0]
+    assert tuple(clips.shape) == (6 * 4, 3, 2, 48, 48)  # V*U views x snippets, each 48 x 48
+    assert tuple(data.val[0][0].shape[-2:]) == (32, 32) and tuple(data.train[0][0].shape[-2:]) == (32, 32)
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    p = final["profile"]
+    assert (p["size"], p["test_size"], p["views"], final["test"]["views"]) == (32, 48, 6, 6)
+    at48 = profile_record(rc.model, size=48)["gflops_per_view"]
+    assert p["test_gflops_per_view"] == pytest.approx(at48) and at48 > 2 * p["gflops_per_view"]
+    assert p["test_gflops_per_video"] == pytest.approx(6 * at48)
 
 
 def test_other_config_in_same_folder_is_refused(colour_set, tmp_path):

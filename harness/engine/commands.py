@@ -44,6 +44,8 @@ TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
     ("--seed", "seed", {"type": int}),
     ("--test-groups", "eval.test_groups", {"type": int}),
     ("--crops", "eval.crops", {"type": int, "choices": (1, 3)}),
+    ("--test-size", "eval.size", {"type": int}),
+    ("--test-resize", "eval.resize", {"type": int}),
 )
 """The common flags of ``train``, each a shorthand for ``--set KEY=VALUE`` (tested against the config)."""
 SWITCHES: tuple[tuple[str, str, object, str], ...] = (
@@ -51,7 +53,11 @@ SWITCHES: tuple[tuple[str, str, object, str], ...] = (
     ("--cache-decoded", "data.cache_decoded", True, "decode each video once per process (small datasets)"),
     ("--skip-corrupt", "data.on_error", "skip", "skip unreadable training videos (counted, listed)"),
 )
-EVAL_FLAGS = tuple(f for f in TRAIN_FLAGS if f[0] in ("--test", "--test-groups", "--crops", "--workers"))
+EVAL_FLAGS = tuple(
+    f
+    for f in TRAIN_FLAGS
+    if f[0] in ("--test", "--test-groups", "--crops", "--test-size", "--test-resize", "--workers")
+)
 
 
 def default_of(key: str) -> object:

@@ -125,7 +125,8 @@ class _Data:
 
 def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: int, seed: int) -> _Data:
     """Datasets for the three splits from ``harness.data`` (train: random offsets, crop and flip;
-    val: centred snippets, one centre crop; test: ``test_groups`` interleaved groups x ``crops``)."""
+    val: centred snippets, one centre crop of ``data.size``; test: ``test_groups`` interleaved groups x
+    ``crops`` crops of the test size, ``EvalConfig.test_crop``)."""
     from harness.data.sampling import SnippetSampler
     from harness.data.transforms import eval_transform, normalize, train_transform
     from harness.data.video import VideoDataset
@@ -148,8 +149,11 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
                 area=data.crop_area,
                 scales=data.scales if data.crop == "multiscale" else None,
             )
+        elif mode == "test":  # the test crop (eval.size / eval.resize; None: the training ones)
+            size, resize = ev.test_crop(data)
+            transform = eval_transform(size, resize=resize, crops=ev.crops)
         else:
-            transform = eval_transform(data.size, resize=data.resize, crops=ev.crops if mode == "test" else 1)
+            transform = eval_transform(data.size, resize=data.resize, crops=1)
         extra = {"class_index": data.classes} if data.format == "kinetics_csv" and data.classes else {}
         if data.format == "frames":
             extra["frame_template"] = data.frame_template
@@ -524,7 +528,8 @@ def train_and_evaluate(
     if ctx.is_main:
         from harness.measure.profile import profile_record
 
-        profile = profile_record(mcfg, size=dcfg.size, views=ecfg.views, model=model)
+        test_size = ecfg.test_crop(dcfg)[0]  # the test's cost per view is counted at the test size
+        profile = profile_record(mcfg, size=dcfg.size, views=ecfg.views, model=model, test_size=test_size)
         metrics = rd.read_metrics()
         final = {
             "run_id": cfg.get("run_id") or rd.run_id,

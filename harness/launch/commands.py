@@ -79,9 +79,10 @@ def register_commands(subparsers) -> None:
         "show",
         help="expand a grid and print its runs with an estimated cost",
         description="Expand a grid file, validate every run and print one line per run with the "
-        "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore), training clips, "
-        "epochs, test views and the grid's declared throughput (cost.throughput: clips_per_s, "
-        "or tflops); see harness.launch.cost.estimate_cost for the formula.",
+        "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore) at the training crop and at "
+        "the test crop (eval.size), training clips, epochs, test views and the grid's declared throughput "
+        "(cost.throughput: clips_per_s, or tflops); see harness.launch.cost.estimate_cost for the formula. "
+        "'test GFLOPs/video' states the cost of testing one video: views x GFLOPs per view at the test crop.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
