@@ -166,16 +166,35 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser(
         "eval",
-        help="(re-)evaluate a finished or checkpointed run with other views",
+        help="(re-)evaluate a finished or checkpointed run with other views, on CPU or GPU",
         description="Evaluate the latest checkpoint of RUN_DIR on its test set (or --test) with "
-        "the given views; prints and writes eval-<groups>x<crops>.json in the run.",
+        "the given views and test crop (--test-size, default the run's eval.size); prints and writes "
+        "eval-<groups>x<crops>.json in the run (eval-<groups>x<crops>-<size>px.json for another crop than "
+        "the training one). The evaluation is the training's own: with the run's settings it reproduces the "
+        "test of its final.json. Several GPUs: launch with torchrun and --device cuda (one process per GPU, "
+        "each scores its shard; rank 0 writes).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "example: dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 "
-            "--set eval.batch_size=16\n\n" + _set_help(("data", "eval"))
+            "examples:\n"
+            "  dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 --set eval.batch_size=16\n"
+            "  dsa-harness eval results/runs/manual/3f2a9c81d0e4 --device cuda --amp bf16 --workers 8\n"
+            "  torchrun --nproc_per_node 8 -m harness eval results/runs/manual/3f2a9c81d0e4 --device cuda\n\n"
+            + _set_help(("data", "eval"))
         ),
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEV",
+        help="cpu | cuda | cuda:N | auto (default auto: CUDA when visible; under torchrun: cuda:LOCAL_RANK)",
+    )
+    e.add_argument(
+        "--amp",
+        choices=("auto", "none", "bf16", "fp16"),
+        default="auto",
+        help="autocast dtype (default auto: the run's train.amp on CUDA, as its own test; none on the CPU)",
+    )
     add_config_flags(e, EVAL_FLAGS, ())
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=_eval)
@@ -241,12 +260,18 @@ def _result_line(final: dict) -> str:
 def _eval(args: argparse.Namespace) -> int:
     from harness.engine.evaluate_run import evaluate_run
 
-    result = evaluate_run(args.run_dir, overrides=dict(flag_values(args)))
+    overrides = dict(flag_values(args))
+    workers = overrides.pop("data.num_workers", None)  # --workers: loader processes (default: the run's)
+    result = evaluate_run(args.run_dir, device=args.device, amp=args.amp, workers=workers, overrides=overrides)
+    if not result:  # a torchrun process other than rank 0
+        return 0
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(
             f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%"
-            f"  ({result['views']} views, {result['num_videos']} videos)"
+            f"  ({result['views']} views of {result['test_size']} px, {result['num_videos']} videos; "
+            f"{result['device']}, amp {result['amp']}, {result['workers']} workers, "
+            f"{result['world_size']} process(es))"
         )
     return 0

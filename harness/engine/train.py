@@ -482,7 +482,7 @@ def train_and_evaluate(
                     device=device,
                     ctx=ctx,
                     seed=seed,
-                    workers=dcfg.num_workers,
+                    workers=min(dcfg.num_workers, 1),  # at most 1 here, as before; `eval` uses all
                     amp_dtype=amp_dtype,
                 )
                 record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
@@ -515,7 +515,7 @@ def train_and_evaluate(
             device=device,
             ctx=ctx,
             seed=seed,
-            workers=dcfg.num_workers,
+            workers=min(dcfg.num_workers, 1),  # at most 1 here, as before; `eval` uses all
             amp_dtype=amp_dtype,
         )
         test["views"] = ecfg.views
@@ -594,13 +594,14 @@ def evaluate_dataset(
     workers: int,
     amp_dtype,
 ) -> dict:
-    """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
+    """Evaluate on this rank's shard (no padding) with ``workers`` loader processes and autocast ``amp_dtype``
+    (None: full precision), gather all shards, score each video exactly once."""
     loader = build_loader(
         dataset,
         batch_size,
         shuffle=False,
         seed=seed,
-        num_workers=min(workers, 1),
+        num_workers=workers,
         rank=ctx.rank,
         world_size=ctx.world_size,
         device=device,
