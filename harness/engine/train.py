@@ -546,6 +546,8 @@ def train_and_evaluate(
                 "peak_lr": peak_lr,
                 "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
                 "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None,
+                # peak memory of this (main) process's GPU, GB = 1e9 bytes: the measurement `sweep show` prefers
+                "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
             },
         }
         if test is not None:

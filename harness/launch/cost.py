@@ -1,5 +1,6 @@
 """What a grid will cost before it runs: ``estimate_cost`` (device-hours per run from fvcore FLOPs or a
-declared throughput) and ``show_table`` (the expanded runs with their estimate, printed by ``sweep show``)."""
+declared throughput), ``estimate_memory`` (peak training memory per GPU, measured or from the stated model of
+``harness.measure.memory``) and ``show_table`` (the expanded runs with their estimates, printed by ``sweep show``)."""
 
 from __future__ import annotations
 
@@ -135,14 +136,83 @@ def estimate_cost(
     return out
 
 
+MEMORY_CACHE_VERSION = 1
+"""Part of the memory cache's keys: bump when the model of ``harness.measure.memory`` changes."""
+
+
+def estimate_memory(
+    runs: list[RunSpec],
+    results_root: str | os.PathLike = "results",
+    gpu_mem_gb: float | None = None,
+    cache_file: str | os.PathLike | None = None,
+) -> list[dict | None]:
+    """Peak training memory per GPU of each train run (None for other tasks), in GB (10^9 bytes).
+
+    Measured where a measurement exists (``harness.measure.memory.measured_peak``: the run's own
+    final.json, else ``RESULTS/benchmarks/train_memory.json`` for the same model, batch, crop and AMP),
+    else the stated model of ``harness.measure.memory.estimate_train_memory`` (activations counted on the
+    meta device at the run's per-GPU batch ``train.batch_size``, crop ``data.size`` and ``train.amp``,
+    plus parameters, gradients, momentum, AMP weight copies and DDP buckets when ``resources.gpus`` > 1).
+    ``gpu_mem_gb`` (else ``resources.gpu_mem_gb``) is the memory of one GPU of the partition: a run whose
+    peak exceeds ``WARN_FRACTION`` (90%) of it gets ``warn``. Model estimates are cached in ``cache_file``.
+    """
+    from harness.measure.memory import WARN_FRACTION, estimate_train_memory, measured_peak, memory_key, read_measured
+
+    cache_path = Path(cache_file) if cache_file else None
+    cache: dict = {}
+    if cache_path and cache_path.exists():
+        with contextlib.suppress(OSError, ValueError):
+            cache = read_json(cache_path)
+    measured = read_measured(results_root)
+    out: list[dict | None] = []
+    dirty = False
+    for run in runs:
+        c = run.config
+        if c.get("task", "train") != "train":
+            out.append(None)
+            continue
+        model = dict(c.get("model") or {})
+        batch = int(get_dotted(c, "train.batch_size") or 1)
+        size = int(get_dotted(c, "data.size") or 224)
+        amp = get_dotted(c, "train.amp") or "none"
+        res = c.get("resources") or {}
+        ddp = int(res.get("gpus") or 0) > 1
+        final = None
+        if run.run_dir is not None:
+            from harness.results.rundir import RunDir
+
+            final = RunDir(run.run_dir).read_final()
+        rec = measured_peak(results_root, model, batch=batch, size=size, amp=amp, final=final, measured=measured)
+        if rec is None:
+            key = json.dumps([MEMORY_CACHE_VERSION, memory_key(model, batch, size, amp), ddp])
+            if key not in cache:
+                rc = run.run_config
+                if rc is None:
+                    from harness.config import RunConfig
+
+                    rc = RunConfig.from_dict(c)
+                cache[key] = estimate_train_memory(rc.model, batch=batch, size=size, amp=amp, ddp=ddp)
+                dirty = True
+            rec = dict(cache[key])
+        limit = gpu_mem_gb if gpu_mem_gb is not None else res.get("gpu_mem_gb")
+        rec["gpu_mem_gb"] = limit
+        rec["warn"] = bool(limit) and rec["total_gb"] > WARN_FRACTION * float(limit)
+        out.append(rec)
+    if dirty and cache_path:
+        atomic_write_json(cache_path, cache)
+    return out
+
+
 def _progress(total: int, desc: str, enabled: bool = True):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="run", disable=not enabled, leave=False)
 
 
-def show_table(grid: Grid, runs: list[RunSpec], costs: list[dict | None] | None = None) -> str:
-    """The expanded runs of ``sweep show``, with the cost estimate when given."""
+def show_table(
+    grid: Grid, runs: list[RunSpec], costs: list[dict | None] | None = None, memory: list[dict | None] | None = None
+) -> str:
+    """The expanded runs of ``sweep show``, with the cost estimate and the peak memory per GPU when given."""
     from tabulate import tabulate
 
     keys = [k for k in grid.axis_keys]
@@ -150,6 +220,10 @@ def show_table(grid: Grid, runs: list[RunSpec], costs: list[dict | None] | None 
     with_cost = costs is not None and any(c for c in costs)
     if with_cost:
         headers += ["GFLOPs/view", "test GFLOPs/video", "epochs", "clips", "est. hours"]
+    with_memory = memory is not None and any(m for m in memory)
+    with_limit = with_memory and any(m and m.get("gpu_mem_gb") for m in memory)
+    if with_memory:
+        headers += ["peak mem/GPU"] + (["memory"] if with_limit else [])
     rows = []
     for i, run in enumerate(runs):
         row = [run.index, run.run_id] + [format_value(run.axes.get(k)) for k in keys] + [run.axes.get("seed")]
@@ -165,6 +239,14 @@ def show_table(grid: Grid, runs: list[RunSpec], costs: list[dict | None] | None 
                 c.get("train_clips"),
                 f"{h:,.1f} {c.get('unit')}" if h is not None else "n/a",
             ]
+        if with_memory:
+            mem = memory[i] or {}
+            row.append(
+                f"{mem['total_gb']:.1f} GB ({'model' if mem['source'] == 'model' else 'measured'})" if mem else ""
+            )
+            if with_limit:
+                lim = mem.get("gpu_mem_gb")
+                row.append(f"WARNING: over 90% of {lim:g} GB" if mem.get("warn") else ("ok" if lim else "?"))
         rows.append(row)
     res = Resources.from_dict(runs[0].config.get("resources")) if runs else None
     lines = [f"grid {grid.name} ({grid.path}): {grid.task}, {len(runs)} runs", f"  {grid.description}".rstrip()]
@@ -188,4 +270,14 @@ def show_table(grid: Grid, runs: list[RunSpec], costs: list[dict | None] | None 
             )
         else:
             text += "\n\nno estimate: declare cost.train_clips and cost.throughput in the grid"
+    if with_memory:
+        over = sum(1 for m in memory if m and m.get("warn"))
+        measured = sum(1 for m in memory if m and m["source"] != "model")
+        text += (
+            f"\npeak training memory per GPU: {measured} measured, {len(runs) - measured} from the stated model "
+            "(saved activations counted on the meta device + parameters, gradients, momentum, AMP weight copies, "
+            "DDP buckets; harness.measure.memory)"
+        )
+        if with_limit:
+            text += f"; {over} run(s) over 90% of the GPU memory" if over else "; every run fits"
     return text
