@@ -317,6 +317,8 @@ def train_and_evaluate(
     tcfg, dcfg, ecfg = rc.train, rc.data, rc.eval
     device = _device(tcfg)
     ctx = init_distributed(device.type)
+    if device.type == "cuda":  # final.json's train.peak_mem_gb is this run's peak, not the process's
+        torch.cuda.reset_peak_memory_stats()
     log = _Log(rd, ctx, echo)
     if ctx.is_main and on_disk != cfg:  # config.json is always the fully resolved config
         rd.write_config(cfg)
