@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 
-.PHONY: setup reproduce test test-fast lint format bench clean-results
+.PHONY: setup reproduce test test-fast lint format bench gpu-check clean-results
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ format: setup
 bench: setup
 	$(PY) benchmarks/dsa_overhead.py
 	$(PY) benchmarks/train_overhead.py
+
+# CUDA paths on one GPU (~3-5 min on an H200), report in results/benchmarks/gpu_check.md; without CUDA it says
+# "no GPU" and exits 0. Needs a CUDA build of torch: make TORCH_SPEC=torch gpu-check. Not part of `make test`.
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py

@@ -277,15 +277,30 @@ class EvalConfig:
     test_groups: int = _help("interleaved groups of U snippets per test video", default=2)
     crops: int = _help("spatial crops per test view: 1 (centre) | 3 (three-crop)", default=3)
     batch_size: int = _help("videos per evaluation batch", default=4)
+    size: int | None = _help("test crop size in pixels (None: data.size; the paper: 256)", default=None)
+    resize: int | None = _help(
+        "short side before the test crops (None: data.resize, or eval.size when larger)", default=None
+    )
 
     def __post_init__(self) -> None:
         _check(self.test_groups >= 1, "eval.test_groups", self.test_groups, "must be >= 1")
         _check(self.crops in (1, 3), "eval.crops", self.crops, "allowed: 1 (centre), 3 (three-crop)")
         _check(self.batch_size >= 1, "eval.batch_size", self.batch_size, "must be >= 1")
+        _check(self.size is None or self.size >= 16, "eval.size", self.size, "must be >= 16 or null")
+        _check(self.resize is None or self.resize >= 16, "eval.resize", self.resize, "must be >= 16 or null")
 
     @property
     def views(self) -> int:
         return self.test_groups * self.crops
+
+    def test_crop(self, data: DataConfig) -> tuple[int, int]:
+        """(crop size, resize) of the test views: ``eval.size`` / ``eval.resize``, None meaning the
+        training ones (``data.size``; ``data.resize``, raised to the test size when smaller). Validation
+        crops always use ``data.size`` / ``data.resize``. Raises ConfigError when resize < size."""
+        size = self.size if self.size is not None else data.size
+        resize = self.resize if self.resize is not None else max(data.resize, size)
+        _check(resize >= size, "eval.resize", resize, f"must be >= the test crop size ({size})")
+        return size, resize
 
 
 @dataclass(frozen=True)
@@ -568,6 +583,8 @@ class RunConfig:
         model = _resolve_model(model_values)
         if task == "train" and "num_classes" not in model_values:
             model = model.replace(num_classes=count_classes(sections["data"]))
+        if task == "train":
+            sections["eval"].test_crop(sections["data"])  # resize >= crop size of the test views
         return cls(task=task, seed=seed, model=model, **sections)
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
@@ -595,12 +612,21 @@ class RunConfig:
 
     def identity(self) -> dict:
         """What the run id hashes: :meth:`to_dict` without paths and :data:`NOT_IDENTITY`, plus
-        :meth:`inputs` and :data:`IDENTITY_VERSION`."""
+        :meth:`inputs` and :data:`IDENTITY_VERSION`. The test crop (``eval.size``, ``eval.resize``)
+        enters by its effective value (:meth:`EvalConfig.test_crop`) and only when it differs from the
+        training crop: a run that tests at its training size keeps the id it had before those fields
+        existed, however it spells them."""
         d = self.to_dict()
         for dotted in (*INPUT_FILES, *NOT_IDENTITY):
             section, key = dotted.split(".")
             if section in d:
                 d[section].pop(key, None)
+        if self.eval is not None:  # the test crop by its effective value; left out when it is the training one
+            size, resize = self.eval.test_crop(self.data)
+            d["eval"].pop("size", None)
+            d["eval"].pop("resize", None)
+            if (size, resize) != (self.data.size, self.data.resize):
+                d["eval"].update(size=size, resize=resize)
         d["inputs"] = self.inputs()
         d["identity_version"] = IDENTITY_VERSION
         return d

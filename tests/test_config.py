@@ -82,6 +82,40 @@ def test_resolved_form_is_complete_and_round_trips(dataset):
     assert RunConfig.from_dict(d) == rc and RunConfig.from_dict(json.loads(json.dumps(d))).run_id == rc.run_id
 
 
+def test_test_crop_defaults_to_the_training_crop_and_enters_the_id_only_when_it_differs(dataset):
+    implicit = _implicit(dataset)
+    rc = RunConfig.from_dict(implicit)
+    assert rc.to_dict()["eval"]["size"] is None and rc.eval.test_crop(rc.data) == (224, 256)
+    # a run testing at its training crop: no test-crop key in its identity (its id predates the fields)
+    assert {"size", "resize"}.isdisjoint(rc.identity()["eval"])
+    spelled = apply_overrides(implicit, {"eval.size": 224, "eval.resize": 256})
+    assert RunConfig.from_dict(spelled).run_id == rc.run_id
+    # the paper's test (three crops of 256 after resizing to 256): another run, its crop in the identity
+    paper = RunConfig.from_dict(apply_overrides(implicit, {"eval.size": 256, "eval.resize": 256}))
+    assert paper.eval.test_crop(paper.data) == (256, 256) and paper.identity()["eval"]["size"] == 256
+    assert paper.run_id != rc.run_id
+    # eval.resize unset: data.resize, raised to the test size when smaller
+    bigger = RunConfig.from_dict(apply_overrides(implicit, {"eval.size": 288}))
+    assert bigger.eval.test_crop(bigger.data) == (288, 288)
+    # the test crop follows data.size while eval.size is unset
+    small = RunConfig.from_dict(apply_overrides(implicit, {"data.size": 112}))
+    assert small.eval.test_crop(small.data) == (112, 128)
+    # the validation crop stays the training one
+    assert paper.data.size == 224 and paper.data.resize == 256
+
+
+def test_paper_recipes_test_on_three_crops_of_256():
+    from pathlib import Path
+
+    from harness.launch.grid import expand, load_grid
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    for name in ("backbones_minikinetics200", "backbones_kinetics400", "backbones_sthv1", "backbones_activitynet"):
+        for run in expand(load_grid(root / f"{name}.yaml"), "/nonexistent"):
+            rc = run.run_config
+            assert (rc.eval.crops, rc.eval.test_crop(rc.data), rc.data.size) == (3, (256, 256), 224), name
+
+
 def test_dataset_identity_is_its_contents_not_its_path(dataset, tmp_path):
     rc = RunConfig.from_dict(_implicit(dataset))
     moved = tmp_path / "elsewhere" / "toy_copy"
@@ -136,6 +170,8 @@ def test_num_classes_comes_from_the_data_when_not_given(dataset):
         ({"model": {"variant": "tsn_r18", "split_ratio": 1.5}}, "model.split_ratio=1.5 is invalid"),
         ({"model": {"variant": "tsn_r18x"}}, "model.variant: "),
         ({"model": {"variant": "tsn_r18"}, "profile": {"size": 32}}, "profile: not used by task train"),
+        ({"model": {"variant": "tsn_r18"}, "eval": {"size": 256, "resize": 240}}, "eval.resize=240 is invalid"),
+        ({"model": {"variant": "tsn_r18"}, "eval": {"resize": 200}}, "eval.resize=200 is invalid: must be >= the"),
     ],
 )
 def test_bad_config_names_the_key(cfg, message, dataset):

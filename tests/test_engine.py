@@ -159,7 +159,10 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     from harness.models import resolve_config
 
     cost = profile_record(
-        resolve_config("tsm_r18_dsa", width=8, num_frames=2, dropout=0.3, num_classes=3), size=32, views=6
+        resolve_config("tsm_r18_dsa", width=8, num_frames=2, dropout=0.3, num_classes=3),
+        size=32,
+        views=6,
+        test_size=32,
     )
     assert final["profile"] == cost
     assert all(m["clips_per_s"] > 0 for m in metrics)
@@ -175,6 +178,26 @@ def test_short_training_lowers_loss_and_beats_chance(colour_set, tmp_path):
     # checkpoints load with weights_only=True
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 4 and state["step"] == 0
+
+
+def test_test_views_use_the_test_crop_and_final_json_counts_the_test_at_its_size(colour_set, tmp_path):
+    from harness.config import RunConfig
+    from harness.engine.train import build_data
+    from harness.measure import profile_record
+
+    cfg = _config(colour_set, epochs=1)
+    cfg["eval"].update(size=48, resize=48)  # training crop 32 (resize 36), test: 3 crops of 48
+    rc = RunConfig.from_dict(cfg)
+    data = build_data(rc.data, rc.eval, rc.model.num_snippets, rc.model.num_frames, 0)
+    clips, _ = data.test[0]
+    assert tuple(clips.shape) == (6 * 4, 3, 2, 48, 48)  # V*U views x snippets, each 48 x 48
+    assert tuple(data.val[0][0].shape[-2:]) == (32, 32) and tuple(data.train[0][0].shape[-2:]) == (32, 32)
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    p = final["profile"]
+    assert (p["size"], p["test_size"], p["views"], final["test"]["views"]) == (32, 48, 6, 6)
+    at48 = profile_record(rc.model, size=48)["gflops_per_view"]
+    assert p["test_gflops_per_view"] == pytest.approx(at48) and at48 > 2 * p["gflops_per_view"]
+    assert p["test_gflops_per_video"] == pytest.approx(6 * at48)
 
 
 def test_other_config_in_same_folder_is_refused(colour_set, tmp_path):
@@ -674,3 +697,81 @@ def test_train_overhead_benchmark_runs(tmp_path):
     record = json.loads(out.read_text())
     assert len(record["ratios"]) == 2 and record["ratio_median"] > 0 and record["setting"]["clock"] == "cpu"
     assert "engine / bare: median" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# dsa-harness eval: device, workers, AMP, torchrun
+@pytest.fixture(scope="module")
+def trained_run(colour_set, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    final = train_and_evaluate(_config(colour_set, epochs=2), out, echo=False)
+    return out, final
+
+
+METRIC_KEYS = ("top1", "top5", "mean_class_acc", "per_class_acc", "confusion", "num_videos", "loss")
+
+
+def test_eval_reproduces_the_final_test_and_one_worker_equals_none(trained_run):
+    from harness.engine.evaluate_run import evaluate_run
+
+    run, final = trained_run
+    zero = evaluate_run(run, device="cpu", workers=0)
+    one = evaluate_run(run, device="cpu", workers=1)
+    assert (zero["workers"], one["workers"], one["device"], one["amp"], one["world_size"]) == (0, 1, "cpu", "none", 1)
+    assert {k: one[k] for k in METRIC_KEYS} == {k: zero[k] for k in METRIC_KEYS}  # the same scores, bit for bit
+    assert {k: zero[k] for k in METRIC_KEYS} == {k: final["test"][k] for k in METRIC_KEYS}
+    assert (zero["views"], zero["test_size"], zero["test_resize"]) == (6, 32, 36)
+    assert (run / "eval-2x3.json").exists()
+    # another test crop: its own file; bf16 autocast (the CPU autocasts too) scores every video
+    other = evaluate_run(run, device="cpu", workers=0, amp="bf16", overrides={"eval.size": 36})
+    assert (other["test_size"], other["amp"], other["num_videos"]) == (36, "bf16", 6)
+    assert (run / "eval-2x3-36px.json").exists()
+
+
+def test_eval_device_and_amp_choices(monkeypatch):
+    from harness.engine.evaluate_run import eval_amp, eval_device
+    from harness.errors import UsageError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert eval_device("auto") == torch.device("cpu") and eval_device("cpu") == torch.device("cpu")
+    for bad, message in (("cuda", "no CUDA device is visible"), ("cuda:1", "no CUDA"), ("gpu", "must be one of")):
+        with pytest.raises(UsageError, match=message):
+            eval_device(bad)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert eval_amp("auto", cpu, "bf16") is None  # the CPU: full precision unless asked
+    assert eval_amp("auto", cuda, "fp16") is torch.float16 and eval_amp("auto", cuda, "none") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert eval_amp("bf16", cuda) is torch.bfloat16 and eval_amp("none", cuda, "bf16") is None
+    with pytest.raises(UsageError, match="--amp"):
+        eval_amp("fp8", cpu)
+
+
+def test_eval_cli_flags(trained_run, capsys):
+    from harness.cli import main
+
+    run, final = trained_run
+    assert main(["eval", str(run), "--device", "cpu", "--workers", "1", "--amp", "none", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["workers"], printed["device"], printed["top1"]) == (1, "cpu", final["test"]["top1"])
+    assert main(["eval", str(run), "--device", "tpu"]) == 2
+    assert "--device 'tpu': must be one of cpu | cuda | cuda:N | auto" in capsys.readouterr().err
+
+
+def test_eval_under_torchrun_shards_and_matches_one_process(trained_run, tmp_path):
+    """`torchrun --nproc_per_node 2 -m harness eval` (gloo on the CPU): each process scores its shard, rank 0
+    writes the gathered result: the same as one process."""
+    run, final = trained_run
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "harness", "eval", str(run), "--device", "cpu", "--workers", "0", "--test-groups", "1", "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])  # printed once, by rank 0
+    assert proc.stdout.count('"top1"') == 1
+    from harness.engine.evaluate_run import evaluate_run
+
+    single = evaluate_run(run, device="cpu", workers=0, test_groups=1)
+    assert (result["world_size"], result["num_videos"]) == (2, 6)
+    for k in ("top1", "top5", "per_class_acc", "confusion"):
+        assert result[k] == single[k], k
+    assert result["loss"] == pytest.approx(single["loss"], abs=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from harness.cli import main
 from harness.measure import profile_model, profile_record
@@ -133,3 +134,35 @@ def test_list_cli(capsys):
     assert main(["list", "*r50_dsa"]) == 0
     out = capsys.readouterr().out
     assert "i3d_r50_dsa" in out and "tsm_r50_dsa" in out and "i3d_r18" not in out
+
+
+def test_latency_on_cuda_n_synchronises_device_n(monkeypatch):
+    """On ``cuda:1`` the timed step waits for cuda:1 (not the current device) and runs with cuda:1 current."""
+    from harness.measure import latency
+
+    synced, current = [], []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+
+    class Current:  # stands in for torch.cuda.device(...) on a machine without CUDA
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            current.append(self.device)
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch.cuda, "device", Current)
+
+    class OnCuda1:  # an input that says it lives on cuda:1; the model below never touches it
+        device = torch.device("cuda", 1)
+
+    class Nothing(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    r = latency.measure_latency(Nothing(), OnCuda1(), clips_per_input=1, min_run_time=0.01, warmup=1)
+    assert r["timed_runs"] >= 1 and len(synced) >= 1 + r["timed_runs"]
+    assert set(synced) == {torch.device("cuda", 1)}
+    assert current == [torch.device("cuda", 1)]

@@ -44,6 +44,8 @@ TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
     ("--seed", "seed", {"type": int}),
     ("--test-groups", "eval.test_groups", {"type": int}),
     ("--crops", "eval.crops", {"type": int, "choices": (1, 3)}),
+    ("--test-size", "eval.size", {"type": int}),
+    ("--test-resize", "eval.resize", {"type": int}),
 )
 """The common flags of ``train``, each a shorthand for ``--set KEY=VALUE`` (tested against the config)."""
 SWITCHES: tuple[tuple[str, str, object, str], ...] = (
@@ -51,7 +53,11 @@ SWITCHES: tuple[tuple[str, str, object, str], ...] = (
     ("--cache-decoded", "data.cache_decoded", True, "decode each video once per process (small datasets)"),
     ("--skip-corrupt", "data.on_error", "skip", "skip unreadable training videos (counted, listed)"),
 )
-EVAL_FLAGS = tuple(f for f in TRAIN_FLAGS if f[0] in ("--test", "--test-groups", "--crops", "--workers"))
+EVAL_FLAGS = tuple(
+    f
+    for f in TRAIN_FLAGS
+    if f[0] in ("--test", "--test-groups", "--crops", "--test-size", "--test-resize", "--workers")
+)
 
 
 def default_of(key: str) -> object:
@@ -168,16 +174,35 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser(
         "eval",
-        help="(re-)evaluate a finished or checkpointed run with other views",
+        help="(re-)evaluate a finished or checkpointed run with other views, on CPU or GPU",
         description="Evaluate the latest checkpoint of RUN_DIR on its test set (or --test) with "
-        "the given views; prints and writes eval-<groups>x<crops>.json in the run.",
+        "the given views and test crop (--test-size, default the run's eval.size); prints and writes "
+        "eval-<groups>x<crops>.json in the run (eval-<groups>x<crops>-<size>px.json for another crop than "
+        "the training one). The evaluation is the training's own: with the run's settings it reproduces the "
+        "test of its final.json. Several GPUs: launch with torchrun and --device cuda (one process per GPU, "
+        "each scores its shard; rank 0 writes).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "example: dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 "
-            "--set eval.batch_size=16\n\n" + _set_help(("data", "eval"))
+            "examples:\n"
+            "  dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 --set eval.batch_size=16\n"
+            "  dsa-harness eval results/runs/manual/3f2a9c81d0e4 --device cuda --amp bf16 --workers 8\n"
+            "  torchrun --nproc_per_node 8 -m harness eval results/runs/manual/3f2a9c81d0e4 --device cuda\n\n"
+            + _set_help(("data", "eval"))
         ),
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEV",
+        help="cpu | cuda | cuda:N | auto (default auto: CUDA when visible; under torchrun: cuda:LOCAL_RANK)",
+    )
+    e.add_argument(
+        "--amp",
+        choices=("auto", "none", "bf16", "fp16"),
+        default="auto",
+        help="autocast dtype (default auto: the run's train.amp on CUDA, as its own test; none on the CPU)",
+    )
     add_config_flags(e, EVAL_FLAGS, ())
     e.add_argument(
         "--checkpoint",
@@ -247,6 +272,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace, workers, overrides: dict) -> dict:
+    from harness.engine.evaluate_run import evaluate_run
+
+    return evaluate_run(
+        args.run_dir,
+        device=args.device,
+        amp=args.amp,
+        workers=workers,
+        overrides=overrides,
+        checkpoint=args.checkpoint,
+        checkpoint_format=args.checkpoint_format,
+    )
+
+
 def _run_lock(out: str, wait: bool):
     """The run lock of ``out`` (harness.results.lock) on rank 0 of a torchrun job or in a plain process;
     ranks > 0 follow rank 0 through the engine's collectives."""
@@ -269,19 +308,23 @@ def _result_line(final: dict) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from harness.engine.evaluate_run import evaluate_run
+    import contextlib
 
-    result = evaluate_run(
-        args.run_dir,
-        overrides=dict(flag_values(args)),
-        checkpoint=args.checkpoint,
-        checkpoint_format=args.checkpoint_format,
-    )
+    overrides = dict(flag_values(args))
+    workers = overrides.pop("data.num_workers", None)  # --workers: loader processes (default: the run's)
+    # the run lock: not while another process writes the run (trains it, or evaluates into it)
+    lock = _run_lock(args.run_dir, wait=False) if Path(args.run_dir).is_dir() else contextlib.nullcontext()
+    with lock:
+        result = _evaluate(args, workers, overrides)
+    if not result:  # a torchrun process other than rank 0
+        return 0
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(
             f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%"
-            f"  ({result['views']} views, {result['num_videos']} videos)"
+            f"  ({result['views']} views of {result['test_size']} px, {result['num_videos']} videos; "
+            f"{result['device']}, amp {result['amp']}, {result['workers']} workers, "
+            f"{result['world_size']} process(es))"
         )
     return 0

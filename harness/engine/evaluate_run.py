@@ -1,4 +1,11 @@
-"""Re-evaluate a run directory's weights with other test views (`dsa-harness eval`)."""
+"""Re-evaluate a run directory's weights with other test views (`dsa-harness eval`), on CPU or GPU.
+
+The evaluation is the training's own (``harness.engine.train.evaluate_dataset``: this rank's shard of
+the test set through the one loader, all shards gathered, each video scored once), so ``eval`` of a
+finished run with its own settings reproduces the test of its final.json. Under ``torchrun`` every
+process evaluates its shard (gloo on CPU, nccl on CUDA with one GPU per process, ``cuda:LOCAL_RANK``)
+and rank 0 writes the result.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,47 @@ from pathlib import Path
 
 import torch
 
-from harness.config import RunConfig
+from harness.config import RunConfig, file_fingerprint
 from harness.data import auto_num_workers
 from harness.engine.checkpoint import CheckpointError, load_checkpoint
-from harness.engine.distributed import DistributedContext
+from harness.engine.distributed import init_distributed
 from harness.engine.train import build_data, evaluate_dataset
-from harness.errors import ConfigError, MissingFileError, RunDirError
+from harness.errors import ConfigError, MissingFileError, RunDirError, UsageError
 from harness.models import create_model, model_from_checkpoint
 from harness.results.rundir import RunDir, atomic_write_json
+
+DEVICES = "cpu | cuda | cuda:N | auto"
+AMP_CHOICES = ("auto", "none", "bf16", "fp16")
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def eval_device(device: str) -> torch.device:
+    """The device ``eval`` runs on: ``cpu``, ``cuda`` (the current CUDA device), ``cuda:N`` or ``auto``
+    (CUDA when visible, else the CPU). Raises UsageError for another value, or CUDA that is not there."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise UsageError(f"--device {device!r}: must be one of {DEVICES}")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA device is visible; use --device cpu (or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return dev
+
+
+def eval_amp(amp: str, device: torch.device, train_amp: str = "none") -> torch.dtype | None:
+    """The autocast dtype of the evaluation (None: full precision). ``auto``: the run's ``train.amp`` on
+    CUDA (what its own test used, so results stay comparable with final.json), none on the CPU;
+    ``bf16`` / ``fp16`` / ``none`` as said, on either device (the CPU autocasts too, slowly)."""
+    if amp not in AMP_CHOICES:
+        raise UsageError(f"--amp {amp!r}: must be one of {', '.join(AMP_CHOICES)}")
+    if amp == "auto":
+        amp = train_amp if device.type == "cuda" and train_amp in AMP_DTYPES else "none"
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UsageError(f"--amp bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16")
+    return AMP_DTYPES[amp]
 
 
 def evaluate_run(
@@ -24,15 +64,23 @@ def evaluate_run(
     test_groups: int | None = None,
     crops: int | None = None,
     device: str = "cpu",
+    amp: str = "auto",
+    workers: int | None = None,
     overrides: dict | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_format: str = "auto",
 ) -> dict:
     """Evaluate the latest checkpoint of ``run_dir`` with its config, changed by ``overrides``
-    (``{"eval.crops": 1, "data.test": PATH, ...}``, the ``--set`` rule) and the explicit arguments.
-    ``checkpoint``: evaluate the weights of that file instead (a harness, official DSANet, mmaction2 or
-    torchvision file, ``checkpoint_format`` or detected; loaded exactly into the run's model); the result goes
-    to ``eval-<groups>x<crops>-<file stem>.json``."""
+    (``{"eval.crops": 1, "data.test": PATH, "eval.size": 256, ...}``, the ``--set`` rule) and the explicit
+    arguments, on ``device`` (:func:`eval_device`) with autocast ``amp`` (:func:`eval_amp`) and
+    ``workers`` loader processes (None: the run's ``data.num_workers``). ``checkpoint``: evaluate the weights
+    of that file instead (a harness, official DSANet, mmaction2 or torchvision file, ``checkpoint_format`` or
+    detected; loaded exactly into the run's model).
+
+    Writes ``eval-<groups>x<crops>[-<size>px][-<checkpoint stem>][-<test list stem>-<hash>].json`` in the run
+    folder (the crop part when the test crop is not the training one, the list part when the test list is not
+    the run's own) and returns the result, which records the list it scored (``test_list``,
+    ``test_list_sha256``); under torchrun, rank 0 writes and returns it, the other ranks return ``{}``."""
     rd = RunDir(run_dir)
     if not rd.config_path.exists():
         raise MissingFileError(f"{rd.path} is not a run folder (no config.json)")
@@ -53,10 +101,17 @@ def evaluate_run(
         changes["eval.test_groups"] = test_groups
     if crops:
         changes["eval.crops"] = crops
+    original_test = (cfg.get("data") or {}).get("test")
     rc = RunConfig.from_dict(cfg).with_overrides(changes) if changes else RunConfig.from_dict(cfg)
     data_cfg = replace(rc.data, train=None, val=None)
     if not data_cfg.test:
         raise ConfigError("no test set: pass --test ANNOTATION (or --set data.test=ANNOTATION)")
+    if workers is not None and workers < 0:
+        raise UsageError(f"--workers {workers}: must be >= 0")
+    if workers is None:  # the run's setting; None there: auto (as training resolves it)
+        workers = rc.data.num_workers if rc.data.num_workers is not None else auto_num_workers()
+    dev = eval_device(device)
+    amp_dtype = eval_amp(amp, dev, rc.train.amp)
     ev, mcfg = rc.eval, rc.model
     data = build_data(data_cfg, ev, mcfg.num_snippets, mcfg.num_frames, rc.seed)
     if checkpoint:
@@ -69,21 +124,58 @@ def evaluate_run(
                 "not a training checkpoint of this harness"
             )
         num_classes = state["model"]["fc.weight"].shape[0]
-        model = create_model(mcfg.replace(num_classes=num_classes))
+        model = create_model(mcfg.replace(num_classes=num_classes, pretrained=None))
         model.load_state_dict(state["model"])
-    result = evaluate_dataset(
-        model,
-        data.test,
-        views=ev.views,
-        batch_size=ev.batch_size,
-        data=data,
-        device=torch.device(device),
-        ctx=DistributedContext(),
-        seed=rc.seed,
-        workers=data_cfg.num_workers if data_cfg.num_workers is not None else auto_num_workers(),
-        amp_dtype=None,
+        del state
+
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    ctx = init_distributed(dev.type)  # torchrun's RANK / WORLD_SIZE; one process otherwise
+    if ctx.enabled and dev.type == "cuda":
+        if dev.index is not None:
+            raise UsageError(
+                f"--device {device} under torchrun: every process would use that one GPU; use --device cuda "
+                "(each process takes cuda:LOCAL_RANK)"
+            )
+        dev = torch.device("cuda", ctx.local_rank)
+    elif dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    try:
+        result = evaluate_dataset(
+            model,
+            data.test,
+            views=ev.views,
+            batch_size=ev.batch_size,
+            data=data,
+            device=dev,
+            ctx=ctx,
+            seed=rc.seed,
+            workers=workers,
+            amp_dtype=amp_dtype,
+        )
+    finally:
+        if ctx.enabled and owns_group:
+            torch.distributed.destroy_process_group()
+    size, resize = ev.test_crop(rc.data)
+    result.update(
+        {
+            "views": ev.views,
+            "test_size": size,
+            "test_resize": resize,
+            "device": str(dev),
+            "amp": {None: "none", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
+            "workers": workers,
+            "world_size": ctx.world_size,
+        }
     )
-    result["views"] = ev.views
-    suffix = f"-{Path(checkpoint).stem}" if checkpoint else ""
+    if not ctx.is_main:
+        return {}
+    test_fp = file_fingerprint(data_cfg.test)
+    result.update({"test_list": str(data_cfg.test), "test_list_sha256": test_fp})
+    suffix = "" if (size, resize) == (rc.data.size, rc.data.resize) else f"-{size}px"
+    suffix += f"-{Path(checkpoint).stem}" if checkpoint else ""
+    if original_test is None or Path(data_cfg.test).resolve() != Path(original_test).resolve():
+        suffix += f"-{Path(data_cfg.test).stem}-{test_fp.split(':', 1)[1][:8]}"
     atomic_write_json(rd.path / f"eval-{ev.test_groups}x{ev.crops}{suffix}.json", result)
     return result

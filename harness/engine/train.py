@@ -135,7 +135,8 @@ class _Data:
 
 def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: int, seed: int) -> _Data:
     """Datasets for the three splits from ``harness.data`` (train: random offsets, crop and flip;
-    val: centred snippets, one centre crop; test: ``test_groups`` interleaved groups x ``crops``)."""
+    val: centred snippets, one centre crop of ``data.size``; test: ``test_groups`` interleaved groups x
+    ``crops`` crops of the test size, ``EvalConfig.test_crop``)."""
     from harness.data.sampling import SnippetSampler
     from harness.data.transforms import eval_transform, normalize, train_transform
     from harness.data.video import VideoDataset
@@ -158,8 +159,11 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
                 area=data.crop_area,
                 scales=data.scales if data.crop == "multiscale" else None,
             )
+        elif mode == "test":  # the test crop (eval.size / eval.resize; None: the training ones)
+            size, resize = ev.test_crop(data)
+            transform = eval_transform(size, resize=resize, crops=ev.crops)
         else:
-            transform = eval_transform(data.size, resize=data.resize, crops=ev.crops if mode == "test" else 1)
+            transform = eval_transform(data.size, resize=data.resize, crops=1)
         extra = {"class_index": data.classes} if data.format == "kinetics_csv" and data.classes else {}
         if data.format == "frames":
             extra["frame_template"] = data.frame_template
@@ -416,6 +420,8 @@ def train_and_evaluate(
     device = _device(tcfg)
     ctx = init_distributed(device.type)
     device = ctx.device  # cuda:(local_rank % visible devices), passed explicitly everywhere
+    if device.type == "cuda":  # final.json's train.peak_mem_gb is this run's peak, not the process's
+        torch.cuda.reset_peak_memory_stats()
     log = _Log(rd, ctx, echo)
     if ctx.is_main and on_disk != cfg:  # config.json is always the fully resolved config
         rd.write_config(cfg)
@@ -662,7 +668,8 @@ def train_and_evaluate(
     if ctx.is_main:
         from harness.measure.profile import profile_record
 
-        profile = profile_record(mcfg, size=dcfg.size, views=ecfg.views, model=model)
+        test_size = ecfg.test_crop(dcfg)[0]  # the test's cost per view is counted at the test size
+        profile = profile_record(mcfg, size=dcfg.size, views=ecfg.views, model=model, test_size=test_size)
         metrics = rd.read_metrics()
         final = {
             "run_id": cfg.get("run_id") or rd.run_id,
@@ -680,6 +687,8 @@ def train_and_evaluate(
                 "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
                 "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None,
                 **runtime,
+                # peak memory of this (main) process's GPU, GB = 1e9 bytes: the measurement `sweep show` prefers
+                "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
             },
         }
         if test is not None:
@@ -748,7 +757,8 @@ def evaluate_dataset(
     workers: int,
     amp_dtype,
 ) -> dict:
-    """Evaluate on this rank's shard (no padding), gather all shards, score each video exactly once."""
+    """Evaluate on this rank's shard (no padding) with ``workers`` loader processes and autocast ``amp_dtype``
+    (None: full precision), gather all shards, score each video exactly once."""
     broadcast_buffers(model, ctx)  # every rank scores with rank 0's BatchNorm statistics
     loader = build_loader(
         dataset,

@@ -63,6 +63,25 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+SHOW_DESCRIPTION = """\
+Expand a grid file, validate every run and print one line per run with its estimates.
+
+Cost: GPU-hours from the model's GFLOPs per view (fvcore) at the training crop and at the test crop
+(eval.size), training clips, epochs, test views and the grid's declared throughput (cost.throughput:
+clips_per_s, or tflops); formula: harness.launch.cost.estimate_cost. 'test GFLOPs/video' is the cost of
+testing one video: views x GFLOPs per view at the test crop.
+
+'peak mem/GPU': peak training memory of one GPU in GB (10^9 bytes). Measured where a measurement exists
+(the run's final.json, or RESULTS/benchmarks/train_memory.json written by benchmarks/gpu_check.py for the
+same model, batch, crop and AMP); else the stated model of harness.measure.memory:
+    peak = A + X + P x (4 weights + 4 gradients + 4 momentum [+ 2 AMP weight copies] [+ 4 DDP buckets])
+A = bytes of the tensors autograd saves in one forward pass of the per-GPU batch (train.batch_size videos
+of U x T frames at data.size, in the AMP dtype), counted on the meta device (no memory, no compute); X = the
+input batch (uint8 + fp32); P = parameters. Not counted: cuDNN workspaces, allocator fragmentation, the
+CUDA context. With the GPU's memory (resources.gpu_mem_gb or --gpu-mem-gb) the 'memory' column warns
+where the peak exceeds 90% of it."""
+
+
 def register_commands(subparsers) -> None:
     sweep = subparsers.add_parser(
         "sweep",
@@ -78,10 +97,7 @@ def register_commands(subparsers) -> None:
     show = sub.add_parser(
         "show",
         help="expand a grid and print its runs with an estimated cost",
-        description="Expand a grid file, validate every run and print one line per run with the "
-        "estimated cost: GPU-hours from the model's GFLOPs per view (fvcore), training clips, "
-        "epochs, test views and the grid's declared throughput (cost.throughput: clips_per_s, "
-        "or tflops); see harness.launch.cost.estimate_cost for the formula.",
+        description=SHOW_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
@@ -91,7 +107,9 @@ def register_commands(subparsers) -> None:
         action="store_true",
         help="do not require the data annotation files to exist (e.g. datasets not on this machine)",
     )
-    show.add_argument("--no-cost", action="store_true", help="skip the cost estimate (no FLOPs counting)")
+    show.add_argument(
+        "--no-cost", action="store_true", help="skip the cost and memory estimates (no FLOPs or memory counting)"
+    )
     show.add_argument(
         "--clips-per-s",
         type=float,
@@ -100,6 +118,13 @@ def register_commands(subparsers) -> None:
     )
     show.add_argument(
         "--tflops", type=float, metavar="N", help="sustained fvcore TFLOP/s per GPU to use instead of the grid's"
+    )
+    show.add_argument(
+        "--gpu-mem-gb",
+        type=float,
+        metavar="GB",
+        help="memory of one GPU of the partition (default: resources.gpu_mem_gb): warn where a run's peak "
+        "training memory exceeds 90%% of it",
     )
     show.add_argument(
         "--resolved",
@@ -223,10 +248,14 @@ def register_commands(subparsers) -> None:
 
 
 def _cmd_show(args) -> int:
-    from harness.launch.cost import estimate_cost, show_table
+    from harness.launch.cost import estimate_cost, estimate_memory, show_table
     from harness.launch.grid import GridValidationError, expand, load_grid, validate_runs
 
-    for flag, value in (("--clips-per-s", args.clips_per_s), ("--tflops", args.tflops)):
+    for flag, value in (
+        ("--clips-per-s", args.clips_per_s),
+        ("--tflops", args.tflops),
+        ("--gpu-mem-gb", args.gpu_mem_gb),
+    ):
         if value is not None and not value > 0:
             raise UsageError(f"{flag} {value}: must be > 0")
     grid = load_grid(args.grid)
@@ -260,7 +289,12 @@ def _cmd_show(args) -> int:
         if args.tflops:
             tp["tflops"] = args.tflops
         costs = estimate_cost(grid, runs, throughput=tp, flops_cache=f"{args.results_root}/cache/flops.json")
-    print(show_table(grid, runs, costs))
+    memory = None
+    if not args.no_cost and not problems and grid.task == "train":
+        memory = estimate_memory(
+            runs, args.results_root, gpu_mem_gb=args.gpu_mem_gb, cache_file=f"{args.results_root}/cache/memory.json"
+        )
+    print(show_table(grid, runs, costs, memory))
     if problems:
         raise GridValidationError(problems)
     return 0

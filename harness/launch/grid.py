@@ -17,7 +17,7 @@ A grid file (``experiments/<name>.yaml``) describes one paper table::
       product: {model.split_ratio: [0.125, 0.25, 0.5, 1.0]}   # cartesian product
       zip: {model.variant: [a, b], model.num_snippets: [4, 8]} # walked together (equal lengths)
     seeds: [0, 1, 2]
-    resources: {gpus: 8, cpus_per_task: 10, mem_gb: 64, time_min: 2880}
+    resources: {gpus: 8, cpus_per_task: 10, mem_gb: 64, time_min: 2880, gpu_mem_gb: 80}
     cost:                             # optional, for the estimate of `sweep show`
       train_clips: 78000              # training clips (videos) per epoch
       test_clips: 5000                # test videos (x eval.test_groups x eval.crops views)
@@ -145,6 +145,7 @@ class Resources:
     mem_gb: float = 4.0
     time_min: int = 60
     partition: str | None = None
+    gpu_mem_gb: float | None = None  # memory of one GPU of the partition: `sweep show` warns above 90% of it
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
@@ -160,6 +161,10 @@ class Resources:
                 raise ConfigError(f"resources.{name}={v!r}: must be an integer >= {low}")
         if not isinstance(self.mem_gb, (int, float)) or self.mem_gb <= 0:
             raise ConfigError(f"resources.mem_gb={self.mem_gb!r}: must be a number > 0")
+        if self.gpu_mem_gb is not None and (
+            not isinstance(self.gpu_mem_gb, (int, float)) or isinstance(self.gpu_mem_gb, bool) or self.gpu_mem_gb <= 0
+        ):
+            raise ConfigError(f"resources.gpu_mem_gb={self.gpu_mem_gb!r}: must be a number > 0 (GB of one GPU)")
         if self.gpus % self.nodes:
             raise ConfigError(f"resources.gpus={self.gpus} must be a multiple of resources.nodes={self.nodes}")
         if self.tasks is None:

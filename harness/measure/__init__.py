@@ -1,4 +1,5 @@
-"""Measurement: FLOPs/params (fvcore, every op accounted), latency/throughput, the environment of a run.
+"""Measurement: FLOPs/params (fvcore, every op accounted), latency/throughput, peak training memory (a stated
+model, measured peaks), the environment of a run.
 
 Names are imported on first use (PEP 562), so that importing one submodule (the CLI imports
 ``harness.measure.commands``) does not pull in torch."""
@@ -12,9 +13,11 @@ _EXPORTS = {  # public name -> (module, name in the module)
     "device_name": ("harness.measure.environment", "device_name"),
     "count_flops": ("harness.measure.flops", "count_flops"),
     "count_params": ("harness.measure.flops", "count_params"),
+    "estimate_train_memory": ("harness.measure.memory", "estimate_train_memory"),
     "measure_latency": ("harness.measure.latency", "measure_latency"),
     "profile_model": ("harness.measure.profile", "profile_model"),
     "profile_record": ("harness.measure.profile", "profile_record"),
+    "saved_tensor_bytes": ("harness.measure.memory", "saved_tensor_bytes"),
 }
 __all__ = sorted(_EXPORTS)
 

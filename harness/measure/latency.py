@@ -7,9 +7,28 @@ the per-video latency); ``throughput_clips_s = B * U / median``.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.utils.benchmark as benchmark
 from torch import nn
+
+
+def cuda_synchronizer(device: torch.device):
+    """A no-argument callable that waits for ``device``'s queued work: ``torch.cuda.synchronize(device)``
+    on CUDA (that device, not the current one), nothing elsewhere."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return lambda: None
+    return lambda: torch.cuda.synchronize(device)
+
+
+def on_device(device: torch.device):
+    """Context making ``device`` the current CUDA device (a no-op off CUDA or for a bare ``cuda``)."""
+    device = torch.device(device)
+    if device.type != "cuda" or device.index is None:
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)
 
 
 def measure_latency(
@@ -26,8 +45,10 @@ def measure_latency(
     """Time ``model(inputs)`` in eval mode under ``torch.inference_mode``.
 
     ``clips_per_input``: clips in one forward pass (N*U). Returns median/IQR in ms, throughput in
-    clips/s, the number of timed runs and the thread count in force. CUDA work is synchronised before
-    every timestamp (torch.utils.benchmark does it, and the statement syncs too).
+    clips/s, the number of timed runs and the thread count in force. On CUDA the inputs' own device
+    (``cuda:N``) is made current for the measurement and synchronised after every forward pass, so
+    timestamps never close before its work is done (``torch.cuda.synchronize()`` alone would wait for
+    the current device only, which need not be N).
     """
     device = inputs.device
     model = model.eval()
@@ -37,7 +58,7 @@ def measure_latency(
     if compile:
         model = torch.compile(model)
     threads = threads or torch.get_num_threads()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = cuda_synchronizer(device)
 
     def step():
         model(inputs)
@@ -46,7 +67,7 @@ def measure_latency(
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.inference_mode():
+        with on_device(device), torch.inference_mode():
             for _ in range(max(warmup, 1)):
                 step()
             timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)

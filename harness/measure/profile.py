@@ -17,22 +17,33 @@ from harness.models import create_model, resolve_config
 from harness.models.config import ModelConfig
 
 
-def profile_record(config: ModelConfig, *, size: int, views: int = 1, model: nn.Module | None = None) -> dict:
+def profile_record(
+    config: ModelConfig,
+    *,
+    size: int,
+    views: int = 1,
+    model: nn.Module | None = None,
+    test_size: int | None = None,
+) -> dict:
     """FLOPs and params of ``config`` on one view (1, U, 3, T, size, size), with the config's identity.
 
     ``gflops_per_video = gflops_per_view * views``. ``model`` (built from ``config``, e.g. a trained one)
     is counted instead of a fresh build when given; FLOPs and params depend only on the architecture.
     Counting runs on the CPU: a given model is moved there.
+
+    With ``test_size`` (a train run's test crop, ``eval.size``), the record also gives the cost of the
+    test: ``test_size``, ``test_gflops_per_view`` (one view at test_size x test_size) and
+    ``test_gflops_per_video`` (x ``views``), counted again when the test size differs from ``size``.
     """
-    if views < 1 or size < 16:
-        raise ValueError(f"views={views}, size={size}: need views >= 1, size >= 16")
+    if views < 1 or size < 16 or (test_size is not None and test_size < 16):
+        raise ValueError(f"views={views}, size={size}, test_size={test_size}: need views >= 1, sizes >= 16")
     if model is None:
         model = create_model(config)
     model = model.cpu()
     U, T = config.num_snippets, config.num_frames
     flops = count_flops(model, (torch.zeros(1, U, 3, T, size, size),))
     params = count_params(model)
-    return {
+    record = {
         "variant": config.name,
         "flavour": config.flavour,
         "depth": config.depth,
@@ -56,6 +67,17 @@ def profile_record(config: ModelConfig, *, size: int, views: int = 1, model: nn.
         "params_m_no_classifier": params["params_no_classifier"] / 1e6,
         "aggregator_params": params["aggregator_params"],
     }
+    if test_size is not None:
+        test_input = torch.zeros(1, U, 3, T, test_size, test_size)
+        test_flops = flops if test_size == size else count_flops(model, (test_input,))
+        record.update(
+            {
+                "test_size": test_size,
+                "test_gflops_per_view": test_flops["flops"] / 1e9,
+                "test_gflops_per_video": test_flops["flops"] * views / 1e9,
+            }
+        )
+    return record
 
 
 def profile_model(

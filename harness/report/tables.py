@@ -39,6 +39,9 @@ METRIC_LABELS = {
     "profile.gflops_per_view": "GFLOPs/view (fvcore, 1 MAC = 1 FLOP)",
     "profile.gflops_per_video": "GFLOPs/video (per view x views)",
     "profile.views": "views (clips x crops)",
+    "profile.test_size": "test crop (px)",
+    "profile.test_gflops_per_view": "test GFLOPs/view (at the test crop)",
+    "profile.test_gflops_per_video": "test GFLOPs/video (per test view x views)",
     "profile.params_m": "Params (M, incl. classifier)",
     "profile.params_m_no_classifier": "Params (M, w/o classifier)",
     "profile.aggregator_params": "aggregator params",
@@ -51,6 +54,7 @@ METRIC_LABELS = {
 
 DIGITS = {
     "test.views": 0,
+    "profile.test_size": 0,
     "profile.views": 0,
     "profile.aggregator_params": 0,
     "profile.latency_ms": 1,
