@@ -711,6 +711,10 @@ def trained_run(colour_set, tmp_path_factory):
 METRIC_KEYS = ("top1", "top5", "mean_class_acc", "per_class_acc", "confusion", "num_videos", "loss")
 
 
+def final_config_test(run: Path) -> str:
+    return json.loads((run / "config.json").read_text())["data"]["test"]
+
+
 def test_eval_reproduces_the_final_test_and_one_worker_equals_none(trained_run):
     from harness.engine.evaluate_run import evaluate_run
 
@@ -726,6 +730,17 @@ def test_eval_reproduces_the_final_test_and_one_worker_equals_none(trained_run):
     other = evaluate_run(run, device="cpu", workers=0, amp="bf16", overrides={"eval.size": 36})
     assert (other["test_size"], other["amp"], other["num_videos"]) == (36, "bf16", 6)
     assert (run / "eval-2x3-36px.json").exists()
+    # another test list: its own file, named by the list and its hash, recording the list it scored
+    own = json.loads((run / "eval-2x3.json").read_text())
+    assert own["test_list"] == final_config_test(run) and own["test_list_sha256"].startswith("sha256:")
+    lines = Path(own["test_list"]).read_text().splitlines()
+    half = run.parent / "half.txt"
+    half.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    part = evaluate_run(run, device="cpu", workers=0, test=str(half))
+    named = list(run.glob("eval-2x3-half-*.json"))
+    assert len(named) == 1 and json.loads(named[0].read_text())["test_list"] == str(half)
+    assert part["num_videos"] == len(lines) // 2
+    assert json.loads((run / "eval-2x3.json").read_text()) == own  # the run's own result is not overwritten
 
 
 def test_eval_device_and_amp_choices(monkeypatch):
