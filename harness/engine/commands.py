@@ -49,7 +49,12 @@ TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
 SWITCHES: tuple[tuple[str, str, object, str], ...] = (
     ("--no-flip", "data.flip", False, "no horizontal flip (direction-sensitive labels)"),
     ("--cache-decoded", "data.cache_decoded", True, "decode each video once per process (small datasets)"),
-    ("--skip-corrupt", "data.on_error", "skip", "skip unreadable training videos (counted, listed)"),
+    (
+        "--skip-corrupt",
+        "data.on_error",
+        "skip",
+        "skip unreadable videos, counted and listed (training: replaced; val/test: left out, never replaced)",
+    ),
 )
 EVAL_FLAGS = tuple(f for f in TRAIN_FLAGS if f[0] in ("--test", "--test-groups", "--crops", "--workers"))
 
@@ -178,7 +183,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         ),
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
-    add_config_flags(e, EVAL_FLAGS, ())
+    add_config_flags(e, EVAL_FLAGS, tuple(f for f in SWITCHES if f[0] == "--skip-corrupt"))
     e.add_argument(
         "--checkpoint",
         metavar="PATH",
@@ -282,6 +287,8 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         print(
             f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%"
-            f"  ({result['views']} views, {result['num_videos']} videos)"
+            f"  ({result['views']} views, {result['num_videos']} videos"
+            + (f", {result['num_skipped']} unreadable left out" if result.get("num_skipped") else "")
+            + ")"
         )
     return 0
