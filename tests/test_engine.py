@@ -303,7 +303,13 @@ def test_stopped_mid_epoch_with_loader_workers_resumes_to_the_weights_of_a_run_w
         train.STOP.clear()
     st = torch.load(tmp_path / "w2" / "checkpoint.pt", weights_only=True)
     assert (st["epoch"], st["step"]) == (0, 2)  # 12 of the 18 videos seen: the resume starts mid-epoch
+    assert st["elapsed"]["attempts"] == 1 and st["elapsed"]["wall_time_s"] > 0
     final = train_and_evaluate(cfg, tmp_path / "w2", echo=False)
+    # wall time: wall_time_s is this attempt's; wall_time_total_s adds the first attempt's (up to its checkpoint)
+    assert final["attempts"] == 2
+    assert final["wall_time_total_s"] == pytest.approx(st["elapsed"]["wall_time_s"] + final["wall_time_s"])
+    ref_final = RunDir(tmp_path / "ref").read_final()
+    assert ref_final["attempts"] == 1 and ref_final["wall_time_total_s"] == ref_final["wall_time_s"]
     a, b = _weights(tmp_path / "ref"), _weights(tmp_path / "w2")
     assert a.keys() == b.keys()
     for k in a:

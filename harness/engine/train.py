@@ -473,6 +473,7 @@ def train_and_evaluate(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
 
     start_epoch, start_step = 0, 0
+    attempts, time_before = 1, 0.0  # attempts so far and their wall time up to their last checkpoint
     state = _load_resume_state(rd, log, ctx)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -482,7 +483,9 @@ def train_and_evaluate(
             scaler.load_state_dict(state["scaler"])
         restore_rng_states(state, ctx, seed)
         start_epoch, start_step = state["epoch"], state["step"]
-        log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step}")
+        elapsed = state.get("elapsed") or {"attempts": 1, "wall_time_s": 0.0}  # (older checkpoints: unknown)
+        attempts, time_before = int(elapsed["attempts"]) + 1, float(elapsed["wall_time_s"])
+        log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step} (attempt {attempts})")
         before = state.get("runtime") or {}
         changed = {k: (before[k], v) for k, v in runtime.items() if k in before and before[k] != v}
         if changed:
@@ -530,6 +533,7 @@ def train_and_evaluate(
                     "step": step,
                     "epoch_sums": epoch_sums() if step else None,
                     "runtime": runtime,
+                    "elapsed": {"attempts": attempts, "wall_time_s": time_before + time.time() - started},
                     "format": 1,
                 },
             )
@@ -675,7 +679,9 @@ def train_and_evaluate(
             "task": "train",
             "status": "done",
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": time.time() - started,
+            "wall_time_s": (wall := time.time() - started),  # this attempt's
+            "wall_time_total_s": time_before + wall,  # every attempt's, up to its last checkpoint, and this one's
+            "attempts": attempts,
             **describe_environment(device),
             "world_size": ctx.world_size,
             "profile": profile,
