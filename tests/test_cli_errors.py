@@ -220,8 +220,9 @@ def test_the_error_types_are_harness_errors_and_keep_their_builtin_bases():
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_unreadable_video_in_training_is_one_line_also_from_a_loader_worker(ws, capsys, workers):
-    """A video that cannot be read (here: missing) stops training with the video and its annotation line;
-    from a loader worker too (torch rebuilds the worker's exception from its traceback text)."""
+    """A video that cannot be read (here: missing) stops training with the video, its annotation line and the
+    fix (data check, --skip-corrupt); from a loader worker too (torch rebuilds the worker's exception from its
+    traceback text)."""
     line = user_error(
         capsys,
         [
@@ -253,6 +254,8 @@ def test_unreadable_video_in_training_is_one_line_also_from_a_loader_worker(ws, 
         "missing video",
         "ann.txt:",
         "no such file",
+        "dsa-harness data check ann.txt",  # the fix, on the same line
+        "--skip-corrupt",
     )
     assert line.endswith("(in a loader worker)") == (workers > 0)
 

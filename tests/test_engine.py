@@ -326,7 +326,13 @@ def test_stopped_mid_epoch_with_loader_workers_resumes_to_the_weights_of_a_run_w
         train.STOP.clear()
     st = torch.load(tmp_path / "w2" / "checkpoint.pt", weights_only=True)
     assert (st["epoch"], st["step"]) == (0, 2)  # 12 of the 18 videos seen: the resume starts mid-epoch
+    assert st["elapsed"]["attempts"] == 1 and st["elapsed"]["wall_time_s"] > 0
     final = train_and_evaluate(cfg, tmp_path / "w2", echo=False)
+    # wall time: wall_time_s is this attempt's; wall_time_total_s adds the first attempt's (up to its checkpoint)
+    assert final["attempts"] == 2
+    assert final["wall_time_total_s"] == pytest.approx(st["elapsed"]["wall_time_s"] + final["wall_time_s"])
+    ref_final = RunDir(tmp_path / "ref").read_final()
+    assert ref_final["attempts"] == 1 and ref_final["wall_time_total_s"] == ref_final["wall_time_s"]
     a, b = _weights(tmp_path / "ref"), _weights(tmp_path / "w2")
     assert a.keys() == b.keys()
     for k in a:
@@ -437,6 +443,85 @@ def test_unreadable_video_is_skipped_counted_and_listed(colour_set, tmp_path):
     assert metrics[0]["skipped_videos"] == 1
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "empty.mp4" in log and "train_with_bad.txt:6" in log
+
+
+def _list_with_bad_videos(root: Path) -> tuple[Path, Path, dict]:
+    """A 15-line test list: 11 readable videos and 4 unreadable ones (zero-byte, garbage bytes, missing, a
+    real mp4 cut after its first 300 bytes) between them; and the list of the 11 readable ones alone.
+    Returns (list, good-only list, {line: (file name, reason)} of the bad)."""
+    (root / "v" / "zero.mp4").write_bytes(b"")
+    (root / "v" / "garbage.mp4").write_bytes(bytes(range(256)) * 40)
+    (root / "v" / "cut.mp4").write_bytes((root / "v" / "000.mp4").read_bytes()[:300])
+    good = [f"v/{i:03d}.mp4 {i % 3}" for i in range(3, 14)]
+    bad = {2: "v/zero.mp4 1", 6: "v/garbage.mp4 0", 9: "v/nowhere.mp4 2", 15: "v/cut.mp4 0"}  # 1-based lines
+    lines, g = [], iter(good)
+    for n in range(1, 16):
+        lines.append(bad[n] if n in bad else next(g))
+    (root / "test_bad.txt").write_text("\n".join(lines) + "\n")
+    (root / "test_good.txt").write_text("\n".join(good) + "\n")
+    reasons = {2: ("zero.mp4", "empty"), 6: ("garbage.mp4", "undecodable"), 9: ("nowhere.mp4", "missing")}
+    reasons[15] = ("cut.mp4", "undecodable")
+    return root / "test_bad.txt", root / "test_good.txt", reasons
+
+
+def _independent_test_scores(run: Path, good_list: Path, cfg: dict) -> tuple[float, float, int]:
+    """(top-1 %, mean NLL, videos) of the run's checkpoint on ``good_list``, computed video by video with
+    the model and the dataset alone (no loader, no evaluate_dataset)."""
+    from harness.config import RunConfig
+    from harness.data.sampling import SnippetSampler
+    from harness.data.transforms import eval_transform, normalize
+    from harness.data.video import VideoDataset
+    from harness.models import create_model
+
+    rc = RunConfig.from_dict(cfg)
+    state = load_checkpoint(run / "checkpoint.pt")
+    model = create_model(rc.model.replace(num_classes=state["model"]["fc.weight"].shape[0]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    m, d, e = rc.model, rc.data, rc.eval
+    sampler = SnippetSampler(m.num_snippets, m.num_frames, d.frame_interval, "test", test_groups=e.test_groups)
+    ds = VideoDataset(good_list, good_list.parent, sampler, eval_transform(d.size, resize=d.resize, crops=e.crops))
+    hits, nll = 0, 0.0
+    with torch.no_grad():
+        for i in range(len(ds)):
+            clips, label = ds[i]
+            x = normalize(clips[None]).reshape(e.views, m.num_snippets, *clips.shape[1:])
+            probs = torch.softmax(model(x).double(), dim=-1).mean(dim=0)
+            hits += int(probs.argmax()) == label
+            nll -= float(torch.log(probs[label]))
+    return 100.0 * hits / len(ds), nll / len(ds), len(ds)
+
+
+def test_unreadable_test_videos_are_left_out_counted_and_listed_never_replaced(colour_set, tmp_path, capsys):
+    """on_error=skip at val/test time: the 4 unreadable videos of a 15-video list are left out (not replaced by
+    another video under their label), listed in final.json and the log; the score is the 11 readable videos'
+    (equal to an independent computation); `eval` does the same."""
+    bad_list, good_list, reasons = _list_with_bad_videos(colour_set)
+    cfg = _config(colour_set, epochs=1)
+    cfg["data"].update(val=str(bad_list), test=str(bad_list), on_error="skip")
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    test = final["test"]
+    expected = [{"path": str(colour_set / "v" / reasons[n][0]), "line": n, "reason": reasons[n][1]} for n in reasons]
+    assert test["num_videos"] == 11 and test["num_skipped"] == 4
+    assert test["skipped_videos"] == expected
+    top1, nll, n = _independent_test_scores(tmp_path / "run", good_list, cfg)
+    assert n == 11
+    assert test["top1"] == pytest.approx(top1, abs=1e-9)
+    assert test["loss"] == pytest.approx(nll, rel=1e-5)  # a video scored twice (or one missing) changes the mean
+    metrics = RunDir(tmp_path / "run").read_metrics()
+    assert metrics[0]["val_skipped_videos"] == 4 and "skipped_videos" not in metrics[0]  # training list: all good
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "test left out 4 unreadable video(s), scored 11" in log
+    assert all(name in log for name, _ in reasons.values())
+    # `eval` of the same run: the same videos left out, the same score
+    from harness.cli import main
+
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--test", str(bad_list), "--skip-corrupt", "--workers", "1"]) == 0
+    assert "(6 views, 11 videos, 4 unreadable left out)" in capsys.readouterr().out
+    again = json.loads((tmp_path / "run" / "eval-2x3.json").read_text())
+    assert again["num_videos"] == 11 and again["skipped_videos"] == expected
+    assert again["top1"] == pytest.approx(top1, abs=1e-9) and again["loss"] == pytest.approx(nll, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -113,6 +113,23 @@ def test_table_cells_equal_independent_computation(results):
     assert to_terminal(table, meta).count("\n") == 1 + 1 + 3 - 1
 
 
+def test_a_skipped_videos_column_only_when_a_run_left_unreadable_test_videos_out(results):
+    table, meta, _ = _main_table(results)
+    assert "skipped" not in table.columns and "skipped videos" not in to_markdown(table, meta)
+    for seed, n in ((0, 4), (2, 1)):  # two of i3d_r50_dsa's three seeds left some out
+        rd = RunDir(results / "runs" / "main" / f"i3d_r50_dsa-{seed}")
+        final = rd.read_final()
+        final["test"].update(num_skipped=n, skipped_videos=[{"path": "v/x.mp4", "line": 3, "reason": "empty"}] * n)
+        rd.write_final(final)
+    table, meta, _ = _main_table(results)
+    assert dict(zip(table["model.variant"], table["skipped"])) == {"i3d_r50_dsa": 5, "i3d_r50": 0, "tsm_r50": 0}
+    md = to_markdown(table, meta).splitlines()
+    headers = [h.strip() for h in md[0].strip("|").split("|")]
+    assert headers[:3] == ["variant", "n", "skipped videos"]
+    assert [line.strip("|").split("|")[2].strip() for line in md[2:]] == ["5", "0", "0"]
+    assert "skipped videos" in to_latex(table, meta)
+
+
 def test_rows_without_grid_file_are_the_varying_config(results):
     runs = load_runs(results / "runs")
     table = grid_table(runs[runs["grid"] == "ratio"], GridMeta("ratio"))

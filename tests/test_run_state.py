@@ -11,7 +11,7 @@ import pytest
 
 from harness.launch.grid import RunSpec
 from harness.launch.scheduler import proc_start_ticks
-from harness.launch.status import collect_status
+from harness.launch.status import collect_status, status_table
 from harness.results.rundir import RunDir
 from harness.results.status import FILE_STATES, LIVE_STATES, STATES, run_state
 from harness.results.store import load_runs
@@ -209,6 +209,12 @@ class _Fake:
         ("slurm", "running", (True, "RUNNING"), "running"),
         ("slurm", "requeued", (True, "PENDING"), "requeued"),
         ("slurm", "requeued", (True, "RUNNING"), "running"),
+        # requeued without our handler (`scontrol requeue`): the marker still says running, SLURM holds it waiting
+        ("slurm", "running", (True, "PENDING"), "requeued"),
+        ("slurm", "running", (True, "REQUEUED"), "requeued"),
+        ("slurm", "running", (True, "REQUEUE_HOLD"), "requeued"),
+        ("slurm", "submitted", (True, "REQUEUE_HOLD"), "queued"),
+        ("slurm", "running", (True, "COMPLETING"), "running"),
         ("slurm", "running", (True, None), "unknown"),  # squeue unusable: alive, state unreadable
         ("local", "submitted", (True, "RUNNING"), "queued"),  # a live worker busy with another run
         ("local", "running", (True, "RUNNING"), "running"),
@@ -259,3 +265,70 @@ def test_unreadable_files_are_problems_not_errors(tmp_path):
     assert state.problems == ("job.json unparsable (half-written?)", "error.json unparsable (half-written?)")
     rd.final_path.write_text("[]")
     assert run_state(rd).problems[0] == "final.json present but not a record (half-written, or not a JSON object)"
+
+
+def test_sweep_status_of_a_job_slurm_requeued_behind_our_back(tmp_path, monkeypatch):
+    """`scontrol requeue` of a running job: our handler never ran (marker: running, requeues 0), squeue says
+    PENDING. `sweep status` says requeued (PENDING), not running; the new attempt of the same job counts it."""
+    import harness.launch.scheduler as scheduler
+    import harness.launch.tasks as tasks
+
+    spec = _make(tmp_path, _never_started)
+    rd = RunDir(spec.run_dir)
+    rd.write_job(
+        {"cluster": "slurm", "job_id": "7_0", "state": "running", "attempts": 1, "attempt_job_id": "7_0", "requeues": 0}
+    )
+    monkeypatch.setattr(scheduler, "slurm_live_jobs", lambda: {"7_0": "PENDING"})
+    (st,) = collect_status([spec])
+    assert (st.status, st.scheduler_state, st.requeues) == ("requeued", "PENDING", 0)
+    assert "7_0 (PENDING)" in status_table([st])
+    # the job starts again under the same id: execute_run counts the requeue it was not told about
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    monkeypatch.setattr(tasks, "run_task", lambda config, run_dir: {"status": "done"})
+    tasks.execute_run(rd.path)
+    job = rd.read_job()
+    assert (job["attempts"], job["requeues"], job["state"]) == (2, 1, "finished")
+    assert "restarted by the scheduler: counted as a requeue" in rd.log_path.read_text()
+    assert "2 (1 requeued)" in status_table(collect_status([spec]))
+
+
+@pytest.mark.parametrize(
+    "before, job_env, counted",
+    [
+        ({"state": "requeued", "requeues": 1}, "7_0", 1),  # our handler ran and counted it: not twice
+        ({"state": "interrupted", "requeues": 0}, "7_0", 1),  # stopped, then restarted under the same id
+        ({"state": "submitted", "requeues": 0}, "8_0", 0),  # a new submission (another job) is no requeue
+        ({"state": "running", "requeues": 0}, "8_0", 0),  # (another job id: not a restart of this job)
+        ({"state": "failed", "requeues": 0}, "7_0", 0),  # a failed attempt ends the job: not restarted
+    ],
+)
+def test_requeues_are_counted_once_per_restart_of_the_same_job(tmp_path, monkeypatch, before, job_env, counted):
+    import harness.launch.tasks as tasks
+
+    rd = RunDir(tmp_path / "r").create()
+    _config(rd)
+    rd.write_job({"cluster": "slurm", "job_id": job_env, "attempts": 1, "attempt_job_id": "7_0", **before})
+    array, task = job_env.split("_")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", array)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", task)
+    monkeypatch.setattr(tasks, "run_task", lambda config, run_dir: {"status": "done"})
+    tasks.execute_run(rd.path)
+    assert rd.read_job()["requeues"] == counted and rd.read_job()["attempts"] == 2
+
+
+def test_requeue_handler_then_restart_counts_one(tmp_path, monkeypatch):
+    """submitit's path: the handler (RunTask.checkpoint -> _note_requeue) counts the requeue; the restarted
+    job's attempt does not count it again."""
+    import harness.launch.tasks as tasks
+
+    rd = RunDir(tmp_path / "r").create()
+    _config(rd)
+    rd.write_job({"cluster": "slurm", "job_id": "7_0", "state": "running", "attempts": 1, "attempt_job_id": "7_0"})
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    tasks.RunTask().checkpoint(str(rd.path))
+    assert rd.read_job()["requeues"] == 1
+    monkeypatch.setattr(tasks, "run_task", lambda config, run_dir: {"status": "done"})
+    tasks.execute_run(rd.path)
+    assert (rd.read_job()["requeues"], rd.read_job()["attempts"]) == (1, 2)

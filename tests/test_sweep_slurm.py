@@ -195,14 +195,17 @@ def test_training_run_preempted_midway_resumes_to_the_same_result(slurm_cluster,
         assert not rd.is_done(), "the run finished although it was preempted"
         assert time.time() < deadline, "the job was not requeued"
         time.sleep(0.2)
+    (held,) = collect_status(res.runs)  # SLURM holds the requeued job PENDING: not "running"
+    assert (held.status, held.scheduler_state, held.requeues) == ("requeued", "PENDING", 1), held
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False, env=slurm_cluster.env)
 
     wait_until_settled(ref.runs + res.runs, timeout_s=600)
     job = rd.read_job()
-    assert job["requeues"] >= 1 and job["attempts"] >= 2, job
+    assert job["requeues"] == 1 and job["attempts"] == 2, job  # the handler's count, not counted again
     a, b = RunDir(ref.runs[0].run_dir), rd
     fa, fb = a.read_final(), b.read_final()
     assert fa and fb, (a.read_error(), b.read_error())
+    assert fb["attempts"] == 2 and fb["wall_time_total_s"] > fb["wall_time_s"], fb  # both attempts' time
     assert fb["test"]["top1"] == fa["test"]["top1"] and fb["test"]["loss"] == pytest.approx(
         fa["test"]["loss"], rel=1e-6
     )

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -98,6 +98,16 @@ class EpochIndexed(Dataset):
         return clips, label, index
 
 
+def collate_readable(samples: list):
+    """``default_collate`` of the samples a dataset could read: a sample whose clips are None (an unreadable
+    video left out at evaluation, ``VideoDataset(replace_skipped=False)``) is dropped; a batch of none
+    readable is ``(empty uint8 tensor, empty labels, empty indices)``."""
+    kept = [s for s in samples if s[0] is not None]
+    if not kept:
+        return torch.zeros(0, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    return default_collate(kept)
+
+
 MAX_AUTO_WORKERS = 8
 
 
@@ -132,7 +142,8 @@ def build_loader(
     """The loader training (``shuffle=True``) and evaluation (``shuffle=False``) use.
 
     Yields ``(uint8 (B, V*U, C, T, H, W), int64 labels (B,), int64 dataset indices (B,))``; the last
-    batch may be short (never dropped). Call :func:`set_epoch` before each ``iter(loader)``.
+    batch may be short (never dropped), and so may a batch holding samples left out as unreadable
+    (:func:`collate_readable`; B = 0 when none was readable). Call :func:`set_epoch` before each ``iter(loader)``.
 
     shuffle:      reshuffle every epoch with ``(seed, epoch)`` and pad the shards to equal length
                   (training); otherwise dataset order, unpadded shards (evaluation).
@@ -155,6 +166,7 @@ def build_loader(
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
         drop_last=False,
+        collate_fn=collate_readable,
         generator=torch.Generator().manual_seed(_generator_seed(seed, rank)),  # never the global RNG
     )
 

@@ -24,11 +24,14 @@ remembered per process (read with PyAV directly afterwards) and logged once; :fu
 (``reader.fallback``), which ``data check`` reports.
 
 Bad files (missing, zero-byte, truncated, undecodable, no frames, missing JPEG) raise
-:class:`CorruptVideoError` naming the file and the annotation line. With ``on_error="skip"``
-the sample is replaced by another one drawn deterministically from ``(seed, epoch, index)``
-(returned with *its own* label: labels are never shifted), and the skipped index is recorded in
-shared memory; :meth:`VideoDataset.pop_skipped` lists the skipped files (call it at the end of
-the epoch, in the main process).
+:class:`CorruptVideoError` naming the file and the annotation line (from a dataset with
+``on_error="raise"``, with the fix: ``dsa-harness data check``, ``--skip-corrupt``). With ``on_error="skip"``
+the skipped index is recorded in shared memory and :meth:`VideoDataset.pop_skipped` lists the skipped files
+(call it at the end of the epoch / evaluation, in the main process); then for training (``replace_skipped``,
+the default) the sample is replaced by another one drawn deterministically from ``(seed, epoch, index)``
+(returned with *its own* label: labels are never shifted), while for evaluation (``replace_skipped=False``)
+it is left out: ``dataset[i]`` is ``(None, label)`` and the loader's collate drops it, so no video is
+scored twice and none under another's label.
 """
 
 from __future__ import annotations
@@ -92,24 +95,30 @@ class CorruptVideoError(HarnessError, RuntimeError):
     process N. Original Traceback ..."): with one argument, the message is the worker's own (the
     text's last line), so the command line still prints one line naming the video."""
 
-    def __init__(self, path: str, reason: str | None = None, detail: str = "", where: str = ""):
+    def __init__(self, path: str, reason: str | None = None, detail: str = "", where: str = "", hint: str = ""):
         if reason is None:  # rebuilt from a worker's traceback text
             lines = [line for line in str(path).strip().splitlines() if line.strip()]
             last = lines[-1].strip() if lines else ""
             original = last.split(f"{CorruptVideoError.__name__}: ", 1)[-1]
-            self.path, self.reason, self.detail, self.where = "", "undecodable", original, ""
+            self.path, self.reason, self.detail, self.where, self.hint = "", "undecodable", original, "", ""
             super().__init__(f"{original} (in a loader worker)")
             return
-        self.path, self.reason, self.detail, self.where = str(path), reason, detail, where
+        self.path, self.reason, self.detail, self.where, self.hint = str(path), reason, detail, where, hint
         msg = f"{reason} video {self.path}"
         if where:
             msg += f" (annotation {where})"
         if detail:
             msg += f": {detail}"
+        if hint:
+            msg += f"; {hint}"
         super().__init__(msg)
 
+    def with_hint(self, hint: str) -> CorruptVideoError:
+        """The same error with ``hint`` (the fix, on the same line) appended to its message."""
+        return CorruptVideoError(self.path, self.reason, self.detail, self.where, hint)
+
     def __reduce__(self):  # picklable across DataLoader workers
-        return (CorruptVideoError, (self.path, self.reason, self.detail, self.where))
+        return (CorruptVideoError, (self.path, self.reason, self.detail, self.where, self.hint))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -341,7 +350,11 @@ class VideoDataset(Dataset):
     transform:       callable on uint8 ``(G*U, C, T, H, W)``; gets ``rng=`` when it accepts it.
                      None: samples are returned at decoded size.
     format:          "video" | "frames" | "kinetics_csv".
-    on_error:        "raise" (CorruptVideoError) or "skip" (deterministic replacement, counted).
+    on_error:        "raise" (CorruptVideoError, with the fix in its message) or "skip" (counted, listed by
+                     :meth:`pop_skipped`).
+    replace_skipped: with "skip": True (training) replaces an unreadable sample by another one drawn from
+                     ``(seed, epoch, index)``; False (evaluation) returns ``(None, label)``, which the
+                     loader's collate drops: the video is left out, never scored in another's place.
     decode_threads:  decoder threads per reader (1 per loader worker is usually best).
     video_backend:   "auto" (decord, PyAV for a file decord cannot read) | "decord" | "pyav"; the samples are
                      the same whichever decodes.
@@ -375,6 +388,7 @@ class VideoDataset(Dataset):
         records: list[VideoRecord] | None = None,
         cache_decoded: bool = False,
         video_backend: str = "auto",
+        replace_skipped: bool = True,
     ):
         check_video_backend(video_backend)
         if on_error not in ON_ERROR:
@@ -403,6 +417,7 @@ class VideoDataset(Dataset):
         self._transform_takes_rng = transform is not None and accepts_rng(transform)
         self.format = format
         self.on_error = on_error
+        self.replace_skipped = bool(replace_skipped)
         self.decode_threads = int(decode_threads)
         self.video_backend = video_backend
         self.seed = int(seed)
@@ -510,8 +525,10 @@ class VideoDataset(Dataset):
             return self._get(index, self.rng(index))
         except CorruptVideoError as e:
             if self.on_error == "raise":
-                raise
+                raise e.with_hint(self._fix_hint()) from None
             self._mark_skipped(index, e)
+        if not self.replace_skipped:  # evaluation: left out (the loader's collate drops it), never replaced
+            return None, self.records[index].label
         # Deterministic replacement: candidates drawn from (seed, epoch, index, 1).
         pick = self.rng(index, 1)
         n = len(self)
@@ -531,6 +548,14 @@ class VideoDataset(Dataset):
         )
 
     # --- internals --------------------------------------------------------------------
+    def _fix_hint(self) -> str:
+        ann = self.annotation_file or "ANNOTATION"
+        root = f" --root {self.root}" if self.root else ""
+        return (
+            f"list every unreadable video with `dsa-harness data check {ann}{root}`, or skip them "
+            "with --skip-corrupt (data.on_error=skip)"
+        )
+
     def _get(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
         x = self.load(index, rng)
         if self.transform is not None:

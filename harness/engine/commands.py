@@ -51,7 +51,12 @@ TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
 SWITCHES: tuple[tuple[str, str, object, str], ...] = (
     ("--no-flip", "data.flip", False, "no horizontal flip (direction-sensitive labels)"),
     ("--cache-decoded", "data.cache_decoded", True, "decode each video once per process (small datasets)"),
-    ("--skip-corrupt", "data.on_error", "skip", "skip unreadable training videos (counted, listed)"),
+    (
+        "--skip-corrupt",
+        "data.on_error",
+        "skip",
+        "skip unreadable videos, counted and listed (training: replaced; val/test: left out, never replaced)",
+    ),
 )
 EVAL_FLAGS = tuple(
     f
@@ -203,7 +208,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="autocast dtype (default auto: the run's train.amp on CUDA, as its own test; none on the CPU)",
     )
-    add_config_flags(e, EVAL_FLAGS, ())
+    add_config_flags(e, EVAL_FLAGS, tuple(f for f in SWITCHES if f[0] == "--skip-corrupt"))
     e.add_argument(
         "--checkpoint",
         metavar="PATH",
@@ -323,8 +328,9 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         print(
             f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%"
-            f"  ({result['views']} views of {result['test_size']} px, {result['num_videos']} videos; "
-            f"{result['device']}, amp {result['amp']}, {result['workers']} workers, "
+            f"  ({result['views']} views of {result['test_size']} px, {result['num_videos']} videos"
+            + (f", {result['num_skipped']} unreadable left out" if result.get("num_skipped") else "")
+            + f"; {result['device']}, amp {result['amp']}, {result['workers']} workers, "
             f"{result['world_size']} process(es))"
         )
     return 0

@@ -179,6 +179,7 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
             seed=seed,
             cache_decoded=data.cache_decoded,
             video_backend=data.video_backend,
+            replace_skipped=mode == "train",  # val / test: an unreadable video is left out, never replaced
             **extra,
         )
 
@@ -478,6 +479,7 @@ def train_and_evaluate(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
 
     start_epoch, start_step = 0, 0
+    attempts, time_before = 1, 0.0  # attempts so far and their wall time up to their last checkpoint
     state = _load_resume_state(rd, log, ctx)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -487,7 +489,9 @@ def train_and_evaluate(
             scaler.load_state_dict(state["scaler"])
         restore_rng_states(state, ctx, seed)
         start_epoch, start_step = state["epoch"], state["step"]
-        log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step}")
+        elapsed = state.get("elapsed") or {"attempts": 1, "wall_time_s": 0.0}  # (older checkpoints: unknown)
+        attempts, time_before = int(elapsed["attempts"]) + 1, float(elapsed["wall_time_s"])
+        log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step} (attempt {attempts})")
         before = state.get("runtime") or {}
         changed = {k: (before[k], v) for k, v in runtime.items() if k in before and before[k] != v}
         if changed:
@@ -535,6 +539,7 @@ def train_and_evaluate(
                     "step": step,
                     "epoch_sums": epoch_sums() if step else None,
                     "runtime": runtime,
+                    "elapsed": {"attempts": attempts, "wall_time_s": time_before + time.time() - started},
                     "format": 1,
                 },
             )
@@ -626,6 +631,9 @@ def train_and_evaluate(
                     amp_dtype=amp_dtype,
                 )
                 record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
+                if m["num_skipped"]:  # on_error=skip: left out of the validation score, listed
+                    record["val_skipped_videos"] = m["num_skipped"]
+                    log(f"epoch {epoch + 1}: validation " + _skipped_text(m))
                 if "groups" in m:
                     record.update({f"val_{k}_top1": v["top1"] for k, v in m["groups"].items()})
             skipped = data.train.pop_skipped() if hasattr(data.train, "pop_skipped") else []
@@ -659,6 +667,8 @@ def train_and_evaluate(
             amp_dtype=amp_dtype,
         )
         test["views"] = ecfg.views
+        if test["num_skipped"]:
+            log("test " + _skipped_text(test))
         log(
             f"test ({ecfg.test_groups} groups x {ecfg.crops} crops): top-1 {test['top1']:.2f}%, "
             f"top-5 {test['top5']:.2f}%, mean class {test['mean_class_acc']:.2f}%"
@@ -676,7 +686,9 @@ def train_and_evaluate(
             "task": "train",
             "status": "done",
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": time.time() - started,
+            "wall_time_s": (wall := time.time() - started),  # this attempt's
+            "wall_time_total_s": time_before + wall,  # every attempt's, up to its last checkpoint, and this one's
+            "attempts": attempts,
             **describe_environment(device),
             "world_size": ctx.world_size,
             "profile": profile,
@@ -697,6 +709,13 @@ def train_and_evaluate(
         log(f"done in {final['wall_time_s']:.1f} s: {rd.final_path}")
     barrier(ctx)
     return final if final is not None else {}
+
+
+def _skipped_text(metrics: dict) -> str:
+    """The log line's account of the videos an evaluation left out as unreadable."""
+    return f"left out {metrics['num_skipped']} unreadable video(s), scored {metrics['num_videos']}: " + "; ".join(
+        f"{s['path']} (line {s['line']}, {s['reason']})" for s in metrics["skipped_videos"]
+    )
 
 
 def _bar(show: bool, total: int, initial: int, desc: str):
@@ -771,19 +790,35 @@ def evaluate_dataset(
         device=device,
     )
     model = model.to(device)
+    batches = (b for b in loader if len(b[2]))  # a batch of videos all left out as unreadable is empty
     scores, labels, index = predict(
-        model, loader, views=views, device=device, normalize=data.normalize, amp_dtype=amp_dtype
+        model, batches, views=views, device=device, normalize=data.normalize, amp_dtype=amp_dtype
     )
-    parts = all_gather_objects((scores, labels, index), ctx)
+    skipped = dataset.pop_skipped() if hasattr(dataset, "pop_skipped") else []  # (on_error=skip: left out)
+    parts = all_gather_objects((scores, labels, index, skipped), ctx)
+    skipped = sorted((s for p in parts for s in p[3]), key=lambda s: s["index"])
+    if not any(len(p[2]) for p in parts):
+        from harness.data.video import CorruptVideoError
+
+        raise CorruptVideoError(
+            skipped[0]["path"] if skipped else str(getattr(dataset, "annotation_file", "")),
+            skipped[0]["reason"] if skipped else "undecodable",
+            f"none of the {len(dataset)} videos to evaluate could be read",
+            f"{skipped[0]['annotation']}:{skipped[0]['line']}" if skipped else "",
+        )
     scores = np.concatenate([p[0] for p in parts if len(p[2])])
     labels = np.concatenate([p[1] for p in parts if len(p[2])])
     index = np.concatenate([p[2] for p in parts if len(p[2])])
     order = np.argsort(index, kind="stable")
     scores, labels, index = scores[order], labels[order], index[order]
-    if len(np.unique(index)) != len(index) or len(index) != len(dataset):
+    covered = set(index.tolist()) | {s["index"] for s in skipped}
+    if len(np.unique(index)) != len(index) or len(covered) != len(dataset) or len(covered) != len(index) + len(skipped):
         raise RuntimeError(
-            f"evaluation covered {len(np.unique(index))} of {len(dataset)} videos ({len(index)} predictions)"
+            f"evaluation covered {len(covered)} of {len(dataset)} videos ({len(index)} predictions, "
+            f"{len(skipped)} unreadable)"
         )
-    metrics = classification_metrics(scores, labels, data.factors)
+    metrics = classification_metrics(scores, labels, data.factors)  # num_videos: the videos scored
     metrics["loss"] = float(-np.log(np.clip(scores[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    metrics["num_skipped"] = len(skipped)
+    metrics["skipped_videos"] = [{"path": s["path"], "line": s["line"], "reason": s["reason"]} for s in skipped]
     return metrics

@@ -135,7 +135,7 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
         row += [
             s.status,
             job,
-            s.attempts or "",
+            f"{s.attempts} ({s.requeues} requeued)" if s.requeues else (s.attempts or ""),
             s.metric,
             s.error if wide else s.error[:60],
             s.log if wide else _shorten_path(s.log),

@@ -256,9 +256,14 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
     try:
         job = rd.read_job() or {}
         attempt = int(job.get("attempts", 0)) + 1
+        requeues = int(job.get("requeues") or 0)
+        if _restarted_unnoted(job):  # e.g. `scontrol requeue`: our requeue handler did not run
+            requeues += 1
+            rd.log(f"[{now_iso()}] job {current_job_id()} restarted by the scheduler: counted as a requeue")
         update_job_marker(
             rd,
             attempts=attempt,
+            requeues=requeues,
             started_at=now_iso(),
             state="running",
             attempt_job_id=current_job_id(),
@@ -279,6 +284,16 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
         return final
     finally:
         lock.release()
+
+
+def _restarted_unnoted(job: dict) -> bool:
+    """A new attempt of the *same* job whose previous attempt never ended in our hands (marker still
+    ``running`` / ``interrupted``): the scheduler restarted the job without our requeue handler
+    (``scontrol requeue``, a node failure with ``--requeue``). A submission rewrites the marker to
+    ``submitted``, and the handler (:func:`_note_requeue`) to ``requeued`` (already counted), so neither
+    is counted here."""
+    jid = current_job_id()
+    return bool(jid) and job.get("state") in ("running", "interrupted") and job.get("attempt_job_id") == jid
 
 
 def _note_requeue(run_dirs: list) -> None:

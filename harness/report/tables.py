@@ -202,11 +202,17 @@ def _choose_metrics(meta: GridMeta, done: pd.DataFrame) -> list[str]:
     return metrics
 
 
+SKIPPED_COLUMN = "test.num_skipped"
+"""Unreadable test videos a run left out (data.on_error=skip): the ``skipped`` column (summed over the row's
+runs) when any run has some."""
+
+
 def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = None) -> pd.DataFrame:
     """Aggregate the *done* runs of one grid.
 
     One row per combination of the row keys (``meta.rows``, else the config columns that vary across
-    ``runs``); columns: the keys, ``n`` (runs averaged, i.e. seeds), for each metric its mean and
+    ``runs``); columns: the keys, ``n`` (runs averaged, i.e. seeds), ``skipped`` (unreadable test videos
+    left out, summed over the runs; only when a run has some), for each metric its mean and
     ``<metric> std`` (sample std, ddof = 1; NaN for one run), and for each metric the paper has a
     number for: ``paper <metric>`` and ``delta <metric>`` (ours - paper). Rows in the paper CSV's
     order first, then ours in order of appearance (``harness.report.index.current_runs`` puts a grid's
@@ -223,9 +229,12 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
         return table
     keyed = done.assign(_key=[tuple(_key(v) for v in vals) for vals in done[rows].itertuples(index=False)])
     out = []
+    skipped = pd.to_numeric(done.get(SKIPPED_COLUMN, pd.Series(dtype=float)), errors="coerce").fillna(0)
     for key, g in keyed.groupby("_key", sort=False):
         rec = {r: g[r].iloc[0] for r in rows}
         rec.update({"_key": key, "n": len(g)})
+        if (skipped > 0).any():  # a column only when some run left unreadable test videos out
+            rec["skipped"] = int(skipped.loc[g.index].sum())
         for m in metrics:
             vals = pd.to_numeric(g[m], errors="coerce").dropna()
             rec[m] = float(vals.mean()) if len(vals) else float("nan")
@@ -277,6 +286,8 @@ def display_rows(table: pd.DataFrame, meta: GridMeta | None = None) -> tuple[lis
     metrics = table.attrs.get("metrics") or [c for c in (meta.metrics if meta else []) if c in table.columns]
     label = table.attrs.get("label", "paper")
     headers = [key_label(r) for r in rows] + ["n"]
+    if "skipped" in table.columns:
+        headers.append("skipped videos")
     for m in metrics:
         headers.append(metric_label(m))
         if f"paper {m}" in table.columns:
@@ -284,6 +295,8 @@ def display_rows(table: pd.DataFrame, meta: GridMeta | None = None) -> tuple[lis
     cells = []
     for _, r in table.iterrows():
         line = [format_key(r[c]) for c in rows] + [str(int(r["n"]))]
+        if "skipped" in table.columns:
+            line.append(str(int(r["skipped"])))
         for m in metrics:
             digits = DIGITS.get(m, 2)
             mean, std = r[m], r.get(f"{m} std", float("nan"))

@@ -8,7 +8,9 @@ given, from the scheduler.
 pending     not started: never submitted, or its job vanished before the run started
 queued      submitted, not started, its job alive
 running     started, its job alive
-requeued    preempted or timed out, checkpointed, back in the queue
+requeued    preempted, timed out or requeued (``scontrol requeue``), back in the queue: the marker says
+            requeued and the job is not running, or an attempt started (marker running) and the
+            scheduler holds its SLURM job waiting again (PENDING, REQUEUED, ...)
 done        ``final.json`` parses (whatever else the folder or the scheduler says)
 failed      the last attempt raised: ``error.json`` of the latest attempt, or the marker says failed;
             ``sweep submit`` resubmits it only with ``--retry-failed``
@@ -25,6 +27,8 @@ The job marker (``job.json``) says what the launcher and the run last wrote: ``s
 tell: with ``scheduler`` the function asks it; without, it takes the marker at its word (``queued``,
 ``running``, ``requeued`` as the marker says), so files alone give every state but ``unknown``, and a
 marker whose job died without a word (a killed worker, a node failure) reads as still alive.
+The scheduler's word on a live SLURM job wins over the marker's: a job it holds waiting
+(:data:`SLURM_WAITING`) is never running — requeued once an attempt of it had started, else queued.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ OPEN_MARKS = ("submitted", "running", "requeued")
 """Marker states whose job may still be alive (any other state, or none, ends the attempt)."""
 STARTED_MARKS = ("running", "interrupted", "finished", "failed")
 """Marker states written only once an attempt has started."""
+SLURM_WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED")
+"""squeue states of a SLURM job waiting in the queue, not running (a requeued job is PENDING again)."""
 
 
 class Scheduler(Protocol):
@@ -94,6 +100,8 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
         if alive:
             if scheduler is not None and sched is None and cluster == "slurm":
                 return result("unknown")
+            if cluster == "slurm" and sched in SLURM_WAITING:  # the scheduler holds it waiting
+                return result("requeued" if mark in ("running", "requeued") else "queued", sched)
             if mark == "requeued" and sched != "RUNNING":
                 return result("requeued", sched)
             if mark == "running" or (sched == "RUNNING" and cluster == "slurm"):
@@ -109,4 +117,4 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     return result("pending")
 
 
-__all__ = ["FILE_STATES", "LIVE_STATES", "STATES", "RunState", "Scheduler", "run_state"]
+__all__ = ["FILE_STATES", "LIVE_STATES", "SLURM_WAITING", "STATES", "RunState", "Scheduler", "run_state"]
