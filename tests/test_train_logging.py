@@ -5,6 +5,7 @@ metric sinks of ``train.log_to`` (TensorBoard under tb/, W&B offline under wandb
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 import re
@@ -145,3 +146,65 @@ def test_wandb_sink_writes_an_offline_run_under_wandb(colour_set, tmp_path, monk
     assert list(runs[0].glob("run-*.wandb")), list(runs[0].iterdir())
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["train"]["log_to"] == ["wandb"]
+
+
+# ---------------------------------------------------------------------------------------------
+# progress of long commands: a bar on a terminal, plain lines elsewhere
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere():
+    from harness.data.progress import progress
+
+    out = io.StringIO()
+    bar = progress(25, "checking videos", "video", stream=out)
+    for _ in range(25):
+        bar.update()
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
+    assert len(lines) == 13  # every 2 videos (a tenth of 25, rounded down) and the end, each once
+    assert all(re.fullmatch(r"checking videos: \d+/25 videos \(\d+%, \d+ s\)", line) for line in lines), lines
+    assert lines[0].startswith("checking videos: 2/25 videos (8%") and lines[-1].startswith("checking videos: 25/25")
+
+    tty = _Terminal()
+    bar = progress(25, "checking videos", "video", stream=tty)
+    bar.update(25)
+    bar.close()
+    assert "\r" in tty.getvalue() and "25/25" in tty.getvalue()  # tqdm's redraws
+
+    quiet = io.StringIO()
+    bar = progress(25, "checking videos", "video", stream=quiet, enabled=False)
+    bar.update(25)
+    bar.close()
+    assert quiet.getvalue() == ""
+
+
+def test_data_check_off_a_terminal_prints_plain_lines(colour_set, capsys):  # noqa: F811
+    from harness.data.check import check_dataset
+
+    check_dataset(colour_set / "train.txt", colour_set, workers=1, min_frames=8)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "checking videos: 18/18 videos (100%" in err
+
+
+def test_evaluation_shows_a_bar_on_a_terminal_only(monkeypatch):
+    import sys
+
+    import torch
+
+    from harness.engine.evaluate import predict
+
+    class Mean(torch.nn.Module):  # (N, U, C, T, H, W) -> (N, C): three "classes"
+        def forward(self, x):
+            return x.mean(dim=(1, 3, 4, 5))
+
+    batches = [(torch.rand(2, 1, 3, 1, 4, 4), torch.tensor([0, 1]), torch.tensor([2 * i, 2 * i + 1])) for i in range(5)]
+    for terminal in (True, False):
+        err = _Terminal() if terminal else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", err)
+        scores, labels, index = predict(Mean(), batches, views=1, device=torch.device("cpu"), normalize=lambda x: x)
+        assert scores.shape == (10, 3) and list(index) == list(range(10))
+        assert ("evaluating:" in err.getvalue() and "/5 [" in err.getvalue()) == terminal, err.getvalue()
