@@ -50,6 +50,8 @@ IDENTITY_VERSION = 2
 """Bumped whenever the identity rule changes; part of every hash (see the module docstring)."""
 TASKS = ("train", "profile")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
+LOG_SINKS = ("tensorboard", "wandb")
+"""Metric sinks of ``train.log_to`` (optional packages: ``pip install 'dsa-harness[tensorboard,wandb]'``)."""
 SECTIONS_BY_TASK = {"train": ("model", "data", "train", "eval"), "profile": ("model", "profile")}
 SECTIONS = ("model", "data", "train", "eval", "profile")
 RUN_KEYS = ("task", "seed", *SECTIONS)
@@ -67,6 +69,8 @@ NOT_IDENTITY = (
     "data.video_backend",
     "train.threads",
     "train.checkpoint_every_steps",
+    "train.log_every_steps",
+    "train.log_to",
 )
 """Fields that cannot change a result (same samples, same steps; tested) and stay out of the run id."""
 
@@ -211,6 +215,16 @@ class TrainConfig:
     )
     compile: bool = _help("torch.compile the model for training (evaluation runs it eagerly)", default=False)
     max_steps_per_epoch: int | None = _help("cap on steps per epoch (smoke runs)", default=None)
+    log_every_steps: int = _help(
+        "steps between progress lines (loss, lr, clips/s, data / compute time, peak memory, ETA) in log.txt "
+        "(0: four per epoch); each reads the loss back (on a GPU, a host sync)",
+        default=0,
+    )
+    log_to: str | tuple[str, ...] = _help(
+        "metric sinks besides log.txt and metrics.jsonl, written by rank 0 under the run folder: none | "
+        "tensorboard (tb/) | wandb (wandb/, offline unless WANDB_MODE is set) | a list of both",
+        default=(),
+    )
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "base_batch", "grad_accum"):
@@ -264,6 +278,16 @@ class TrainConfig:
             self.max_steps_per_epoch,
             "must be >= 1 or null",
         )
+        _check(self.log_every_steps >= 0, "train.log_every_steps", self.log_every_steps, "must be >= 0")
+        sinks = self.log_to.split(",") if isinstance(self.log_to, str) else self.log_to
+        sinks = [] if self.log_to in (None, "none") else sinks
+        _check(
+            isinstance(sinks, (list, tuple)) and all(isinstance(v, str) and v.strip() in LOG_SINKS for v in sinks),
+            "train.log_to",
+            self.log_to,
+            "none, or a list of " + ", ".join(LOG_SINKS),
+        )
+        object.__setattr__(self, "log_to", tuple(k for k in LOG_SINKS if k in [v.strip() for v in sinks]))
 
     def lr_for(self, global_batch: int) -> float:
         """Linear scaling rule: base_lr * global_batch / base_batch."""

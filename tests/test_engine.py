@@ -518,7 +518,7 @@ def test_unreadable_test_videos_are_left_out_counted_and_listed_never_replaced(c
 
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "run"), "--test", str(bad_list), "--skip-corrupt", "--workers", "1"]) == 0
-    assert "(6 views, 11 videos, 4 unreadable left out)" in capsys.readouterr().out
+    assert "11 videos, 4 unreadable left out" in capsys.readouterr().out
     again = json.loads((tmp_path / "run" / "eval-2x3.json").read_text())
     assert again["num_videos"] == 11 and again["skipped_videos"] == expected
     assert again["top1"] == pytest.approx(top1, abs=1e-9) and again["loss"] == pytest.approx(nll, rel=1e-5)
@@ -819,7 +819,7 @@ def test_eval_reproduces_the_final_test_and_one_worker_equals_none(trained_run):
     own = json.loads((run / "eval-2x3.json").read_text())
     assert own["test_list"] == final_config_test(run) and own["test_list_sha256"].startswith("sha256:")
     lines = Path(own["test_list"]).read_text().splitlines()
-    half = run.parent / "half.txt"
+    half = Path(own["test_list"]).parent / "half.txt"  # beside the run's list: the same relative video paths
     half.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
     part = evaluate_run(run, device="cpu", workers=0, test=str(half))
     named = list(run.glob("eval-2x3-half-*.json"))

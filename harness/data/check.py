@@ -97,12 +97,12 @@ def probe_records(
 ) -> list[dict]:
     """:func:`probe` every record, in a process pool of ``workers`` (default: all CPU cores) with a progress
     bar; the results in record order."""
-    from tqdm import tqdm
+    from harness.data.progress import progress as progress_bar
 
     check_video_backend(backend)
     jobs = [(r, format, frame_template, frame_start, deep, backend) for r in records]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
+    bar = progress_bar(len(jobs), desc, "video", enabled=progress)  # a bar on a terminal, else plain lines
     results = []
     try:
         if workers == 1:

@@ -488,9 +488,9 @@ def generate_synthetic(
     jobs = [(cfg, item, str(out)) for item in plan]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     looks: dict[int, dict] = {}
-    from tqdm import tqdm
+    from harness.data.progress import progress as progress_bar
 
-    bar = tqdm(total=len(jobs), desc="synth videos", unit="video", disable=not progress)
+    bar = progress_bar(len(jobs), "synth videos", "video", enabled=progress)  # a bar on a terminal, else lines
     try:
         if workers == 1:
             for job in jobs:

@@ -74,6 +74,7 @@ def predict(
     """
     model.eval()
     all_scores, all_labels, all_index = [], [], []
+    bar = _progress_on_a_terminal(batches)
     for clips, labels, index in batches:
         n = clips.shape[0]
         x = split_views(normalize(clips.to(device, non_blocking=True)), clips.shape[1] // views)
@@ -83,6 +84,22 @@ def predict(
         all_scores.append(probs.cpu().numpy())
         all_labels.append(np.asarray(labels))
         all_index.append(np.asarray(index))
+        bar.update()
+    bar.close()
     if not all_scores:
         return np.zeros((0, 0)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(all_scores), np.concatenate(all_labels), np.concatenate(all_index)
+
+
+def _progress_on_a_terminal(batches: Iterable):
+    """A bar over the batches where a person watches (stderr a terminal, rank 0 of a distributed run);
+    none elsewhere: validation runs every few epochs and its result is a line of the training log."""
+    import sys
+
+    from harness.data.progress import progress
+
+    rank0 = not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
+        torch.distributed.get_rank() == 0
+    )
+    total = len(batches) if hasattr(batches, "__len__") else 0
+    return progress(total, "evaluating", "batch", enabled=sys.stderr.isatty() and rank0, leave=False)

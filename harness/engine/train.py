@@ -17,7 +17,9 @@ number of workers nor an interruption changes what a step sees.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
 import math
 import os
 import sys
@@ -299,17 +301,182 @@ class _LossSum:
 
 
 # ---------------------------------------------------------------------------------------------
+LOGGER = logging.getLogger("harness.train")
+"""The training log: rank 0's lines, written to the run's log.txt and (``echo``) to stdout while a run
+trains, and passed on to the handlers of the logging tree like any library logger's."""
+
+
+class _RunLogHandler(logging.Handler):
+    """A handler of ``LOGGER`` for one run: log.txt, or stdout (records logged with ``echo=False``
+    stay out of it, e.g. step lines while a progress bar is drawn)."""
+
+    def __init__(self, rd: RunDir | None):
+        super().__init__(logging.INFO)
+        self.rd = rd
+        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            if self.rd is not None:
+                self.rd.log(line)
+            elif getattr(record, "echo", True):
+                print(line, flush=True)
+        except Exception:  # logging's own rule: a handler never raises into the program
+            self.handleError(record)
+
+
 class _Log:
+    """Rank 0's log of a run: ``log(msg)`` is a line of ``LOGGER``; ``scalars`` / ``hparams`` also go to the
+    sinks of ``train.log_to`` (TensorBoard under tb/, W&B under wandb/). Ranks > 0 write nothing. Handlers
+    and sinks live until :meth:`close` (``train_and_evaluate`` closes them however it ends)."""
+
+    active: list[_Log] = []
+
     def __init__(self, rd: RunDir, ctx: DistributedContext, echo: bool):
         self.rd, self.ctx, self.echo = rd, ctx, echo
+        self.handlers: list[logging.Handler] = []
+        self.sinks: dict[str, object] = {}
+        if ctx.is_main:
+            self.handlers = [_RunLogHandler(rd)] + ([_RunLogHandler(None)] if echo else [])
+            for h in self.handlers:
+                LOGGER.addHandler(h)
+            if LOGGER.getEffectiveLevel() > logging.INFO:
+                LOGGER.setLevel(logging.INFO)
+        _Log.active.append(self)
 
-    def __call__(self, msg: str) -> None:
+    def __call__(self, msg: str, *, echo: bool = True) -> None:
+        if self.ctx.is_main:
+            LOGGER.info(msg, extra={"echo": echo})
+
+    def open_sinks(self, names: tuple[str, ...], cfg: dict, purge_step: int | None) -> None:
+        """Start the sinks of ``train.log_to`` (rank 0), continuing a resumed run's: TensorBoard drops
+        its earlier events from ``purge_step`` on."""
         if not self.ctx.is_main:
             return
-        line = f"{datetime.now().strftime('%H:%M:%S')} {msg}"
-        self.rd.log(line)
-        if self.echo:
-            print(line, flush=True)
+        if "tensorboard" in names:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.sinks["tensorboard"] = SummaryWriter(str(self.rd.path / "tb"), purge_step=purge_step)
+        if "wandb" in names:
+            import wandb
+
+            self.sinks["wandb"] = wandb.init(
+                project=os.environ.get("WANDB_PROJECT", "dsa-harness"),
+                name=str(cfg.get("run_id") or self.rd.run_id),
+                group=cfg.get("grid"),
+                dir=str(self.rd.path),
+                config=cfg,
+                mode=os.environ.get("WANDB_MODE", "offline"),
+                reinit="create_new",
+                settings=wandb.Settings(console="off"),  # our lines are in log.txt; stdout stays ours
+            )
+
+    def scalars(self, values: dict, step: int) -> None:
+        """Numbers (``"train/loss": 0.3``, ...) at optimiser step ``step`` to every sink."""
+        values = {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "tensorboard" in self.sinks:
+            for k, v in values.items():
+                self.sinks["tensorboard"].add_scalar(k, v, step)
+        if "wandb" in self.sinks:
+            self.sinks["wandb"].log(values, step=step)
+
+    def hparams(self, hparams: dict, metrics: dict) -> None:
+        """The run's settings with its final numbers (TensorBoard's HPARAMS tab; W&B's run summary)."""
+        metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "tensorboard" in self.sinks:
+            plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()}
+            self.sinks["tensorboard"].add_hparams(plain, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
+        if "wandb" in self.sinks:
+            self.sinks["wandb"].summary.update(metrics)
+
+    def close(self, failed: bool = False) -> None:
+        for h in self.handlers:
+            LOGGER.removeHandler(h)
+            h.close()
+        self.handlers = []
+        if "tensorboard" in self.sinks:
+            self.sinks.pop("tensorboard").close()
+        if "wandb" in self.sinks:
+            self.sinks.pop("wandb").finish(exit_code=1 if failed else 0)
+        if self in _Log.active:
+            _Log.active.remove(self)
+
+    @staticmethod
+    def scoped(fn):
+        """Close the logs ``fn`` opened when it returns or raises (so a process running runs in turn never
+        writes one run's lines into another's log.txt)."""
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            before = list(_Log.active)
+            failed = True
+            try:
+                out = fn(*args, **kwargs)
+                failed = False
+                return out
+            finally:
+                for log in [g for g in _Log.active if g not in before]:
+                    log.close(failed=failed)
+
+        return wrapper
+
+
+def _check_sinks(names: tuple[str, ...]) -> None:
+    """Refuse (every rank, before anything runs) a sink whose optional package is not installed."""
+    import importlib.util
+
+    for name, module in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
+        if name in names and importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"train.log_to={name}: the {module} package is not installed: pip install 'dsa-harness[{name}]' "
+                f"(or drop {name} from train.log_to)"
+            )
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: on CUDA the allocator's max_memory_allocated on ``device`` (since the
+    last reset: the epoch's), elsewhere the process's peak resident set (ru_maxrss, over its life; loader
+    workers not included). Reads host-side counters: no device sync."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def _hms(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _StepClock:
+    """Where a step's time goes, with no host sync of its own: the loader wait is the host clock around
+    ``next(loader)``; the rest of the wall time between two points where the loop reads the device anyway
+    (a progress line's loss, the epoch's end) is compute. ``interval`` returns (wall s, data s, steps)
+    since the previous call; the epoch's totals are kept too."""
+
+    def __init__(self) -> None:
+        self.start_epoch(time.perf_counter())
+
+    def start_epoch(self, now: float) -> None:
+        self.epoch_t0 = self.mark = now
+        self.epoch_data = self.mark_data = 0.0
+        self.epoch_steps = self.mark_steps = 0
+
+    def data(self, seconds: float) -> None:
+        self.epoch_data += seconds
+        self.mark_data += seconds
+
+    def step(self) -> None:
+        self.epoch_steps += 1
+        self.mark_steps += 1
+
+    def interval(self, now: float) -> tuple[float, float, int]:
+        out = (now - self.mark, self.mark_data, self.mark_steps)
+        self.mark, self.mark_data, self.mark_steps = now, 0.0, 0
+        return out
 
 
 def _stored_identity(record: dict) -> dict:
@@ -397,6 +564,7 @@ def open_run_dir(
     return rd, rc, rd.read_final()
 
 
+@_Log.scoped
 def train_and_evaluate(
     config: dict | RunConfig,
     run_dir: str | Path,
@@ -423,6 +591,7 @@ def train_and_evaluate(
     device = ctx.device  # cuda:(local_rank % visible devices), passed explicitly everywhere
     if device.type == "cuda":  # final.json's train.peak_mem_gb is this run's peak, not the process's
         torch.cuda.reset_peak_memory_stats()
+    _check_sinks(tcfg.log_to)
     log = _Log(rd, ctx, echo)
     if ctx.is_main and on_disk != cfg:  # config.json is always the fully resolved config
         rd.write_config(cfg)
@@ -514,6 +683,7 @@ def train_and_evaluate(
 
     if ctx.is_main:  # epochs at or after the resume point are redone: drop their old lines
         rd.truncate_metrics(keep_epochs_below=start_epoch)
+    log.open_sinks(tcfg.log_to, cfg, purge_step=start_epoch * steps_per_epoch + start_step if state else None)
 
     running = {"loss_n": 0, "seen": 0}  # this epoch's counts so far (saved mid-epoch, with the loss sum)
     loss_sum = _LossSum(device)
@@ -549,23 +719,30 @@ def train_and_evaluate(
     show = sys.stderr.isatty() if progress is None else progress
     show = show and ctx.is_main
     U = mcfg.num_snippets
+    clips_per_step = tcfg.batch_size * tcfg.grad_accum * U * ctx.world_size
+    clock, epoch_walls = _StepClock(), []  # epoch_walls: whole epochs (validation included) in this process
     if data.train is not None:
         for epoch in range(start_epoch, tcfg.epochs):
             first = start_step if epoch == start_epoch else 0
             set_epoch(train_loader, epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
             ddp_model.train()
             t0 = time.time()
+            clock.start_epoch(time.perf_counter())
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             sums = state.get("epoch_sums") if state is not None and epoch == start_epoch and first else None
             sums = sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0}
             loss_sum.reset(sums["loss_sum"])
             running.update(loss_n=sums["loss_n"], seen=sums["seen"])
-            log_every = max(steps_per_epoch // 4, 1)  # reading the loss is a host sync: only when shown
+            log_every = tcfg.log_every_steps or max(steps_per_epoch // 4, 1)  # reading the loss is a host sync
             bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
             it = iter(train_loader)
             for step in range(first, steps_per_epoch):
                 optimizer.zero_grad(set_to_none=True)
                 for micro in range(tcfg.grad_accum):
+                    waited = time.perf_counter()
                     clips, labels, _ = next(it)
+                    clock.data(time.perf_counter() - waited)
                     x = data.normalize(clips.to(device, non_blocking=True))
                     y = labels.to(device, non_blocking=True)
                     sync = micro == tcfg.grad_accum - 1 or not ctx.enabled
@@ -582,14 +759,39 @@ def train_and_evaluate(
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
+                clock.step()
                 if bar is not None:
                     bar.update(1)
-                    if (step + 1) % min(log_every, 20) == 0:
-                        mean_loss = loss_sum.value() / max(running["loss_n"], 1)
-                        bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
-                elif ctx.is_main and (step + 1) % log_every == 0:
-                    mean_loss = loss_sum.value() / max(running["loss_n"], 1)
-                    log(f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {mean_loss:.4f}")
+                if ctx.is_main and (step + 1) % log_every == 0:
+                    mean_loss = loss_sum.value() / max(running["loss_n"], 1)  # the sync the timing rests on
+                    lr = scheduler.get_last_lr()[0]
+                    wall, waited, steps = clock.interval(time.perf_counter())
+                    per_step = (time.perf_counter() - clock.epoch_t0) / max(clock.epoch_steps, 1)
+                    eta_epoch = per_step * (steps_per_epoch - step - 1)
+                    later = tcfg.epochs - epoch - 1
+                    eta_run = eta_epoch + later * (np.mean(epoch_walls) if epoch_walls else per_step * steps_per_epoch)
+                    speed = clips_per_step * steps / max(wall, 1e-9)
+                    mem = _peak_memory_mb(device)
+                    log(
+                        f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {mean_loss:.4f} lr {lr:.4g} | "
+                        f"{speed:.1f} clips/s, data {waited / max(steps, 1):.3f} s/step, compute "
+                        f"{(wall - waited) / max(steps, 1):.3f} s/step | peak mem {mem:.0f} MB | "
+                        f"ETA epoch {_hms(eta_epoch)}, run {_hms(eta_run)}",
+                        echo=bar is None,
+                    )
+                    log.scalars(
+                        {
+                            "train/loss": mean_loss,
+                            "train/lr": lr,
+                            "train/clips_per_s": speed,
+                            "train/data_time_s_per_step": waited / max(steps, 1),
+                            "train/compute_time_s_per_step": (wall - waited) / max(steps, 1),
+                            "train/peak_mem_mb": mem,
+                        },
+                        epoch * steps_per_epoch + step + 1,
+                    )
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}", clips_s=f"{speed:.1f}")
                 if STOP.is_set():
                     checkpoint(epoch, step + 1)
                     log(f"stop requested: checkpoint written at epoch {epoch}, step {step + 1}")
@@ -603,15 +805,20 @@ def train_and_evaluate(
             if bar is not None:
                 bar.close()
             del it
+            train_loss = loss_sum.value() / max(running["loss_n"], 1)  # syncs: the epoch's device work is done
             epoch_time = time.time() - t0
+            train_time = time.perf_counter() - clock.epoch_t0
             seen = running["seen"]
             record = {
                 "epoch": epoch,
-                "train_loss": loss_sum.value() / max(running["loss_n"], 1),
+                "train_loss": train_loss,
                 "lr": scheduler.get_last_lr()[0],
                 "epoch_time_s": epoch_time,
                 "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
                 "videos_seen": seen * ctx.world_size,
+                "data_time_s": clock.epoch_data,
+                "compute_time_s": max(train_time - clock.epoch_data, 0.0),
+                "peak_mem_mb": _peak_memory_mb(device),
             }
             if (
                 data.val is not None
@@ -645,11 +852,15 @@ def train_and_evaluate(
                 )
             if ctx.is_main:
                 rd.append_metrics(record)
+            epoch_walls.append(time.time() - t0)
             log(
-                f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
-                f"{record['clips_per_s']:.1f} clips/s"
+                f"epoch {epoch + 1}/{tcfg.epochs}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
+                f"{record['clips_per_s']:.1f} clips/s, data {record['data_time_s']:.1f} s + compute "
+                f"{record['compute_time_s']:.1f} s, peak mem {record['peak_mem_mb']:.0f} MB"
                 + (f", val top-1 {record['val_top1']:.1f}%" if "val_top1" in record else "")
+                + f", ETA run {_hms(float(np.mean(epoch_walls)) * (tcfg.epochs - epoch - 1))}"
             )
+            log.scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, (epoch + 1) * steps_per_epoch)
             checkpoint(epoch + 1, 0)
 
     test = None
@@ -700,11 +911,32 @@ def train_and_evaluate(
                 "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None,
                 **runtime,
                 # peak memory of this (main) process's GPU, GB = 1e9 bytes: the measurement `sweep show` prefers
-                "peak_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None,
+                # the allocator's peak is reset every epoch (per-epoch peaks in metrics.jsonl): the run's is their max
+                "peak_mem_gb": (
+                    max(
+                        [torch.cuda.max_memory_allocated(device)]
+                        + [(m.get("peak_mem_mb") or 0) * 2**20 for m in metrics]
+                    )
+                    / 1e9
+                    if device.type == "cuda"
+                    else None
+                ),
             },
         }
         if test is not None:
             final["test"] = test
+            log.scalars(
+                {f"test/{k}": v for k, v in test.items() if k in ("top1", "top5", "mean_class_acc", "loss")},
+                tcfg.epochs * steps_per_epoch,
+            )
+        hparams = {k: v for k, v in _flat(rc.identity()).items() if not k.startswith("inputs.")}
+        log.hparams(
+            {"run_id": final["run_id"], **hparams},
+            {
+                "final_train_loss": final["train"]["final_train_loss"],
+                **{f"test_{k}": test[k] for k in ("top1", "top5") if test is not None},
+            },
+        )
         rd.write_final(final)
         log(f"done in {final['wall_time_s']:.1f} s: {rd.final_path}")
     barrier(ctx)
@@ -716,6 +948,16 @@ def _skipped_text(metrics: dict) -> str:
     return f"left out {metrics['num_skipped']} unreadable video(s), scored {metrics['num_videos']}: " + "; ".join(
         f"{s['path']} (line {s['line']}, {s['reason']})" for s in metrics["skipped_videos"]
     )
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _bar(show: bool, total: int, initial: int, desc: str):
