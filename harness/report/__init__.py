@@ -8,28 +8,17 @@ Names are imported on first use, so that ``harness.report.commands`` (loaded by 
 not pull in pandas and matplotlib.
 """
 
-from __future__ import annotations
+from harness.lazy import lazy_exports
 
-import importlib
-
-_EXPORTS = {
-    "write_report": "harness.report.index",
-    "GridMeta": "harness.report.tables",
-    "grid_table": "harness.report.tables",
-    "read_paper": "harness.report.tables",
-    "to_latex": "harness.report.tables",
-    "to_markdown": "harness.report.tables",
-    "to_terminal": "harness.report.tables",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'harness.report' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "write_report": "harness.report.index",
+        "GridMeta": "harness.report.tables",
+        "grid_table": "harness.report.tables",
+        "read_paper": "harness.report.tables",
+        "to_latex": "harness.report.tables",
+        "to_markdown": "harness.report.tables",
+        "to_terminal": "harness.report.tables",
+    },
+)
