@@ -37,31 +37,34 @@ from harness.launch.submit import LaunchOptions, submit  # noqa: E402
 from harness.results.status import LIVE_STATES  # noqa: E402
 
 
+def write_bench_grid(folder: Path, runs: int) -> Path:
+    """``folder/bench.yaml``: a profile grid of about ``runs`` of the cheapest legal profiling runs (ResNet-18 at
+    width 8, 1 snippet x 1 frame of 16 x 16, no latency): 5 variants x seeds. Shared by cli_speed.py."""
+    variants = ["tsn_r18", "tsm_r18", "tsm_r18_dsa", "i3d_r18", "i3d_r18_dsa"]
+    grid_file = folder / "bench.yaml"
+    doc = {
+        "name": "bench",
+        "task": "profile",
+        "base": {
+            "model": {"width": 8, "num_snippets": 1, "num_frames": 1, "num_classes": 10},
+            "profile": {"size": 16, "latency": False},
+        },
+        "axes": {"product": {"model.variant": variants}},
+        "seeds": list(range(-(-runs // len(variants)))),
+        "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 5},
+    }
+    grid_file.write_text(yaml.safe_dump(doc))
+    return grid_file
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    variants = ["tsn_r18", "tsm_r18", "tsm_r18_dsa", "i3d_r18", "i3d_r18_dsa"]
-    seeds = list(range(-(-args.runs // len(variants))))
     with tempfile.TemporaryDirectory(prefix="sweep_bench_") as tmp:
         tmp = Path(tmp)
-        grid_file = tmp / "bench.yaml"
-        grid_file.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "bench",
-                    "task": "profile",
-                    "base": {
-                        "model": {"width": 8, "num_snippets": 1, "num_frames": 1, "num_classes": 10},
-                        "profile": {"size": 16, "latency": False},
-                    },
-                    "axes": {"product": {"model.variant": variants}},
-                    "seeds": seeds,
-                    "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 5},
-                }
-            )
-        )
+        grid_file = write_bench_grid(tmp, args.runs)
         root = tmp / "results"
 
         t = time.perf_counter()
