@@ -215,7 +215,10 @@ def _time_field(text: str, what: str, path, number, raw) -> int:
     return int(value)
 
 
-def _read_kinetics_csv(path: Path, root, class_index, label_dir_spaces: str | None) -> list[VideoRecord]:
+def kinetics_rows(path: str | os.PathLike) -> list[tuple[int, str, str, int, int]]:
+    """``(line, label name, youtube_id, time_start, time_end)`` of each row of an official Kinetics CSV;
+    AnnotationError naming file:line for a missing column, a short row, an empty id or a bad time."""
+    path = Path(path)
     rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     if not rows:
         raise AnnotationError(path, 1, "empty file; expected header 'label,youtube_id,time_start,time_end,split'")
@@ -229,29 +232,34 @@ def _read_kinetics_csv(path: Path, root, class_index, label_dir_spaces: str | No
             ",".join(rows[0]),
         )
     col = {name: header.index(name) for name in KINETICS_COLUMNS}
-    body = [(i, r) for i, r in enumerate(rows[1:], start=2) if r and any(c.strip() for c in r)]
-    if class_index is None:
-        mapping = {
-            name: i
-            for i, name in enumerate(sorted({r[col["label"]].strip() for _, r in body if len(r) == len(header)}))
-        }
-    elif isinstance(class_index, dict):
-        mapping = dict(class_index)
-    else:
-        mapping = read_class_index(class_index)
-    records = []
-    for number, row in body:
+    out = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row or not any(c.strip() for c in row):
+            continue
         raw = ",".join(row)
         if len(row) != len(header):
             raise AnnotationError(path, number, f"expected {len(header)} comma-separated fields, got {len(row)}", raw)
-        label_name = row[col["label"]].strip()
-        if label_name not in mapping:
-            raise AnnotationError(path, number, f"label {label_name!r} is not in the class index", raw)
         youtube_id = row[col["youtube_id"]].strip()
         if not youtube_id:
             raise AnnotationError(path, number, "empty youtube_id", raw)
         start = _time_field(row[col["time_start"]], "time_start", path, number, raw)
         end = _time_field(row[col["time_end"]], "time_end", path, number, raw)
+        out.append((number, row[col["label"]].strip(), youtube_id, start, end))
+    return out
+
+
+def _read_kinetics_csv(path: Path, root, class_index, label_dir_spaces: str | None) -> list[VideoRecord]:
+    body = kinetics_rows(path)
+    if class_index is None:
+        mapping = {name: i for i, name in enumerate(sorted({label for _, label, _, _, _ in body}))}
+    elif isinstance(class_index, dict):
+        mapping = dict(class_index)
+    else:
+        mapping = read_class_index(class_index)
+    records = []
+    for number, label_name, youtube_id, start, end in body:
+        if label_name not in mapping:
+            raise AnnotationError(path, number, f"label {label_name!r} is not in the class index")
         folder = label_name if label_dir_spaces is None else label_name.replace(" ", label_dir_spaces)
         rel = f"{folder}/{youtube_id}_{start:06d}_{end:06d}.mp4"
         records.append(VideoRecord(_join(root, rel), mapping[label_name], None, number, str(path)))

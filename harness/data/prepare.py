@@ -52,8 +52,6 @@ in the summary and left out of the lists; ``keep_missing`` writes them too (trai
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import time
@@ -61,13 +59,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data.annotations import (
-    KINETICS_COLUMNS,
     VIDEO_EXTENSIONS,
     AnnotationError,
     VideoRecord,
-    _read_text,
     _text_lines,
-    _time_field,
+    kinetics_rows,
 )
 from harness.errors import MissingFileError
 from harness.results.rundir import atomic_write_bytes, atomic_write_json
@@ -196,34 +192,6 @@ def _split_folders(source: Path, split: str) -> list[str]:
 
 
 # --- reading the published files ----------------------------------------------------------------
-def _kinetics_rows(path: Path) -> list[tuple[int, str, str, int, int]]:
-    """``(line, label, youtube_id, start, end)`` of an official Kinetics CSV."""
-    rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
-    if not rows:
-        raise AnnotationError(path, 1, "empty file; expected header 'label,youtube_id,time_start,time_end,split'")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in KINETICS_COLUMNS if c not in header]
-    if missing:
-        raise AnnotationError(
-            path, 1, f"header lacks column(s) {', '.join(missing)}; expected '{','.join(KINETICS_COLUMNS)},split'"
-        )
-    col = {name: header.index(name) for name in KINETICS_COLUMNS}
-    out = []
-    for number, row in enumerate(rows[1:], start=2):
-        if not row or not any(c.strip() for c in row):
-            continue
-        raw = ",".join(row)
-        if len(row) != len(header):
-            raise AnnotationError(path, number, f"expected {len(header)} comma-separated fields, got {len(row)}", raw)
-        youtube_id = row[col["youtube_id"]].strip()
-        if not youtube_id:
-            raise AnnotationError(path, number, "empty youtube_id", raw)
-        start = _time_field(row[col["time_start"]], "time_start", path, number, raw)
-        end = _time_field(row[col["time_end"]], "time_end", path, number, raw)
-        out.append((number, row[col["label"]].strip(), youtube_id, start, end))
-    return out
-
-
 def _mini_line(path: Path, number: int, text: str, raw: str) -> tuple[str | None, str, int | None, int | None]:
     """``(label or None, youtube_id, start, end)`` of a Mini-Kinetics list line."""
     label, _, name = text.rpartition("/")
@@ -253,7 +221,7 @@ def _semicolon_lines(path: Path) -> list[tuple[int, str, str, str]]:
 # --- the three datasets -----------------------------------------------------------------------
 def _kinetics_items(source: Path, dirs: list[Path], given: dict, warnings: list[str]):
     csvs = {s: _find(KINETICS_CSVS[s], dirs, f"Kinetics-400 {s} CSV", given.get(s)) for s in SPLITS}
-    rows = {s: _kinetics_rows(p) for s, p in csvs.items()}
+    rows = {s: kinetics_rows(p) for s, p in csvs.items()}
     classes = sorted({r[1] for split_rows in rows.values() for r in split_rows})
     index = {name: i for i, name in enumerate(classes)}
     items = {}
@@ -290,7 +258,7 @@ def _minikinetics_items(source: Path, dirs: list[Path], given: dict, warnings: l
                     "(give the folder with --annotations)"
                 ) from None
             continue
-        csv_rows[split] = {yid: (label, s, e) for _, label, yid, s, e in _kinetics_rows(path)}
+        csv_rows[split] = {yid: (label, s, e) for _, label, yid, s, e in kinetics_rows(path)}
     split_folders = {s: _split_folders(source, s) for s in SPLITS}
     folders = [f for s in SPLITS for f in split_folders[s]]
     videos = _VideoIndex(source, folders)
