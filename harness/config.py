@@ -826,6 +826,14 @@ def parse_set(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
+def add_set_argument(parser: Any, help: str) -> None:
+    """The ``--set KEY=VALUE`` option (repeatable, into ``args.sets`` as (key, value) pairs) of every command
+    that takes run-config overrides: train, eval, sweep show|submit|status|cancel, reproduce."""
+    parser.add_argument(
+        "--set", dest="sets", type=parse_set, action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def set_dotted(config: dict, key: str, value: Any) -> None:
     """``config[a][b] = value`` for ``"a.b"``; mappings are merged into mappings."""
     parts = key.split(".")

@@ -37,16 +37,11 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default="results", help="results root (default results/)")
     p.add_argument("--reports", default="reports", help="report folder (default reports/)")
     p.add_argument("--experiments", default="experiments", help="grid folder (default experiments/)")
-    from harness.config import parse_set
+    from harness.config import add_set_argument
 
-    p.add_argument(
-        "--set",
-        dest="sets",
-        type=parse_set,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change a field of the runs of both grids where their task has it, repeatable: e.g. "
+    add_set_argument(
+        p,
+        "change a field of the runs of both grids where their task has it, repeatable: e.g. "
         "--set train.epochs=8 (study only), --set profile.min_run_time=2 (profiling only); "
         "run ids follow the change",
     )

@@ -13,7 +13,7 @@ import json
 import signal
 from pathlib import Path
 
-from harness.config import AMP_MODES, fields_help, parse_set, section_fields
+from harness.config import AMP_MODES, add_set_argument, fields_help, parse_set, section_fields
 
 TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
     # flag, dotted key of the run config, argparse options
@@ -91,14 +91,9 @@ def add_config_flags(p: argparse.ArgumentParser, flags=TRAIN_FLAGS, switches=SWI
             default=None,
             help=f"{text} [{key}={json.dumps(value)}]",
         )
-    g.add_argument(
-        "--set",
-        dest="sets",
-        type=parse_set,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set any field of the run config, repeatable (e.g. --set train.momentum=0.95); "
+    add_set_argument(
+        g,
+        "set any field of the run config, repeatable (e.g. --set train.momentum=0.95); "
         "fields and defaults are listed at the end of this help",
     )
     g.add_argument(

@@ -42,16 +42,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
-    from harness.config import parse_set
+    from harness.config import add_set_argument
 
-    p.add_argument(
-        "--set",
-        dest="sets",
-        type=parse_set,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change a field of every run's config, repeatable (e.g. --set train.epochs=2); applied to "
+    add_set_argument(
+        p,
+        "change a field of every run's config, repeatable (e.g. --set train.epochs=2); applied to "
         "the grid's base before its axes, so run ids follow; keys: `dsa-harness train --help`",
     )
 
