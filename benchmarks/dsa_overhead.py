@@ -1,13 +1,14 @@
 """DSA / aggregator overhead, TSM shift overhead and roofline fraction, measured in one run.
 
-For each model: batch-1 forward latency (inference mode) at U x T frames of SIZE^2, measured in
-interleaved rounds (every round times every model once, so drifts of a noisy machine hit all models
-alike); the ratio of each aggregator variant to its own backbone and of TSM to the same ResNet without
-shift (TSN) are medians of per-round ratios. Achieved GFLOP/s counts 2 FLOPs per multiply-add
-(fvcore MACs x 2) and is compared with this machine's dense float32 matmul rate (roofline fraction).
+A thin caller of ``harness.measure.profile.profile_variants`` (the code of the profiling grid and of
+``dsa-harness profile``): every model is timed in the same interleaved rounds; the ratio of each
+aggregator variant to its own backbone (and of TSM to the same ResNet without shift, TSN) is the
+median of per-round ratios with a bootstrap 95% interval. Achieved GFLOP/s counts 2 FLOPs per
+multiply-add (fvcore MACs x 2) and is compared with this machine's dense float32 matmul rate.
 
     python benchmarks/dsa_overhead.py                  # R50, U=4, T=8, 224x224 (the paper's setting)
     python benchmarks/dsa_overhead.py --depth 18 --size 112 --rounds 5   # quick
+    python benchmarks/dsa_overhead.py --train --rounds 6                 # training steps too
 
 Prints a table and writes results/benchmarks/dsa_overhead.json (with the hardware it ran on).
 """
@@ -15,7 +16,6 @@ Prints a table and writes results/benchmarks/dsa_overhead.json (with the hardwar
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -25,8 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.measure import count_flops, describe_environment  # noqa: E402
-from harness.models import create_model  # noqa: E402
+from harness.measure import describe_environment  # noqa: E402
+from harness.measure.commands import format_profile_table, format_settings  # noqa: E402
+from harness.measure.latency import paired_ratio  # noqa: E402
+from harness.measure.profile import profile_variants  # noqa: E402
+from harness.measure.runtime import Settings  # noqa: E402
+from harness.models import resolve_config  # noqa: E402
 from harness.results.rundir import atomic_write_json  # noqa: E402
 
 
@@ -48,12 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--snippets", type=int, default=4)
     p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (median taken)")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default: %(default)s)")
+    p.add_argument("--train", action="store_true", help="time training steps too")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="results/benchmarks/dsa_overhead.json")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     d = args.depth
     names = [
@@ -62,98 +65,44 @@ def main(argv: list[str] | None = None) -> int:
         for s in ("", "_dsa", "_static", "_nonlocal")
         if not (f == "tsn" and s)
     ]
-    models, inputs, flops = {}, {}, {}
-    for name in names:
-        m = create_model(name, num_classes=400, num_snippets=args.snippets, num_frames=args.frames).eval()
-        x = torch.randn(1, args.snippets, 3, args.frames, args.size, args.size)
-        flops[name] = count_flops(m, (x,))["flops"]
-        models[name], inputs[name] = m, x
+    configs = [resolve_config(n, num_classes=400, num_snippets=args.snippets, num_frames=args.frames) for n in names]
     peak = matmul_gflops()
-    times = {n: [] for n in names}
-    with torch.inference_mode():
-        for n in names:  # warm-up
-            models[n](inputs[n])
-        for r in range(args.rounds):
-            for n in names:
-                t = time.perf_counter()
-                models[n](inputs[n])
-                times[n].append(time.perf_counter() - t)
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-
-    def paired(a: str, b: str) -> float:
-        return statistics.median(x / y for x, y in zip(times[a], times[b]))
-
-    rows = []
-    for n in names:
-        flavour, _, rest = n.partition("_")
-        backbone = f"{flavour}_r{d}"
-        med = statistics.median(times[n])
-        achieved = 2 * flops[n] / med / 1e9
-        rows.append(
-            {
-                "model": n,
-                "gflops_per_view": flops[n] / 1e9,
-                "latency_ms": med * 1e3,
-                "latency_iqr_ms": (statistics.quantiles(times[n], n=4)[2] - statistics.quantiles(times[n], n=4)[0])
-                * 1e3
-                if len(times[n]) >= 4
-                else None,
-                "vs_backbone": None if n == backbone else paired(n, backbone),
-                "vs_no_shift": paired(n, f"tsn_r{d}") if n == f"tsm_r{d}" else None,
-                "achieved_gflop_s": achieved,
-                "roofline_fraction": achieved / peak,
-            }
-        )
+    records = profile_variants(
+        configs,
+        size=args.size,
+        settings=Settings(threads=args.threads),
+        rounds=args.rounds,
+        train=args.train,
+        memory=False,
+        progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    by_name = {r["variant"]: r for r in records}
+    tsm, tsn = by_name[f"tsm_r{d}"], by_name[f"tsn_r{d}"]
+    shift = paired_ratio(tsm["latency_rounds_ms"], tsn["latency_rounds_ms"])
+    for r in records:
+        r["achieved_gflop_s"] = 2 * r["gflops_per_view"] / (r["latency_ms"] / 1e3)
+        r["roofline_fraction"] = r["achieved_gflop_s"] / peak
     env = describe_environment("cpu")
     record = {
         "benchmark": "dsa_overhead",
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "setting": {
-            "depth": d,
-            "size": args.size,
-            "snippets": args.snippets,
-            "frames": args.frames,
-            "rounds": args.rounds,
-            "threads": torch.get_num_threads(),
-        },
+        "setting": {"depth": d, "size": args.size, "snippets": args.snippets, "frames": args.frames},
         "matmul_gflop_s": peak,
-        "rows": rows,
+        "tsm_vs_no_shift": shift,
+        "rows": records,
         **env,
     }
     atomic_write_json(args.out, record)
 
-    from tabulate import tabulate
-
+    setting = f"R{d}, U={args.snippets} x T={args.frames}, {args.size}x{args.size}, batch 1"
+    print(f"\n{setting}; dense fp32 matmul {peak:.1f} GFLOP/s")
+    print(format_profile_table(records))
     print(
-        f"\nR{d}, U={args.snippets} x T={args.frames}, {args.size}x{args.size}, batch 1, "
-        f"{torch.get_num_threads()} threads, {env['hardware']['device_name']}; "
-        f"dense fp32 matmul: {peak:.1f} GFLOP/s"
+        f"\nTSM vs no shift (tsm_r{d} / tsn_r{d}): {shift['ratio']:.3f} [{shift['ci_low']:.3f}, {shift['ci_high']:.3f}]"
     )
-    print(
-        tabulate(
-            [
-                (
-                    r["model"],
-                    f"{r['gflops_per_view']:.2f}",
-                    f"{r['latency_ms']:.1f}",
-                    "-" if r["vs_backbone"] is None else f"{r['vs_backbone']:.3f}x",
-                    "-" if r["vs_no_shift"] is None else f"{r['vs_no_shift']:.3f}x",
-                    f"{r['achieved_gflop_s']:.1f}",
-                    f"{100 * r['roofline_fraction']:.1f}%",
-                )
-                for r in rows
-            ],
-            headers=(
-                "model",
-                "GFLOPs/view",
-                "latency ms (median)",
-                "vs its backbone",
-                "TSM vs no shift",
-                "achieved GFLOP/s",
-                "of matmul peak",
-            ),
-        )
-    )
+    achieved = ", ".join(f"{r['variant']} {100 * r['roofline_fraction']:.1f}%" for r in records)
+    print(f"achieved / matmul peak: {achieved}")
+    print(format_settings(records[0]["settings"]))
     print(f"\nrecorded in {args.out}")
     return 0
 

@@ -329,30 +329,55 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class ProfileConfig:
-    """What ``task: profile`` measures: FLOPs/params at ``size``, latency at ``batch`` on ``device``."""
+    """What ``task: profile`` measures: FLOPs/params at ``size``; on ``device`` at ``batch`` videos per step,
+    forward latency and (``train``) training-step time, each timed in interleaved rounds beside its
+    ``baseline``, and peak memory (``harness.measure.profile.profile_variants``)."""
 
     size: int = _help("input crop size in pixels", default=224)
-    batch: int = _help("clips per timed forward pass", default=1)
+    batch: int = _help("videos per timed step (each U snippets x T frames)", default=1)
     views: int = _help("views per video (GFLOPs/video = GFLOPs/view x views)", default=1)
-    device: str = _help("cpu | cuda | cuda:N", default="cpu")
-    latency: bool = _help("time forward passes (False: FLOPs and params only)", default=True)
+    device: str = _help("cpu | cuda | cuda:N (timed on device N)", default="cpu")
+    latency: bool = _help("time forward passes (False and train False: FLOPs and params only)", default=True)
+    rounds: int = _help("interleaved timing rounds (each times the model and its baseline once)", default=10)
+    baseline: str = _help(
+        "model timed beside it for the ratio: auto (its backbone, aggregator avg) | none | a variant", default="auto"
+    )
+    train: bool = _help("also time full training steps (forward, backward, SGD step)", default=False)
+    memory: bool = _help(
+        "with the timings, measure the peak memory of a forward pass (and of a training step)", default=True
+    )
+    dtype: str = _help("fp32 | bf16 | fp16 (autocast)", default="fp32")
+    tf32: bool | None = _help("TF32 matmul/cuDNN on or off (None: torch's defaults)", default=None)
+    cudnn_benchmark: bool = _help("torch.backends.cudnn.benchmark while timing", default=False)
     threads: int | None = _help("intra-op CPU threads while timing (None: torch's default)", default=None)
-    min_run_time: float = _help("seconds of timed forward passes", default=1.0)
     channels_last: bool = _help("time in channels_last memory format", default=False)
-    compile: bool = _help("time the torch.compile'd model", default=False)
+    compile_mode: str = _help(
+        "none | default | reduce-overhead (CUDA graphs) | max-autotune: torch.compile mode", default="none"
+    )
 
     def __post_init__(self) -> None:
-        for name in ("size", "batch", "views"):
+        for name in ("size", "batch", "views", "rounds"):
             _check(getattr(self, name) >= 1, f"profile.{name}", getattr(self, name), "must be an integer >= 1")
         _check(self.size >= 16, "profile.size", self.size, "must be >= 16")
         _check(
-            self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
+            self.device in ("cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit()),
             "profile.device",
             self.device,
             "allowed: cpu, cuda, cuda:N",
         )
         _check(self.threads is None or self.threads >= 1, "profile.threads", self.threads, "must be >= 1 or null")
-        _check(self.min_run_time > 0, "profile.min_run_time", self.min_run_time, "must be > 0")
+        _check(self.dtype in ("fp32", "bf16", "fp16"), "profile.dtype", self.dtype, "allowed: fp32, bf16, fp16")
+        modes = ("none", "default", "reduce-overhead", "max-autotune")
+        _check(self.compile_mode in modes, "profile.compile_mode", self.compile_mode, f"allowed: {', '.join(modes)}")
+        if self.baseline not in ("auto", "none"):
+            from harness.models.registry import list_variants
+
+            _check(
+                self.baseline in list_variants(),
+                "profile.baseline",
+                self.baseline,
+                "allowed: auto, none or a registered variant (`dsa-harness list`)",
+            )
 
 
 def _stages(name: str, value: Any) -> tuple[str, ...]:

@@ -42,7 +42,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     add_set_argument(
         p,
         "change a field of the runs of both grids where their task has it, repeatable: e.g. "
-        "--set train.epochs=8 (study only), --set profile.min_run_time=2 (profiling only); "
+        "--set train.epochs=8 (study only), --set profile.rounds=3 (profiling only); "
         "run ids follow the change",
     )
     p.set_defaults(func=_reproduce)

@@ -289,7 +289,7 @@ def test_submit_local_through_a_pipe_returns_before_its_workers_end(tmp_path):
         "task": "profile",
         "base": {
             "model": {"variant": "tsn_r18", "width": 8, "num_snippets": 1, "num_frames": 1},
-            "profile": {"size": 16, "latency": True, "min_run_time": 20.0, "threads": 1},
+            "profile": {"size": 16, "latency": True, "rounds": 400, "memory": False, "threads": 1},
         },
         "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10},
     }

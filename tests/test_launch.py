@@ -446,7 +446,7 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
 
 def test_cancel_stops_local_worker_and_marks_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    slow = {**TINY_PROFILE, "latency": True, "min_run_time": 600.0}
+    slow = {**TINY_PROFILE, "latency": True, "rounds": 1_000_000}
     grid_file = write_grid(
         tmp_path / "slow.yaml",
         name="slow",

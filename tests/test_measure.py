@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import harness.measure.profile
 from harness.cli import main
 from harness.measure import profile_model, profile_record
 from harness.models import create_model, list_variants, resolve_config
@@ -71,7 +72,7 @@ CONTRACT_KEYS = {  # CONTRACTS.md, "Measure API"
     "device",
     "device_name",
 }
-MEASURED_KEYS = {"batch", "threads", "device", "device_name", "latency_ms", "latency_iqr_ms", "throughput_clips_s"}
+MEASURED_KEYS = set(harness.measure.profile.MEASURED_KEYS)
 
 
 def test_profile_record_is_the_cost_part_of_profile_model():
@@ -87,10 +88,11 @@ def test_profile_record_is_the_cost_part_of_profile_model():
 
 
 def test_latency_record_fields():
-    r = profile_model("tsm_r18_dsa", {"width": 8}, snippets=2, frames=2, size=32, batch=2, min_run_time=0.05)
+    r = profile_model("tsm_r18_dsa", {"width": 8}, snippets=2, frames=2, size=32, batch=2, rounds=3)
     assert r["latency_ms"] > 0 and r["latency_iqr_ms"] >= 0
+    assert r["latency_ci_low_ms"] <= r["latency_ms"] <= r["latency_ci_high_ms"]
     assert r["throughput_clips_s"] == pytest.approx(2 * 2 / (r["latency_ms"] / 1e3))
-    assert r["threads"] >= 1 and r["timed_runs"] >= 1
+    assert r["threads"] >= 1 and r["timed_runs"] == r["rounds"] == 3
 
 
 def test_profile_cli_json(capsys):
@@ -162,7 +164,7 @@ def test_latency_on_cuda_n_synchronises_device_n(monkeypatch):
         def forward(self, x):
             return x
 
-    r = latency.measure_latency(Nothing(), OnCuda1(), clips_per_input=1, min_run_time=0.01, warmup=1)
-    assert r["timed_runs"] >= 1 and len(synced) >= 1 + r["timed_runs"]
+    r = latency.measure_latency(Nothing(), OnCuda1(), clips_per_input=1, rounds=2)
+    assert r["rounds"] == 2 and len(synced) >= 1 + 2
     assert set(synced) == {torch.device("cuda", 1)}
     assert current == [torch.device("cuda", 1)]

@@ -2,8 +2,8 @@
 
 ``run_task(config, run_dir)`` dispatches on ``config["task"]``:
 
-* ``"profile"``: ``harness.measure.profile_model`` on the run's model, then ``final.json`` with the
-  profile record, hardware and versions;
+* ``"profile"``: ``harness.measure.profile_model`` on the run's model (timed in the same process beside
+  its baseline), then ``final.json`` with the profile record, hardware and versions;
 * ``"train"``: ``harness.engine.train_and_evaluate`` (imported lazily), which resumes from the run
   directory's checkpoint and writes ``final.json`` itself.
 
@@ -100,7 +100,9 @@ def _profile(config: dict, rd: RunDir) -> dict:
     prof = dict(config.get("profile") or {})
     num_classes = model.pop("num_classes", prof.pop("num_classes", 400))
     rd.log(f"[{now_iso()}] profile {variant} {model} {prof}")
-    record = profile_model(variant, model, num_classes=num_classes, **prof)
+    record = profile_model(
+        variant, model, num_classes=num_classes, progress=lambda text: rd.log(f"[{now_iso()}] {text}"), **prof
+    )
     final = {
         "run_id": config.get("run_id") or rd.run_id,
         "task": "profile",

@@ -11,37 +11,87 @@ from tqdm import tqdm
 from harness.config import parse_set
 
 
+def _batches(text: str) -> list[int]:
+    import argparse as _argparse
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise _argparse.ArgumentTypeError(f"{text!r}: write batch sizes as e.g. 1 or 1,8,32") from None
+    if not values:
+        raise _argparse.ArgumentTypeError(f"{text!r}: write batch sizes as e.g. 1 or 1,8,32")
+    return values
+
+
 def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile",
-        help="GFLOPs, params and latency of variants",
+        help="GFLOPs, params, paired latency, training-step time and memory of variants",
         description=(
-            "Profile model variants with no data: FLOPs and params with fvcore (1 multiply-add = 1 FLOP, "
-            "every op counted), latency with torch.utils.benchmark (warm-up, median, IQR). A view is one "
-            "forward pass over U snippets x T frames of one SIZE x SIZE crop; per-video cost = per view x VIEWS."
+            "Profile model variants with no data. FLOPs and params with fvcore (1 multiply-add = 1 FLOP, every op\n"
+            "counted). A view is one forward pass over U snippets x T frames of one SIZE x SIZE crop; per-video\n"
+            "cost = per view x VIEWS.\n\n"
+            "Timing is paired: every named variant and its baseline (--baseline auto: the same model without its\n"
+            "aggregator) are timed in the same interleaved rounds (order alternating), so the ratio to the\n"
+            "baseline (median of per-round ratios, bootstrap 95% interval) survives a noisy machine. --train\n"
+            "times full training steps too (forward, backward, SGD step). Peak memory of a forward pass (and of\n"
+            "a training step) is measured: exactly with max_memory_allocated on CUDA, from torch.profiler's\n"
+            "memory events on CPU. The settings (dtype, TF32, cudnn.benchmark, channels_last, compile mode,\n"
+            "versions, threads, batch) are printed and kept in --json records."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
             "  dsa-harness profile i3d_r50_dsa\n"
             "  dsa-harness profile 'tsm_r50*' --no-latency --views 6\n"
-            "  dsa-harness profile tsm_r50 --snippets 1 --frames 8        # the TSM paper's 8-frame model\n"
-            "  dsa-harness profile i3d_r50_dsa -o split_ratio=0.25 -o position=res_3 --json"
+            "  dsa-harness profile tsm_r50 --snippets 1 --frames 8 --no-latency   # the TSM paper's 8-frame model\n"
+            "  dsa-harness profile i3d_r50_dsa --train --batch 1,8 --rounds 5\n"
+            "  dsa-harness profile i3d_r50_dsa --device cuda:0 --dtype bf16 --compile-mode reduce-overhead\n"
+            "  dsa-harness profile i3d_r50_dsa -o split_ratio=0.25 -o position=res_3 --no-latency --json"
         ),
     )
     p.add_argument("variant", help="a variant name or a wildcard pattern (see `dsa-harness list`)")
     p.add_argument("--snippets", "-U", type=int, help="snippets per view U (default: the variant's)")
     p.add_argument("--frames", "-T", type=int, help="frames per snippet T (default: the variant's)")
-    p.add_argument("--size", type=int, default=224, help="crop size in pixels (default 224)")
-    p.add_argument("--batch", type=int, default=1, help="videos per forward pass for latency (default 1)")
-    p.add_argument("--views", type=int, default=1, help="test views per video, clips x crops (default 1)")
-    p.add_argument("--num-classes", type=int, default=400, help="number of classes (default 400)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--threads", type=int, help="intra-op threads for latency (default: torch's)")
-    p.add_argument("--no-latency", action="store_true", help="FLOPs and params only")
-    p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per variant (default 1)")
+    p.add_argument("--size", type=int, default=224, help="crop size in pixels (default: %(default)s)")
+    p.add_argument(
+        "--batch",
+        type=_batches,
+        default=[1],
+        metavar="B[,B...]",
+        help="videos per timed step; a list times each batch in turn (default: 1)",
+    )
+    p.add_argument("--views", type=int, default=1, help="test views per video, clips x crops (default: %(default)s)")
+    p.add_argument("--num-classes", type=int, default=400, help="number of classes (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="intra-op threads while timing (default: torch's)")
+    p.add_argument(
+        "--no-latency", action="store_true", help="no forward-pass timing (without --train: FLOPs and params only)"
+    )
+    p.add_argument("--train", action="store_true", help="also time full training steps")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (default: %(default)s)")
+    p.add_argument(
+        "--baseline",
+        default="auto",
+        help="auto (the model without its aggregator), none, or a variant to time beside each (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast dtype (default: %(default)s)"
+    )
+    p.add_argument(
+        "--tf32",
+        choices=("on", "off"),
+        help="TF32 for matmul and cuDNN (default: torch's: matmul off, cuDNN on)",
+    )
+    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark")
     p.add_argument("--channels-last", action="store_true", help="time with channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="time the torch.compile'd model")
+    p.add_argument(
+        "--compile-mode",
+        choices=("none", "default", "reduce-overhead", "max-autotune"),
+        default="none",
+        help="torch.compile mode; reduce-overhead replays CUDA graphs (default: %(default)s)",
+    )
     p.add_argument(
         "-o",
         "--override",
@@ -63,15 +113,21 @@ def check_profile_flags(args: argparse.Namespace) -> None:
         ("--snippets", args.snippets, 1),
         ("--frames", args.frames, 1),
         ("--size", args.size, 16),
-        ("--batch", args.batch, 1),
         ("--views", args.views, 1),
         ("--num-classes", args.num_classes, 1),
         ("--threads", args.threads, 1),
+        ("--rounds", args.rounds, 1),
+        *(("--batch", b, 1) for b in args.batch),
     ):
         if value is not None and value < low:
             raise UsageError(f"{flag} {value}: must be >= {low}")
-    if not args.min_time > 0:
-        raise UsageError(f"--min-time {args.min_time}: must be > 0 seconds")
+    if args.baseline not in ("auto", "none"):
+        from harness.models.registry import list_variants
+
+        if args.baseline not in list_variants():
+            raise UsageError(
+                f"--baseline {args.baseline!r}: not a variant; use auto, none or a name from `dsa-harness list`"
+            )
     device = args.device
     if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise UsageError(f"--device {device!r}: must be cpu, cuda or cuda:N")
@@ -85,72 +141,136 @@ def check_profile_flags(args: argparse.Namespace) -> None:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from harness.measure.profile import profile_model
+    import sys
+
+    from harness.measure.profile import profile_variants
+    from harness.measure.runtime import Settings
+    from harness.models import resolve_config
     from harness.models.registry import UnknownVariantError, list_variants
 
     check_profile_flags(args)
     names = list_variants(args.variant) if any(c in args.variant for c in "*?[") else [args.variant]
     if not names:
         raise UnknownVariantError(args.variant)
+    overrides = dict(args.override)
+    if args.snippets is not None:
+        overrides["num_snippets"] = args.snippets
+    if args.frames is not None:
+        overrides["num_frames"] = args.frames
+    overrides.setdefault("num_classes", args.num_classes)
+    configs = [resolve_config(n, **overrides) for n in names]
+    timed = not args.no_latency or args.train
     records = []
-    for name in tqdm(names, desc="profile", disable=len(names) < 2, leave=False):
-        records.append(
-            profile_model(
-                name,
-                dict(args.override),
-                snippets=args.snippets,
-                frames=args.frames,
-                size=args.size,
-                batch=args.batch,
-                views=args.views,
-                device=args.device,
-                num_classes=args.num_classes,
-                latency=not args.no_latency,
-                threads=args.threads,
-                min_run_time=args.min_time,
-                channels_last=args.channels_last,
-                compile=args.compile,
-            )
+    for batch in args.batch:
+        settings = Settings(
+            device=args.device,
+            dtype=args.dtype,
+            tf32=None if args.tf32 is None else args.tf32 == "on",
+            cudnn_benchmark=args.cudnn_benchmark,
+            channels_last=args.channels_last,
+            compile_mode=args.compile_mode,
+            threads=args.threads,
+            batch=batch,
         )
+        bar = tqdm(desc=f"profile batch {batch}", total=None, leave=False, disable=not timed or args.json)
+
+        def progress(text: str, bar=bar) -> None:
+            bar.set_postfix_str(text)
+            bar.update(0)
+
+        records += profile_variants(
+            configs,
+            size=args.size,
+            views=args.views,
+            settings=settings,
+            latency=not args.no_latency,
+            rounds=args.rounds,
+            baseline=args.baseline,
+            memory=not args.no_memory,
+            train=args.train,
+            progress=progress,
+        )
+        bar.close()
     if args.json:
         print(json.dumps(records if len(records) > 1 else records[0], indent=2))
         return 0
     print(format_profile_table(records))
+    print(f"\n{format_settings(records[0].get('settings'))}", file=sys.stdout)
     unsupported = {r["variant"]: r["unsupported_ops"] for r in records if r["unsupported_ops"]}
     if unsupported:
         print(f"\nops without a FLOP handle (not counted): {unsupported}")
     return 0
 
 
+def format_settings(settings: dict | None) -> str:
+    """One line: where and how a profile was timed (``Settings.describe()``)."""
+    if not settings:
+        return "settings: not recorded"
+    s = settings
+    parts = [
+        f"{s['device']}: {s['device_name']}",
+        f"{s['threads']} threads",
+        s["dtype"] + (" autocast" if s["autocast"] else ""),
+    ]
+    if s["device"].startswith("cuda"):
+        parts += [
+            f"TF32 matmul {'on' if s['tf32_matmul'] else 'off'}, cuDNN {'on' if s['tf32_cudnn'] else 'off'}",
+            f"cudnn.benchmark {'on' if s['cudnn_benchmark'] else 'off'}",
+        ]
+    parts += [
+        f"channels_last {'on' if s['channels_last'] else 'off'}",
+        f"compile {s['compile_mode']}",
+        f"torch {s['torch']}" + (f", CUDA {s['cuda']}, cuDNN {s['cudnn']}" if s.get("cuda") else ""),
+    ]
+    return "settings: " + ", ".join(parts)
+
+
+def _sig(x: float | None, digits: int = 4) -> str:
+    """``x`` to ``digits`` significant figures (no exponent for the magnitudes of costs and times)."""
+    if x is None:
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:.0f}"
+
+
+def _interval(r: dict, median: str, low: str, high: str, digits: int = 4) -> str | None:
+    if r.get(median) is None:
+        return None
+    if r.get(low) is None:
+        return _sig(r[median], digits)
+    return f"{_sig(r[median], digits)} [{_sig(r[low], digits)}, {_sig(r[high], digits)}]"
+
+
 def format_profile_table(records: list[dict], tablefmt: str = "simple") -> str:
-    rows = []
-    for r in records:
-        lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f} ± {r['latency_iqr_ms']:.1f}"
-        thr = "-" if r["throughput_clips_s"] is None else f"{r['throughput_clips_s']:.1f}"
-        rows.append(
-            (
-                r["variant"],
-                f"{r['snippets']}x{r['frames']}",
-                r["size"],
-                f"{r['gflops_per_view']:.2f}",
-                r["views"],
-                f"{r['gflops_per_video']:.1f}",
-                f"{r['params_m']:.2f}",
-                r["aggregator_params"],
-                lat,
-                thr,
-            )
-        )
-    headers = (
-        "variant",
-        "U x T",
-        "size",
-        "GFLOPs/view",
-        "views",
-        "GFLOPs/video",
-        "params (M)",
-        "aggregator params",
-        f"latency ms (batch {records[0]['batch']})",
-        "clips/s",
-    )
-    return tabulate(rows, headers=headers, tablefmt=tablefmt)
+    """The records as a table: cost (GFLOPs/view x views), params, then what was measured: latency and
+    training step (median [95% interval], ms), ratio to the baseline [95% interval], peak memory (GB).
+    Columns nobody measured are left out."""
+    columns: list[tuple[str, object]] = [
+        ("variant", lambda r: r["variant"]),
+        ("U x T", lambda r: f"{r['snippets']}x{r['frames']}"),
+        ("size", lambda r: r["size"]),
+        ("batch", lambda r: r.get("batch")),
+        ("GFLOPs/view x views", lambda r: f"{_sig(r['gflops_per_view'])} x {r['views']}"),
+        ("params (M)", lambda r: _sig(r["params_m"])),
+        ("aggregator params", lambda r: r["aggregator_params"]),
+        ("latency ms [95% CI]", lambda r: _interval(r, "latency_ms", "latency_ci_low_ms", "latency_ci_high_ms")),
+        ("clips/s", lambda r: None if r.get("throughput_clips_s") is None else _sig(r["throughput_clips_s"])),
+        ("baseline", lambda r: r.get("baseline") if r.get("latency_ratio") or r.get("train_ratio") else None),
+        (
+            "latency ratio [95% CI]",
+            lambda r: _interval(r, "latency_ratio", "latency_ratio_ci_low", "latency_ratio_ci_high", 3),
+        ),
+        (
+            "train step ms [95% CI]",
+            lambda r: _interval(r, "train_step_ms", "train_step_ci_low_ms", "train_step_ci_high_ms"),
+        ),
+        ("train ratio [95% CI]", lambda r: _interval(r, "train_ratio", "train_ratio_ci_low", "train_ratio_ci_high", 3)),
+        ("peak GB forward", lambda r: None if r.get("infer_peak_mem_gb") is None else _sig(r["infer_peak_mem_gb"], 3)),
+        (
+            "peak GB train step",
+            lambda r: None if r.get("train_peak_mem_gb") is None else _sig(r["train_peak_mem_gb"], 3),
+        ),
+    ]
+    cells = [[f(r) for _, f in columns] for r in records]
+    keep = [i for i in range(len(columns)) if any(row[i] is not None for row in cells)]
+    rows = [["-" if row[i] is None else row[i] for i in keep] for row in cells]
+    return tabulate(rows, headers=[columns[i][0] for i in keep], tablefmt=tablefmt)

@@ -1,20 +1,73 @@
-"""One profiling record per variant: FLOPs, params, latency — ready for a results table.
+"""One profiling record per variant: FLOPs, params, paired latency, training-step time, peak memory and
+the settings they were measured under — ready for a results table.
 
-``profile_record`` builds the cost part (FLOPs, params) of the record: both the ``profile`` task
-(``profile_model``, which adds latency) and training runs (``final.json``'s ``profile``) use it, so
-their records carry the same cost keys.
+``profile_record`` builds the cost part (FLOPs, params) of the record: the ``profile`` task and command
+(``profile_variants`` / ``profile_model``, which add what they measure) and training runs
+(``final.json``'s ``profile``) use it, so their records carry the same cost keys.
+
+``profile_variants`` is the one measuring path: the profiling grid (one variant and its baseline per
+job), ``dsa-harness profile`` (every named variant and their baselines in one process) and
+``benchmarks/dsa_overhead.py`` call it.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from harness.measure.environment import device_name
 from harness.measure.flops import count_flops, count_params
-from harness.measure.latency import measure_latency
-from harness.models import create_model, resolve_config
+from harness.measure.latency import paired_ratio, summarize, time_interleaved
+from harness.measure.peak_memory import peak_memory, resident_tensors
+from harness.measure.runtime import Settings, inference_step, prepare, training_step
+from harness.models import create_model, list_variants, resolve_config
 from harness.models.config import ModelConfig
+
+MEASURED_KEYS = (
+    "batch",
+    "device",
+    "device_name",
+    "threads",
+    "settings",
+    "rounds",
+    "timed_runs",
+    "latency_ms",
+    "latency_iqr_ms",
+    "latency_ci_low_ms",
+    "latency_ci_high_ms",
+    "throughput_clips_s",
+    "baseline",
+    "baseline_latency_ms",
+    "latency_ratio",
+    "latency_ratio_ci_low",
+    "latency_ratio_ci_high",
+    "latency_rounds_ms",
+    "baseline_latency_rounds_ms",
+    "train_step_ms",
+    "train_step_iqr_ms",
+    "train_step_ci_low_ms",
+    "train_step_ci_high_ms",
+    "train_clips_s",
+    "train_videos_s",
+    "baseline_train_step_ms",
+    "train_ratio",
+    "train_ratio_ci_low",
+    "train_ratio_ci_high",
+    "train_step_rounds_ms",
+    "baseline_train_step_rounds_ms",
+    "infer_peak_mem_gb",
+    "train_peak_mem_gb",
+    "memory_method",
+)
+"""What a measured record adds to ``profile_record``'s cost keys (None where not measured).
+
+Times are ms (medians over rounds; ``*_ci_*``: bootstrap 95% interval of the median); a *clip* is one
+snippet of T frames (``throughput_clips_s`` = batch*U / latency); ``train_step_ms`` is one full training
+step at ``batch`` videos; ``*_ratio`` = median over rounds of this model's time / the baseline's in the
+same round; ``*_rounds_ms``: the per-round times (ms, in round order) the medians and ratios come from;
+memory in GB (10^9 bytes) by ``memory_method``; ``settings``: ``Settings.describe()``."""
 
 
 def profile_record(
@@ -80,6 +133,176 @@ def profile_record(
     return record
 
 
+def baseline_config(config: ModelConfig, baseline: str = "auto") -> ModelConfig | None:
+    """The model ``config`` is timed beside: ``auto`` = the same model with no aggregator (aggregator
+    ``avg``: its backbone; None for a model that inserts none), ``none`` = None, else the registered
+    variant ``baseline`` at the same U, T and classes (None when it is ``config`` itself)."""
+    if baseline == "none":
+        return None
+    if baseline == "auto":
+        if not config.inserts:
+            return None
+        backbone = f"{config.flavour}_r{config.depth}"
+        name = backbone if backbone in list_variants(backbone) else f"{config.name} (aggregator avg)"
+        return config.replace(aggregator="avg", name=name)
+    base = resolve_config(
+        baseline, num_classes=config.num_classes, num_snippets=config.num_snippets, num_frames=config.num_frames
+    )
+    return None if _key(base) == _key(config) else base
+
+
+def _key(config: ModelConfig) -> str:
+    return json.dumps({k: v for k, v in config.to_dict().items() if k != "name"}, sort_keys=True, default=str)
+
+
+def profile_variants(
+    configs: list[ModelConfig],
+    *,
+    size: int = 224,
+    views: int = 1,
+    settings: Settings | None = None,
+    latency: bool = True,
+    rounds: int = 10,
+    baseline: str = "auto",
+    memory: bool = True,
+    train: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Profile ``configs`` together: FLOPs and params (``profile_record``), then on ``settings.device``
+    at ``settings.batch`` videos per step, with every model and its baseline (``baseline_config``) timed
+    in the same interleaved rounds (``harness.measure.latency``):
+
+    * ``latency``: forward passes in inference mode (median, IQR, 95% interval; ratio to the baseline);
+    * ``train``: full training steps (forward, backward, SGD step; autocast per ``settings.dtype``);
+    * ``memory`` (with the timings: nothing is run on the device when ``latency`` and ``train`` are both
+      False): the peak memory of one inference forward and (with ``train``) of one training step
+      (``harness.measure.peak_memory``).
+
+    Returns one record per config, in order (keys: /tmp/schema13.md's list, documented in
+    ``RECORD_KEYS``). ``progress(text)`` is told what is being done.
+    """
+    settings = settings or Settings()
+    say = progress or (lambda text: None)
+    if rounds < 1:
+        raise ValueError(f"rounds={rounds}: need >= 1")
+    records = [profile_record(c, size=size, views=views) for c in configs]
+    pairs = [baseline_config(c, baseline) for c in configs]
+    timed: dict[str, ModelConfig] = {}
+    for c in [*configs, *(b for b in pairs if b is not None)]:
+        timed.setdefault(_key(c), c)
+    memory = memory and (latency or train)
+    measured = latency or train
+    with settings.applied():
+        described = settings.describe()
+        for r, b in zip(records, pairs):
+            r.update({k: None for k in MEASURED_KEYS})
+            r.update(
+                batch=settings.batch,
+                device=settings.device,
+                device_name=described["device_name"],
+                threads=described["threads"],
+                settings=described,
+                baseline=None if b is None else b.name,
+            )
+        if not measured:
+            return records
+        dev = torch.device(settings.device)
+        B = settings.batch
+        models, inputs, labels = {}, {}, {}
+        for k, c in timed.items():
+            models[k] = prepare(create_model(c.replace(pretrained=None)).eval(), settings)
+            x = torch.randn(B, c.num_snippets, 3, c.num_frames, size, size, device=dev)
+            inputs[k] = x.contiguous(memory_format=torch.channels_last_3d) if settings.channels_last else x
+            labels[k] = torch.randint(0, c.num_classes, (B,), device=dev)
+        results: dict[str, dict] = {k: {} for k in timed}
+        infer = {k: inference_step(models[k], inputs[k], settings) for k in timed}
+        # untimed calls first: one settles eager kernels (oneDNN primitives, cuDNN autotuning); compiled
+        # models need more (compilation, then CUDA-graph recording under reduce-overhead)
+        warmup = 1 if settings.compile_mode == "none" else 3
+        if latency:
+            times = time_interleaved(
+                infer,
+                rounds=rounds,
+                device=dev,
+                warmup=warmup,
+                progress=lambda i, n: say(f"inference round {i}/{n}"),
+            )
+            for k in timed:
+                results[k]["infer_times"] = times[k]
+        if memory:
+            for k in timed:
+                m = peak_memory(infer[k], resident_tensors(models[k], [inputs[k]]), settings.device)
+                results[k].update(infer_peak_mem_gb=m["peak_gb"], memory_method=m["method"])
+            say("inference memory measured")
+        if train:
+            steps, opts = {}, {}
+            for k in timed:
+                steps[k], opts[k] = training_step(models[k], inputs[k], labels[k], settings)
+            times = time_interleaved(
+                steps,
+                rounds=rounds,
+                device=dev,
+                warmup=warmup,
+                progress=lambda i, n: say(f"training round {i}/{n}"),
+            )
+            for k in timed:
+                results[k]["train_times"] = times[k]
+            if memory:
+                for k in timed:
+                    resident = resident_tensors(models[k], [inputs[k], labels[k]], opts[k])
+                    m = peak_memory(steps[k], resident, settings.device)
+                    results[k]["train_peak_mem_gb"] = m["peak_gb"]
+                say("training memory measured")
+    for r, c, b in zip(records, configs, pairs):
+        own = results[_key(c)]
+        base = results[_key(b)] if b is not None else None
+        U = c.num_snippets
+        r["rounds"] = rounds if (latency or train) else None
+        for key in ("infer_peak_mem_gb", "train_peak_mem_gb", "memory_method"):
+            r[key] = own.get(key)
+        if "infer_times" in own:
+            s = summarize(own["infer_times"])
+            r.update(
+                latency_ms=s["median_ms"],
+                latency_iqr_ms=s["iqr_ms"],
+                latency_ci_low_ms=s["ci_low_ms"],
+                latency_ci_high_ms=s["ci_high_ms"],
+                throughput_clips_s=B * U / (s["median_ms"] / 1e3),
+                timed_runs=len(own["infer_times"]),
+                latency_rounds_ms=[1e3 * t for t in own["infer_times"]],
+            )
+            if base is not None:
+                q = paired_ratio(own["infer_times"], base["infer_times"])
+                r.update(
+                    baseline_latency_ms=summarize(base["infer_times"])["median_ms"],
+                    latency_ratio=q["ratio"],
+                    latency_ratio_ci_low=q["ci_low"],
+                    latency_ratio_ci_high=q["ci_high"],
+                    baseline_latency_rounds_ms=[1e3 * t for t in base["infer_times"]],
+                )
+        if "train_times" in own:
+            s = summarize(own["train_times"])
+            r.update(
+                train_step_ms=s["median_ms"],
+                train_step_iqr_ms=s["iqr_ms"],
+                train_step_ci_low_ms=s["ci_low_ms"],
+                train_step_ci_high_ms=s["ci_high_ms"],
+                train_clips_s=B * U / (s["median_ms"] / 1e3),
+                train_videos_s=B / (s["median_ms"] / 1e3),
+                train_step_rounds_ms=[1e3 * t for t in own["train_times"]],
+            )
+            if base is not None:
+                q = paired_ratio(own["train_times"], base["train_times"])
+                r.update(
+                    baseline_train_step_ms=summarize(base["train_times"])["median_ms"],
+                    train_ratio=q["ratio"],
+                    train_ratio_ci_low=q["ci_low"],
+                    train_ratio_ci_high=q["ci_high"],
+                    baseline_train_step_rounds_ms=[1e3 * t for t in base["train_times"]],
+                )
+    return records
+
+
 def profile_model(
     variant: str,
     overrides: dict | None = None,
@@ -93,16 +316,22 @@ def profile_model(
     num_classes: int = 400,
     latency: bool = True,
     threads: int | None = None,
-    min_run_time: float = 1.0,
+    rounds: int = 10,
+    baseline: str = "auto",
+    dtype: str = "fp32",
+    tf32: bool | None = None,
+    cudnn_benchmark: bool = False,
     channels_last: bool = False,
-    compile: bool = False,
+    compile_mode: str = "none",
+    memory: bool = True,
+    train: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Profile ``variant`` (with model ``overrides``) on input (batch, U, 3, T, size, size).
-
-    FLOPs are counted at batch 1 (one view = U snippets x T frames of one size x size crop);
-    ``gflops_per_video = gflops_per_view * views``. Latency is measured at ``batch`` (skipped when
-    ``latency`` is False; the fields are then None).
-    """
+    """Profile one ``variant`` (with model ``overrides``) on input (batch, U, 3, T, size, size):
+    ``profile_variants`` of its config, with the settings built from the keyword arguments (the fields
+    of ``ProfileConfig``). FLOPs are counted at batch 1 (one view); ``gflops_per_video`` = per view x
+    ``views``. Nothing is timed or allocated on the device when ``latency`` and ``train`` are both False
+    (FLOPs and params only)."""
     overrides = dict(overrides or {})
     if snippets is not None:
         overrides["num_snippets"] = snippets
@@ -112,33 +341,26 @@ def profile_model(
     config = resolve_config(variant, **overrides)
     if views < 1 or batch < 1 or size < 16:
         raise ValueError(f"views={views}, batch={batch}, size={size}: need views >= 1, batch >= 1, size >= 16")
-    model = create_model(config).eval()
-    U, T = config.num_snippets, config.num_frames
-    record = profile_record(config, size=size, views=views, model=model)
-    record.update(
-        {
-            "batch": batch,
-            "device": device,
-            "device_name": device_name(device),
-            "latency_ms": None,
-            "latency_iqr_ms": None,
-            "throughput_clips_s": None,
-            "threads": threads or torch.get_num_threads(),
-        }
+    settings = Settings(
+        device=device,
+        dtype=dtype,
+        tf32=tf32,
+        cudnn_benchmark=cudnn_benchmark,
+        channels_last=channels_last,
+        compile_mode=compile_mode,
+        threads=threads,
+        batch=batch,
     )
-    if latency:
-        dev = torch.device(device)
-        model = model.to(dev)
-        x = torch.randn(batch, U, 3, T, size, size, device=dev)
-        record.update(
-            measure_latency(
-                model,
-                x,
-                clips_per_input=batch * U,
-                threads=threads,
-                min_run_time=min_run_time,
-                channels_last=channels_last,
-                compile=compile,
-            )
-        )
+    (record,) = profile_variants(
+        [config],
+        size=size,
+        views=views,
+        settings=settings,
+        latency=latency,
+        rounds=rounds,
+        baseline=baseline,
+        memory=memory,
+        train=train,
+        progress=progress,
+    )
     return record
