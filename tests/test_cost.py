@@ -17,7 +17,13 @@ from harness.models import create_model, resolve_config
 TINY = {"variant": "tsm_r18_dsa", "width": 8, "num_snippets": 2, "num_frames": 2, "num_classes": 5}
 
 
-def train_grid(tmp_path: Path, eval_section: dict | None = None, resources: dict | None = None, **extra) -> dict:
+def train_grid(
+    tmp_path: Path,
+    eval_section: dict | None = None,
+    resources: dict | None = None,
+    extra_train: dict | None = None,
+    **extra,
+) -> dict:
     (tmp_path / "train.txt").write_text("".join(f"v{i}.mp4 {i % 5}\n" for i in range(10)))
     (tmp_path / "val.txt").write_text("".join(f"w{i}.mp4 {i % 5}\n" for i in range(4)))
     return {
@@ -26,7 +32,7 @@ def train_grid(tmp_path: Path, eval_section: dict | None = None, resources: dict
         "base": {
             "model": dict(TINY),
             "data": {"train": str(tmp_path / "train.txt"), "test": str(tmp_path / "val.txt"), "size": 32},
-            "train": {"epochs": 2, "batch_size": 4},
+            "train": {"epochs": 2, "batch_size": 4, **(extra_train or {})},
             "eval": {"test_groups": 2, "crops": 3, **(eval_section or {})},
         },
         "axes": {"product": {"train.epochs": [2]}},
@@ -154,3 +160,202 @@ def test_sweep_show_states_peak_memory_measured_first_and_warns_over_the_gpu(tmp
     sweep = build_parser()._subparsers._group_actions[0].choices["sweep"]
     show_help = sweep._subparsers._group_actions[0].choices["show"].format_help()
     assert "A + X + P x (4 weights + 4 gradients + 4 momentum" in show_help and "--gpu-mem-gb" in show_help
+
+
+# ---------------------------------------------------------------------------------------------
+# measured training throughput: profile runs with profile.train (schema of issue 13)
+def write_profile_runs(results: Path, records: list[dict], grid: str = "profile_gpu") -> list[Path]:
+    """Profile runs as the launcher lays them out (results/runs/<grid>/<run_id>/ with config.json from a real
+    expansion of a profile grid) with a hand-written final.json in the schema of a `profile.train: true` run:
+    each record gives variant, batch, and optionally size, dtype, device, device_name, videos_s, timed."""
+    dirs = []
+    for i, r in enumerate(records):
+        model = {k: v for k, v in TINY.items() if k != "num_classes"} | {"variant": r.get("variant", "tsm_r18_dsa")}
+        doc = {
+            "name": grid,
+            "task": "profile",
+            "base": {"model": model, "profile": {"size": r.get("size", 32), "batch": r["batch"], "latency": False}},
+            "axes": {"product": {"profile.views": [i + 1]}},  # one run id per record
+            "resources": {"gpus": 1, "mem_gb": 1, "time_min": 10},
+        }
+        [run] = expand(grid_from_dict(doc, f"{grid}.yaml"), results)
+        from harness.results.rundir import RunDir
+
+        rd = RunDir(run.run_dir).create()
+        rd.write_config(run.config)
+        device, name = r.get("device", "cuda"), r.get("device_name", "NVIDIA H200")
+        batch, U, vps = r["batch"], TINY["num_snippets"], r.get("videos_s", 2.0)
+        step_ms = batch / vps * 1000
+        timed = r.get("timed", True)
+        settings = {
+            "device": device,
+            "device_name": name,
+            "dtype": r.get("dtype", "bf16"),
+            "autocast": r.get("dtype", "bf16") != "fp32",
+            "tf32_matmul": True,
+            "tf32_cudnn": True,
+            "cudnn_benchmark": True,
+            "channels_last": False,
+            "compile_mode": "none",
+            "torch": torch.__version__,
+            "cuda": "12.4",
+            "cudnn": 90100,
+            "threads": 1,
+            "batch": batch,
+        }
+        profile = {
+            "variant": model["variant"],
+            "snippets": U,
+            "frames": TINY["num_frames"],
+            "size": r.get("size", 32),
+            "batch": batch,
+            "device": device,
+            "device_name": name,
+            "latency_ms": 1.0,
+            "throughput_clips_s": batch * U / 1e-3,
+            "train_step_ms": step_ms if timed else None,
+            "train_clips_s": batch * U / (step_ms / 1000) if timed else None,  # snippets/s: never the cost's unit
+            "train_videos_s": vps if timed else None,
+            "settings": settings,
+        }
+        rd.write_final(
+            {
+                "run_id": run.run_id,
+                "task": "profile",
+                "status": "done",
+                "finished_at": f"2025-01-0{i + 1}T00:00:00+00:00",
+                "hardware": {"device_name": name},
+                "profile": profile,
+            }
+        )
+        dirs.append(run.run_dir)
+    return dirs
+
+
+def _flops(size: int) -> float:
+    config = resolve_config("tsm_r18_dsa", **{k: v for k, v in TINY.items() if k != "variant"})
+    return profile_record(config, size=size)["gflops_per_view"]
+
+
+def test_measured_videos_per_second_give_the_hours_and_the_table_says_where_from(tmp_path, capsys):
+    import yaml
+
+    results = tmp_path / "results"
+    profiles = results / "runs" / "profile_gpu"
+    dirs = write_profile_runs(
+        results,
+        [
+            {"batch": 4, "videos_s": 2.0},  # the match: same model, crop, bf16, H200, batch
+            {"batch": 4, "videos_s": 50.0, "device_name": "NVIDIA A100-SXM4-80GB"},  # another GPU
+            {"batch": 4, "videos_s": 90.0, "device": "cpu", "device_name": "x86_64", "dtype": "fp32"},
+            {"batch": 4, "videos_s": 70.0, "dtype": "fp16"},  # train.amp auto on an H200: bf16 first
+            {"batch": 4, "variant": "tsm_r18", "device_name": "NVIDIA A100-SXM4-80GB"},  # tsm_r18: not on H200
+            {"batch": 8, "timed": False},  # profile.train off: skipped
+        ],
+    )
+    (profiles / "broken").mkdir()
+    (profiles / "broken" / "final.json").write_text("{not json")
+    (profiles / "list").mkdir()
+    (profiles / "list" / "final.json").write_text("[1, 2]")
+    doc = train_grid(tmp_path, cost={"throughput": {"tflops": 1}, "from": str(profiles), "gpu": "H200"})
+    doc["axes"] = {"product": {"model.variant": ["tsm_r18_dsa", "tsm_r18"]}}
+    grid = grid_from_dict(doc, "g.yaml")
+    runs = expand(grid, results)
+    c, fallback = estimate_cost(grid, runs, progress=False)
+    f, ft = _flops(32), _flops(32)
+    # videos/s = profile.train_videos_s (batch / step), not train_clips_s (batch x U / step)
+    assert c["videos_per_s"] == 2.0 and c["measured"]["where"] == str(dirs[0])
+    assert c["hours"] == pytest.approx((2 * 10 + 4 * 6 * (ft / f) / 3) / 2.0 / 3600)
+    assert c["throughput_source"] == f"measured: NVIDIA H200, batch 4, bf16 ({dirs[0]})"
+    # no record of tsm_r18 on an H200: the assumed TFLOP/s, saying why
+    config = resolve_config("tsm_r18", **{k: v for k, v in TINY.items() if k != "variant"})
+    f18 = profile_record(config, size=32)["gflops_per_view"]
+    assert fallback["measured"] is None and fallback["videos_per_s"] is None
+    assert fallback["hours"] == pytest.approx((3 * 2 * 10 * f18 + 4 * 6 * f18) / 1000 / 3600)
+    assert fallback["throughput_source"] == "assumed 1 TFLOP/s (no profile record of this model on H200)"
+    assert "8 final.json" in c["calibration"] and "5 profile record(s) with train timing, 1 without" in c["calibration"]
+    assert "warning: 2 unreadable or malformed final.json skipped" in c["calibration"]
+    # the same through the command line, from the grid's cost.from and from --calibrate (results root, runs/)
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    for extra in ([], ["--calibrate", str(results)], ["--calibrate", str(results / "runs")]):
+        assert sweep_cli(["show", str(tmp_path / "g.yaml"), "--results", str(results), *extra]) == 0
+        out = capsys.readouterr().out
+        assert "throughput (source)" in out and "2.0 videos/s measured: NVIDIA H200, batch 4, bf16 (" in out
+        assert "assumed 1 TFLOP/s (no profile record of this model on H200)" in out
+        assert "throughput: 1 of 2 runs measured" in out and "warning: 2 unreadable or malformed" in out
+    # --gpu overrides cost.gpu: on the A100 both runs are measured
+    assert sweep_cli(["show", str(tmp_path / "g.yaml"), "--results", str(results), "--gpu", "a100"]) == 0
+    out = capsys.readouterr().out
+    assert "throughput: 2 of 2 runs measured" in out and "measured: NVIDIA A100-SXM4-80GB, batch 4, bf16" in out
+
+
+def test_calibration_prefers_the_batch_then_the_nearest_and_never_a_cpu_record_for_a_gpu_run(tmp_path):
+    from harness.launch.cost import read_calibration
+
+    results = tmp_path / "results"
+    dirs = write_profile_runs(
+        results,
+        [
+            {"batch": 2, "videos_s": 3.0},
+            {"batch": 16, "videos_s": 9.0},
+            {"batch": 4, "videos_s": 5.0, "device": "cpu", "device_name": "x86_64", "dtype": "fp32"},
+            {"batch": 4, "videos_s": 6.0, "dtype": "fp32", "device_name": "NVIDIA H100 80GB HBM3"},
+        ],
+    )
+    cal = read_calibration(results / "runs" / "profile_gpu")
+    grid = grid_from_dict(train_grid(tmp_path), "g.yaml")
+    [run] = expand(grid, results)
+    # no GPU named: any CUDA record; batch 4 in bf16 is not there: the nearest batch, said so
+    [c] = estimate_cost(grid, [run], progress=False, calibrate=cal)
+    assert c["videos_per_s"] == 3.0
+    assert c["throughput_source"] == f"measured: NVIDIA H200, batch 2 (nearest to the run's 4), bf16 ({dirs[0]})"
+    # train.amp none on a GPU: the fp32 record at the run's batch
+    fp32 = grid_from_dict(train_grid(tmp_path, extra_train={"amp": "none"}), "g.yaml")
+    [c] = estimate_cost(fp32, expand(fp32, results), progress=False, calibrate=cal)
+    assert c["videos_per_s"] == 6.0 and "NVIDIA H100 80GB HBM3, batch 4, fp32" in c["throughput_source"]
+    # a GPU it was not measured on: the assumed rate
+    a100 = grid_from_dict(train_grid(tmp_path, cost={"gpu": "A100", "throughput": {"tflops": 3}}), "g.yaml")
+    [c] = estimate_cost(a100, expand(a100, results), progress=False, calibrate=cal)
+    assert c["measured"] is None
+    assert c["throughput_source"] == "assumed 3 TFLOP/s (no profile record of this model on A100)"
+    # a GPU run never takes the CPU record; a grid that asks for cpu (or a CPU run) does
+    for doc in (train_grid(tmp_path, cost={"gpu": "cpu"}), train_grid(tmp_path, resources={"gpus": 0})):
+        g = grid_from_dict(doc, "g.yaml")
+        [c] = estimate_cost(g, expand(g, results), progress=False, calibrate=cal)
+        assert c["videos_per_s"] == 5.0 and c["throughput_source"].startswith("measured: x86_64, batch 4, fp32")
+    # with no measurement and a declared throughput: the declared videos/s (clips_per_s: its older name)
+    for tp in ({"videos_per_s": 7}, {"clips_per_s": 7}):
+        g = grid_from_dict(train_grid(tmp_path, cost={"gpu": "A100", "throughput": tp}), "g.yaml")
+        [c] = estimate_cost(g, expand(g, results), progress=False, calibrate=cal)
+        assert c["videos_per_s"] == 7 and c["throughput_source"].startswith("declared 7 videos/s")
+
+
+def test_cost_section_is_validated_and_a_missing_calibration_folder_is_one_line(tmp_path, capsys):
+    import yaml
+
+    from harness.errors import UsageError
+    from harness.launch.grid import GridError, GridValidationError
+
+    with pytest.raises(GridValidationError) as e:
+        grid_from_dict(train_grid(tmp_path, cost={"form": "x", "throughput": {"clip_per_s": 3}, "gpu": 80}), "g.yaml")
+    text = str(e.value)
+    assert "cost.form: unknown key; cost keys are train_clips, test_clips, throughput, from, gpu" in text
+    assert "cost.throughput.clip_per_s: unknown key; throughput keys are videos_per_s, clips_per_s, tflops" in text
+    assert "cost.gpu: must be part of the GPU's name" in text
+    doc = train_grid(tmp_path, cost={"from": str(tmp_path / "nowhere"), "throughput": {"tflops": 1}})
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(GridError) as e:
+        sweep_cli(["show", str(tmp_path / "g.yaml"), "--results", str(tmp_path / "results")])
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'g.yaml'}: cost.from: {tmp_path / 'nowhere'}")
+    assert "no such folder" in message and "profile.train: true" in message and "drop cost.from" in message
+    with pytest.raises(UsageError, match=r"^--calibrate \S+: no such folder; give a results folder"):
+        sweep_cli(["show", str(tmp_path / "g.yaml"), "--calibrate", str(tmp_path / "nowhere2")])
+    # --no-cost does not read it
+    assert sweep_cli(["show", str(tmp_path / "g.yaml"), "--no-cost"]) == 0
+    from harness.cli import build_parser
+
+    sweep = build_parser()._subparsers._group_actions[0].choices["sweep"]
+    show_help = sweep._subparsers._group_actions[0].choices["show"].format_help()
+    assert "--calibrate DIR" in show_help and "sweep show experiments/ablation_alpha.yaml" in show_help
+    assert "train_videos_s" in show_help and "--clips-per-s" in show_help

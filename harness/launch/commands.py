@@ -61,10 +61,22 @@ def _key_value(text: str) -> tuple[str, str]:
 SHOW_DESCRIPTION = """\
 Expand a grid file, validate every run and print one line per run with its estimates.
 
-Cost: GPU-hours from the model's GFLOPs per view (fvcore) at the training crop and at the test crop
-(eval.size), training clips, epochs, test views and the grid's declared throughput (cost.throughput:
-clips_per_s, or tflops); formula: harness.launch.cost.estimate_cost. 'test GFLOPs/video' is the cost of
-testing one video: views x GFLOPs per view at the test crop.
+Cost: GPU-hours from the training videos per epoch (cost.train_clips, else the lines of data.train), epochs,
+test videos x views and a training throughput of v videos/s per device:
+    hours = (epochs x videos + test videos x views x Ft / (3 F)) / v / 3600
+(F, Ft: fvcore GFLOPs per view at the training and the test crop). v is, per run, first found:
+  measured  --calibrate DIR (else the grid's cost.from): profile runs (task: profile, profile.train: true)
+            of the run's model, crop and AMP dtype on the GPU named by --gpu / cost.gpu (part of the
+            device name; "cpu" for CPU records), else on any CUDA device; at the run's per-GPU batch, else
+            the nearest batch (said in the table). v = their train_videos_s (batch / train step), not
+            train_clips_s (snippets/s). A GPU run never takes a CPU record unless cost.gpu is "cpu".
+  declared  --videos-per-s, else cost.throughput.videos_per_s (clips_per_s: its older name, also videos/s
+            per device, not the snippets/s of the training log)
+  assumed   --tflops, else cost.throughput.tflops: hours = (3 x epochs x videos x F + test videos x views
+            x Ft) / (tflops x 1000) / 3600
+The 'throughput (source)' column says which, e.g. "measured: NVIDIA H200, batch 8, bf16 (results/runs/...)"
+or "assumed 12 TFLOP/s (no profile record of this model ...)"; formula: harness.launch.cost.estimate_cost.
+'test GFLOPs/video' is the cost of testing one video: views x GFLOPs per view at the test crop.
 
 'peak mem/GPU': peak training memory of one GPU in GB (10^9 bytes). Measured where a measurement exists
 (the run's final.json, or RESULTS/benchmarks/train_memory.json written by benchmarks/gpu_check.py for the
@@ -75,6 +87,12 @@ of U x T frames at data.size, in the AMP dtype), counted on the meta device (no 
 input batch (uint8 + fp32); P = parameters. Not counted: cuDNN workspaces, allocator fragmentation, the
 CUDA context. With the GPU's memory (resources.gpu_mem_gb or --gpu-mem-gb) the 'memory' column warns
 where the peak exceeds 90% of it."""
+
+EPILOG_SHOW = """examples:
+  dsa-harness sweep show experiments/ablation_alpha.yaml --no-check-data --gpu-mem-gb 141
+  dsa-harness sweep show experiments/ablation_alpha.yaml --no-check-data --calibrate results/runs/profile_gpu --gpu H200
+  dsa-harness sweep show experiments/ablation_alpha.yaml --no-check-data --videos-per-s 40
+"""
 
 
 def register_commands(subparsers) -> None:
@@ -93,6 +111,7 @@ def register_commands(subparsers) -> None:
         "show",
         help="expand a grid and print its runs with an estimated cost",
         description=SHOW_DESCRIPTION,
+        epilog=EPILOG_SHOW,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
@@ -106,10 +125,25 @@ def register_commands(subparsers) -> None:
         "--no-cost", action="store_true", help="skip the cost and memory estimates (no FLOPs or memory counting)"
     )
     show.add_argument(
+        "--calibrate",
+        metavar="DIR",
+        help="take each run's training throughput from the profile runs (profile.train: true) under DIR: a "
+        "results folder, results/runs or results/runs/<profile grid> (default: the grid's cost.from)",
+    )
+    show.add_argument(
+        "--gpu",
+        metavar="NAME",
+        help='calibrate only from profile records whose device name contains NAME, e.g. H200 ("cpu": CPU '
+        "records; default: the grid's cost.gpu, else any CUDA device)",
+    )
+    show.add_argument(
+        "--videos-per-s",
         "--clips-per-s",
+        dest="videos_per_s",
         type=float,
         metavar="N",
-        help="measured training throughput (clips/s per GPU) to use instead of the grid's",
+        help="training throughput in videos (samples of U snippets) per second per device, instead of the "
+        "grid's cost.throughput (--clips-per-s: older name, same meaning); measured records still come first",
     )
     show.add_argument(
         "--tflops", type=float, metavar="N", help="sustained fvcore TFLOP/s per GPU to use instead of the grid's"
@@ -247,7 +281,7 @@ def _cmd_show(args) -> int:
     from harness.launch.grid import GridValidationError, expand, load_grid, validate_runs
 
     for flag, value in (
-        ("--clips-per-s", args.clips_per_s),
+        ("--videos-per-s", args.videos_per_s),
         ("--tflops", args.tflops),
         ("--gpu-mem-gb", args.gpu_mem_gb),
     ):
@@ -279,11 +313,18 @@ def _cmd_show(args) -> int:
     costs = None
     if not args.no_cost and not problems:
         tp = {}
-        if args.clips_per_s:
-            tp["clips_per_s"] = args.clips_per_s
+        if args.videos_per_s:
+            tp["videos_per_s"] = args.videos_per_s
         if args.tflops:
             tp["tflops"] = args.tflops
-        costs = estimate_cost(grid, runs, throughput=tp, flops_cache=f"{args.results_root}/cache/flops.json")
+        costs = estimate_cost(
+            grid,
+            runs,
+            throughput=tp,
+            flops_cache=f"{args.results_root}/cache/flops.json",
+            calibrate=args.calibrate,
+            gpu=args.gpu,
+        )
     memory = None
     if not args.no_cost and not problems and grid.task == "train":
         memory = estimate_memory(

@@ -7,13 +7,187 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.config import get_dotted
-from harness.launch.grid import Grid, Resources, RunSpec
+from harness.errors import UsageError
+from harness.launch.grid import Grid, GridError, Resources, RunSpec
 from harness.launch.status import format_value
-from harness.results.rundir import atomic_write_json, read_json
+from harness.results.rundir import CONFIG, FINAL, atomic_write_json, read_json
+
+# ---------------------------------------------------------------------------------------------
+# measured training throughput (profile runs with profile.train)
+MODEL_KEY_IGNORES = ("num_classes", "pretrained")
+"""Model fields a measurement is not matched on (as ``harness.measure.memory.memory_key``)."""
+RUN_DTYPE = {"none": ("fp32",), "auto": ("bf16", "fp16"), "bf16": ("bf16",), "fp16": ("fp16",)}
+"""Profile dtypes (``settings.dtype``) that time a GPU run's ``train.amp``, preferred first (``auto`` is bf16
+on current GPUs, fp16 on older ones). A CPU run trains in fp32 whatever ``train.amp`` says."""
+
+
+def model_key(model: dict) -> str:
+    """What a measurement is matched on: the resolved model (``model_dict``) without num_classes and
+    pretrained, as in ``harness.measure.memory.memory_key``."""
+    return json.dumps({k: v for k, v in model.items() if k not in MODEL_KEY_IGNORES}, sort_keys=True)
+
+
+def _positive(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
+        return None
+    return float(v)
+
+
+@dataclass
+class Calibration:
+    """Measured training throughputs read from profile runs (``read_calibration``).
+
+    ``records``: one per profile run with train timing, ``{"model_key", "videos_per_s", "batch", "size",
+    "dtype", "device" ("cuda" | "cpu"), "device_name", "channels_last", "compile_mode", "where",
+    "finished_at"}``; ``videos_per_s`` is ``profile.train_videos_s`` (videos of U snippets per second
+    on one device, = batch / train step), never ``train_clips_s`` (snippets per second)."""
+
+    root: str
+    records: list = field(default_factory=list)
+    finals: int = 0
+    untimed: int = 0
+    malformed: int = 0
+
+    def match(self, run_config: dict, gpu: str | None = None) -> tuple[dict | None, str]:
+        """The measurement for a train run (resolved config): same model (``model_key``), crop
+        (``data.size``) and AMP dtype, on the named GPU (``gpu``: part of ``settings.device_name``,
+        case-insensitive; "cpu": CPU records), else on any CUDA device (a CPU run, ``resources.gpus`` 0:
+        CPU records); the exact per-GPU batch (``train.batch_size``), else the nearest. Among equals, the
+        one with the run's ``train.channels_last`` / ``train.compile``, then the newest.
+        Returns (record with ``note``, "") or (None, why not)."""
+        gpus = int((run_config.get("resources") or {}).get("gpus") or 0)
+        cpu = (gpu or "").strip().lower() == "cpu" or (not gpu and not gpus)
+        name = None if cpu or not gpu else gpu.strip().lower()
+        amp = get_dotted(run_config, "train.amp") or "auto"
+        dtypes = ("fp32",) if cpu else RUN_DTYPE.get(amp, ("bf16", "fp16"))
+        key = model_key(dict(run_config.get("model") or {}))
+        size = int(get_dotted(run_config, "data.size") or 224)
+        batch = int(get_dotted(run_config, "train.batch_size") or 1)
+        cl = bool(get_dotted(run_config, "train.channels_last"))
+        compiled = bool(get_dotted(run_config, "train.compile"))
+        same_model = [r for r in self.records if r["model_key"] == key]
+        on_device = [
+            r
+            for r in same_model
+            if r["device"] == ("cpu" if cpu else "cuda") and (name is None or name in (r["device_name"] or "").lower())
+        ]
+        found = [r for r in on_device if r["size"] == size and r["dtype"] in dtypes]
+        device = "cpu" if cpu else (gpu.strip() if gpu else "cuda")
+        if not found:
+            if not same_model:
+                why = "no profile record of this model"
+            elif not on_device:
+                why = f"no profile record of this model on {device}"
+            else:
+                why = f"no profile record of this model at {size}px, {'/'.join(dtypes)} on {device}"
+            return None, why
+
+        def rank(r: dict) -> tuple:
+            return (
+                abs(r["batch"] - batch),
+                -r["batch"],  # equally near: the larger batch
+                dtypes.index(r["dtype"]),
+                (r["channels_last"] is not None and r["channels_last"] != cl)
+                + (r["compile_mode"] is not None and (r["compile_mode"] != "none") != compiled),
+            )
+
+        newest_first = sorted(found, key=lambda r: (str(r["finished_at"] or ""), r["where"]), reverse=True)
+        best = dict(min(newest_first, key=rank))  # min keeps the first of equals: the newest
+        note = f"measured: {best['device_name'] or best['device']}, batch {best['batch']}"
+        if best["batch"] != batch:
+            note += f" (nearest to the run's {batch})"
+        best["note"] = f"{note}, {best['dtype']} ({best['where']})"
+        return best, ""
+
+    def summary(self) -> str:
+        text = (
+            f"{self.finals} final.json under {self.root}: {len(self.records)} profile record(s) with train timing, "
+            f"{self.untimed} without"
+        )
+        if self.malformed:
+            text += f"; warning: {self.malformed} unreadable or malformed final.json skipped"
+        return text
+
+
+def read_calibration(root: str | os.PathLike) -> Calibration:
+    """The training throughputs measured by the profile runs under ``root`` (a results folder, its
+    ``runs/``, one grid's ``runs/<grid>``, or one run folder): every ``final.json`` up to three folders
+    down whose ``profile`` section times a training step (``train_videos_s``, else ``batch`` /
+    ``train_step_ms``), matched through the run's ``config.json`` model. Records without train timing
+    are skipped; an unreadable or malformed final.json (or its config.json) is counted in
+    ``malformed``, never raised. Raises FileNotFoundError when ``root`` is not a folder."""
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise FileNotFoundError(str(root))
+    cal = Calibration(root=str(root))
+    paths = sorted({p for depth in range(4) for p in root_path.glob("/".join(["*"] * depth + [FINAL]))})
+    for path in paths:
+        cal.finals += 1
+        try:
+            final = json.loads(path.read_text(encoding="utf-8"))
+            prof = final.get("profile") if final.get("task", "profile") == "profile" else None
+            if prof is None:
+                continue
+            if not isinstance(prof, dict):
+                raise ValueError("profile is not a mapping")
+            settings = prof.get("settings") or {}
+            if not isinstance(settings, dict):
+                raise ValueError("profile.settings is not a mapping")
+            batch = settings.get("batch", prof.get("batch"))
+            vps = _positive(prof.get("train_videos_s"))
+            step = _positive(prof.get("train_step_ms"))
+            if vps is None and step is not None and _positive(batch):
+                vps = batch / (step / 1000)
+            if vps is None:
+                cal.untimed += 1
+                continue
+            config = json.loads((path.parent / CONFIG).read_text(encoding="utf-8"))
+            model = config["model"]
+            device = str(settings.get("device") or prof.get("device") or "")
+            hardware = final.get("hardware") or {}
+            name = settings.get("device_name") or prof.get("device_name") or hardware.get("device_name")
+            cal.records.append(
+                {
+                    "model_key": model_key(model),
+                    "videos_per_s": vps,
+                    "batch": int(batch),
+                    "size": int(prof["size"]),
+                    "dtype": settings.get("dtype"),
+                    "device": "cuda" if device.startswith("cuda") else device,
+                    "device_name": name,
+                    "channels_last": settings.get("channels_last"),
+                    "compile_mode": settings.get("compile_mode"),
+                    "where": str(path.parent),
+                    "finished_at": final.get("finished_at"),
+                }
+            )
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            cal.malformed += 1
+    return cal
+
+
+def load_calibration(grid: Grid, calibrate: str | os.PathLike | None = None) -> Calibration | None:
+    """The measurements for ``grid``'s estimate: ``calibrate`` (``sweep show --calibrate``), else the grid's
+    ``cost.from`` (a path relative to the current folder, like the grid's data paths), else None. A folder
+    that does not exist is an error naming where it came from and the fix."""
+    path = calibrate if calibrate is not None else (grid.cost or {}).get("from")
+    if path is None:
+        return None
+    try:
+        return read_calibration(path)
+    except FileNotFoundError:
+        fix = (
+            "a results folder, results/runs or results/runs/<grid> holding runs of a profile grid "
+            "(task: profile, profile.train: true); run that grid first (`dsa-harness sweep submit`)"
+        )
+        if calibrate is not None:
+            raise UsageError(f"--calibrate {path}: no such folder; give {fix}") from None
+        raise GridError(f"{grid.path}: cost.from: {path}: no such folder; give {fix}, or drop cost.from") from None
 
 
 def _count_lines(path: Any) -> int | None:
@@ -34,32 +208,59 @@ def estimate_cost(
     throughput: dict | None = None,
     flops_cache: str | os.PathLike | None = None,
     progress: bool = True,
+    calibrate: str | os.PathLike | Calibration | None = None,
+    gpu: str | None = None,
 ) -> list[dict | None]:
     """Estimated device-hours per run of a train grid (None per run for profile grids).
 
     With F = fvcore GFLOPs per view of the run's model at the training crop (one multiply-add = one
     FLOP; one view = U snippets x T frames at ``data.size``), Ft = the same at the test crop
     (``eval.size``, None: ``data.size``; the paper tests on crops of 256), E = ``train.epochs``,
-    N = training clips per epoch (``cost.train_clips``, else the lines of ``data.train``), M = test
-    clips (``cost.test_clips``, else the lines of ``data.test``/``data.val``) and V =
-    ``eval.test_groups`` x ``eval.crops``:
+    N = training videos per epoch (``cost.train_clips``, else the lines of ``data.train``; each line
+    is one video, one training sample of U snippets), M = test videos (``cost.test_clips``, else the
+    lines of ``data.test``/``data.val``) and V = ``eval.test_groups`` x ``eval.crops``:
 
-    * with a declared or measured training throughput ``clips_per_s`` (per device):
-      hours = (E*N + M*V*Ft/(3*F)) / clips_per_s / 3600 (a test view costs ~1/3 of a training step
-      at the same size, scaled by Ft/F);
+    * with a training throughput of v videos per second per device (training samples of U snippets,
+      at the run's per-GPU batch; NOT the "clips/s" of the training log, which counts snippets on all
+      GPUs together):
+      hours = (E*N + M*V*Ft/(3*F)) / v / 3600 (a test view costs ~1/3 of a training step at the same
+      size, scaled by Ft/F);
     * else with a sustained rate ``tflops`` (fvcore TFLOP/s per device):
       hours = (3*E*N*F + M*V*Ft) / (tflops * 1000) / 3600 (backward ~ 2x forward).
 
+    Where v comes from, first found per run (its ``throughput_source`` says which):
+
+    1. measured: ``calibrate`` (``sweep show --calibrate DIR``), else the grid's ``cost.from``, is a folder
+       of profile runs (``task: profile`` with ``profile.train: true``); v = their ``train_videos_s``
+       (= batch / train step; ``train_clips_s`` = batch x U / step counts snippets and is not used) for
+       the run's model (all fields but num_classes and pretrained), crop ``data.size`` and AMP dtype
+       (``train.amp`` none: fp32, bf16, fp16, auto: bf16 else fp16; a CPU run: fp32), on the GPU that
+       ``gpu`` (``--gpu``), else ``cost.gpu``, names (part of ``settings.device_name``, any case;
+       "cpu": CPU records), else on any CUDA device (for a CPU run, ``resources.gpus`` 0: CPU records);
+       a GPU run is never calibrated from a CPU record unless the grid names "cpu". The record at the
+       run's per-GPU batch ``train.batch_size`` is preferred, else the nearest batch (the source says
+       so). See :meth:`Calibration.match`;
+    2. declared: ``throughput["videos_per_s"]`` (``--videos-per-s``) else ``cost.throughput.videos_per_s``;
+       ``clips_per_s`` (``--clips-per-s``) is the older name of the same quantity, videos per second per
+       device, still accepted;
+    3. assumed: ``tflops`` (``--tflops``, else ``cost.throughput.tflops``) with the FLOPs formula.
+
     Each record also states the test cost per video, ``test_gflops_per_video`` = Ft x V (with
-    ``test_size``, ``test_gflops_per_view``, ``views``). Hours are GPU-hours when ``resources.gpus`` > 0
-    (wall time ~ hours / gpus), else CPU-node hours. F and Ft come from
-    ``harness.measure.profile_model(..., latency=False)``, cached in ``flops_cache``.
+    ``test_size``, ``test_gflops_per_view``, ``views``), ``videos_per_s`` and ``measured`` (the matched
+    record or None). Hours are GPU-hours when ``resources.gpus`` > 0 (wall time ~ hours / gpus), else
+    CPU-node hours. F and Ft come from ``harness.measure.profile_model(..., latency=False)``, cached in
+    ``flops_cache``.
     """
     if grid.task != "train":
         return [None] * len(runs)
     cost = grid.cost or {}
-    tp = dict(cost.get("throughput") or {})
-    tp.update(throughput or {})
+    tp = {k: v for k, v in (cost.get("throughput") or {}).items() if v is not None}
+    tp.update({k: v for k, v in (throughput or {}).items() if v is not None})
+    declared = tp.get("videos_per_s") or tp.get("clips_per_s")
+    if (throughput or {}).get("clips_per_s") and not (throughput or {}).get("videos_per_s"):
+        declared = throughput["clips_per_s"]  # the command line's older name beats the grid's newer one
+    calibration = calibrate if isinstance(calibrate, Calibration) else load_calibration(grid, calibrate)
+    gpu = gpu or cost.get("gpu")
     cache_path = Path(flops_cache) if flops_cache else None
     cache: dict = {}
     if cache_path and cache_path.exists():
@@ -109,12 +310,23 @@ def estimate_cost(
             m = line_counts.setdefault(p, _count_lines(p))
         views = (get_dotted(c, "eval.test_groups") or 1) * (get_dotted(c, "eval.crops") or 1)
         f, ft = cache.get(k), cache.get(kt)
+        measured, why = calibration.match(c, gpu) if calibration is not None else (None, "")
+        if measured is not None:
+            vps, source = measured["videos_per_s"], measured["note"]
+        elif declared:
+            vps, source = float(declared), f"declared {float(declared):g} videos/s"
+        elif tp.get("tflops"):
+            vps, source = None, f"assumed {float(tp['tflops']):g} TFLOP/s"
+        else:
+            vps, source = None, "no throughput"
+        if why:
+            source += f" ({why})"
         hours = None
         if n is not None:
             m = m or 0
-            if tp.get("clips_per_s"):
+            if vps:
                 scale = ft / f if f and ft else 1.0
-                hours = (epochs * n + m * views * scale / 3) / float(tp["clips_per_s"]) / 3600
+                hours = (epochs * n + m * views * scale / 3) / vps / 3600
             elif tp.get("tflops") and f is not None and ft is not None:
                 hours = (3 * epochs * n * f + m * views * ft) / (float(tp["tflops"]) * 1000) / 3600
         gpus = int((c.get("resources") or {}).get("gpus", 0))
@@ -129,6 +341,10 @@ def estimate_cost(
                 "test_clips": m,
                 "views": views,
                 "hours": hours,
+                "videos_per_s": vps,
+                "throughput_source": source,
+                "measured": measured,
+                "calibration": calibration.summary() if calibration is not None else None,
                 "unit": "GPU-h" if gpus else "CPU-h",
                 "wall_h": (hours / gpus if gpus and hours is not None else hours),
             }
@@ -219,7 +435,7 @@ def show_table(
     headers = ["#", "run_id"] + keys + ["seed"]
     with_cost = costs is not None and any(c for c in costs)
     if with_cost:
-        headers += ["GFLOPs/view", "test GFLOPs/video", "epochs", "clips", "est. hours"]
+        headers += ["GFLOPs/view", "test GFLOPs/video", "epochs", "train videos", "est. hours", "throughput (source)"]
     with_memory = memory is not None and any(m for m in memory)
     with_limit = with_memory and any(m and m.get("gpu_mem_gb") for m in memory)
     if with_memory:
@@ -238,6 +454,8 @@ def show_table(
                 c.get("epochs"),
                 c.get("train_clips"),
                 f"{h:,.1f} {c.get('unit')}" if h is not None else "n/a",
+                (f"{c['videos_per_s']:.1f} videos/s " if c.get("measured") else "")
+                + (c.get("throughput_source") or ""),
             ]
         if with_memory:
             mem = memory[i] or {}
@@ -270,6 +488,13 @@ def show_table(
             )
         else:
             text += "\n\nno estimate: declare cost.train_clips and cost.throughput in the grid"
+        calibration = next((c["calibration"] for c in costs if c and c.get("calibration")), None)
+        if calibration:
+            measured = sum(1 for c in costs if c and c.get("measured"))
+            text += (
+                f"\nthroughput: {measured} of {len(runs)} runs measured (videos/s per device = profile "
+                f"train_videos_s), the others as declared or assumed; {calibration}"
+            )
     if with_memory:
         over = sum(1 for m in memory if m and m.get("warn"))
         measured = sum(1 for m in memory if m and m["source"] != "model")

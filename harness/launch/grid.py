@@ -19,9 +19,11 @@ A grid file (``experiments/<name>.yaml``) describes one paper table::
     seeds: [0, 1, 2]
     resources: {gpus: 8, cpus_per_task: 10, mem_gb: 64, time_min: 2880, gpu_mem_gb: 80}
     cost:                             # optional, for the estimate of `sweep show`
-      train_clips: 78000              # training clips (videos) per epoch
+      train_clips: 78000              # training videos per epoch (each a sample of U snippets)
       test_clips: 5000                # test videos (x eval.test_groups x eval.crops views)
-      throughput: {tflops: 25}        # or {clips_per_s: 60}; see ``harness.launch.cost.estimate_cost``
+      throughput: {tflops: 25}        # or {videos_per_s: 60} per device; see ``harness.launch.cost.estimate_cost``
+      from: results/runs/profile_gpu  # optional: measured training throughput of profile runs (profile.train)
+      gpu: H200                       # optional: the GPU those measurements must come from (or "cpu")
     report: {rows: [model.split_ratio], metrics: [test.top1, profile.gflops_per_view]}
 
 A recipe file (``experiments/recipes/*.yaml``) holds sections only (model, data, train, eval,
@@ -69,6 +71,10 @@ GRID_KEYS = (
     "report",
 )
 DATA_PATH_KEYS = ("train", "val", "test", "root", "classes")
+COST_KEYS = ("train_clips", "test_clips", "throughput", "from", "gpu")
+"""Keys of a grid's ``cost`` section (``sweep show``'s estimate; see ``harness.launch.cost.estimate_cost``)."""
+THROUGHPUT_KEYS = ("videos_per_s", "clips_per_s", "tflops")
+"""Keys of ``cost.throughput``: ``clips_per_s`` is the older name of ``videos_per_s`` (same meaning)."""
 
 
 class GridError(HarnessError, ValueError):
@@ -362,7 +368,10 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
         bad("resources", str(e))
     cost = doc.get("cost") or {}
     if not isinstance(cost, dict):
-        bad("cost", "must be a mapping (train_clips, test_clips, throughput)")
+        bad("cost", f"must be a mapping ({', '.join(COST_KEYS)})")
+        cost = {}
+    for key, message in cost_problems(cost):
+        bad(key, message)
     report = doc.get("report") or {}
     if not isinstance(report, dict):
         bad("report", "must be a mapping (rows, metrics)")
@@ -384,6 +393,37 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
         cost=dict(cost),
         report=dict(report),
     )
+
+
+def cost_problems(cost: dict) -> list[tuple[str, str]]:
+    """(field, message) for each bad key or value of a grid's ``cost`` section. Whether ``cost.from``
+    exists is checked when the estimate reads it (``sweep show``), not here: submitting does not need it."""
+    out = []
+
+    def number(v: Any, low: float, integer: bool = False) -> bool:
+        ok = (int,) if integer else (int, float)
+        return isinstance(v, ok) and not isinstance(v, bool) and v >= low
+
+    for key in sorted(set(cost) - set(COST_KEYS), key=str):
+        out.append((f"cost.{key}", f"unknown key; cost keys are {', '.join(COST_KEYS)}"))
+    for key in ("train_clips", "test_clips"):
+        if cost.get(key) is not None and not number(cost[key], 0, integer=True):
+            out.append((f"cost.{key}", f"must be a number of videos (an integer >= 0), got {cost[key]!r}"))
+    tp = cost.get("throughput")
+    if tp is not None and not isinstance(tp, dict):
+        out.append(("cost.throughput", "must be a mapping: {videos_per_s: N} (per device) or {tflops: N}"))
+    for key, value in (tp if isinstance(tp, dict) else {}).items():
+        if key not in THROUGHPUT_KEYS:
+            out.append((f"cost.throughput.{key}", f"unknown key; throughput keys are {', '.join(THROUGHPUT_KEYS)}"))
+        elif value is not None and not (number(value, 0) and value > 0):
+            out.append((f"cost.throughput.{key}", f"must be a number > 0, got {value!r}"))
+    for key, what in (
+        ("from", "a folder of profile runs, e.g. results/runs/profile_gpu (see `dsa-harness sweep show --help`)"),
+        ("gpu", 'part of the GPU\'s name, e.g. "H200" or "NVIDIA A100", or "cpu"'),
+    ):
+        if key in cost and (not isinstance(cost[key], str) or not cost[key].strip()):
+            out.append((f"cost.{key}", f"must be {what}, got {cost[key]!r}"))
+    return out
 
 
 def _axis_key_problem(key: Any) -> str | None:
