@@ -375,6 +375,8 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     report = doc.get("report") or {}
     if not isinstance(report, dict):
         bad("report", "must be a mapping (rows, metrics)")
+    elif report.get("zoo") is not None and not (isinstance(report["zoo"], str) and report["zoo"].endswith(".csv")):
+        bad("report.zoo", f"{report['zoo']!r}: must be the path of a zoo CSV, e.g. experiments/zoo/kinetics400.csv")
     if problems:
         raise GridValidationError(problems)
     ref = doc.get("paper_reference")

@@ -64,7 +64,7 @@ def _dates(runs: pd.DataFrame) -> str:
 
 def _status_counts(runs: pd.DataFrame) -> str:
     counts = runs["status"].value_counts()
-    return ", ".join(f"{n} {s}" for s, n in counts.items())
+    return ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
 
 
 LABEL = "_label"
@@ -117,10 +117,14 @@ def figure_specs(
     Pareto front, order accuracy (synthetic study), latency vs GFLOPs, ablation curves for the knobs
     that are row keys, training curves of its finished runs."""
     specs: list[FigureSpec] = []
-    if table.empty or not formats:
-        return specs
     rows = table.attrs.get("rows") or meta.rows or []
     table = table.assign(**{LABEL: _row_labels(table, rows)})
+    if meta.zoo and formats:  # drawn with or without runs of ours: the published points alone still inform
+        spec = zoo_spec(name, runs, table, meta, rows, fig_dir, formats)
+        if spec is not None:
+            specs.append(spec)
+    if table.empty or not formats:
+        return specs
     hw = _hardware(runs[runs["status"] == "done"])
     common = {"label": LABEL, "formats": formats}
     if "test.top1" in table.columns and "profile.gflops_per_view" in table.columns:
@@ -206,9 +210,44 @@ def figure_specs(
     return specs
 
 
+def zoo_spec(
+    name: str,
+    runs: pd.DataFrame,
+    table: pd.DataFrame,
+    meta: GridMeta,
+    rows: list[str],
+    fig_dir: Path,
+    formats: tuple[str, ...],
+) -> FigureSpec | None:
+    """Top-1 vs GFLOPs/video of our runs (coloured) beside the grid's published points (grey); None when
+    neither has a point with a cost in our convention."""
+    from harness.report.zoo import our_points, plotted, read_zoo
+
+    ours = our_points(runs, table, rows, LABEL)
+    if ours.empty and plotted(read_zoo(meta.zoo)).empty:
+        return None
+    return FigureSpec(
+        "accuracy vs GFLOPs/video, with published models",
+        "zoo.scatter_zoo",
+        ours,
+        fig_dir / f"{name}_accuracy_vs_gflops_zoo",
+        {
+            "zoo_path": meta.zoo,
+            "formats": formats,
+            "title": f"{name}: top-1 vs GFLOPs/video, ours and published ({Path(meta.zoo).name})",
+            "note": "grey: published (experiments/zoo, sources per row); blue: ours (results/). "
+            "One convention: fvcore, 1 MAC = 1 FLOP, per view x views.",
+        },
+    )
+
+
 def _draw(fn: str, frame: pd.DataFrame, out: Path, kwargs: dict) -> dict:
     from harness.report import plots  # matplotlib only when figures are drawn
 
+    if fn.startswith("zoo."):
+        from harness.report import zoo
+
+        return getattr(zoo, fn[4:])(frame, out=out, **kwargs)
     return getattr(plots, fn)(frame, out=out, **kwargs)
 
 
@@ -245,6 +284,29 @@ def _figure_lines(fig: dict, out: Path) -> list[str]:
     return [f"**{fig['title']}** ({what}; {links})", "", f"![{fig['title']}]({shown})", ""]
 
 
+def _zoo_lines(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta) -> list[str]:
+    """The grid's published reference points: which points are ours and which published, each of our
+    rows beside its nearest published neighbours in cost, and every published row with its convention."""
+    from harness.report.zoo import neighbours, neighbours_markdown, our_points, plotted, read_zoo, zoo_table_markdown
+
+    zoo = read_zoo(meta.zoo)
+    rows = table.attrs.get("rows") or meta.rows or []
+    ours = our_points(runs, table.assign(**{LABEL: _row_labels(table, rows)}), rows, LABEL)
+    lines = [
+        f"Published reference points: `{meta.zoo}` ({len(zoo)} rows, {len(plotted(zoo))} with a cost in our "
+        "convention; the others are listed below without one). In the figure *with published models*, grey "
+        "squares are published numbers (model zoos, papers; a source per row), blue circles are ours (this "
+        f"report's finished runs: {len(ours)} point(s)). Cost: GFLOPs/video = GFLOPs/view x views, fvcore, "
+        "1 multiply-add = 1 FLOP (conversion rule: `experiments/zoo/README.md`).",
+        "",
+    ]
+    if len(ours):
+        lines += ["Each of our rows beside its two nearest published points in cost (Δ = ours - published):", ""]
+        lines += [neighbours_markdown(neighbours(ours, zoo)), ""]
+    lines += ["<details><summary>published rows</summary>", "", zoo_table_markdown(zoo), "", "</details>", ""]
+    return lines
+
+
 def no_runs_message(unknown: list[str], results_root: str | os.PathLike, available: list[str]) -> str:
     return (
         f"--grid: no runs for grid(s) {unknown} under {Path(results_root) / 'runs'}; grids with runs: "
@@ -275,11 +337,17 @@ def write_report(
         runs = load_runs(Path(results_root) / "runs")
     problems = runs.attrs.get("problems", [])
     available = sorted(runs["grid"].dropna().unique()) if not runs.empty else []
+    from harness.report.zoo import grids_with_zoo
+
+    with_zoo = grids_with_zoo(experiments_dir)  # reported even without runs: their published points
     if grids:
-        unknown = sorted(set(grids) - set(available))
+        unknown = sorted(set(grids) - set(available) - set(with_zoo))
         if unknown:
             raise UsageError(no_runs_message(unknown, results_root, available))
-    names = list(dict.fromkeys(grids or available))
+    names = list(dict.fromkeys(grids or [*available, *with_zoo]))
+    if runs.empty or "grid" not in runs.columns:  # no run at all: an empty frame with the columns used below
+        runs = pd.DataFrame(columns=["run_id", "grid", "task", "status", "seed", "path"])
+        runs.attrs["problems"] = problems
     image_formats = tuple(f for f in ("png", "svg") if f in formats)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     splits = {name: current_runs(runs[runs["grid"] == name], Path(results_root) / "runs" / name) for name in names}
@@ -343,6 +411,8 @@ def write_report(
             if text:
                 section.append(f"  ({text})")
         section += ["", to_markdown(table, meta) if not table.empty else "_no finished run yet_", ""]
+        if meta.zoo:
+            section += _zoo_lines(name, g, table, meta)
         for fig in figs:
             section += _figure_lines(fig, out)
         files = []

@@ -92,6 +92,8 @@ class GridMeta:
     task: str | None = None
     rows: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
+    zoo: str | None = None
+    """``report.zoo``: the published reference points of the grid's dataset (``harness.report.zoo``)."""
 
     @classmethod
     def load(cls, name: str, experiments_dir: str | os.PathLike = "experiments") -> GridMeta:
@@ -107,6 +109,9 @@ class GridMeta:
         report = doc.get("report") or {}
         if not isinstance(report, dict):
             raise ConfigError(f"{path}: report: must be a mapping (rows, metrics)")
+        zoo = report.get("zoo")
+        if zoo is not None and not (isinstance(zoo, str) and zoo.endswith(".csv")):
+            raise ConfigError(f"{path}: report.zoo: {zoo!r} is not a CSV path; e.g. experiments/zoo/kinetics400.csv")
         return cls(
             name=name,
             title=str(doc.get("description") or ""),
@@ -115,6 +120,7 @@ class GridMeta:
             task=doc.get("task"),
             rows=list(report.get("rows") or []),
             metrics=list(report.get("metrics") or []),
+            zoo=_resolve_reference(zoo, experiments_dir),
         )
 
 
