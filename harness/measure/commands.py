@@ -9,6 +9,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from harness.config import parse_set
+from harness.numfmt import format_sig
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
@@ -132,10 +133,10 @@ def format_profile_table(records: list[dict], tablefmt: str = "simple") -> str:
                 r["variant"],
                 f"{r['snippets']}x{r['frames']}",
                 r["size"],
-                f"{r['gflops_per_view']:.2f}",
+                format_sig(r["gflops_per_view"]),
                 r["views"],
-                f"{r['gflops_per_video']:.1f}",
-                f"{r['params_m']:.2f}",
+                format_sig(r["gflops_per_video"]),
+                format_sig(r["params_m"]),
                 r["aggregator_params"],
                 lat,
                 thr,
