@@ -44,12 +44,13 @@ def format_sig(x, digits: int = 4) -> str:
     return f"{x:.{sig_decimals(x, digits)}f}"
 
 
-def format_interval(x, low, high, digits: int = 4) -> str:
-    """``x [low, high]``, all with the decimals that give ``x`` ``digits`` significant figures; only ``x``
-    when a bound is missing (an interval is never made up); '' when ``x`` is."""
+def format_interval(x, low, high, digits: int = 4, *, decimals: int | None = None) -> str:
+    """``x [low, high]``, all with the decimals that give ``x`` ``digits`` significant figures (or with
+    ``decimals``, e.g. for ratios near 1 that a column shows alike); only ``x`` when a bound is missing (an
+    interval is never made up); '' when ``x`` is."""
     if _missing(x):
         return ""
-    decimals = sig_decimals(x, digits)
+    decimals = sig_decimals(x, digits) if decimals is None else decimals
     text = f"{float(x):.{decimals}f}"
     if _missing(low) or _missing(high):
         return text

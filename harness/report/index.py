@@ -24,7 +24,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.errors import UsageError
-from harness.report.tables import GridMeta, format_key, grid_table, key_label, read_paper, to_latex, to_markdown
+from harness.report.tables import (
+    RATIO_METRICS,
+    GridMeta,
+    format_key,
+    grid_table,
+    key_label,
+    read_paper,
+    to_latex,
+    to_markdown,
+)
 from harness.results.rundir import atomic_write_bytes, read_grid_manifest
 from harness.results.store import load_metrics, load_runs, to_csv
 
@@ -172,7 +181,8 @@ def figure_specs(
     name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path, formats: tuple[str, ...]
 ) -> list[FigureSpec]:
     """The figures a reader expects for one grid (those its data allows): accuracy vs GFLOPs with the
-    Pareto front, order accuracy (synthetic study), latency vs GFLOPs, ablation curves for the knobs
+    Pareto front, order accuracy (synthetic study), latency vs GFLOPs, time ratios to the baseline (with
+    their 95% intervals), ablation curves for the knobs
     that are row keys, training curves of its finished runs."""
     specs: list[FigureSpec] = []
     if table.empty or not formats:
@@ -224,6 +234,22 @@ def figure_specs(
                     "y": "profile.latency_ms",
                     "pareto": False,
                     "title": f"{name}: latency vs GFLOPs",
+                    "note": f"measured on {hw}",
+                    **common,
+                },
+            )
+        )
+    ratios = [m for m in RATIO_METRICS if m in table.columns and table[m].notna().any()]
+    if ratios:
+        specs.append(
+            FigureSpec(
+                "time ratio to baseline",
+                "ratio_plot",
+                table,
+                fig_dir / f"{name}_ratio_to_baseline",
+                {
+                    "metrics": tuple(ratios),
+                    "title": f"{name}: time relative to the baseline timed beside each variant",
                     "note": f"measured on {hw}",
                     **common,
                 },

@@ -84,8 +84,6 @@ SIG_DIGITS = {
     "profile.train_step_ms": 4,
     "profile.train_clips_s": 4,
     "profile.train_videos_s": 4,
-    "profile.latency_ratio": 3,
-    "profile.train_ratio": 3,
     "profile.infer_peak_mem_gb": 3,
     "profile.train_peak_mem_gb": 3,
 }
@@ -110,7 +108,10 @@ INTERVALS = {
 as ``value [low, high]`` (intervals of several runs do not combine into one)."""
 
 RATIO_METRICS = ("profile.latency_ratio", "profile.train_ratio")
-"""Ratios to the baseline timed beside the variant (``profile.baseline``)."""
+"""Ratios to the baseline timed beside the variant (``profile.baseline``), shown with ``RATIO_DECIMALS``."""
+
+RATIO_DECIMALS = 2
+"""Decimals of a ratio and its interval (ratios sit near 1: one column, one number of decimals)."""
 
 RATIO_CI_WARN_WIDTH = 0.05
 """A ratio whose 95% interval is wider than this (high - low) is flagged ``WARN_MARK`` in tables and plots."""
@@ -428,8 +429,11 @@ def metric_cell(table: pd.DataFrame, r: pd.Series, m: str) -> str:
         if math.isnan(cost):
             return ""
         return format_sig(cost, 4) + ("" if math.isnan(views) else f" x {views:g}")
-    if m in SIG_DIGITS:
-        text = format_interval(_num(r, m), _num(r, f"{m} low"), _num(r, f"{m} high"), SIG_DIGITS[m])
+    if m in SIG_DIGITS or m in RATIO_METRICS:
+        decimals = RATIO_DECIMALS if m in RATIO_METRICS else None
+        text = format_interval(
+            _num(r, m), _num(r, f"{m} low"), _num(r, f"{m} high"), SIG_DIGITS.get(m, 4), decimals=decimals
+        )
         return f"{text} {WARN_MARK}" if text and flagged(r, m) else text
     digits = DIGITS.get(m, 2)
     std = r.get(f"{m} std", float("nan"))
@@ -442,7 +446,7 @@ def _delta_cell(r: pd.Series, m: str) -> tuple[str, str]:
     """(reference number, Δ) of metric ``m`` in row ``r``, with the metric's decimals."""
     ref, d = _num(r, f"paper {m}"), _num(r, f"delta {m}")
     sig = 4 if m in COMPOSITE else SIG_DIGITS.get(m)
-    digits = sig_decimals(ref, sig) if sig else DIGITS.get(m, 2)
+    digits = sig_decimals(ref, sig) if sig else RATIO_DECIMALS if m in RATIO_METRICS else DIGITS.get(m, 2)
     return ("" if math.isnan(ref) else f"{ref:.{digits}f}"), ("" if math.isnan(d) else f"{d:+.{digits}f}")
 
 
