@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 from harness.errors import UsageError
 from harness.report.tables import (
+    RATIO_CI_WARN_WIDTH,
     RATIO_METRICS,
+    WARN_MARK,
     GridMeta,
     format_key,
     grid_table,
@@ -388,7 +390,10 @@ def write_report(
         "paper's numbers come from `experiments/paper/*.csv` and are shown only where verified (empty "
         "otherwise); Δ = ours - paper. Accuracies in %, mean ± sample std over seeds, `n` = runs averaged. "
         "FLOPs: fvcore, 1 multiply-add = 1 FLOP, per view (one clip of U snippets x T frames, one crop); "
-        "views = clips x crops per video; params in millions, with the classifier unless stated.",
+        "views = clips x crops per video (a cost cell `167.9 x 6` is GFLOPs per view x views); params in millions, "
+        "with the classifier unless stated. Timings: median ms at the stated batch, `[low, high]` its bootstrap "
+        "95% interval; ratios to the baseline timed beside each variant in the same process, flagged "
+        f"{WARN_MARK} when their interval is wider than {RATIO_CI_WARN_WIDTH:g}. Costs in significant figures.",
         "",
     ]
     if names:
