@@ -302,6 +302,7 @@ def test_debug_executor_runs_profile_grid_and_resubmission_skips(tmp_path, monke
 
 def test_report_leaves_out_runs_of_an_earlier_version_of_the_grid(tmp_path, monkeypatch):
     """Changing a grid's recipe gives new run ids; the old runs stay on disk but are not averaged in."""
+    from harness.numfmt import format_sig
     from harness.report import write_report
     from harness.results.rundir import read_grid_manifest
 
@@ -322,8 +323,9 @@ def test_report_leaves_out_runs_of_an_earlier_version_of_the_grid(tmp_path, monk
     assert "runs: 4 (4 done) in 1 grid(s); 2 of them made by earlier versions of their grid files, not shown" in index
     table = (tmp_path / "reports" / "tiny_profile.md").read_text()
     gflops = {RunDir(r.run_dir).read_final()["profile"]["gflops_per_view"] for r in new.runs}
-    assert all(f"{g:.2f}" in table for g in gflops)
-    assert all(f"{RunDir(r.run_dir).read_final()['profile']['gflops_per_view']:.2f}" not in table for r in old.runs)
+    assert all(f"| {format_sig(g)} x " in table for g in gflops)  # the compact cost cell, significant figures
+    old_gflops = {RunDir(r.run_dir).read_final()["profile"]["gflops_per_view"] for r in old.runs}
+    assert all(f"| {format_sig(g)} x " not in table for g in old_gflops)
 
 
 def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from harness.config import parse_set
+from harness.numfmt import format_interval, format_sig
 
 
 def _batches(text: str) -> list[int]:
@@ -225,19 +226,15 @@ def format_settings(settings: dict | None) -> str:
     return "settings: " + ", ".join(parts)
 
 
-def _sig(x: float | None, digits: int = 4) -> str:
-    """``x`` to ``digits`` significant figures (no exponent for the magnitudes of costs and times)."""
-    if x is None:
-        return "-"
-    return f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:.0f}"
-
-
-def _interval(r: dict, median: str, low: str, high: str, digits: int = 4) -> str | None:
+def _interval(r: dict, median: str, low: str, high: str, digits: int = 4, decimals: int | None = None) -> str | None:
+    """``median [low, high]`` of a record (None when not measured)."""
     if r.get(median) is None:
         return None
-    if r.get(low) is None:
-        return _sig(r[median], digits)
-    return f"{_sig(r[median], digits)} [{_sig(r[low], digits)}, {_sig(r[high], digits)}]"
+    return format_interval(r[median], r.get(low), r.get(high), digits, decimals=decimals)
+
+
+def _sig(x: float | None, digits: int = 4) -> str | None:
+    return None if x is None else format_sig(x, digits)
 
 
 def format_profile_table(records: list[dict], tablefmt: str = "simple") -> str:
@@ -253,21 +250,24 @@ def format_profile_table(records: list[dict], tablefmt: str = "simple") -> str:
         ("params (M)", lambda r: _sig(r["params_m"])),
         ("aggregator params", lambda r: r["aggregator_params"]),
         ("latency ms [95% CI]", lambda r: _interval(r, "latency_ms", "latency_ci_low_ms", "latency_ci_high_ms")),
-        ("clips/s", lambda r: None if r.get("throughput_clips_s") is None else _sig(r["throughput_clips_s"])),
+        ("clips/s", lambda r: _sig(r.get("throughput_clips_s"))),
         ("baseline", lambda r: r.get("baseline") if r.get("latency_ratio") or r.get("train_ratio") else None),
         (
             "latency ratio [95% CI]",
-            lambda r: _interval(r, "latency_ratio", "latency_ratio_ci_low", "latency_ratio_ci_high", 3),
+            lambda r: _interval(r, "latency_ratio", "latency_ratio_ci_low", "latency_ratio_ci_high", decimals=2),
         ),
         (
             "train step ms [95% CI]",
             lambda r: _interval(r, "train_step_ms", "train_step_ci_low_ms", "train_step_ci_high_ms"),
         ),
-        ("train ratio [95% CI]", lambda r: _interval(r, "train_ratio", "train_ratio_ci_low", "train_ratio_ci_high", 3)),
-        ("peak GB forward", lambda r: None if r.get("infer_peak_mem_gb") is None else _sig(r["infer_peak_mem_gb"], 3)),
+        (
+            "train ratio [95% CI]",
+            lambda r: _interval(r, "train_ratio", "train_ratio_ci_low", "train_ratio_ci_high", decimals=2),
+        ),
+        ("peak GB forward", lambda r: _sig(r.get("infer_peak_mem_gb"), 3)),
         (
             "peak GB train step",
-            lambda r: None if r.get("train_peak_mem_gb") is None else _sig(r["train_peak_mem_gb"], 3),
+            lambda r: _sig(r.get("train_peak_mem_gb"), 3),
         ),
     ]
     cells = [[f(r) for _, f in columns] for r in records]

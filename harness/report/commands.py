@@ -19,7 +19,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
             "                                  report.rows), n = runs averaged, mean ± std over seeds, the\n"
             "                                  paper's verified number (experiments/paper/*.csv) and Δ = ours - paper\n"
             "  OUT/figures/<grid>_*.png|svg    accuracy vs GFLOPs with the Pareto front, latency vs GFLOPs,\n"
-            "                                  ablation curves, training curves (those the grid's data allows)\n"
+            "                                  time ratios to the baseline (95% intervals), ablation curves,\n"
+            "                                  training curves (those the grid's data allows)\n"
             "and OUT/README.md, the index linking every table and figure with hardware, dates and run counts,\n"
             "plus OUT/runs.csv (one row per run). Only finished runs are averaged."
         ),

@@ -24,7 +24,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.errors import UsageError
-from harness.report.tables import GridMeta, format_key, grid_table, key_label, read_paper, to_latex, to_markdown
+from harness.report.tables import (
+    RATIO_CI_WARN_WIDTH,
+    RATIO_METRICS,
+    WARN_MARK,
+    GridMeta,
+    format_key,
+    grid_table,
+    key_label,
+    read_paper,
+    to_latex,
+    to_markdown,
+)
 from harness.results.rundir import atomic_write_bytes, read_grid_manifest
 from harness.results.store import load_metrics, load_runs, to_csv
 
@@ -37,22 +48,80 @@ def _write(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def _first(run: dict, *cols: str):
+    """The first of ``cols`` the run recorded (None if none)."""
+    for col in cols:
+        v = run.get(col)
+        if v is not None and not (isinstance(v, float) and pd.isna(v)):
+            return v
+    return None
+
+
+def _on_off(v) -> str:
+    return "on" if bool(v) else "off"
+
+
+def run_settings(run: dict) -> tuple[str, ...]:
+    """What a run was measured on and with, as recorded (nothing is assumed): device and its name, then
+    threads, batch, dtype / autocast, TF32, cudnn.benchmark (CUDA), channels_last, compile mode and the
+    torch / CUDA / cuDNN versions, from ``profile.settings.*`` (profile records since issue 13), else the
+    older ``hardware.*``, ``profile.*`` and ``versions.*`` fields."""
+    device = _first(run, "profile.settings.device", "hardware.device") or "?"
+    device = str(device).split(":")[0]
+    parts = [f"{device}: {_first(run, 'profile.settings.device_name', 'hardware.device_name')}"]
+    threads = _first(run, "profile.settings.threads", "hardware.threads")
+    if threads is not None:
+        parts.append(f"{int(threads)} thread{'' if int(threads) == 1 else 's'}")
+    batch = _first(run, "profile.settings.batch", "profile.batch")
+    if batch is not None:
+        parts.append(f"batch {int(batch)}")
+    dtype = _first(run, "profile.settings.dtype")
+    if dtype is not None:
+        parts.append(f"{dtype} autocast" if _first(run, "profile.settings.autocast") else str(dtype))
+    if device == "cuda":
+        matmul, cudnn = _first(run, "profile.settings.tf32_matmul"), _first(run, "profile.settings.tf32_cudnn")
+        if matmul is not None or cudnn is not None:
+            tf32 = [f"{name} {_on_off(v)}" for name, v in (("matmul", matmul), ("cudnn", cudnn)) if v is not None]
+            parts.append("TF32 " + "/".join(tf32))
+        bench = _first(run, "profile.settings.cudnn_benchmark")
+        if bench is not None:
+            parts.append(f"cudnn.benchmark {_on_off(bench)}")
+    channels_last = _first(run, "profile.settings.channels_last", "profile.channels_last")
+    if channels_last is not None:
+        parts.append(f"channels_last {_on_off(channels_last)}")
+    mode = _first(run, "profile.settings.compile_mode")
+    compiled = _first(run, "profile.compiled")
+    if mode is not None:
+        parts.append(f"compile {mode}")
+    elif compiled is not None:
+        parts.append("compiled" if compiled else "compile none")
+    for name, cols in (
+        ("torch", ("profile.settings.torch", "versions.torch")),
+        ("CUDA", ("profile.settings.cuda", "versions.cuda")),
+        ("cuDNN", ("profile.settings.cudnn",)),
+    ):
+        v = _first(run, *cols)
+        if v is not None:
+            parts.append(f"{name} {int(v) if isinstance(v, float) and v.is_integer() else v}")
+    return tuple(parts)
+
+
 def _hardware(runs: pd.DataFrame) -> str:
-    """'cpu: <name>, 2 threads (7 runs); ...' from the runs' final.json ``hardware``."""
-    if "hardware.device_name" not in runs.columns:
+    """Every recorded setting (:func:`run_settings`) with the number of runs measured so, runs with equal
+    settings grouped: ``cpu: AMD EPYC, 2 threads, batch 1, fp32, channels_last off, compile none, torch
+    2.13.0 (7 runs); ...``; ``unknown`` when no run recorded its device."""
+    cols = [c for c in runs.columns if c.startswith(("profile.settings.", "hardware.", "versions."))]
+    cols += [c for c in ("profile.batch", "profile.channels_last", "profile.compiled") if c in runs.columns]
+    named = [c for c in ("profile.settings.device_name", "hardware.device_name") if c in runs.columns]
+    if not named:
         return "unknown"
-    parts = []
-    cols = [c for c in ("hardware.device", "hardware.device_name", "hardware.threads") if c in runs.columns]
-    for vals, g in runs.dropna(subset=["hardware.device_name"]).groupby(cols, dropna=False):
-        vals = vals if isinstance(vals, tuple) else (vals,)
-        d = dict(zip(cols, vals))
-        threads = d.get("hardware.threads")
-        parts.append(
-            f"{d.get('hardware.device', '?')}: {d['hardware.device_name']}"
-            + (f", {int(threads)} threads" if threads is not None and not pd.isna(threads) else "")
-            + f" ({len(g)} run{'' if len(g) == 1 else 's'})"
-        )
-    return "; ".join(parts) or "unknown"
+    groups: dict[tuple[str, ...], int] = {}
+    for run in runs[cols].to_dict("records"):
+        if _first(run, *named) is None:
+            continue
+        key = run_settings(run)
+        groups[key] = groups.get(key, 0) + 1
+    return "; ".join(f"{', '.join(k)} ({n} run{'' if n == 1 else 's'})" for k, n in groups.items()) or "unknown"
 
 
 def _dates(runs: pd.DataFrame) -> str:
@@ -114,7 +183,8 @@ def figure_specs(
     name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path, formats: tuple[str, ...]
 ) -> list[FigureSpec]:
     """The figures a reader expects for one grid (those its data allows): accuracy vs GFLOPs with the
-    Pareto front, order accuracy (synthetic study), latency vs GFLOPs, ablation curves for the knobs
+    Pareto front, order accuracy (synthetic study), latency vs GFLOPs, time ratios to the baseline (with
+    their 95% intervals), ablation curves for the knobs
     that are row keys, training curves of its finished runs."""
     specs: list[FigureSpec] = []
     rows = table.attrs.get("rows") or meta.rows or []
@@ -170,6 +240,22 @@ def figure_specs(
                     "y": "profile.latency_ms",
                     "pareto": False,
                     "title": f"{name}: latency vs GFLOPs",
+                    "note": f"measured on {hw}",
+                    **common,
+                },
+            )
+        )
+    ratios = [m for m in RATIO_METRICS if m in table.columns and table[m].notna().any()]
+    if ratios:
+        specs.append(
+            FigureSpec(
+                "time ratio to baseline",
+                "ratio_plot",
+                table,
+                fig_dir / f"{name}_ratio_to_baseline",
+                {
+                    "metrics": tuple(ratios),
+                    "title": f"{name}: time relative to the baseline timed beside each variant",
                     "note": f"measured on {hw}",
                     **common,
                 },
@@ -372,7 +458,10 @@ def write_report(
         "paper's numbers come from `experiments/paper/*.csv` and are shown only where verified (empty "
         "otherwise); Δ = ours - paper. Accuracies in %, mean ± sample std over seeds, `n` = runs averaged. "
         "FLOPs: fvcore, 1 multiply-add = 1 FLOP, per view (one clip of U snippets x T frames, one crop); "
-        "views = clips x crops per video; params in millions, with the classifier unless stated.",
+        "views = clips x crops per video (a cost cell `167.9 x 6` is GFLOPs per view x views); params in millions, "
+        "with the classifier unless stated. Timings: median ms at the stated batch, `[low, high]` its bootstrap "
+        "95% interval; ratios to the baseline timed beside each variant in the same process, flagged "
+        f"{WARN_MARK} when their interval is wider than {RATIO_CI_WARN_WIDTH:g}. Costs in significant figures.",
         "",
     ]
     if names:

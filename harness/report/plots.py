@@ -1,5 +1,5 @@
-"""Plots (matplotlib, Agg): accuracy vs GFLOPs with the Pareto front, latency vs GFLOPs, ablation
-curves with error bars, training curves. Each function writes PNG and/or SVG and returns metadata
+"""Plots (matplotlib, Agg): accuracy vs GFLOPs with the Pareto front, latency vs GFLOPs, time ratios to
+the baseline, ablation curves with error bars, training curves. Each function writes PNG and/or SVG and returns metadata
 (paths, axis labels, number of points) so that callers and tests need not parse images."""
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from harness.report.tables import key_label, metric_label  # noqa: E402
+from harness.report.tables import (  # noqa: E402
+    RATIO_CI_WARN_WIDTH,
+    RATIO_METRICS,
+    flagged,
+    key_label,
+    metric_label,
+)
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -45,11 +51,23 @@ def _save(fig, out: Path, formats: tuple[str, ...], margins: dict) -> list[str]:
 
 
 def _points(table: pd.DataFrame, x: str, y: str, label: str) -> pd.DataFrame:
-    cols = [c for c in dict.fromkeys((x, y, label, f"{y} std")) if c in table.columns]
+    cols = [c for c in dict.fromkeys((x, y, label, f"{y} std", f"{y} low", f"{y} high")) if c in table.columns]
     pts = table[cols].copy()
     pts[x] = pd.to_numeric(pts[x], errors="coerce")
     pts[y] = pd.to_numeric(pts[y], errors="coerce")
     return pts.dropna(subset=[x, y])
+
+
+def _yerr(pts: pd.DataFrame, y: str) -> tuple[np.ndarray | None, str]:
+    """Error bars of ``y``: its 95% interval (asymmetric; rows without one get none) when some row has one,
+    else ± its std over seeds when some row has one; and the legend's word for them ('' for none)."""
+    if f"{y} low" in pts.columns and pts[f"{y} low"].notna().any():
+        v = pts[y].to_numpy(float)
+        lo, hi = pts[f"{y} low"].to_numpy(float), pts[f"{y} high"].to_numpy(float)
+        return np.clip(np.nan_to_num(np.vstack([v - lo, hi - v])), 0, None), "95% interval"
+    if f"{y} std" in pts.columns and pts[f"{y} std"].notna().any():
+        return np.nan_to_num(pts[f"{y} std"].to_numpy(float)), "± std"
+    return None, ""
 
 
 def _set_title(ax, text: str, width_in: float) -> int:
@@ -59,17 +77,106 @@ def _set_title(ax, text: str, width_in: float) -> int:
     return len(lines)
 
 
-def _label_offsets(xs: np.ndarray, ys: np.ndarray) -> list[tuple[int, int]]:
-    """Text offsets (points) that keep labels of nearby points (within 3 % of the x range and 6 % of
-    the y range) apart: among close points the highest label goes up, the next ones 11 points lower each."""
-    span_x = max(float(np.ptp(xs)) if len(xs) else 0.0, 1e-12)
-    span_y = max(float(np.ptp(ys)) if len(ys) else 0.0, 1e-12)
-    offsets: list[tuple[int, int]] = []
-    for i in range(len(xs)):
-        close = [j for j in range(len(xs)) if abs(xs[i] - xs[j]) / span_x < 0.03 and abs(ys[i] - ys[j]) / span_y < 0.06]
-        rank = sorted(close, key=lambda j: (-ys[j], j)).index(i)
-        offsets.append((4, 4 - 11 * rank))
-    return offsets
+def _note(fig, text: str, width_in: float) -> int:
+    """A grey note at the figure's foot, wrapped to its width (never cut); returns its number of lines."""
+    lines = textwrap.wrap(text, max(20, int(width_in * 17))) if text else []
+    if lines:
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="gray", va="bottom")
+    return len(lines)
+
+
+def _overlaps(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Overlap area of each box (N x 4: x0, y0, x1, y1) with each other box (M x 4): N x M."""
+    if not len(others):
+        return np.zeros((len(boxes), 0))
+    w = np.minimum(boxes[:, None, 2], others[None, :, 2]) - np.maximum(boxes[:, None, 0], others[None, :, 0])
+    h = np.minimum(boxes[:, None, 3], others[None, :, 3]) - np.maximum(boxes[:, None, 1], others[None, :, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+
+def place_labels(
+    ax,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    texts: list[str],
+    *,
+    fontsize: float = 8,
+    obstacles: list[tuple[float, float, float, float]] = (),
+) -> list:
+    """Label each point (xs, ys in data coordinates) so that no two labels overlap, none covers a point
+    (or an ``obstacles`` box, in display pixels) and all lie inside the axes (else the figure): each label
+    takes the free place nearest its point, first the eight places around it, then a grid over the axes;
+    a label set apart from its point gets a grey leader line. Call it once the axes' limits and the
+    figure's margins are final. Returns the annotations."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    ax.get_xlim(), ax.get_ylim()  # autoscale now: the transform below is final
+    pts = ax.transData.transform(np.column_stack([xs, ys])) if len(xs) else np.zeros((0, 2))
+    pad = 3.0 * fig.dpi / 72
+    sizes = []
+    for text in texts:
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        bb = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((bb.width + 1, bb.height + 1))
+    r = 6.0 * fig.dpi / 72  # a marker's half size (the Pareto ring's)
+    taken = [(x - r, y - r, x + r, y + r) for x, y in pts] + list(obstacles)
+    ax_box, fig_box = ax.bbox, fig.bbox
+    order = sorted(range(len(texts)), key=lambda i: (-pts[i][1], pts[i][0]))
+    annotations = [None] * len(texts)
+    for i in order:
+        (px, py), (w, h) = pts[i], sizes[i]
+        near = [
+            (px + pad, py + pad),
+            (px + pad, py - h - pad),
+            (px - w - pad, py + pad),
+            (px - w - pad, py - h - pad),
+            (px + pad, py - h / 2),
+            (px - w - pad, py - h / 2),
+            (px - w / 2, py + 2 * pad),
+            (px - w / 2, py - h - 2 * pad),
+        ]
+        best = None
+        for region in (ax_box, fig_box):
+            x0, y0, x1, y1 = region.x0 + 1, region.y0 + 1, region.x1 - w - 1, region.y1 - h - 1
+            if x1 < x0 or y1 < y0:
+                continue
+            step_x, step_y = max(w / 4, 4.0), max(h / 2, 4.0)
+            while (x1 - x0) / step_x * (y1 - y0) / step_y > 4000:  # a coarser grid for tiny labels
+                step_x, step_y = 1.5 * step_x, 1.5 * step_y
+            gx, gy = np.meshgrid(np.arange(x0, x1 + 0.5, step_x), np.arange(y0, y1 + 0.5, step_y))
+            grid = np.column_stack([gx.ravel(), gy.ravel()])
+            grid = grid[np.argsort(np.hypot(grid[:, 0] + w / 2 - px, grid[:, 1] + h / 2 - py), kind="stable")]
+            cands = np.vstack([np.array(near), grid])
+            inside = (cands[:, 0] >= x0) & (cands[:, 0] <= x1) & (cands[:, 1] >= y0) & (cands[:, 1] <= y1)
+            cands = cands[inside]
+            boxes = np.column_stack([cands, cands[:, 0] + w, cands[:, 1] + h])
+            clash = _overlaps(boxes, np.array(taken)).sum(axis=1)
+            free = np.flatnonzero(clash == 0)
+            if len(free):
+                best = cands[free[0]]
+                break
+            if best is None and len(cands):
+                best = cands[np.argmin(clash)]  # no free place at all: the least covered one
+        if best is None:
+            best = np.array(near[0])
+        bx, by = best
+        taken.append((bx, by, bx + w, by + h))
+        gap = np.hypot(max(bx - px, 0, px - bx - w), max(by - py, 0, py - by - h))
+        to_pt = 72 / fig.dpi
+        annotations[i] = ax.annotate(
+            texts[i],
+            (xs[i], ys[i]),
+            xytext=((bx - px) * to_pt, (by - py) * to_pt),
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize=fontsize,
+            arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 1, "shrinkB": 3}
+            if gap > 2.5 * pad
+            else None,
+        )
+    return annotations
 
 
 def scatter_tradeoff(
@@ -84,24 +191,26 @@ def scatter_tradeoff(
     formats: tuple[str, ...] = ("png", "svg"),
     note: str = "",
 ) -> dict:
-    """One labelled point per row of an aggregated table; the Pareto front (cheaper and better) drawn."""
+    """One labelled point per row of an aggregated table; the Pareto front (cheaper and better) drawn.
+    Error bars: the rows' 95% intervals of ``y`` when the table has them (``<y> low``, ``<y> high``), else
+    ± std over seeds. Labels never overlap (:func:`place_labels`); axis titles carry their units."""
     pts = _points(table, x, y, label)
+    batch = table.attrs.get("batch")
+    xlabel, ylabel = metric_label(x, batch), metric_label(y, batch)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     xs, ys = pts[x].to_numpy(float), pts[y].to_numpy(float)
-    yerr = pts[f"{y} std"].to_numpy(float) if f"{y} std" in pts.columns else None
-    has_spread = yerr is not None and bool(np.isfinite(yerr).any())
+    yerr, bars = _yerr(pts, y)
+    what = "median" if bars == "95% interval" else "mean over seeds"
     ax.errorbar(
         xs,
         ys,
-        yerr=np.nan_to_num(yerr) if has_spread else None,
+        yerr=yerr,
         fmt="o",
         capsize=3,
         color="tab:blue",
-        label="mean over seeds (bars: ± std)" if has_spread else "one point per table row",
+        label=f"{what} (bars: {bars})" if bars else "one point per table row",
     )
     labels = pts[label].astype(str).tolist() if label in pts.columns else [""] * len(pts)
-    for (dx, dy), xi, yi, text in zip(_label_offsets(xs, ys), xs, ys, labels):
-        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(dx, dy), fontsize=8)
     front = pareto_front(xs, ys) if pareto and len(xs) else np.array([], dtype=int)
     if len(front) > 1:
         ax.plot(
@@ -113,30 +222,128 @@ def scatter_tradeoff(
             label="Pareto front (no point is cheaper and better)",
         )
         ax.plot(xs[front], ys[front], "o", mfc="none", mec="tab:red", ms=11)
-    ax.set_xlabel(metric_label(x))
-    ax.set_ylabel(metric_label(y))
-    n_title = _set_title(ax, title or f"{metric_label(y)} vs {metric_label(x)}", 6.4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    n_title = _set_title(ax, title or f"{ylabel} vs {xlabel}", 6.4)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    if note:
-        fig.text(0.01, 0.015, note, fontsize=7, color="gray")
+    n_note = _note(fig, note, 6.4)
     if len(xs):  # room right of the points for their labels (about a quarter of the axes)
         lo, hi = float(xs.min()), float(xs.max())
         span = hi - lo or max(abs(hi) * 0.1, 1.0)
         ax.set_xlim(lo - 0.08 * span, hi + 0.3 * span)
-    ax.margins(y=0.08)
-    paths = _save(
-        fig,
-        Path(out),
-        formats,
-        {"left": 0.12, "right": 0.97, "top": 0.92 - 0.05 * (n_title - 1), "bottom": 0.17 if note else 0.12},
-    )
+    ax.margins(y=0.12)
+    margins = {
+        "left": 0.12,
+        "right": 0.97,
+        "top": 0.92 - 0.05 * (n_title - 1),
+        "bottom": 0.12 + 0.03 * n_note,
+    }
+    fig.subplots_adjust(**margins)  # final before the labels are placed
+    place_labels(ax, xs, ys, labels, obstacles=_bar_boxes(ax, xs, ys, yerr))
+    ax.legend(fontsize=8, loc="best")
+    paths = _save(fig, Path(out), formats, margins)
     return {
         "paths": paths,
-        "xlabel": metric_label(x),
-        "ylabel": metric_label(y),
+        "xlabel": xlabel,
+        "ylabel": ylabel,
         "points": len(xs),
         "pareto": [labels[i] for i in front],
+        "title": ax.get_title(),
+        "error_bars": bars,
+        "yerr": None if yerr is None else np.asarray(yerr).tolist(),
+    }
+
+
+def _bar_boxes(ax, xs: np.ndarray, ys: np.ndarray, yerr) -> list[tuple[float, float, float, float]]:
+    """The error bars' boxes in display pixels (labels keep off them)."""
+    if yerr is None or not len(xs):
+        return []
+    err = np.asarray(yerr, float)
+    lo, hi = (ys - err[0], ys + err[1]) if err.ndim == 2 else (ys - err, ys + err)
+    a = ax.transData.transform(np.column_stack([xs, lo]))
+    b = ax.transData.transform(np.column_stack([xs, hi]))
+    cap = 3.0 * ax.figure.dpi / 72
+    return [(x0 - cap, min(y0, y1), x0 + cap, max(y0, y1)) for (x0, y0), (_, y1) in zip(a, b)]
+
+
+def ratio_plot(
+    table: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    metrics: tuple[str, ...] = RATIO_METRICS,
+    label: str = "model.variant",
+    baseline: str = "profile.baseline",
+    title: str = "",
+    formats: tuple[str, ...] = ("png", "svg"),
+    note: str = "",
+) -> dict:
+    """Each variant's time ratio to its baseline (``metrics``: latency, training step), its 95% interval
+    as error bars, a line at 1.0 (as fast as the baseline); a ratio whose interval is wider than
+    ``RATIO_CI_WARN_WIDTH`` is ringed red. One column per row of the table that has a ratio."""
+    metrics = tuple(m for m in metrics if m in table.columns and table[m].notna().any())
+    rows = table[table[list(metrics)].notna().any(axis=1)] if metrics else table.iloc[0:0]
+    legend_in = 2.4  # the legend right of the axes: it never covers a bar
+    width = max(5.0, 0.9 * len(rows) + 2.0) + legend_in
+    fig, ax = plt.subplots(figsize=(width, 4.4))
+    xs = np.arange(len(rows), dtype=float)
+    shift = (np.arange(len(metrics)) - (len(metrics) - 1) / 2) * 0.18
+    errors, n_flagged = {}, 0
+    for k, m in enumerate(metrics):
+        v = pd.to_numeric(rows[m], errors="coerce").to_numpy(float)
+        yerr, bars = _yerr(rows.assign(**{m: v}), m)
+        errors[m] = None if yerr is None else np.asarray(yerr).tolist()
+        ok = np.isfinite(v)
+        ax.errorbar(
+            xs[ok] + shift[k],
+            v[ok],
+            yerr=None if yerr is None else np.asarray(yerr)[:, ok],
+            fmt="os"[k % 2],
+            capsize=3,
+            label=metric_label(m) + (f" (bars: {bars})" if bars else ""),
+        )
+        wide = np.array([flagged(r, m) for _, r in rows.iterrows()], dtype=bool)
+        if wide.any():
+            n_flagged += int(wide.sum())
+            ax.plot(xs[wide] + shift[k], v[wide], "o", mfc="none", mec="tab:red", ms=12, mew=1.2)
+    if n_flagged:
+        ax.plot([], [], "o", mfc="none", mec="tab:red", ms=12, label=f"95% interval wider than {RATIO_CI_WARN_WIDTH:g}")
+    ax.axhline(1.0, color="gray", ls="--", lw=1, label="1.0: as fast as the baseline")
+    names = rows[label].astype(str).tolist() if label in rows.columns else [str(i) for i in range(len(rows))]
+    bases = rows[baseline].tolist() if baseline in rows.columns else [None] * len(rows)
+    ticks = [n if b is None or pd.isna(b) else f"{n}\nvs {b}" for n, b in zip(names, bases)]
+    ax.set_xticks(xs, ticks, rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylabel("time ratio (variant / baseline)")
+    n_title = _set_title(ax, title or "time relative to the baseline", width)
+    n_note = _note(fig, note, width)
+    ax.grid(alpha=0.3, axis="y")
+    handles, texts = ax.get_legend_handles_labels()
+    ax.legend(
+        handles,
+        [textwrap.fill(t, 30) for t in texts],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+    )
+    margins = {
+        "left": min(0.2, 0.85 / width),
+        "right": 1 - (legend_in + 0.1) / width,
+        "top": 0.91 - 0.055 * (n_title - 1),
+        "bottom": 0.12,
+    }
+    fig.subplots_adjust(**margins)
+    renderer = fig.canvas.get_renderer()  # the tick labels' height sets the bottom margin: none is cut
+    tall = max((t.get_window_extent(renderer).height for t in ax.get_xticklabels()), default=0.0)
+    margins["bottom"] = min(0.6, (tall + 8 + 14 * n_note * 0.7 + 6) / fig.bbox.height)
+    paths = _save(fig, Path(out), formats, margins)
+    return {
+        "paths": paths,
+        "ylabel": ax.get_ylabel(),
+        "points": int(sum(rows[m].notna().sum() for m in metrics)),
+        "metrics": list(metrics),
+        "flagged": n_flagged,
+        "yerr": errors,
         "title": ax.get_title(),
     }
 

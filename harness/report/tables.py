@@ -27,6 +27,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness.errors import ConfigError
+from harness.numfmt import format_interval, format_sig, sig_decimals
 
 METRIC_LABELS = {
     "test.top1": "top-1 (%)",
@@ -36,8 +37,10 @@ METRIC_LABELS = {
     "test.groups.order.top1": "order acc. (%)",
     "test.groups.motion.top1": "motion acc. (%)",
     "test.views": "views (clips x crops)",
+    "profile.cost": "GFLOPs x views",
+    "profile.test_cost": "test GFLOPs x views",
     "profile.gflops_per_view": "GFLOPs/view (fvcore, 1 MAC = 1 FLOP)",
-    "profile.gflops_per_video": "GFLOPs/video (per view x views)",
+    "profile.gflops_per_video": "GFLOPs/video (fvcore, 1 MAC = 1 FLOP; per view x views)",
     "profile.views": "views (clips x crops)",
     "profile.test_size": "test crop (px)",
     "profile.test_gflops_per_view": "test GFLOPs/view (at the test crop)",
@@ -45,34 +48,92 @@ METRIC_LABELS = {
     "profile.params_m": "Params (M, incl. classifier)",
     "profile.params_m_no_classifier": "Params (M, w/o classifier)",
     "profile.aggregator_params": "aggregator params",
-    "profile.latency_ms": "latency (ms/view, batch 1)",
+    "profile.latency_ms": "latency (ms/forward, {batch})",
     "profile.throughput_clips_s": "throughput (clips/s)",
+    "profile.baseline": "baseline",
+    "profile.latency_ratio": "latency ratio to baseline",
+    "profile.train_step_ms": "train step (ms, {batch})",
+    "profile.train_ratio": "train step ratio to baseline",
+    "profile.train_clips_s": "train throughput (clips/s)",
+    "profile.infer_peak_mem_gb": "inference peak mem. (GB)",
+    "profile.train_peak_mem_gb": "training peak mem. (GB)",
     "last.val_top1": "last val top-1 (%)",
     "wall_time_s": "wall time (s)",
 }
-"""Column headers that say what they count."""
+"""Column headers that say what they count (``{batch}``: the runs' batch, see :func:`metric_label`)."""
 
 DIGITS = {
     "test.views": 0,
     "profile.test_size": 0,
     "profile.views": 0,
     "profile.aggregator_params": 0,
-    "profile.latency_ms": 1,
     "wall_time_s": 0,
 }
-"""Decimals shown per metric (default 2)."""
+"""Decimals shown per metric (default 2); costs are shown with significant figures instead (``SIG_DIGITS``)."""
 
-DEFAULT_METRICS = ("test.top1", "test.top5", "profile.gflops_per_view", "profile.params_m", "profile.latency_ms")
+SIG_DIGITS = {
+    "profile.gflops_per_view": 4,
+    "profile.gflops_per_video": 4,
+    "profile.test_gflops_per_view": 4,
+    "profile.test_gflops_per_video": 4,
+    "profile.aggregator_gflops_per_view": 4,
+    "profile.params_m": 4,
+    "profile.params_m_no_classifier": 4,
+    "profile.latency_ms": 4,
+    "profile.throughput_clips_s": 4,
+    "profile.train_step_ms": 4,
+    "profile.train_clips_s": 4,
+    "profile.train_videos_s": 4,
+    "profile.infer_peak_mem_gb": 3,
+    "profile.train_peak_mem_gb": 3,
+}
+"""Significant figures per cost metric (``harness.numfmt.format_sig``): 167.9 and 0.02131 GFLOPs alike."""
+
+COMPOSITE = {"profile.cost": "profile.gflops_per_view", "profile.test_cost": "profile.test_gflops_per_view"}
+"""Compact cost cells ``167.9 x 6``: a per-view cost (the value column) x the views a video takes."""
+
+PER_VIEW = {v: k for k, v in COMPOSITE.items()}
+"""A per-view cost named with views at hand is shown as its compact cell (it says how many views a video takes)."""
+
+VIEWS_COLUMNS = ("test.views", "profile.views")
+"""Where the views per video are read (the first with values)."""
+
+INTERVALS = {
+    "profile.latency_ms": ("profile.latency_ci_low_ms", "profile.latency_ci_high_ms"),
+    "profile.latency_ratio": ("profile.latency_ratio_ci_low", "profile.latency_ratio_ci_high"),
+    "profile.train_step_ms": ("profile.train_step_ci_low_ms", "profile.train_step_ci_high_ms"),
+    "profile.train_ratio": ("profile.train_ratio_ci_low", "profile.train_ratio_ci_high"),
+}
+"""A metric's bootstrap 95% interval (low, high columns of the profile record); shown for rows of one run
+as ``value [low, high]`` (intervals of several runs do not combine into one)."""
+
+RATIO_METRICS = ("profile.latency_ratio", "profile.train_ratio")
+"""Ratios to the baseline timed beside the variant (``profile.baseline``), shown with ``RATIO_DECIMALS``."""
+
+RATIO_DECIMALS = 2
+"""Decimals of a ratio and its interval (ratios sit near 1: one column, one number of decimals)."""
+
+RATIO_CI_WARN_WIDTH = 0.05
+"""A ratio whose 95% interval is wider than this (high - low) is flagged ``WARN_MARK`` in tables and plots."""
+
+WARN_MARK = "⚠"
+
+TEXT_METRICS = ("profile.baseline",)
+"""Metrics that are text, not numbers: a row shows its runs' value(s)."""
+
+DERIVED_METRICS = tuple(COMPOSITE)
+"""Metric names that are no results-store column but built from some (validated in grid files)."""
+
+DEFAULT_METRICS = ("test.top1", "test.top5", "profile.cost", "profile.params_m", "profile.latency_ms")
 """Metrics shown for a grid without ``report.metrics`` (those its runs have)."""
-
-COST_METRICS = ("profile.gflops_per_view", "profile.gflops_per_video")
-"""Per-view costs: a ``views`` column is added beside them so totals compare with other model zoos."""
 
 _NOT_KEYS = {"run_id", "path", "seed", "status", "grid", "task", "epochs_done", "job_state", "error"}
 
 
-def metric_label(col: str) -> str:
-    return METRIC_LABELS.get(col, col)
+def metric_label(col: str, batch: str | None = None) -> str:
+    """A metric's header; ``batch`` (e.g. ``batch 1``, a table's ``attrs["batch"]``) fills a timing's
+    ``{batch}``, else ``the run's batch``."""
+    return METRIC_LABELS.get(col, col).replace("{batch}", batch or "the run's batch")
 
 
 def key_label(col: str) -> str:
@@ -112,6 +173,13 @@ class GridMeta:
         zoo = report.get("zoo")
         if zoo is not None and not (isinstance(zoo, str) and zoo.endswith(".csv")):
             raise ConfigError(f"{path}: report.zoo: {zoo!r} is not a CSV path; e.g. experiments/zoo/kinetics400.csv")
+        metrics = report.get("metrics") or []
+        bad = [m for m in metrics if not isinstance(m, str) or not m.strip()] if isinstance(metrics, list) else metrics
+        if bad:
+            raise ConfigError(
+                f"{path}: report.metrics: {bad!r}: expected a list of metric names (results-store columns such as "
+                f"test.top1, or {', '.join(DERIVED_METRICS)})"
+            )
         return cls(
             name=name,
             title=str(doc.get("description") or ""),
@@ -195,17 +263,42 @@ def varying_columns(runs: pd.DataFrame) -> list[str]:
     return out
 
 
+def _has(frame: pd.DataFrame, col: str | None) -> bool:
+    return bool(col) and col in frame.columns and frame[col].notna().any()
+
+
+def _views_column(done: pd.DataFrame) -> str | None:
+    return next((v for v in VIEWS_COLUMNS if _has(done, v)), None)
+
+
 def _choose_metrics(meta: GridMeta, done: pd.DataFrame) -> list[str]:
-    metrics = [m for m in (meta.metrics or DEFAULT_METRICS) if m in done.columns and done[m].notna().any()]
-    for cost in COST_METRICS:  # a per-view cost says how many views a video takes
-        if cost in metrics:
-            views = next(
-                (v for v in ("test.views", "profile.views") if v in done.columns and done[v].notna().any()), None
-            )
-            if views and views not in metrics:
-                metrics.insert(metrics.index(cost) + 1, views)
-            break
-    return metrics
+    """The metrics a table shows: those named (or the defaults) that some run has. A per-view cost becomes
+    its compact cell ``GFLOPs x views`` when the runs record their views (and a compact cell without views,
+    its per-view column); ``profile.baseline`` comes before the first ratio to it."""
+    views = _views_column(done)
+    out: list[str] = []
+    for m in meta.metrics or DEFAULT_METRICS:
+        if views and m in PER_VIEW:
+            m = PER_VIEW[m]
+        elif not views and m in COMPOSITE:
+            m = COMPOSITE[m]
+        if _has(done, COMPOSITE.get(m, m)) and m not in out:
+            out.append(m)
+    ratios = [m for m in out if m in RATIO_METRICS]
+    if ratios and "profile.baseline" not in out and _has(done, "profile.baseline"):
+        out.insert(out.index(ratios[0]), "profile.baseline")
+    return out
+
+
+def _unique(done: pd.DataFrame, *cols: str) -> list:
+    """The distinct values of the first of ``cols`` the runs have, in order of appearance."""
+    col = next((c for c in cols if _has(done, c)), None)
+    return list(dict.fromkeys(done[col].dropna())) if col else []
+
+
+def _batch_text(done: pd.DataFrame) -> str | None:
+    batches = _unique(done, "profile.settings.batch", "profile.batch")
+    return f"batch {int(batches[0])}" if len(batches) == 1 else None
 
 
 SKIPPED_COLUMN = "test.num_skipped"
@@ -219,16 +312,29 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
     One row per combination of the row keys (``meta.rows``, else the config columns that vary across
     ``runs``); columns: the keys, ``n`` (runs averaged, i.e. seeds), ``skipped`` (unreadable test videos
     left out, summed over the runs; only when a run has some), for each metric its mean and
-    ``<metric> std`` (sample std, ddof = 1; NaN for one run), and for each metric the paper has a
-    number for: ``paper <metric>`` and ``delta <metric>`` (ours - paper). Rows in the paper CSV's
-    order first, then ours in order of appearance (``harness.report.index.current_runs`` puts a grid's
-    runs in the grid file's order). ``table.attrs`` holds ``rows``, ``metrics`` and the reference ``label``."""
+    ``<metric> std`` (sample std, ddof = 1; NaN for one run) (a compact cost cell: its per-view cost's and
+    the views'), for a metric with an interval (``INTERVALS``) ``<metric> low`` and ``<metric> high``
+    (rows of one run; NaN otherwise or when not measured), for a text metric its runs' distinct values,
+    and for each metric the paper has a number for: ``paper <metric>`` and ``delta <metric>`` (ours -
+    paper). Rows in the paper CSV's order first, then ours in order of appearance
+    (``harness.report.index.current_runs`` puts a grid's runs in the grid file's order). ``table.attrs``
+    holds ``rows``, ``metrics``, the reference ``label``, the ``views`` column, the timings' ``batch``
+    (``batch N`` when every run has the same) and the runs' ``memory_method`` and ``rounds`` (distinct values)."""
     done = runs[runs["status"] == "done"]
     rows = [r for r in (meta.rows or varying_columns(runs) or ["model.variant"]) if r in runs.columns]
     rows = rows or ["run_id"]
     metrics = _choose_metrics(meta, done)
     label = paper.attrs.get("label", "paper") if paper is not None else "paper"
-    attrs = {"rows": rows, "metrics": metrics, "label": label}
+    views = _views_column(done)
+    attrs = {
+        "rows": rows,
+        "metrics": metrics,
+        "label": label,
+        "views": views,
+        "batch": _batch_text(done),
+        "memory_method": _unique(done, "profile.memory_method"),
+        "rounds": _unique(done, "profile.rounds"),
+    }
     if done.empty:
         table = pd.DataFrame(columns=rows + ["n"])
         table.attrs.update(attrs)
@@ -242,9 +348,18 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
         if (skipped > 0).any():  # a column only when some run left unreadable test videos out
             rec["skipped"] = int(skipped.loc[g.index].sum())
         for m in metrics:
-            vals = pd.to_numeric(g[m], errors="coerce").dropna()
-            rec[m] = float(vals.mean()) if len(vals) else float("nan")
-            rec[f"{m} std"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
+            if m in TEXT_METRICS:
+                rec[m] = " / ".join(str(v) for v in dict.fromkeys(g[m].dropna())) or None
+                continue
+            for col in (COMPOSITE[m], views) if m in COMPOSITE else (m,):
+                vals = pd.to_numeric(g[col], errors="coerce").dropna()
+                rec[col] = float(vals.mean()) if len(vals) else float("nan")
+                rec[f"{col} std"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
+            low, high = INTERVALS.get(m, (None, None))
+            if low in g.columns and high in g.columns:  # one run's interval; several runs' do not combine
+                lo, hi = (pd.to_numeric(g[c], errors="coerce").iloc[0] for c in (low, high))
+                one = len(g) == 1 and pd.notna(lo) and pd.notna(hi)
+                rec[f"{m} low"], rec[f"{m} high"] = (float(lo), float(hi)) if one else (float("nan"),) * 2
         out.append(rec)
     table = pd.DataFrame(out)
     order: dict = {}
@@ -256,10 +371,11 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
         for i, k in enumerate(keys):
             order.setdefault(k, i)
         for m in metrics:
-            if m in p.columns and p[m].notna().any():
-                lookup = {k: v for k, v in zip(keys, p[m]) if not pd.isna(v)}
+            col = COMPOSITE.get(m, m)  # a compact cost cell compares its per-view cost
+            if m not in TEXT_METRICS and col in p.columns and p[col].notna().any():
+                lookup = {k: v for k, v in zip(keys, p[col]) if not pd.isna(v)}
                 table[f"paper {m}"] = table["_key"].map(lookup).astype(float)
-                table[f"delta {m}"] = table[m] - table[f"paper {m}"]
+                table[f"delta {m}"] = table[col] - table[f"paper {m}"]
     table["_order"] = [order.get(k, len(order) + i) for i, k in enumerate(table["_key"])]
     table = table.sort_values("_order", kind="stable").drop(columns=["_order", "_key"]).reset_index(drop=True)
     table.attrs.update(attrs)
@@ -285,9 +401,64 @@ def _fmt(v, digits: int = 2) -> str:
     return str(v)
 
 
+def _num(r: pd.Series, col: str | None) -> float:
+    v = r.get(col, float("nan")) if col else float("nan")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def flagged(r: pd.Series, m: str) -> bool:
+    """Whether row ``r``'s ratio ``m`` has a 95% interval wider than ``RATIO_CI_WARN_WIDTH``."""
+    return m in RATIO_METRICS and _num(r, f"{m} high") - _num(r, f"{m} low") > RATIO_CI_WARN_WIDTH
+
+
+def _has_interval(table: pd.DataFrame, m: str) -> bool:
+    return m in INTERVALS and f"{m} low" in table.columns and table[f"{m} low"].notna().any()
+
+
+def metric_header(table: pd.DataFrame, m: str) -> str:
+    """A metric's column header in ``table`` (its label, the runs' batch, ``[95% CI]`` when it has intervals)."""
+    return metric_label(m, table.attrs.get("batch")) + (" [95% CI]" if _has_interval(table, m) else "")
+
+
+def metric_cell(table: pd.DataFrame, r: pd.Series, m: str) -> str:
+    """One row's cell of metric ``m``: ``167.9 x 6`` (compact cost), ``1.01 [0.99, 1.03] ⚠`` (a value with
+    its interval, flagged when wide), costs with significant figures, others ``mean ± std``; '' when the
+    runs did not record it (nothing is made up)."""
+    if m in TEXT_METRICS:
+        v = r.get(m)
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+    if m in COMPOSITE:
+        cost, views = _num(r, COMPOSITE[m]), _num(r, table.attrs.get("views"))
+        if math.isnan(cost):
+            return ""
+        return format_sig(cost, 4) + ("" if math.isnan(views) else f" x {views:g}")
+    if m in SIG_DIGITS or m in RATIO_METRICS:
+        decimals = RATIO_DECIMALS if m in RATIO_METRICS else None
+        text = format_interval(
+            _num(r, m), _num(r, f"{m} low"), _num(r, f"{m} high"), SIG_DIGITS.get(m, 4), decimals=decimals
+        )
+        return f"{text} {WARN_MARK}" if text and flagged(r, m) else text
+    digits = DIGITS.get(m, 2)
+    std = r.get(f"{m} std", float("nan"))
+    spread = "" if _fmt(std) == "" or m.startswith("profile.") or m.endswith(".views") else f" ± {_fmt(std, digits)}"
+    text = _fmt(r[m], digits)
+    return text + spread if text else ""
+
+
+def _delta_cell(r: pd.Series, m: str) -> tuple[str, str]:
+    """(reference number, Δ) of metric ``m`` in row ``r``, with the metric's decimals."""
+    ref, d = _num(r, f"paper {m}"), _num(r, f"delta {m}")
+    sig = 4 if m in COMPOSITE else SIG_DIGITS.get(m)
+    digits = sig_decimals(ref, sig) if sig else RATIO_DECIMALS if m in RATIO_METRICS else DIGITS.get(m, 2)
+    return ("" if math.isnan(ref) else f"{ref:.{digits}f}"), ("" if math.isnan(d) else f"{d:+.{digits}f}")
+
+
 def display_rows(table: pd.DataFrame, meta: GridMeta | None = None) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells: keys, ``n``, each metric as ``mean ± std`` (costs without spread)
-    with its paper number and the delta (``Δ``) beside it where the paper has one."""
+    """Headers and formatted cells: keys, ``n``, each metric (:func:`metric_cell`) with its paper number
+    and the delta (``Δ``) beside it where the paper has one."""
     rows = table.attrs.get("rows") or [c for c in (meta.rows if meta else []) if c in table.columns]
     metrics = table.attrs.get("metrics") or [c for c in (meta.metrics if meta else []) if c in table.columns]
     label = table.attrs.get("label", "paper")
@@ -295,38 +466,83 @@ def display_rows(table: pd.DataFrame, meta: GridMeta | None = None) -> tuple[lis
     if "skipped" in table.columns:
         headers.append("skipped videos")
     for m in metrics:
-        headers.append(metric_label(m))
+        headers.append(metric_header(table, m))
         if f"paper {m}" in table.columns:
-            headers += [f"{label} {metric_label(m)}", "Δ"]
+            headers += [f"{label} {metric_label(COMPOSITE.get(m, m), table.attrs.get('batch'))}", "Δ"]
     cells = []
     for _, r in table.iterrows():
         line = [format_key(r[c]) for c in rows] + [str(int(r["n"]))]
         if "skipped" in table.columns:
             line.append(str(int(r["skipped"])))
         for m in metrics:
-            digits = DIGITS.get(m, 2)
-            mean, std = r[m], r.get(f"{m} std", float("nan"))
-            spread = (
-                "" if _fmt(std) == "" or m.startswith("profile.") or m.endswith(".views") else f" ± {_fmt(std, digits)}"
-            )
-            line.append(_fmt(mean, digits) + spread)
+            line.append(metric_cell(table, r, m))
             if f"paper {m}" in table.columns:
-                d = r[f"delta {m}"]
-                line += [_fmt(r[f"paper {m}"], digits), "" if _fmt(d) == "" else f"{d:+.{digits}f}"]
+                line += _delta_cell(r, m)
         cells.append(line)
     return headers, cells
+
+
+def table_notes(table: pd.DataFrame) -> list[str]:
+    """What the table's cells mean, one sentence each (printed under the table, in the LaTeX caption):
+    the compact cost's convention, the intervals, the ratios' baseline, the flag's threshold, memory."""
+    metrics = table.attrs.get("metrics") or []
+    notes = []
+    for m in metrics:
+        if m in COMPOSITE:
+            crop = " at the test crop" if m == "profile.test_cost" else ""
+            notes.append(
+                f"{metric_label(m)}: GFLOPs per view{crop} (fvcore, 1 multiply-add = 1 FLOP) x views (clips x crops)."
+            )
+    timed = [m for m in metrics if m in ("profile.latency_ms", "profile.train_step_ms")]
+    if timed:
+        rounds = table.attrs.get("rounds") or []
+        over = f" over {int(rounds[0])} interleaved rounds" if len(rounds) == 1 else ""
+        what = " and ".join(
+            {"profile.latency_ms": "forward pass", "profile.train_step_ms": "training step (fwd + bwd + SGD)"}[m]
+            for m in timed
+        )
+        ci = any(_has_interval(table, m) for m in timed)
+        batch = table.attrs.get("batch") or "the run's batch"
+        notes.append(
+            f"Timings: median ms per {what} at {batch}{over}"
+            + ("; [low, high]: bootstrap 95% interval of the median (rows of one run)." if ci else ".")
+        )
+    ratios = [m for m in metrics if m in RATIO_METRICS]
+    if ratios:
+        notes.append(
+            "Ratio to baseline: median over rounds of (variant time / baseline time), the baseline (column "
+            "baseline; none for a backbone itself) timed in the same process, alternating with the variant; "
+            "[low, high]: bootstrap 95% interval."
+        )
+        if any(flagged(r, m) for _, r in table.iterrows() for m in ratios):
+            notes.append(
+                f"{WARN_MARK}: the ratio's 95% interval is wider than {RATIO_CI_WARN_WIDTH:g} (high - low): the "
+                "difference from the baseline is not resolved at that precision."
+            )
+    if any(m in ("profile.infer_peak_mem_gb", "profile.train_peak_mem_gb") for m in metrics):
+        how = table.attrs.get("memory_method") or []
+        notes.append(
+            "Peak memory: GB = 1e9 bytes; inference: one forward pass, training: one training step (weights, "
+            "gradients, momentum, input and activations)"
+            + (f"; measured as {' / '.join(map(str, how))}." if how else ".")
+        )
+    return notes
 
 
 def to_markdown(table: pd.DataFrame, meta: GridMeta | None = None) -> str:
     """GitHub-flavoured Markdown (pipe table)."""
     headers, cells = display_rows(table, meta)
-    return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
+    text = tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
+    notes = table_notes(table)
+    return text + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 
 
 def to_terminal(table: pd.DataFrame, meta: GridMeta | None = None) -> str:
     """Plain aligned text for a terminal."""
     headers, cells = display_rows(table, meta)
-    return tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
+    text = tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
+    notes = table_notes(table)
+    return text + ("\n" + "\n".join(notes) if notes else "")
 
 
 _LATEX_ESCAPES = {
@@ -344,8 +560,16 @@ _LATEX_ESCAPES = {
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX specials; ``±`` and ``Δ`` become math."""
-    return "".join(_LATEX_ESCAPES.get(c, c) for c in str(text)).replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+    """Escape LaTeX specials; ``±`` and ``Δ`` become math, the ``⚠`` flag a dagger."""
+    text = "".join(_LATEX_ESCAPES.get(c, c) for c in str(text))
+    return text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace(WARN_MARK, r"$\dagger$")
+
+
+def _caption(title: str, notes: list[str]) -> str:
+    """The table's title, then its notes."""
+    if not notes:
+        return title
+    return " ".join([title if title.endswith((".", ":", "?", "!")) else f"{title}.", *notes])
 
 
 def to_latex(table: pd.DataFrame, meta: GridMeta, caption: str | None = None) -> str:
@@ -366,7 +590,7 @@ def to_latex(table: pd.DataFrame, meta: GridMeta, caption: str | None = None) ->
     lines += [
         r"\bottomrule",
         r"\end{tabular}",
-        rf"\caption{{{latex_escape(caption or meta.paper_table or meta.name)}}}",
+        rf"\caption{{{latex_escape(_caption(caption or meta.paper_table or meta.name, table_notes(table)))}}}",
         rf"\label{{tab:{meta.name.replace('_', '-')}}}",
         r"\end{table}",
     ]
