@@ -25,8 +25,10 @@ Checks, highest priority first (one that no longer fits in --budget-s is skipped
             `sweep show` finds them
   step      i3d_r50_dsa bf16 training step at batch 12: ms/step, videos/s, peak memory, with the harness's
             defaults and with cudnn.benchmark on (non-deterministic)
-  latency   DSA / backbone latency ratios (TSM and I3D R50) at batch 1 and 8, fp32 and bf16 autocast, in
-            interleaved rounds (median of the per-round ratios); measure_latency on cuda:0 as a cross-check
+  latency   DSA / backbone ratios (TSM and I3D R50) of forward passes and training steps at batch 1 and 8,
+            fp32 and bf16 autocast, eager, cudnn.benchmark on, by harness.measure.profile_variants (each pair
+            in the same interleaved rounds: median of per-round ratios, bootstrap 95% interval; peak memory)
+  cuda_graphs  the same forward ratios at batch 1 under torch.compile(mode="reduce-overhead") (CUDA graphs)
 
 Writes the report to --out (default results/benchmarks/gpu_check.md) and its data next to it (.json). Without
 CUDA it prints "no GPU" and exits 0 (nothing checked, no report written). Exit code 1 when a check failed.
@@ -61,6 +63,7 @@ from harness.data.transforms import normalize  # noqa: E402
 from harness.engine.train import build_optimizer  # noqa: E402
 from harness.measure.environment import describe_environment  # noqa: E402
 from harness.models import create_model, resolve_config  # noqa: E402
+from harness.numfmt import format_interval  # noqa: E402
 from harness.results.rundir import atomic_write_json  # noqa: E402
 
 PAPER_VARIANTS = ("tsm_r50", "tsm_r50_dsa", "i3d_r50", "i3d_r50_dsa")
@@ -81,7 +84,6 @@ class Setting:
         self.overrides = {"width": 8, "num_frames": 2} if dry_run else {}
         self.paper_batch = 2 if dry_run else 12
         self.rounds = 2 if dry_run else 7
-        self.iters = 1 if dry_run else 5
 
     def amp(self, dtype):
         """The autocast dtype of a check: as asked on CUDA; none in the CPU dry run, which checks this script's
@@ -481,46 +483,71 @@ def check_step(s: Setting, args) -> tuple[bool, str, dict]:
     return ok, text, {"rows": rows}
 
 
-def check_latency(s: Setting, args) -> tuple[bool, str, dict]:
-    from harness.measure.latency import measure_latency
+def _paired_latency(s: Setting, settings_list: list[tuple[str, dict]], train: bool) -> dict:
+    """DSA / backbone ratios with 95% intervals under each setting, by the harness's own measuring path
+    (``profile_variants``: each DSA model and its backbone in the same interleaved rounds)."""
+    from harness.measure.profile import profile_variants
+    from harness.measure.runtime import Settings
 
     torch.use_deterministic_algorithms(False)
-    torch.backends.cudnn.benchmark = False  # as `dsa-harness profile`
-    models = {v: s.model(v).to(s.device).eval() for v in PAPER_VARIANTS}
-    out = {"rows": {}, "ratios": {}}
-    for batch in (1, 8):
-        x = normalize(s.clips(batch).to(s.device))
-        for dname, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-            times = {v: [] for v in PAPER_VARIANTS}
-            dtype = s.amp(dtype)
-            with torch.inference_mode(), torch.autocast(s.device.type, dtype=dtype, enabled=dtype is not None):
-                for v in PAPER_VARIANTS:  # warm-up
-                    models[v](x)
-                for _ in range(s.rounds):
-                    for v in PAPER_VARIANTS:
-                        s.sync()
-                        t0 = time.perf_counter()
-                        for _ in range(s.iters):
-                            models[v](x)
-                        s.sync()
-                        times[v].append((time.perf_counter() - t0) / s.iters)
-            key = f"batch {batch} {dname}"
-            out["rows"][key] = {v: 1e3 * statistics.median(t) for v, t in times.items()}
-            out["ratios"][key] = {
-                f"{a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b])) for a, b in PAIRS
+    out = {"rows": {}}
+    configs = [s.config(a) for a, _ in PAIRS]
+    for key, kw in settings_list:
+        settings = Settings(device=str(s.device), **kw)
+        records = profile_variants(
+            configs, size=s.size, settings=settings, rounds=s.rounds, train=train, memory=not s.dry
+        )
+        out["rows"][key] = {
+            r["variant"]: {
+                k: r[k]
+                for k in (
+                    "baseline",
+                    "latency_ms",
+                    "baseline_latency_ms",
+                    "latency_ratio",
+                    "latency_ratio_ci_low",
+                    "latency_ratio_ci_high",
+                    "train_step_ms",
+                    "train_ratio",
+                    "train_ratio_ci_low",
+                    "train_ratio_ci_high",
+                    "infer_peak_mem_gb",
+                    "settings",
+                )
             }
-    # the harness's own timer on cuda:0 (synchronises that device) vs this loop
-    v = "i3d_r50_dsa"
-    r = measure_latency(models[v], normalize(s.clips(1).to(s.device)), clips_per_input=4, rounds=10)
-    out["measure_latency_ms"] = r["latency_ms"]
-    out["loop_ms"] = out["rows"]["batch 1 fp32"][v]
-    ratios = [x for row in out["ratios"].values() for x in row.values()]
-    ok = all(math.isfinite(x) and x > 0 for x in ratios) and r["latency_ms"] > 0
-    b1, b8 = out["ratios"]["batch 1 fp32"], out["ratios"]["batch 8 fp32"]
-    text = "DSA/backbone fp32: " + ", ".join(f"{k.split('_')[0]} {b1[k]:.2f} (b1) {b8[k]:.2f} (b8)" for k in b1)
-    del models
+            for r in records
+        }
     free_cuda()
-    return ok, text, out
+    return out
+
+
+def _ratio_text(out: dict) -> str:
+    parts = []
+    for key, row in out["rows"].items():
+        parts.append(key + ": " + ", ".join(f"{v.split('_')[0]} {r['latency_ratio']:.2f}" for v, r in row.items()))
+    return "DSA/backbone " + "; ".join(parts)
+
+
+def check_latency(s: Setting, args) -> tuple[bool, str, dict]:
+    """Eager: batch 1 and 8, fp32 and bf16 (forward passes and training steps)."""
+    dtypes = ("fp32",) if s.dry else ("fp32", "bf16")
+    settings_list = [
+        (f"batch {b} {d} eager", {"batch": b, "dtype": d, "cudnn_benchmark": True}) for b in (1, 8) for d in dtypes
+    ]
+    out = _paired_latency(s, settings_list, train=True)
+    ratios = [r[k] for row in out["rows"].values() for r in row.values() for k in ("latency_ratio", "train_ratio")]
+    return all(x is not None and math.isfinite(x) and x > 0 for x in ratios), _ratio_text(out), out
+
+
+def check_cuda_graphs(s: Setting, args) -> tuple[bool, str, dict]:
+    """torch.compile(mode="reduce-overhead") (CUDA graphs: DSA's ~100 small kernels per forward are
+    launch-bound at batch 1) at batch 1, fp32 and bf16; the dry run compiles nothing (no CUDA graphs on CPU)."""
+    mode = "none" if s.dry else "reduce-overhead"
+    dtypes = ("fp32",) if s.dry else ("fp32", "bf16")
+    settings_list = [(f"batch 1 {d} {mode}", {"batch": 1, "dtype": d, "compile_mode": mode}) for d in dtypes]
+    out = _paired_latency(s, settings_list, train=False)
+    ratios = [r["latency_ratio"] for row in out["rows"].values() for r in row.values()]
+    return all(x is not None and math.isfinite(x) and x > 0 for x in ratios), _ratio_text(out), out
 
 
 CHECKS = (  # name, seconds it needs on an H200 (a phase that no longer fits is skipped), function
@@ -532,6 +559,7 @@ CHECKS = (  # name, seconds it needs on an H200 (a phase that no longer fits is 
     ("memory", 60, check_memory),
     ("step", 30, check_step),
     ("latency", 60, check_latency),
+    ("cuda_graphs", 240, check_cuda_graphs),
 )
 
 
@@ -587,26 +615,25 @@ def markdown(results: list[dict], env: dict, dry: bool, budget: float, wall: flo
         lines.append("| --- | --- | --- | --- |")
         for k, r in step.items():
             lines.append(f"| {k} | {r['ms_per_step']:.0f} | {r['videos_per_s']:.1f} | {_fmt(r['peak_gb'])} |")
-    lat = by.get("latency", {})
-    if lat.get("rows"):
-        lines += ["", "## Latency (ms per forward pass, median of interleaved rounds) and DSA / backbone", ""]
-        lines.append(
-            "| setting | " + " | ".join(PAPER_VARIANTS) + " | " + " | ".join(f"{a}/{b}" for a, b in PAIRS) + " |"
-        )
-        lines.append("| --- " * (1 + len(PAPER_VARIANTS) + len(PAIRS)) + "|")
-        for k, row in lat["rows"].items():
-            ratios = lat["ratios"][k]
-            lines.append(
-                f"| {k} | "
-                + " | ".join(f"{row[v]:.2f}" for v in PAPER_VARIANTS)
-                + " | "
-                + " | ".join(f"{ratios[f'{a}/{b}']:.3f}" for a, b in PAIRS)
-                + " |"
-            )
-        lines.append(
-            f"\n`measure_latency` on {env.get('device')} (i3d_r50_dsa, batch 1, fp32): "
-            f"{lat['measure_latency_ms']:.2f} ms vs {lat['loop_ms']:.2f} ms in the loop above."
-        )
+    for name in ("latency", "cuda_graphs"):
+        rows = (by.get(name) or {}).get("rows") or {}
+        if not rows:
+            continue
+        lines += [
+            "",
+            f"## Paired latency ({name}): DSA / backbone, median of per-round ratios [95% interval]",
+            "",
+            "| setting | variant | ms/forward | backbone ms | forward ratio | train-step ms | train ratio | peak GB |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for key, row in rows.items():
+            for v, r in row.items():
+                fwd = format_interval(*(r[f"latency_ratio{k}"] for k in ("", "_ci_low", "_ci_high")), decimals=3)
+                step = format_interval(*(r[f"train_ratio{k}"] for k in ("", "_ci_low", "_ci_high")), decimals=3)
+                lines.append(
+                    f"| {key} | {v} | {_fmt(r['latency_ms'])} | {_fmt(r['baseline_latency_ms'])} | {fwd} | "
+                    f"{_fmt(r['train_step_ms'])} | {step or '-'} | {_fmt(r['infer_peak_mem_gb'])} |"
+                )
     for name in ("fwd_bwd", "amp", "nccl", "engine"):
         data = by.get(name)
         if data:

@@ -343,6 +343,7 @@ class ProfileConfig:
         "model timed beside it for the ratio: auto (its backbone, aggregator avg) | none | a variant", default="auto"
     )
     train: bool = _help("also time full training steps (forward, backward, SGD step)", default=False)
+    train_rounds: int | None = _help("interleaved rounds of training steps (None: rounds)", default=None)
     memory: bool = _help(
         "with the timings, measure the peak memory of a forward pass (and of a training step)", default=True
     )
@@ -366,6 +367,12 @@ class ProfileConfig:
             "allowed: cpu, cuda, cuda:N",
         )
         _check(self.threads is None or self.threads >= 1, "profile.threads", self.threads, "must be >= 1 or null")
+        _check(
+            self.train_rounds is None or self.train_rounds >= 1,
+            "profile.train_rounds",
+            self.train_rounds,
+            "must be >= 1 or null",
+        )
         _check(self.dtype in ("fp32", "bf16", "fp16"), "profile.dtype", self.dtype, "allowed: fp32, bf16, fp16")
         modes = ("none", "default", "reduce-overhead", "max-autotune")
         _check(self.compile_mode in modes, "profile.compile_mode", self.compile_mode, f"allowed: {', '.join(modes)}")

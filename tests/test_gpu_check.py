@@ -69,5 +69,10 @@ def test_every_check_runs_in_the_cpu_dry_run(gpu_check, tmp_path):
     assert [c["name"] for c in data["checks"]] == [c[0] for c in gpu_check.CHECKS]
     assert all(c["status"] == "ok" for c in data["checks"]), [(c["name"], c["text"]) for c in data["checks"]]
     report = out.read_text()
-    assert "CPU dry run" in report and "## Peak training memory per GPU" in report and "## Latency" in report
+    assert (
+        "CPU dry run" in report
+        and "## Peak training memory per GPU" in report
+        and "## Paired latency (latency)" in report
+        and "## Paired latency (cuda_graphs)" in report
+    )
     assert not (tmp_path / "results").exists()  # no measured peak recorded without a GPU

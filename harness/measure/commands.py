@@ -71,7 +71,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--train", action="store_true", help="also time full training steps")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
-    p.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds of forward passes (default: %(default)s)")
+    p.add_argument("--train-rounds", type=int, help="interleaved rounds of training steps (default: --rounds)")
     p.add_argument(
         "--baseline",
         default="auto",
@@ -118,6 +119,7 @@ def check_profile_flags(args: argparse.Namespace) -> None:
         ("--num-classes", args.num_classes, 1),
         ("--threads", args.threads, 1),
         ("--rounds", args.rounds, 1),
+        ("--train-rounds", args.train_rounds, 1),
         *(("--batch", b, 1) for b in args.batch),
     ):
         if value is not None and value < low:
@@ -189,6 +191,7 @@ def _profile(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             memory=not args.no_memory,
             train=args.train,
+            train_rounds=args.train_rounds,
             progress=progress,
         )
         bar.close()

@@ -32,6 +32,7 @@ MEASURED_KEYS = (
     "threads",
     "settings",
     "rounds",
+    "train_rounds",
     "timed_runs",
     "latency_ms",
     "latency_iqr_ms",
@@ -166,6 +167,7 @@ def profile_variants(
     baseline: str = "auto",
     memory: bool = True,
     train: bool = False,
+    train_rounds: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Profile ``configs`` together: FLOPs and params (``profile_record``), then on ``settings.device``
@@ -178,13 +180,15 @@ def profile_variants(
       False): the peak memory of one inference forward and (with ``train``) of one training step
       (``harness.measure.peak_memory``).
 
-    Returns one record per config, in order (keys: /tmp/schema13.md's list, documented in
-    ``RECORD_KEYS``). ``progress(text)`` is told what is being done.
+    Forward passes are timed over ``rounds`` rounds, training steps over ``train_rounds`` (None: ``rounds``).
+    Returns one record per config, in order (``profile_record``'s keys and ``MEASURED_KEYS``).
+    ``progress(text)`` is told what is being done.
     """
     settings = settings or Settings()
     say = progress or (lambda text: None)
-    if rounds < 1:
-        raise ValueError(f"rounds={rounds}: need >= 1")
+    train_rounds = rounds if train_rounds is None else train_rounds
+    if rounds < 1 or train_rounds < 1:
+        raise ValueError(f"rounds={rounds}, train_rounds={train_rounds}: need >= 1")
     records = [profile_record(c, size=size, views=views) for c in configs]
     pairs = [baseline_config(c, baseline) for c in configs]
     timed: dict[str, ModelConfig] = {}
@@ -240,7 +244,7 @@ def profile_variants(
                 steps[k], opts[k] = training_step(models[k], inputs[k], labels[k], settings)
             times = time_interleaved(
                 steps,
-                rounds=rounds,
+                rounds=train_rounds,
                 device=dev,
                 warmup=warmup,
                 progress=lambda i, n: say(f"training round {i}/{n}"),
@@ -257,7 +261,8 @@ def profile_variants(
         own = results[_key(c)]
         base = results[_key(b)] if b is not None else None
         U = c.num_snippets
-        r["rounds"] = rounds if (latency or train) else None
+        r["rounds"] = rounds if latency else None
+        r["train_rounds"] = train_rounds if train else None
         for key in ("infer_peak_mem_gb", "train_peak_mem_gb", "memory_method"):
             r[key] = own.get(key)
         if "infer_times" in own:
@@ -325,6 +330,7 @@ def profile_model(
     compile_mode: str = "none",
     memory: bool = True,
     train: bool = False,
+    train_rounds: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Profile one ``variant`` (with model ``overrides``) on input (batch, U, 3, T, size, size):
@@ -361,6 +367,7 @@ def profile_model(
         baseline=baseline,
         memory=memory,
         train=train,
+        train_rounds=train_rounds,
         progress=progress,
     )
     return record

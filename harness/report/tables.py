@@ -334,6 +334,7 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
         "batch": _batch_text(done),
         "memory_method": _unique(done, "profile.memory_method"),
         "rounds": _unique(done, "profile.rounds"),
+        "train_rounds": _unique(done, "profile.train_rounds"),
     }
     if done.empty:
         table = pd.DataFrame(columns=rows + ["n"])
@@ -495,16 +496,22 @@ def table_notes(table: pd.DataFrame) -> list[str]:
             )
     timed = [m for m in metrics if m in ("profile.latency_ms", "profile.train_step_ms")]
     if timed:
-        rounds = table.attrs.get("rounds") or []
-        over = f" over {int(rounds[0])} interleaved rounds" if len(rounds) == 1 else ""
+
+        def over(key: str) -> str:
+            rounds = table.attrs.get(key) or []
+            return f" (over {int(rounds[0])} interleaved rounds)" if len(rounds) == 1 else ""
+
         what = " and ".join(
-            {"profile.latency_ms": "forward pass", "profile.train_step_ms": "training step (fwd + bwd + SGD)"}[m]
+            {
+                "profile.latency_ms": f"forward pass{over('rounds')}",
+                "profile.train_step_ms": f"training step (fwd + bwd + SGD){over('train_rounds')}",
+            }[m]
             for m in timed
         )
         ci = any(_has_interval(table, m) for m in timed)
         batch = table.attrs.get("batch") or "the run's batch"
         notes.append(
-            f"Timings: median ms per {what} at {batch}{over}"
+            f"Timings: median ms per {what} at {batch}"
             + ("; [low, high]: bootstrap 95% interval of the median (rows of one run)." if ci else ".")
         )
     ratios = [m for m in metrics if m in RATIO_METRICS]

@@ -314,7 +314,7 @@ def draw_tradeoff(
     front of all points dashed. Returns paths, labels, point counts and the front's labels."""
     import matplotlib.pyplot as plt
 
-    from harness.report.plots import _label_offsets, _save, _set_title, pareto_front
+    from harness.report.plots import _save, _set_title, pareto_front, place_labels
 
     ref = plotted(zoo)
     fig, ax = plt.subplots(figsize=(7.6, 5.0))
@@ -326,10 +326,6 @@ def draw_tradeoff(
         ax.scatter(ox, oy, marker="o", color="tab:blue", label="ours (results/, mean over seeds)", zorder=3, gid="ours")
     xs, ys = np.concatenate([zx, ox]), np.concatenate([zy, oy])
     labels = zoo_labels + our_labels
-    offsets = _label_offsets(np.log(xs) if len(xs) else xs, ys)
-    for i, ((dx, dy), xi, yi, text) in enumerate(zip(offsets, xs, ys, labels)):
-        colour = "0.35" if i < len(zoo_labels) else "tab:blue"
-        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(dx, dy), fontsize=7, color=colour)
     front = pareto_front(xs, ys) if len(xs) else np.array([], dtype=int)
     if len(front) > 1:
         ax.plot(xs[front], ys[front], "--", color="tab:red", drawstyle="steps-post", label="Pareto front of all points")
@@ -345,6 +341,11 @@ def draw_tradeoff(
         lo, hi = float(xs.min()), float(xs.max())
         ax.set_xlim(lo / 1.3, hi * 2.2)
     ax.margins(y=0.08)
+    margins = {"left": 0.09, "right": 0.98, "top": 0.92 - 0.05 * (n_title - 1), "bottom": 0.15 if note else 0.11}
+    fig.subplots_adjust(**margins)  # final before the labels are placed
+    for i, annotation in enumerate(place_labels(ax, xs, ys, labels, fontsize=7)):
+        if annotation is not None:
+            annotation.set_color("0.35" if i < len(zoo_labels) else "tab:blue")
     info = {
         "title": ax.get_title(),
         "xlabel": ax.get_xlabel(),
@@ -356,12 +357,7 @@ def draw_tradeoff(
         "our_labels": our_labels,
         "pareto": [labels[i] for i in front],
     }
-    info["paths"] = _save(
-        fig,
-        Path(out),
-        formats,
-        {"left": 0.09, "right": 0.98, "top": 0.92 - 0.05 * (n_title - 1), "bottom": 0.15 if note else 0.11},
-    )
+    info["paths"] = _save(fig, Path(out), formats, margins)
     return info
 
 
