@@ -519,7 +519,8 @@ def table_notes(table: pd.DataFrame) -> list[str]:
         notes.append(
             "Ratio to baseline: median over rounds of (variant time / baseline time), the baseline (column "
             "baseline; none for a backbone itself) timed in the same process, alternating with the variant; "
-            "[low, high]: bootstrap 95% interval."
+            "[low, high]: bootstrap 95% interval. Each row's absolute times come from its own process, so "
+            "compare variants through this ratio, not by subtracting times of two rows."
         )
         if any(flagged(r, m) for _, r in table.iterrows() for m in ratios):
             notes.append(
