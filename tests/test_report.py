@@ -260,6 +260,10 @@ def test_scatter_with_pareto_front(results, tmp_path):
     assert set(info["pareto"]) == {"tsm_r50", "i3d_r50_dsa"}  # i3d_r50 costs more than tsm and scores less
     svg = (tmp_path / "fig" / "trade.svg").read_text()
     assert "Pareto front" in svg and "i3d_r50_dsa" in svg
+    # drawn again, the files are the same bytes: a regenerated report changes only where its numbers do
+    first = {ext: (tmp_path / "fig" / f"trade.{ext}").read_bytes() for ext in ("png", "svg")}
+    scatter_tradeoff(table, tmp_path / "fig" / "trade", title="t")
+    assert all((tmp_path / "fig" / f"trade.{ext}").read_bytes() == b for ext, b in first.items())
 
 
 def test_pareto_front():

@@ -204,6 +204,12 @@ def test_report_draws_the_kinetics_zoo_plot_without_any_run(tmp_path):
         experiments_dir=REPO / "experiments",
     )
     assert (tmp_path / "r2" / "backbones_kinetics400.md").exists()
+    # Something-Something V1: no published row has a cost in our convention and no run exists: no figure,
+    # and the text says so instead of describing one
+    sthv1 = (out / "backbones_sthv1.md").read_text()
+    assert "No figure: no published row has a cost in our convention" in sthv1
+    assert "grey squares" not in sthv1
+    assert not list((out / "figures").glob("backbones_sthv1_*zoo*"))
 
 
 def _done_run(root: Path, grid: str, variant: str, top1: float, per_view: float) -> None:

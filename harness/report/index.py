@@ -378,12 +378,17 @@ def _zoo_lines(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMet
     zoo = read_zoo(meta.zoo)
     rows = table.attrs.get("rows") or meta.rows or []
     ours = our_points(runs, table.assign(**{LABEL: _row_labels(table, rows)}), rows, LABEL)
+    n_plotted = len(plotted(zoo))
+    figure = (
+        "In the figure *with published models*, grey squares are published numbers (model zoos, papers; a "
+        f"source per row), blue circles are ours (this report's finished runs: {len(ours)} point(s))."
+        if n_plotted or len(ours)
+        else "No figure: no published row has a cost in our convention and no run of ours has finished."
+    )
     lines = [
-        f"Published reference points: `{meta.zoo}` ({len(zoo)} rows, {len(plotted(zoo))} with a cost in our "
-        "convention; the others are listed below without one). In the figure *with published models*, grey "
-        "squares are published numbers (model zoos, papers; a source per row), blue circles are ours (this "
-        f"report's finished runs: {len(ours)} point(s)). Cost: GFLOPs/video = GFLOPs/view x views, fvcore, "
-        "1 multiply-add = 1 FLOP (conversion rule: `experiments/zoo/README.md`).",
+        f"Published reference points: `{meta.zoo}` ({len(zoo)} rows, {n_plotted} with a cost in our "
+        f"convention; the others are listed below without one). {figure} Cost: GFLOPs/video = GFLOPs/view x "
+        "views, fvcore, 1 multiply-add = 1 FLOP (conversion rule: `experiments/zoo/README.md`).",
         "",
     ]
     if len(ours):

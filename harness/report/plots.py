@@ -38,13 +38,16 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _save(fig, out: Path, formats: tuple[str, ...], margins: dict) -> list[str]:
     """Write the figure in each format with fixed ``margins`` (``subplots_adjust`` fractions: no layout
-    pass, which cost a quarter of the drawing time); returns the paths."""
+    pass, which cost a quarter of the drawing time); returns the paths. The files are byte-for-byte the
+    same for the same figure (no date in the SVG, element ids from a fixed salt), so a regenerated report
+    changes in git only where its numbers do."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.subplots_adjust(**margins)
     paths = []
     for fmt in formats:
         path = out.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=120)
+        with plt.rc_context({"svg.hashsalt": "dsa-harness"}):
+            fig.savefig(path, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
         paths.append(str(path))
     plt.close(fig)
     return paths
