@@ -44,6 +44,14 @@ def fail_loudly(message: str) -> None:
     raise ValueError(message)
 
 
+def rank_1_fails_rank_0_waits(wait_s: float) -> str:
+    """Rank 1 raises at once; rank 0 stands for a rank left waiting in a collective for its peer."""
+    if os.environ.get("SLURM_PROCID") == "1":
+        raise RuntimeError("rank 1 failed before the collective")
+    time.sleep(wait_s)
+    return "rank 0 waited it out"
+
+
 class GatedCounter(submitit.helpers.Checkpointable):
     """Counts ``total`` ticks of ``tick_s`` seconds, keeping its progress in ``workdir/state.json``
     (on disk, never in the pickle, so a requeued job resumes where it stopped). At tick ``hold_at``
@@ -380,3 +388,27 @@ def test_time_limit_sends_the_user_signal_before_the_kill(slurm_cluster, tmp_pat
     state = job.result()
     assert state["ticks"] == 20 and state["attempts"] >= 2 and state["resumed_from"][:2] == [0, 5]
     assert "this job is timed-out" in (job.stderr() or "")
+
+
+def test_a_failing_rank_ends_a_multi_task_job_at_once(slurm_cluster, tmp_path):
+    """With the harness's SLURM parameters (``slurm_parameters``), a job of two tasks (DDP ranks) whose
+    rank 1 fails ends within seconds: ``srun --kill-on-bad-exit=1`` stops rank 0, which would otherwise
+    wait in its next collective until the process-group timeout (here: a 300 s sleep) with the job's
+    GPUs held. One-task jobs keep submitit's plain srun."""
+    from harness.launch.grid import Resources
+    from harness.launch.submit import LaunchOptions, slurm_parameters
+
+    options = LaunchOptions(cluster="slurm")
+    assert "srun_args" not in slurm_parameters("one", Resources(), options)
+    params = slurm_parameters("two-ranks", Resources(tasks=2, mem_gb=1, time_min=10, partition="debug"), options)
+    assert params["srun_args"] == ["--kill-on-bad-exit=1"] and params["ntasks_per_node"] == 2
+    executor = submitit.SlurmExecutor(folder=tmp_path / "jobs" / "%j")
+    executor.update_parameters(**params)
+    started = time.monotonic()
+    job = executor.submit(rank_1_fails_rank_0_waits, 300.0)
+    assert "--kill-on-bad-exit=1" in next((tmp_path / "jobs").rglob("*submission.sh")).read_text()
+    wait_for(job.done, "the job to end after rank 1 failed", slurm_cluster, timeout_s=90, jobs=[job])
+    assert time.monotonic() - started < 90
+    assert wait_for(lambda: sacct_state(slurm_cluster, job.job_id) == "FAILED", "FAILED", slurm_cluster)
+    assert "rank 1 failed before the collective" in (job.task(1).stderr() or "")  # the cause, in rank 1's log
+    assert "task 1: Exited with exit code 1" in (job.stderr() or "")  # srun's account, in rank 0's

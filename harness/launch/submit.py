@@ -292,13 +292,15 @@ def _require_slurm() -> None:
         )
 
 
-def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
-    import submitit
+def slurm_parameters(job_name: str, res: Resources, options: LaunchOptions) -> dict[str, Any]:
+    """``submitit.SlurmExecutor`` parameters of a job with resources ``res``.
 
-    _require_slurm()
-    ex = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_num_timeout)
+    A job of several tasks (DDP ranks) runs them as one ``srun`` step with ``--kill-on-bad-exit=1``: a
+    rank that fails ends the step, instead of the other ranks waiting in their next collective until the
+    process-group timeout (NCCL 10 min, gloo 30 min) with every GPU of the job held. Requeue is unchanged:
+    submitit's rank 0 requeues and exits, and the job restarts from its last checkpoint."""
     params: dict[str, Any] = {
-        "job_name": f"dsa-{group[0].config.get('grid')}",
+        "job_name": job_name,
         "time": res.time_min,
         "nodes": res.nodes,
         "ntasks_per_node": res.tasks_per_node,
@@ -316,7 +318,17 @@ def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
         params["array_parallelism"] = res.array_parallelism
     if res.sbatch:
         params["additional_parameters"] = {str(k).replace("_", "-"): v for k, v in res.sbatch.items()}
-    ex.update_parameters(**params)
+    if res.tasks > 1:
+        params["srun_args"] = ["--kill-on-bad-exit=1"]
+    return params
+
+
+def _submit_slurm(group, res: Resources, options, folder, snap_dir, workdir):
+    import submitit
+
+    _require_slurm()
+    ex = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_num_timeout)
+    ex.update_parameters(**slurm_parameters(f"dsa-{group[0].config.get('grid')}", res, options))
     commit = code_commit(snap_dir) if snap_dir else None
     # sbatch records the working directory: the job starts in (and imports) the frozen code
     with _working_directory(snap_dir), ex.batch():
