@@ -274,6 +274,10 @@ def test_resources_tasks():
         Resources(gpus=2, tasks=4)
     with pytest.raises(ConfigError, match="multiple of resources.nodes"):
         Resources(tasks=3, nodes=2)
+    assert Resources(collective_timeout_min=0.5).collective_timeout_min == 0.5
+    for bad in (0, -1, True, "10"):
+        with pytest.raises(ConfigError, match=r"resources.collective_timeout_min=.*minutes > 0"):
+            Resources(collective_timeout_min=bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,6 +387,37 @@ def _join_group(rank: int, world: int, port: int) -> DistributedContext:
     )
     torch.set_num_threads(1)
     return init_distributed("cpu")
+
+
+def _timeout_worker(rank: int, port: int, out: str):
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    init_distributed("cpu", timeout_s=3)
+    if rank == 1:  # alive, but never joins the collective (a hung peer: its process does not exit)
+        while not Path(out, "rank0.done").exists():
+            time.sleep(0.1)
+        return
+    started = time.monotonic()
+    try:
+        torch.distributed.all_reduce(torch.ones(1))
+        outcome = "joined"
+    except RuntimeError as e:
+        outcome = f"raised after {time.monotonic() - started:.1f} s: {e}"
+    Path(out, "rank0.outcome").write_text(outcome)
+    Path(out, "rank0.done").write_text("")
+    # a gloo group whose collective timed out may abort in its destructor at exit: leave without it
+    os._exit(0)
+
+
+def test_collective_timeout_bounds_the_wait_for_a_hung_peer(tmp_path):
+    """``init_distributed(timeout_s=3)`` (``resources.collective_timeout_min`` of a run): a rank whose peer
+    is alive but never joins raises after ~3 s instead of torch's 30 gloo minutes."""
+    mp.spawn(_timeout_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    outcome = (tmp_path / "rank0.outcome").read_text()
+    assert outcome.startswith("raised after"), outcome
+    assert 2.5 <= float(outcome.split()[2]) < 30, outcome
 
 
 def _lock_worker(rank: int, port: int, run_dir: str, out: str):
@@ -578,3 +613,48 @@ def test_local_two_process_run_ends_with_the_weights_of_the_equivalent_one_proce
     alone = evaluate_run(ddp_dir)
     assert ddp_final["test"]["loss"] == pytest.approx(alone["loss"], rel=1e-5)
     assert ddp_final["test"]["top1"] == alone["top1"]
+
+
+@pytest.mark.slow
+def test_the_rank_that_fails_first_is_recorded_as_the_cause(colour_set, tmp_path, monkeypatch):  # noqa: F811
+    """A local 2-process run whose rank 1 meets a missing video in its first batch: rank 1 records the
+    cause (error.json with its rank), rank 0 then times out in its first collective after
+    ``resources.collective_timeout_min`` (not torch's 30 gloo minutes) and only logs its own error, and
+    the run reads as failed with rank 1's error. (``run_grid`` returns once the run has failed, while rank 0
+    may still be waiting.)"""
+    from harness.data.loader import EpochSampler
+    from harness.results.status import run_state
+
+    monkeypatch.chdir(tmp_path)
+    lines = (colour_set / "train.txt").read_text().splitlines()
+    first_of_rank_1 = EpochSampler(len(lines), shuffle=True, seed=0, rank=1, world_size=2).indices()[0]
+    assert first_of_rank_1 not in EpochSampler(len(lines), shuffle=True, seed=0, rank=0, world_size=2).indices()
+    lines[first_of_rank_1] = "v/not_there.mp4 0"
+    bad = colour_set / "train_rank1_missing.txt"
+    bad.write_text("\n".join(lines) + "\n")
+    config = _run_config(colour_set, batch_size=1)
+    config["data"]["train"] = str(bad)
+    config["train"]["epochs"] = 1
+    grid = {
+        "name": "ddp_fail",
+        "task": "train",
+        "base": config,
+        "resources": {"tasks": 2, "cpus_per_task": 1, "mem_gb": 1, "time_min": 10, "collective_timeout_min": 0.25},
+    }
+    (tmp_path / "ddp_fail.yaml").write_text(yaml.safe_dump(grid))
+    started = time.monotonic()
+    (run_dir,) = run_grid(
+        tmp_path / "ddp_fail.yaml", cluster="local", results_root="results", progress=False, poll_s=0.5
+    )
+    assert time.monotonic() - started < 240  # not torch's 30-minute gloo timeout
+    rd = RunDir(run_dir)
+    assert rd.read_config()["resources"]["collective_timeout_min"] == 0.25  # what execute_run gives the group
+    error = rd.read_error()
+    assert error["rank"] == 1 and "not_there.mp4" in error["message"], error
+    assert run_state(rd).state == "failed"
+    # rank 0 waits in its first collective until the 15 s timeout, then logs its error and keeps rank 1's
+    deadline = time.monotonic() + 120
+    while "rank 0 failed after rank 1" not in rd.log_path.read_text():
+        assert time.monotonic() < deadline, rd.log_path.read_text()[-2000:]
+        time.sleep(0.5)
+    assert rd.read_error() == error and run_state(rd).state == "failed"

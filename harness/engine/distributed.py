@@ -24,6 +24,7 @@ explicitly everywhere (``set_device``, DDP ``device_ids``, tensors). Backend: nc
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import random
@@ -169,9 +170,13 @@ def check_port_free(port: int) -> None:
 _CONTEXT: DistributedContext | None = None
 
 
-def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> DistributedContext:
+def init_distributed(
+    device_type: str, env: Mapping[str, str] | None = None, timeout_s: float | None = None
+) -> DistributedContext:
     """Initialise the default process group if the environment describes more than one process
-    (once per process: later calls return the same context). Sets the CUDA device explicitly."""
+    (once per process: later calls return the same context). Sets the CUDA device explicitly.
+    ``timeout_s``: how long a rank waits in a collective for the others before it raises (None:
+    torch's default, 10 min for NCCL and 30 min for gloo)."""
     global _CONTEXT
     if dist.is_available() and dist.is_initialized():
         if _CONTEXT is None:  # initialised by someone else (a test, a caller)
@@ -198,6 +203,7 @@ def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> 
         rank=rdzv.rank,
         world_size=rdzv.world_size,
         **({"device_id": device} if device.type == "cuda" else {}),
+        **({"timeout": datetime.timedelta(seconds=timeout_s)} if timeout_s else {}),
     )
     _CONTEXT = DistributedContext(rdzv.rank, rdzv.world_size, rdzv.local_rank, device)
     return _CONTEXT

@@ -158,6 +158,7 @@ class Resources:
     array_parallelism: int | None = None
     sbatch: dict = field(default_factory=dict)  # extra sbatch options, e.g. {exclude: node12}
     setup: tuple = ()  # shell lines run before the job (module loads, conda activate)
+    collective_timeout_min: float | None = None  # DDP: how long a rank waits in a collective (None: torch's)
 
     def __post_init__(self) -> None:
         for name in ("gpus", "nodes", "cpus_per_task", "time_min"):
@@ -171,6 +172,15 @@ class Resources:
             not isinstance(self.gpu_mem_gb, (int, float)) or isinstance(self.gpu_mem_gb, bool) or self.gpu_mem_gb <= 0
         ):
             raise ConfigError(f"resources.gpu_mem_gb={self.gpu_mem_gb!r}: must be a number > 0 (GB of one GPU)")
+        if self.collective_timeout_min is not None and (
+            not isinstance(self.collective_timeout_min, (int, float))
+            or isinstance(self.collective_timeout_min, bool)
+            or self.collective_timeout_min <= 0
+        ):
+            raise ConfigError(
+                f"resources.collective_timeout_min={self.collective_timeout_min!r}: must be a number of minutes > 0 "
+                "(leave it out for torch's default: 10 min NCCL, 30 min gloo)"
+            )
         if self.gpus % self.nodes:
             raise ConfigError(f"resources.gpus={self.gpus} must be a multiple of resources.nodes={self.nodes}")
         if self.tasks is None:

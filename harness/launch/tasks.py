@@ -207,7 +207,18 @@ def _lock_decision(rd: RunDir, ctx, lead: bool) -> tuple[RunLock | None, dict | 
 
 
 def _record_failure(rd: RunDir, e: BaseException, attempt: int) -> None:
-    """error.json (type, message, traceback tail, attempt), the marker's state and a log line."""
+    """error.json (type, message, traceback tail, attempt, rank), the marker's state and a log line.
+
+    In a multi-process run the first rank to fail holds the cause; the others then fail in a collective
+    (timed out, or the peer gone). So an ``error.json`` of this attempt written by another rank is kept,
+    and this rank's own error only goes to the log."""
+    rank = _global_rank()
+    job_id = current_job_id()
+    first = rd.read_error() or {}
+    if first.get("rank", 0) != rank and first.get("attempt") == attempt and first.get("job_id") == job_id:
+        rd.log(f"[{now_iso()}] rank {rank} failed after rank {first.get('rank')}: {type(e).__name__}: {e}")
+        update_job_marker(rd, state="failed", finished_at=now_iso())
+        return
     tb = traceback.format_exc().rstrip().splitlines()
     rd.write_error(
         {
@@ -215,13 +226,14 @@ def _record_failure(rd: RunDir, e: BaseException, attempt: int) -> None:
             "message": str(e),
             "traceback": tb[-40:],
             "attempt": attempt,
-            "job_id": current_job_id(),
+            "rank": rank,
+            "job_id": job_id,
             "host": socket.gethostname(),
             "at": now_iso(),
         }
     )
     update_job_marker(rd, state="failed", finished_at=now_iso())
-    rd.log(f"[{now_iso()}] failed: {type(e).__name__}: {e}")
+    rd.log(f"[{now_iso()}] failed{f' on rank {rank}' if rank else ''}: {type(e).__name__}: {e}")
 
 
 def execute_run(run_dir: str | os.PathLike) -> dict:
@@ -242,8 +254,9 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
     if config.get("task") == "train":  # every rank of a multi-process run joins its group here
         from harness.engine.distributed import init_distributed
 
+        timeout_min = (config.get("resources") or {}).get("collective_timeout_min")
         try:
-            ctx = init_distributed(_device_type(config))
+            ctx = init_distributed(_device_type(config), timeout_s=60 * timeout_min if timeout_min else None)
         except Exception as e:
             if lead:  # e.g. its rendezvous port is taken: recorded like a failure of the run
                 _record_failure(rd, e, int((rd.read_job() or {}).get("attempts", 0)) + 1)
@@ -253,8 +266,13 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
     lock, final = _lock_decision(rd, ctx, lead)
     if final is not None:
         return final
-    if not lead:  # DDP ranks > 0: the engine synchronises; markers are rank 0's job
-        return run_task(config, rd.path)
+    if not lead:  # DDP ranks > 0: the engine synchronises; markers are rank 0's job, but for a failure
+        try:  # a rank that fails first holds the cause (rank 0 then fails in a collective, or is stopped)
+            return run_task(config, rd.path)
+        except Exception as e:
+            if type(e).__name__ != "TrainingInterrupted":
+                _record_failure(rd, e, int((rd.read_job() or {}).get("attempts") or 1))
+            raise
     try:
         job = rd.read_job() or {}
         attempt = int(job.get("attempts", 0)) + 1
