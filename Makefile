@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@echo "[setup] installing $(TORCH_SPEC) then the project into $(VENV)"
 	@$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)" 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
-	@$(PY) -c "import torch, fvcore, decord, av, submitit, pandas, matplotlib, tabulate, yaml, tqdm" \
+	@$(PY) -c "import torch, fvcore, decord, av, submitit, pandas, matplotlib, tabulate, yaml, tqdm, scipy, statsmodels, pyarrow" \
 		|| { echo "[setup] dependency import failed"; exit 1; }
 	@touch $(STAMP)
 
