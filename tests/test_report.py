@@ -379,3 +379,26 @@ def test_a_report_redraws_from_the_results_and_leaves_no_cache(results):
     assert sorted(p.name for p in (out / "figures").iterdir()) == figs  # a deleted figure is drawn again
     assert re.search(r"\| tsm_r50 +\| 1 +\| 50\.00 ", (out / "main.md").read_text())
     assert sorted(p for p in (results / "runs").rglob("*") if p.is_file()) == runs_files  # reports write no cache
+
+
+@pytest.mark.parametrize("runs", [2, 20])  # one line per run, and the mean of runs per label
+@pytest.mark.parametrize("val", ["absent", "empty", "present"])
+def test_training_curves_without_validation_is_a_missing_curve(tmp_path, runs, val):
+    """Runs trained with a test list only (no validation) have no val_top1: the figure leaves that curve out
+    and says so, never a KeyError."""
+    import pandas as pd
+
+    metrics = pd.DataFrame(
+        {
+            "epoch": [0, 1] * runs,
+            "train_loss": [1.0, 0.5] * runs,
+            "run_id": [f"r{i // 2}" for i in range(2 * runs)],
+            "seed": 0,
+            "model.variant": "tsm_r18",
+        }
+    )
+    if val != "absent":
+        metrics["val_top1"] = None if val == "empty" else 50.0
+    info = training_curves(metrics, tmp_path / "curves", formats=("png",))
+    assert info["curves"] == (["train_loss", "val_top1"] if val == "present" else ["train_loss"])
+    assert Path(info["paths"][0]).exists()

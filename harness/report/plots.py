@@ -438,6 +438,10 @@ def training_curves(
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.0))
     if label not in metrics.columns:
         metrics = metrics.assign(**{label: metrics["run_id"]})
+    # a missing or empty column is a missing curve, never a crash (runs trained without a validation list)
+    present = [c for c in ("train_loss", "val_top1") if c in metrics.columns]
+    metrics = metrics.assign(**{c: pd.to_numeric(metrics[c], errors="coerce") for c in present})
+    cols = [c for c in present if metrics[c].notna().any()]
     labels = sorted(metrics[label].astype(str).unique())
     colours = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
     per_run = metrics["run_id"].nunique() <= max_lines
@@ -446,12 +450,12 @@ def training_curves(
             lab = str(g[label].iloc[0])
             seed = g["seed"].iloc[0] if "seed" in g.columns else None
             style, name = ("-" if not seed else "--"), f"{lab} (seed {seed})"
-            a1.plot(g["epoch"] + 1, g["train_loss"], style, color=colours[lab], label=name)
-            v = g.dropna(subset=["val_top1"]) if "val_top1" in g.columns else g.iloc[:0]
-            a2.plot(v["epoch"] + 1, v["val_top1"], style, marker="o", color=colours[lab], label=name)
+            for ax, col, marker in ((a1, "train_loss", None), (a2, "val_top1", "o")):
+                if col in cols:
+                    v = g.dropna(subset=[col])
+                    ax.plot(v["epoch"] + 1, v[col], style, marker=marker, color=colours[lab], label=name)
         lines = metrics["run_id"].nunique()
     else:
-        cols = [c for c in ("train_loss", "val_top1") if c in metrics.columns]
         agg = metrics.groupby([label, "epoch"])[cols].agg(["mean", "std"]).reset_index()
         for lab in labels:
             g = agg[agg[label].astype(str) == lab]
@@ -471,7 +475,16 @@ def training_curves(
     a2.set_ylabel("val top-1 (%)")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-    a2.legend(fontsize=7, ncol=2, loc="best")
+    for ax, col, what in ((a1, "train_loss", "no training loss recorded"), (a2, "val_top1", "no validation recorded")):
+        if col not in cols:
+            ax.text(0.5, 0.5, what, transform=ax.transAxes, ha="center", va="center", color="0.4")
+    (a2 if "val_top1" in cols else a1).legend(fontsize=7, ncol=2, loc="best")
     fig.suptitle(title or "training curves")
     paths = _save(fig, Path(out), formats, {"left": 0.065, "right": 0.985, "top": 0.88, "bottom": 0.13, "wspace": 0.22})
-    return {"paths": paths, "lines": lines, "per_run": per_run, "ylabels": [a1.get_ylabel(), a2.get_ylabel()]}
+    return {
+        "paths": paths,
+        "lines": lines,
+        "per_run": per_run,
+        "ylabels": [a1.get_ylabel(), a2.get_ylabel()],
+        "curves": cols,
+    }
