@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from harness.errors import UsageError
 
@@ -86,12 +87,20 @@ A = bytes of the tensors autograd saves in one forward pass of the per-GPU batch
 of U x T frames at data.size, in the AMP dtype), counted on the meta device (no memory, no compute); X = the
 input batch (uint8 + fp32); P = parameters. Not counted: cuDNN workspaces, allocator fragmentation, the
 CUDA context. With the GPU's memory (resources.gpu_mem_gb or --gpu-mem-gb) the 'memory' column warns
-where the peak exceeds 90% of it."""
+where the peak exceeds 90% of it.
+
+Resolution (train grids): from the test videos (cost.test_clips, else the lines of data.test), the grid's
+seeds, the expected top-1 (the paper's verified numbers, else earlier runs of the grid, else an assumed 70%)
+and the discordance rate of two variants (share of videos one gets right and the other wrong: measured from
+earlier runs' predictions paired with their baseline, else an assumed default): the ± of one run's top-1
+(95% Wilson) and the smallest Δ top-1 a paired test over the same videos resolves at 95% with 80% power;
+--target-delta D: the seeds that resolve D (harness.launch.resolution)."""
 
 EPILOG_SHOW = """examples:
   dsa-harness sweep show experiments/ablation_alpha.yaml --no-check-data --gpu-mem-gb 141
   dsa-harness sweep show experiments/ablation_alpha.yaml --no-check-data --calibrate results/runs/profile_gpu --gpu H200
   dsa-harness sweep show experiments/ablation_alpha.yaml --no-check-data --videos-per-s 40
+  dsa-harness sweep show experiments/ablation_aggregators.yaml --no-check-data --target-delta 0.5
 """
 
 
@@ -154,6 +163,13 @@ def register_commands(subparsers) -> None:
         metavar="GB",
         help="memory of one GPU of the partition (default: resources.gpu_mem_gb): warn where a run's peak "
         "training memory exceeds 90%% of it",
+    )
+    show.add_argument(
+        "--target-delta",
+        type=float,
+        metavar="POINTS",
+        help="a Δ top-1 (points) the grid should resolve against its baseline: print how many seeds do (paired "
+        "test over the same videos, 95%%, 80%% power)",
     )
     show.add_argument(
         "--resolved",
@@ -285,8 +301,10 @@ def _cmd_show(args) -> int:
         ("--tflops", args.tflops),
         ("--gpu-mem-gb", args.gpu_mem_gb),
     ):
-        if value is not None and not value > 0:
-            raise UsageError(f"{flag} {value}: must be > 0")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"{flag} {value}: must be a finite number > 0")
+    if args.target_delta is not None and not (0 < args.target_delta < 100):
+        raise UsageError(f"--target-delta {args.target_delta}: must be in (0, 100) points of top-1")
     grid = load_grid(args.grid)
     runs = expand(grid, args.results_root, args.sets)
     if args.resolved:
@@ -331,6 +349,10 @@ def _cmd_show(args) -> int:
             runs, args.results_root, gpu_mem_gb=args.gpu_mem_gb, cache_file=f"{args.results_root}/cache/memory.json"
         )
     print(show_table(grid, runs, costs, memory))
+    if grid.task == "train" and not problems:
+        from harness.launch.resolution import plan_resolution, resolution_text
+
+        print("\n" + resolution_text(plan_resolution(grid, runs, args.results_root, target_delta=args.target_delta)))
     if problems:
         raise GridValidationError(problems)
     return 0

@@ -27,6 +27,7 @@ from harness.errors import UsageError
 from harness.report.tables import (
     RATIO_CI_WARN_WIDTH,
     RATIO_METRICS,
+    RESOLVED_MARK,
     WARN_MARK,
     GridMeta,
     format_key,
@@ -37,7 +38,7 @@ from harness.report.tables import (
     to_markdown,
 )
 from harness.results.rundir import atomic_write_bytes, read_grid_manifest
-from harness.results.store import load_metrics, load_runs, to_csv
+from harness.results.store import load_correct, load_metrics, load_runs, to_csv
 
 FORMATS = ("md", "tex", "png", "svg")
 MAX_PROBLEMS_LISTED = 50
@@ -261,6 +262,20 @@ def figure_specs(
                 },
             )
         )
+    if "paired delta" in table.columns and pd.to_numeric(table["paired delta"], errors="coerce").notna().any():
+        specs.append(
+            FigureSpec(
+                "paired Δ top-1 to the baseline",
+                "delta_plot",
+                table,
+                fig_dir / f"{name}_delta_to_baseline",
+                {
+                    "title": f"{name}: top-1 relative to the baseline, on the same test videos",
+                    "note": "error bars: paired bootstrap 95% interval, pooled over seed pairs",
+                    **common,
+                },
+            )
+        )
     for knob in ABLATION_KNOBS:
         others = [r for r in rows if r != knob]
         if knob in rows and len(others) <= 1 and "test.top1" in table.columns:
@@ -461,7 +476,12 @@ def write_report(
         f"`{Path(results_root) / 'runs'}` "
         "(its `final.json` and `metrics.jsonl`); only finished runs (`final.json` parses) are averaged. The "
         "paper's numbers come from `experiments/paper/*.csv` and are shown only where verified (empty "
-        "otherwise); Δ = ours - paper. Accuracies in %, mean ± sample std over seeds, `n` = runs averaged. "
+        "otherwise); Δ = ours - paper, shown only where our test list has the size of the "
+        "one behind the paper's number "
+        "(`experiments/paper/test_sets.csv`). Accuracies in %, `78.2 [77.6, 78.8]`: the mean and its 95% "
+        "interval (over test videos for one run, over seeds for several; `n` = runs averaged); `Δ top-1 vs "
+        f"baseline`: paired over the same videos, {RESOLVED_MARK} where its interval excludes 0, with the exact "
+        "McNemar p. "
         "FLOPs: fvcore, 1 multiply-add = 1 FLOP, per view (one clip of U snippets x T frames, one crop); "
         "views = clips x crops per video (a cost cell `167.9 x 6` is GFLOPs per view x views); params in millions, "
         "with the classifier unless stated. Timings: median ms at the stated batch, `[low, high]` its bootstrap "
@@ -472,12 +492,20 @@ def write_report(
     if names:
         index += ["| grid | reproduces | runs | table | figures |", "|---|---|---|---|---|"]
         contents_at = len(index)
+    problems = list(problems)
+
+    def read_correct(paths: list[str]) -> dict:
+        """Per-video correctness of these runs (only the paired ones are read); unreadable files are problems."""
+        correct, bad = load_correct(paths)
+        problems.extend(bad)
+        return correct
+
     grids_info, specs = [], []
     for name in names:
         g, stale = splits[name]
         meta = GridMeta.load(name, experiments_dir)
         paper, notes = read_paper(meta.paper_reference)
-        table = grid_table(g, meta, paper)
+        table = grid_table(g, meta, paper, correct=read_correct)
         grid_specs = figure_specs(name, g, table, meta, out / "figures", image_formats)
         grids_info.append((name, g, stale, meta, notes, table, len(specs), len(grid_specs)))
         specs += grid_specs

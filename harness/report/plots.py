@@ -361,18 +361,21 @@ def bar_metric(
     title: str = "",
     formats: tuple[str, ...] = ("png", "svg"),
 ) -> dict:
-    """One bar per row (mean, std error bar), with an optional dashed chance level."""
-    pts = table[[c for c in (label, y, f"{y} std") if c in table.columns]].dropna(subset=[y])
+    """One bar per row (the mean), its 95% interval as the error bar (else ± std over seeds), with an optional
+    dashed chance level."""
+    cols = [c for c in (label, y, f"{y} std", f"{y} low", f"{y} high") if c in table.columns]
+    pts = table[cols].dropna(subset=[y])
+    pts = pts.assign(**{y: pd.to_numeric(pts[y], errors="coerce")})
     width = max(5.0, 0.9 * len(pts) + 1.5)
     fig, ax = plt.subplots(figsize=(width, 4.0))
-    yerr = np.nan_to_num(pts[f"{y} std"].to_numpy(float)) if f"{y} std" in pts.columns else None
+    yerr, bars = _yerr(pts, y)
     xs = np.arange(len(pts))
     ax.bar(xs, pts[y].to_numpy(float), yerr=yerr, capsize=3, color="tab:blue", alpha=0.8)
     ax.set_xticks(xs, pts[label].astype(str).tolist(), rotation=30, ha="right")
     if chance is not None:
         ax.axhline(chance, ls="--", color="tab:red", label=f"chance ({chance:g}%)")
         ax.legend(fontsize=8)
-    ax.set_ylabel(metric_label(y))
+    ax.set_ylabel(metric_label(y) + (f" (bars: {bars})" if bars else ""))
     n_title = _set_title(ax, title or metric_label(y), width)
     ax.grid(alpha=0.3, axis="y")
     longest = max((len(str(v)) for v in pts[label]), default=4) if label in pts.columns else 4
@@ -383,6 +386,66 @@ def bar_metric(
         {"left": 0.12, "right": 0.97, "top": 0.91 - 0.055 * (n_title - 1), "bottom": min(0.5, 0.1 + 0.012 * longest)},
     )
     return {"paths": paths, "ylabel": ax.get_ylabel(), "points": len(pts), "title": ax.get_title()}
+
+
+def delta_plot(
+    table: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    label: str = "model.variant",
+    title: str = "",
+    formats: tuple[str, ...] = ("png", "svg"),
+    note: str = "",
+) -> dict:
+    """Each row's paired Δ top-1 to its baseline (``paired delta`` of ``grid_table``: same videos, pooled over
+    seed pairs) with its paired bootstrap 95% interval as the error bar and a line at 0; a resolved Δ (interval
+    excluding 0) is a filled marker, an unresolved one hollow. One column per row that was paired."""
+    rows = (
+        table[pd.to_numeric(table.get("paired delta"), errors="coerce").notna()]
+        if "paired delta" in table
+        else table.iloc[0:0]
+    )
+    width = max(5.0, 0.9 * len(rows) + 2.5)
+    fig, ax = plt.subplots(figsize=(width, 4.4))
+    xs = np.arange(len(rows), dtype=float)
+    d = pd.to_numeric(rows.get("paired delta"), errors="coerce").to_numpy(float) if len(rows) else np.zeros(0)
+    lo = pd.to_numeric(rows.get("paired low"), errors="coerce").to_numpy(float) if len(rows) else np.zeros(0)
+    hi = pd.to_numeric(rows.get("paired high"), errors="coerce").to_numpy(float) if len(rows) else np.zeros(0)
+    resolved = rows["paired resolved"].astype(bool).to_numpy() if len(rows) else np.zeros(0, bool)
+    yerr = np.clip(np.vstack([d - lo, hi - d]), 0, None) if len(rows) else None
+    ax.errorbar(xs, d, yerr=yerr, fmt="none", ecolor="tab:blue", capsize=4)
+    ax.plot(xs[resolved], d[resolved], "o", color="tab:blue", label="resolved (95% interval excludes 0)")
+    ax.plot(xs[~resolved], d[~resolved], "o", mfc="white", mec="tab:blue", label="not resolved")
+    ax.axhline(0.0, color="gray", ls="--", lw=1, label="0: same top-1 as the baseline")
+    names = rows[label].astype(str).tolist() if label in rows.columns else [str(i) for i in range(len(rows))]
+    bases = rows["baseline"].tolist() if "baseline" in rows.columns else [None] * len(rows)
+    ax.set_xticks(
+        xs,
+        [n if not isinstance(b, str) else f"{n}\nvs {b}" for n, b in zip(names, bases)],
+        rotation=30,
+        ha="right",
+        fontsize=8,
+    )
+    ax.set_xlim(-0.6, max(len(rows), 1) - 0.4)
+    ax.set_ylabel("Δ top-1 vs baseline (points, same videos)")
+    n_title = _set_title(ax, title or "paired Δ top-1 to the baseline", width)
+    n_note = _note(fig, note, width)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="best")
+    margins = {"left": min(0.2, 0.85 / width), "right": 0.98, "top": 0.91 - 0.055 * (n_title - 1), "bottom": 0.12}
+    fig.subplots_adjust(**margins)
+    renderer = fig.canvas.get_renderer()
+    tall = max((t.get_window_extent(renderer).height for t in ax.get_xticklabels()), default=0.0)
+    margins["bottom"] = min(0.6, (tall + 8 + 14 * n_note * 0.7 + 6) / fig.bbox.height)
+    paths = _save(fig, Path(out), formats, margins)
+    return {
+        "paths": paths,
+        "ylabel": ax.get_ylabel(),
+        "points": len(rows),
+        "resolved": int(resolved.sum()),
+        "yerr": None if yerr is None else yerr.tolist(),
+        "title": ax.get_title(),
+    }
 
 
 def ablation_curve(

@@ -23,11 +23,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from harness.errors import ConfigError
 from harness.numfmt import format_interval, format_sig, sig_decimals
+from harness.report import stats
 
 METRIC_LABELS = {
     "test.top1": "top-1 (%)",
@@ -98,7 +100,33 @@ PER_VIEW = {v: k for k, v in COMPOSITE.items()}
 VIEWS_COLUMNS = ("test.views", "profile.views")
 """Where the views per video are read (the first with values)."""
 
+ACCURACY_METRICS = ("test.top1", "test.top5", "test.mean_class_acc")
+"""Accuracies over the test videos: shown with a 95% interval, over videos for a row of one run (recorded in
+final.json from its per-video predictions: ``test.top1_ci_low`` ...), over seeds for a row of several
+(``harness.report.stats.seed_summary``)."""
+
+
+def is_accuracy(m: str) -> bool:
+    """Whether metric ``m`` is an accuracy over test videos (``ACCURACY_METRICS`` and a label factor's top-1,
+    ``test.groups.<factor>.top1``)."""
+    return m in ACCURACY_METRICS or (m.startswith("test.groups.") and m.endswith(".top1"))
+
+
+def interval_columns(m: str) -> tuple[str | None, str | None]:
+    """The (low, high) columns of metric ``m``'s 95% interval in the results store ((None, None): none)."""
+    if is_accuracy(m):
+        return f"{m}_ci_low", f"{m}_ci_high"
+    return INTERVALS.get(m, (None, None))
+
+
+ACCURACY_DECIMALS = 1
+"""Decimals of an accuracy and its interval (78.2 [77.6, 78.8]): a 95% interval of a test set is wider than 0.1."""
+
+NO_INTERVAL_MARK = "‡"
+"""Marks an accuracy of one run shown without an interval (it kept no per-video predictions)."""
+
 INTERVALS = {
+    **{m: (f"{m}_ci_low", f"{m}_ci_high") for m in ACCURACY_METRICS},
     "profile.latency_ms": ("profile.latency_ci_low_ms", "profile.latency_ci_high_ms"),
     "profile.latency_ratio": ("profile.latency_ratio_ci_low", "profile.latency_ratio_ci_high"),
     "profile.train_step_ms": ("profile.train_step_ci_low_ms", "profile.train_step_ci_high_ms"),
@@ -155,13 +183,20 @@ class GridMeta:
     metrics: list[str] = field(default_factory=list)
     zoo: str | None = None
     """``report.zoo``: the published reference points of the grid's dataset (``harness.report.zoo``)."""
+    test_sets: dict = field(default_factory=dict)
+    """``experiments/paper/test_sets.csv``: ``{data.name: (videos or None, source)}``, the size of the test list
+    behind the paper's numbers (:func:`read_test_sets`)."""
+    baseline: dict | None = None
+    """``report.baseline``: the config values of the runs every other run is compared with (None: each run's
+    backbone; ``harness.report.compare``)."""
 
     @classmethod
     def load(cls, name: str, experiments_dir: str | os.PathLike = "experiments") -> GridMeta:
         experiments_dir = Path(experiments_dir)
         path = experiments_dir / f"{name}.yaml"
+        test_sets = read_test_sets(experiments_dir / "paper" / TEST_SETS_FILE)
         if not path.exists():
-            return cls(name=name)
+            return cls(name=name, test_sets=test_sets)
         from harness.config import read_yaml
 
         doc = read_yaml(path, "grid file") or {}
@@ -170,6 +205,11 @@ class GridMeta:
         report = doc.get("report") or {}
         if not isinstance(report, dict):
             raise ConfigError(f"{path}: report: must be a mapping (rows, metrics)")
+        baseline = report.get("baseline")
+        if baseline is not None and not (isinstance(baseline, dict) and baseline):
+            raise ConfigError(
+                f"{path}: report.baseline: {baseline!r}: expected a mapping, e.g. {{model.split_ratio: 0.125}}"
+            )
         zoo = report.get("zoo")
         if zoo is not None and not (isinstance(zoo, str) and zoo.endswith(".csv")):
             raise ConfigError(f"{path}: report.zoo: {zoo!r} is not a CSV path; e.g. experiments/zoo/kinetics400.csv")
@@ -189,7 +229,62 @@ class GridMeta:
             rows=list(report.get("rows") or []),
             metrics=list(report.get("metrics") or []),
             zoo=_resolve_reference(zoo, experiments_dir),
+            baseline=dict(baseline) if baseline else None,
+            test_sets=test_sets,
         )
+
+
+TEST_SETS_FILE = "test_sets.csv"
+TEST_SET_TOLERANCE = 0.01
+"""A run is compared with a paper number only when its test list has the paper's number of videos within 1%."""
+
+
+def read_test_sets(path: str | os.PathLike) -> dict:
+    """``experiments/paper/test_sets.csv`` -> ``{data.name: (videos or None, source)}`` ({} without the file);
+    a malformed file raises ConfigError naming it."""
+    table, _ = read_paper(path)
+    if table.empty:
+        return {}
+    missing = [c for c in ("data.name", "videos", "source") if c not in table.columns]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {missing}; expected data.name,videos,source")
+    out = {}
+    for name, videos, source in table[["data.name", "videos", "source"]].itertuples(index=False):
+        v = pd.to_numeric(pd.Series([videos]), errors="coerce").iloc[0]
+        out[str(name)] = (None if pd.isna(v) else int(v), "" if pd.isna(source) else str(source))
+    return out
+
+
+def test_set_check(rows: pd.DataFrame, test_sets: dict) -> tuple[bool, str]:
+    """Whether runs ``rows`` may be compared with a paper number: (True, '') when every run's test list
+    (``manifest.test.rows``, else scored + skipped videos) has the reference size of its ``data.name`` within
+    ``TEST_SET_TOLERANCE``; else (False, why)."""
+    names = rows["data.name"].dropna().unique() if "data.name" in rows.columns else []
+    if len(names) != 1:
+        return False, "Δ to the paper not shown: the runs name no single dataset (data.name)"
+    name = str(names[0])
+    videos, _source = test_sets.get(name, (None, ""))
+    if videos is None:
+        return (
+            False,
+            f"Δ to the paper not shown: the size of the paper's {name} test list is not verified "
+            f"(experiments/paper/{TEST_SETS_FILE})",
+        )
+    if "manifest.test.rows" in rows.columns and rows["manifest.test.rows"].notna().all():
+        sizes = pd.to_numeric(rows["manifest.test.rows"], errors="coerce")
+    else:
+        sizes = pd.to_numeric(rows.get("test.num_videos"), errors="coerce") + pd.to_numeric(
+            rows.get("test.num_skipped", 0), errors="coerce"
+        ).fillna(0)
+    bad = sizes[(sizes - videos).abs() > TEST_SET_TOLERANCE * videos]
+    if sizes.isna().any() or len(bad):
+        got = ", ".join(str(int(v)) for v in dict.fromkeys(sizes.dropna())) or "unknown"
+        return (
+            False,
+            f"Δ to the paper not shown: our {name} test list has {got} videos, the paper's {videos} "
+            f"(must agree within {TEST_SET_TOLERANCE:.0%})",
+        )
+    return True, ""
 
 
 def _resolve_reference(ref: str | None, experiments_dir: Path) -> str | None:
@@ -306,20 +401,32 @@ SKIPPED_COLUMN = "test.num_skipped"
 runs) when any run has some."""
 
 
-def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+def grid_table(
+    runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = None, correct: dict | None = None
+) -> pd.DataFrame:
     """Aggregate the *done* runs of one grid.
 
     One row per combination of the row keys (``meta.rows``, else the config columns that vary across
     ``runs``); columns: the keys, ``n`` (runs averaged, i.e. seeds), ``skipped`` (unreadable test videos
     left out, summed over the runs; only when a run has some), for each metric its mean and
     ``<metric> std`` (sample std, ddof = 1; NaN for one run) (a compact cost cell: its per-view cost's and
-    the views'), for a metric with an interval (``INTERVALS``) ``<metric> low`` and ``<metric> high``
-    (rows of one run; NaN otherwise or when not measured), for a text metric its runs' distinct values,
+    the views'), for a metric with an interval (:func:`interval_columns`) ``<metric> low`` and ``<metric> high``
+    (rows of one run; NaN otherwise or when not measured; accuracies of several runs: the 95% interval over
+    seeds), for a text metric its runs' distinct values,
     and for each metric the paper has a number for: ``paper <metric>`` and ``delta <metric>`` (ours -
     paper). Rows in the paper CSV's order first, then ours in order of appearance
     (``harness.report.index.current_runs`` puts a grid's runs in the grid file's order). ``table.attrs``
     holds ``rows``, ``metrics``, the reference ``label``, the ``views`` column, the timings' ``batch``
-    (``batch N`` when every run has the same) and the runs' ``memory_method`` and ``rounds`` (distinct values)."""
+    (``batch N`` when every run has the same) and the runs' ``memory_method`` and ``rounds`` (distinct values).
+
+    Rows with a baseline (``harness.report.compare``: the grid's ``report.baseline``, else each run's backbone)
+    get ``baseline`` (the baseline row's label) and the paired Δ top-1 over the same videos, pooled over seed
+    pairs: ``paired delta``, ``paired low``, ``paired high`` (95%, points), ``paired p`` (exact McNemar),
+    ``paired resolved``, ``paired pairs`` (seed pairs pooled), ``paired why`` (why a row is not paired), and
+    with several seeds on both sides ``P(beats)`` (``low``, ``high``). ``correct``: per-video correctness by run
+    path, or a function of a list of run paths returning it (called once, with the paired runs only:
+    ``harness.results.store.load_correct``); None: no run has predictions. The seed pairs themselves:
+    ``table.attrs["pairs"]`` (``compare.pair_counts``)."""
     done = runs[runs["status"] == "done"]
     rows = [r for r in (meta.rows or varying_columns(runs) or ["model.variant"]) if r in runs.columns]
     rows = rows or ["run_id"]
@@ -356,13 +463,19 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
                 vals = pd.to_numeric(g[col], errors="coerce").dropna()
                 rec[col] = float(vals.mean()) if len(vals) else float("nan")
                 rec[f"{col} std"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
-            low, high = INTERVALS.get(m, (None, None))
-            if low in g.columns and high in g.columns:  # one run's interval; several runs' do not combine
+            low, high = interval_columns(m)
+            if is_accuracy(m) and len(g) > 1:  # several seeds: the interval over seeds
+                summary = stats.seed_summary(pd.to_numeric(g[m], errors="coerce").dropna().to_numpy())
+                rec[f"{m} low"], rec[f"{m} high"] = summary["low"], summary["high"]
+            elif low in g.columns and high in g.columns:  # one run's interval; several runs' do not combine
                 lo, hi = (pd.to_numeric(g[c], errors="coerce").iloc[0] for c in (low, high))
                 one = len(g) == 1 and pd.notna(lo) and pd.notna(hi)
                 rec[f"{m} low"], rec[f"{m} high"] = (float(lo), float(hi)) if one else (float("nan"),) * 2
+            elif is_accuracy(m):
+                rec[f"{m} low"], rec[f"{m} high"] = float("nan"), float("nan")
         out.append(rec)
     table = pd.DataFrame(out)
+    _add_comparisons(table, keyed, rows, meta, correct if correct is not None else {}, attrs)
     order: dict = {}
     if paper is not None and not paper.empty and all(r in paper.columns for r in rows):
         p = paper
@@ -371,16 +484,74 @@ def grid_table(runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = 
         keys = [tuple(_key(v) for v in vals) for vals in p[rows].itertuples(index=False)]
         for i, k in enumerate(keys):
             order.setdefault(k, i)
+        comparable, why = test_set_check(done, meta.test_sets)
         for m in metrics:
             col = COMPOSITE.get(m, m)  # a compact cost cell compares its per-view cost
             if m not in TEXT_METRICS and col in p.columns and p[col].notna().any():
                 lookup = {k: v for k, v in zip(keys, p[col]) if not pd.isna(v)}
                 table[f"paper {m}"] = table["_key"].map(lookup).astype(float)
-                table[f"delta {m}"] = table[col] - table[f"paper {m}"]
+                if comparable or not m.startswith("test."):  # costs are counted, not measured on a test set
+                    table[f"delta {m}"] = table[col] - table[f"paper {m}"]
+                else:
+                    table[f"delta {m}"] = float("nan")
+                    attrs["paper_note"] = why
     table["_order"] = [order.get(k, len(order) + i) for i, k in enumerate(table["_key"])]
     table = table.sort_values("_order", kind="stable").drop(columns=["_order", "_key"]).reset_index(drop=True)
     table.attrs.update(attrs)
     return table
+
+
+def _add_comparisons(
+    table: pd.DataFrame, keyed: pd.DataFrame, rows: list[str], meta: GridMeta, correct, attrs: dict
+) -> None:
+    """The paired columns of :func:`grid_table` (in place) and ``attrs["pairs"]``."""
+    from harness.report import compare
+
+    pairs = compare.pair_runs(keyed, meta.baseline)
+    if callable(correct):  # a loader: predictions are read only for the runs that are paired
+        correct = correct(sorted(set(pairs["path"]) | set(pairs["baseline_path"]))) if len(pairs) else {}
+    pairs = compare.pair_counts(pairs, correct)
+    pairs["_key"] = pairs["run_id"].map(dict(zip(keyed["run_id"], keyed["_key"])))
+    pairs["_base_key"] = pairs["baseline_run_id"].map(dict(zip(keyed["run_id"], keyed["_key"])))
+    labels = {k: ", ".join(format_key(v) for v in g[rows].iloc[0]) for k, g in keyed.groupby("_key", sort=False)}
+    pairs["row"] = pairs["_key"].map(labels)
+    pairs["baseline"] = pairs["_base_key"].map(labels)
+    attrs["pairs"] = pairs
+    if pairs.empty:
+        return
+    table["is baseline"] = table["_key"].isin(set(pairs["_base_key"]))
+    pooled = []
+    for key in table["_key"]:
+        p = pairs[pairs["_key"] == key]
+        ok = p[p["why"].isna()]
+        rec = {"_key": key, "baseline": p["baseline"].iloc[0] if len(p) else None}
+        rec["paired pairs"] = len(ok)
+        rec["paired why"] = None if len(ok) or not len(p) else p["why"].iloc[0]
+        rec["n"], rec["a_only"], rec["b_only"] = (
+            stats.pool_counts(list(ok[["n", "a_only", "b_only"]].itertuples(index=False, name=None)))
+            if len(ok)
+            else (0, 0, 0)
+        )
+        rec["why"] = None if len(ok) else (rec["paired why"] or "no baseline")
+        rec["_base_key"] = p["_base_key"].iloc[0] if len(p) else None
+        pooled.append(rec)
+    pooled = compare.with_deltas(pd.DataFrame(pooled))
+    table["baseline"] = pooled["baseline"].to_numpy()
+    for col in ("delta", "low", "high", "p_mcnemar", "resolved"):
+        table[f"paired {col.replace('_mcnemar', '')}"] = pooled[col].to_numpy()
+    table["paired pairs"] = pooled["paired pairs"].to_numpy()
+    table["paired why"] = pooled["paired why"].to_numpy()
+    # several seeds on both sides: the probability that a seed of the row beats a seed of its baseline
+    top1 = pd.to_numeric(keyed.get("test.top1", pd.Series(index=keyed.index, dtype=float)), errors="coerce")
+    by_key = {k: top1.loc[g.index].dropna().to_numpy() for k, g in keyed.groupby("_key", sort=False)}
+    p_rows = []
+    for key, base in zip(pooled["_key"], pooled["_base_key"]):
+        x, y = by_key.get(key, np.zeros(0)), by_key.get(base, np.zeros(0)) if base is not None else np.zeros(0)
+        p_rows.append(stats.probability_of_improvement(x, y) if len(x) > 1 and len(y) > 1 else {})
+    if any(p_rows):
+        table["P(beats)"] = [r.get("p", float("nan")) for r in p_rows]
+        table["P(beats) low"] = [r.get("low", float("nan")) for r in p_rows]
+        table["P(beats) high"] = [r.get("high", float("nan")) for r in p_rows]
 
 
 def format_key(v) -> str:
@@ -416,7 +587,7 @@ def flagged(r: pd.Series, m: str) -> bool:
 
 
 def _has_interval(table: pd.DataFrame, m: str) -> bool:
-    return m in INTERVALS and f"{m} low" in table.columns and table[f"{m} low"].notna().any()
+    return interval_columns(m)[0] is not None and f"{m} low" in table.columns and table[f"{m} low"].notna().any()
 
 
 def metric_header(table: pd.DataFrame, m: str) -> str:
@@ -442,6 +613,10 @@ def metric_cell(table: pd.DataFrame, r: pd.Series, m: str) -> str:
             _num(r, m), _num(r, f"{m} low"), _num(r, f"{m} high"), SIG_DIGITS.get(m, 4), decimals=decimals
         )
         return f"{text} {WARN_MARK}" if text and flagged(r, m) else text
+    if is_accuracy(m):
+        text = format_interval(_num(r, m), _num(r, f"{m} low"), _num(r, f"{m} high"), decimals=ACCURACY_DECIMALS)
+        one = int(_num(r, "n")) == 1 if not math.isnan(_num(r, "n")) else False
+        return f"{text} {NO_INTERVAL_MARK}" if text and one and math.isnan(_num(r, f"{m} low")) else text
     digits = DIGITS.get(m, 2)
     std = r.get(f"{m} std", float("nan"))
     spread = "" if _fmt(std) == "" or m.startswith("profile.") or m.endswith(".views") else f" ± {_fmt(std, digits)}"
@@ -470,6 +645,12 @@ def display_rows(table: pd.DataFrame, meta: GridMeta | None = None) -> tuple[lis
         headers.append(metric_header(table, m))
         if f"paper {m}" in table.columns:
             headers += [f"{label} {metric_label(COMPOSITE.get(m, m), table.attrs.get('batch'))}", "Δ"]
+    paired = "paired delta" in table.columns
+    improve = "P(beats)" in table.columns
+    if paired:
+        headers += ["baseline", "Δ top-1 vs baseline [95% CI]", "McNemar p"]
+    if improve:
+        headers.append("P(beats baseline) [95% CI]")
     cells = []
     for _, r in table.iterrows():
         line = [format_key(r[c]) for c in rows] + [str(int(r["n"]))]
@@ -479,8 +660,34 @@ def display_rows(table: pd.DataFrame, meta: GridMeta | None = None) -> tuple[lis
             line.append(metric_cell(table, r, m))
             if f"paper {m}" in table.columns:
                 line += _delta_cell(r, m)
+        if paired:
+            line += paired_cells(r, is_baseline=bool(r.get("is baseline")))
+        if improve:
+            line.append(
+                format_interval(_num(r, "P(beats)"), _num(r, "P(beats) low"), _num(r, "P(beats) high"), decimals=2)
+            )
         cells.append(line)
     return headers, cells
+
+
+RESOLVED_MARK = "✓"
+"""Marks a paired Δ whose 95% interval excludes 0 (resolved at that confidence)."""
+
+
+def paired_cells(r: pd.Series, *, is_baseline: bool = False) -> list[str]:
+    """(baseline, Δ top-1 [95% CI] with the resolved mark, McNemar p) of a table row; a baseline row says so,
+    a row that could not be paired says why."""
+    if math.isnan(_num(r, "paired delta")):
+        why = r.get("paired why")
+        why = why if isinstance(why, str) else ("(baseline)" if is_baseline else "")
+        base = r.get("baseline")
+        return [base if isinstance(base, str) else "", why, ""]
+    delta = stats.format_delta(
+        {"delta": _num(r, "paired delta"), "low": _num(r, "paired low"), "high": _num(r, "paired high")},
+        decimals=ACCURACY_DECIMALS,
+    )
+    mark = f" {RESOLVED_MARK}" if bool(r.get("paired resolved")) else ""
+    return [str(r.get("baseline")), delta + mark, stats.format_p(_num(r, "paired p"))]
 
 
 def table_notes(table: pd.DataFrame) -> list[str]:
@@ -514,6 +721,35 @@ def table_notes(table: pd.DataFrame) -> list[str]:
             f"Timings: median ms per {what} at {batch}"
             + ("; [low, high]: bootstrap 95% interval of the median (rows of one run)." if ci else ".")
         )
+    if table.attrs.get("paper_note"):
+        notes.append(table.attrs["paper_note"] + ".")
+    accuracies = [m for m in metrics if is_accuracy(m)]
+    if accuracies:
+        n = pd.to_numeric(table.get("n", pd.Series(dtype=float)), errors="coerce")
+        notes.append(
+            "Accuracies: [low, high] is a 95% interval: over the test videos for a row of one run (Wilson for "
+            "top-1, top-5 and factor accuracies, a seeded bootstrap over videos for mean class accuracy), over "
+            "seeds for a row of several (t interval of the mean; `n` seeds)."
+        )
+        if len(n) and (n <= 1).all():
+            notes.append(
+                "Every row is one seed: seed-to-seed noise is not measured (the intervals are over videos only)."
+            )
+        if any(NO_INTERVAL_MARK in metric_cell(table, r, m) for _, r in table.iterrows() for m in accuracies):
+            notes.append(f"{NO_INTERVAL_MARK}: no interval (the run kept no per-video predictions).")
+    if "paired delta" in table.columns:
+        notes.append(
+            "Δ top-1 vs baseline: this row's top-1 minus its baseline row's on the same test videos, seed by seed "
+            "and pooled over seed pairs (videos unreadable in either run left out); [low, high]: paired "
+            f"bootstrap 95% interval; {RESOLVED_MARK}: the interval excludes 0 (resolved); McNemar p: exact "
+            "two-sided test on the videos the two runs answer differently. Runs tested on different lists are "
+            "never paired."
+        )
+    if "P(beats)" in table.columns:
+        notes.append(
+            "P(beats baseline): the probability that a seed of this row scores a higher top-1 than a seed of its "
+            "baseline (ties count half; over all seed pairs), with a bootstrap 95% interval over seeds."
+        )
     ratios = [m for m in metrics if m in RATIO_METRICS]
     if ratios:
         notes.append(
@@ -537,12 +773,47 @@ def table_notes(table: pd.DataFrame) -> list[str]:
     return notes
 
 
+def pair_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of the seed-by-seed paired comparisons behind a table's pooled Δ (``attrs["pairs"]``):
+    row, baseline, seed, videos paired, Δ top-1 [95% CI] with the resolved mark, McNemar p, the two run ids."""
+    pairs = table.attrs.get("pairs")
+    headers = ["row", "baseline", "seed", "videos", "Δ top-1 [95% CI]", "McNemar p", "run", "baseline run"]
+    cells = []
+    if pairs is None or pairs.empty:
+        return headers, cells
+    for _, p in pairs.iterrows():
+        if isinstance(p.get("why"), str):
+            delta, pval = p["why"], ""
+        else:
+            delta = stats.format_delta(p, decimals=ACCURACY_DECIMALS) + (f" {RESOLVED_MARK}" if p["resolved"] else "")
+            pval = stats.format_p(p["p_mcnemar"])
+        videos = str(int(p["n"])) + (f" ({int(p['dropped'])} unreadable left out)" if p.get("dropped") else "")
+        cells.append(
+            [
+                str(p["row"]),
+                str(p["baseline"]),
+                format_key(p["seed"]),
+                videos,
+                delta,
+                pval,
+                p["run_id"],
+                p["baseline_run_id"],
+            ]
+        )
+    return headers, cells
+
+
 def to_markdown(table: pd.DataFrame, meta: GridMeta | None = None) -> str:
     """GitHub-flavoured Markdown (pipe table)."""
     headers, cells = display_rows(table, meta)
     text = tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
     notes = table_notes(table)
-    return text + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
+    text += "\n\n" + "\n".join(f"- {n}" for n in notes) if notes else ""
+    pair_headers, pair_cells = pair_rows(table)
+    if pair_cells:
+        text += "\n\nPaired comparisons, seed by seed (the pooled Δ above concatenates these):\n\n"
+        text += tabulate(pair_cells, headers=pair_headers, tablefmt="github", disable_numparse=True)
+    return text
 
 
 def to_terminal(table: pd.DataFrame, meta: GridMeta | None = None) -> str:
