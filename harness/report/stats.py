@@ -138,7 +138,7 @@ def accuracy_intervals(
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     pred = np.asarray(pred, dtype=np.int64).reshape(-1)
     top5 = np.asarray(top5, dtype=np.int64)
-    top5 = top5.reshape(len(labels), -1)
+    top5 = top5.reshape(len(labels), -1) if top5.ndim != 2 else top5
     m = len(labels)
     if len(pred) != m:
         raise ValueError(f"labels ({m}) and pred ({len(pred)}) must have one entry per video")
@@ -184,18 +184,26 @@ def mcnemar_exact_p(a_only, b_only):
     return _scalar_or_array(p)
 
 
-def _paired_bootstrap_one(n: int, a: int, b: int, confidence: float, resamples: int, seed: int):
-    """Percentile bounds of the top-1 difference (points) over ``resamples`` resamples of the n videos: the
-    3-cell multinomial (a-only, b-only, concordant) drawn as two binomials (discordant count, then the a-only
-    share of it). The stream is seeded by (seed, n, a, b), so a pair's interval never depends on the others
-    passed with it."""
-    if n <= 0:
-        return math.nan, math.nan
-    rng = np.random.default_rng([int(seed), int(n), int(a), int(b)])
-    k = rng.binomial(n, (a + b) / n, size=resamples)
-    a_star = rng.binomial(k, a / (a + b)) if a + b else np.zeros(resamples, dtype=np.int64)
-    low, high = _percentile_bounds((2 * a_star - k) / n * 100, confidence)
-    return float(low), float(high)
+def _paired_bounds(triples: np.ndarray, confidence: float, resamples: int, seed: int) -> np.ndarray:
+    """Percentile bounds (U, 2) of the top-1 difference (points) of each (n, a_only, b_only) row over
+    ``resamples`` resamples of its n videos: the 3-cell multinomial (a-only, b-only, concordant) drawn as two
+    binomials (the discordant count, then its a-only share). Each row's stream is seeded by (seed, n, a, b), so
+    a pair's interval never depends on the others passed with it; the percentiles are taken a block of rows at
+    a time."""
+    out = np.full((len(triples), 2), np.nan)
+    block = max(1, 2**22 // max(resamples, 1))  # rows of int64 samples per ~32 MiB
+    for start in range(0, len(triples), block):
+        rows = triples[start : start + block]
+        diff = np.zeros((len(rows), resamples), dtype=np.int64)  # a-only minus b-only videos of each resample
+        for i, (n, a, b) in enumerate(rows.tolist()):
+            if n > 0 and a + b > 0:
+                rng = np.random.default_rng([int(seed), n, a, b])
+                k = rng.binomial(n, (a + b) / n, size=resamples)
+                diff[i] = 2 * rng.binomial(k, a / (a + b)) - k
+        low, high = _percentile_bounds(diff, confidence, axis=1)
+        scale = 100 / np.maximum(rows[:, 0], 1)
+        out[start : start + len(rows)] = np.where(rows[:, :1] > 0, np.stack([low * scale, high * scale], 1), np.nan)
+    return out
 
 
 def paired_delta_counts(
@@ -226,7 +234,7 @@ def paired_delta_counts(
     high = np.full(n.shape, np.nan)
     triples = np.stack([n.reshape(-1), a.reshape(-1), b.reshape(-1)], axis=1)
     unique, inverse = np.unique(triples, axis=0, return_inverse=True)
-    bounds = np.array([_paired_bootstrap_one(*t, confidence, resamples, seed) for t in unique]).reshape(-1, 2)
+    bounds = _paired_bounds(unique, confidence, resamples, seed)
     low.reshape(-1)[:] = bounds[inverse.reshape(-1), 0]
     high.reshape(-1)[:] = bounds[inverse.reshape(-1), 1]
     resolved = (low > 0) | (high < 0)
@@ -376,7 +384,12 @@ def min_detectable_delta(
 
 
 def _power(es: float, nobs: int, alpha: float) -> float:
-    return float(TTestPower().power(effect_size=es, nobs=nobs, alpha=alpha, alternative="two-sided"))
+    """statsmodels' power of the two-sided one-sample t-test; 1 where its noncentral t gives nan (a
+    noncentrality far beyond any critical value)."""
+    p = float(TTestPower().power(effect_size=es, nobs=nobs, alpha=alpha, alternative="two-sided"))
+    if math.isnan(p) and es * math.sqrt(nobs) > 40:
+        return 1.0
+    return p
 
 
 def seeds_to_resolve(
@@ -399,17 +412,15 @@ def seeds_to_resolve(
     if d == discordance:  # every discordant video favours one side: no variance, any sample resolves it
         return 1 if n_videos >= 2 else (2 if max_seeds >= 2 else None)
     es = d / math.sqrt(discordance - d * d)
-    seeds = max(1, -(-2 // n_videos))  # the t-test needs 2 observations
-    hi = max_seeds
-    if seeds > hi or _power(es, n_videos * hi, alpha) < power:
-        return None
-    while seeds < hi:  # power grows with the sample: bisect for the first seed count that reaches it
-        mid = (seeds + hi) // 2
-        if _power(es, n_videos * mid, alpha) >= power:
-            hi = mid
-        else:
-            seeds = mid + 1
-    return seeds
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)  # the normal approximation: a first guess only
+    seeds = max(1, math.ceil((z / es) ** 2 / n_videos), math.ceil(2 / n_videos))
+    if seeds > max_seeds:
+        seeds = max_seeds + 1 if _power(es, n_videos * max_seeds, alpha) < power else max_seeds
+    while seeds > 1 and n_videos * (seeds - 1) >= 2 and _power(es, n_videos * (seeds - 1), alpha) >= power:
+        seeds -= 1
+    while seeds <= max_seeds and _power(es, n_videos * seeds, alpha) < power:
+        seeds += 1
+    return seeds if seeds <= max_seeds else None
 
 
 # ------------------------------------------------------------------------------------------------ printing
