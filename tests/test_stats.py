@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -403,7 +404,7 @@ def test_seeds_to_resolve_inverts_min_detectable_delta():
 
 def test_default_discordance_is_documented_as_an_assumption():
     assert S.DEFAULT_DISCORDANCE == 0.15
-    source = open(S.__file__, encoding="utf-8").read()
+    source = Path(S.__file__).read_text(encoding="utf-8")
     assert 'DEFAULT_DISCORDANCE = 0.15\n"""ASSUMED' in source  # its docstring says it is an assumption
     a, b = pair(200, 10, 20, 100)
     assert S.discordance_from(a, b) == 0.15 and math.isnan(S.discordance_from([], []))
