@@ -44,17 +44,19 @@ def format_sig(x, digits: int = 4) -> str:
     return f"{x:.{sig_decimals(x, digits)}f}"
 
 
-def format_interval(x, low, high, digits: int = 4, *, decimals: int | None = None) -> str:
+def format_interval(x, low, high, digits: int = 4, *, decimals: int | None = None, signed: bool = False) -> str:
     """``x [low, high]``, all with the decimals that give ``x`` ``digits`` significant figures (or with
     ``decimals``, e.g. for ratios near 1 that a column shows alike); only ``x`` when a bound is missing (an
-    interval is never made up); '' when ``x`` is."""
+    interval is never made up); '' when ``x`` is. ``signed``: each number with its sign, for differences
+    (``+0.6 [+0.1, +1.1]``; zero prints as ``+0.0``)."""
     if _missing(x):
         return ""
     decimals = sig_decimals(x, digits) if decimals is None else decimals
-    text = f"{float(x):.{decimals}f}"
+    spec = f"{'+' if signed else ''}.{decimals}f"
+    show = lambda v: format(float(v) + 0.0 if signed else float(v), spec)  # + 0.0: a zero difference is +0.0
     if _missing(low) or _missing(high):
-        return text
-    return f"{text} [{float(low):.{decimals}f}, {float(high):.{decimals}f}]"
+        return show(x)
+    return f"{show(x)} [{show(low)}, {show(high)}]"
 
 
 __all__ = ["format_interval", "format_sig", "sig_decimals"]
