@@ -449,6 +449,12 @@ def test_unreadable_video_is_skipped_counted_and_listed(colour_set, tmp_path):
     train_and_evaluate(cfg, tmp_path / "run", echo=False)
     metrics = RunDir(tmp_path / "run").read_metrics()
     assert metrics[0]["skipped_videos"] == 1
+    manifest = RunDir(tmp_path / "run").read_final()["manifest"]
+    assert {k: manifest["train"][k] for k in ("rows", "readable", "skipped")} == {
+        "rows": 19,
+        "readable": 18,
+        "skipped": 1,
+    }
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "empty.mp4" in log and "train_with_bad.txt:6" in log
 
@@ -530,6 +536,28 @@ def test_unreadable_test_videos_are_left_out_counted_and_listed_never_replaced(c
     again = json.loads((tmp_path / "run" / "eval-2x3.json").read_text())
     assert again["num_videos"] == 11 and again["skipped_videos"] == expected
     assert again["top1"] == pytest.approx(top1, abs=1e-9) and again["loss"] == pytest.approx(nll, rel=1e-5)
+    # per-video rows: every listed video, the unreadable ones as skipped rows with their reason
+    from harness.results.predictions import read_predictions
+
+    rows, meta = read_predictions(tmp_path / "run" / "predictions.parquet", as_numpy=True)
+    assert meta["rows"] == 15 and rows["line"].tolist() == list(range(1, 16))
+    assert np.flatnonzero(rows["skipped"]).tolist() == [n - 1 for n in reasons]
+    assert [rows["reason"][n - 1] for n in reasons] == [r for _, r in reasons.values()]
+    assert (rows["pred"][rows["skipped"]] == -1).all() and (rows["pred"][~rows["skipped"]] >= 0).all()
+    assert np.isnan(rows["true_score"][rows["skipped"]]).all() and (rows["top5"][rows["skipped"]] == -1).all()
+    assert float((rows["pred"] == rows["label"])[~rows["skipped"]].mean() * 100) == test["top1"]
+    table, _ = read_predictions(tmp_path / "run" / "predictions.parquet", ["top5", "true_score", "reason"])
+    assert table.column("top5").null_count == table.column("true_score").null_count == 4
+    assert table.column("reason").null_count == 11
+    evaluated, _ = read_predictions(tmp_path / "run" / again["predictions"], as_numpy=True)
+    assert np.array_equal(evaluated["pred"], rows["pred"]) and np.array_equal(evaluated["skipped"], rows["skipped"])
+    manifest = final["manifest"]
+    assert {k: manifest["test"][k] for k in ("rows", "readable", "skipped")} == {
+        "rows": 15,
+        "readable": 11,
+        "skipped": 4,
+    }
+    assert manifest["val"]["skipped"] == 4 and again["manifest"]["test"] == manifest["test"]
 
 
 @pytest.mark.slow
