@@ -217,14 +217,19 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
 def split_manifest(dataset, path: str, *, skipped: int, classes_listed: int | None) -> dict:
     """One split's entry of the dataset manifest (final.json / eval json ``manifest``): the list file and
     its full SHA-256, its listed videos (``rows``), how many were read and found unreadable, and its class
-    count (the classes file's entries when there is one, else the list's labels up to the largest)."""
+    count (the classes file's entries when there is one, else the list's labels up to the largest). A list
+    file that can no longer be read (moved while the run trained) gets sha256 None: the run's result stands."""
+    try:
+        sha256 = file_sha256(path)
+    except OSError:
+        sha256 = None
     return {
         "list": str(path),
-        "sha256": file_sha256(path),
+        "sha256": sha256,
         "rows": len(dataset),
         "readable": len(dataset) - skipped,
         "skipped": skipped,
-        "num_classes": classes_listed if classes_listed is not None else dataset.num_classes,
+        "num_classes": classes_listed if classes_listed is not None else max(dataset.labels) + 1,
     }
 
 
