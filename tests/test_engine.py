@@ -459,6 +459,41 @@ def test_unreadable_video_is_skipped_counted_and_listed(colour_set, tmp_path):
     assert "empty.mp4" in log and "train_with_bad.txt:6" in log
 
 
+def test_the_manifest_counts_distinct_unreadable_training_videos_across_a_resume(colour_set, tmp_path, monkeypatch):
+    """The training list's unreadable video, found in both epochs, counts once in final.json's manifest; the
+    distinct positions found so far travel in the checkpoint, so a resumed run keeps them."""
+    import harness.engine.train as train
+
+    (colour_set / "v" / "empty.mp4").write_bytes(b"")
+    lines = (colour_set / "train.txt").read_text().splitlines()
+    bad = tmp_path / "train_with_bad.txt"
+    bad.write_text("\n".join(f"{colour_set / line}" for line in lines[:5] + ["v/empty.mp4 1"] + lines[5:]) + "\n")
+    cfg = _config(colour_set, epochs=2)
+    cfg["data"].update(train=str(bad), on_error="skip")
+    cfg["train"].update(batch_size=19, eval_every=0)
+
+    def stop_after(rd, epoch, step, log):
+        if (epoch, step) == (1, 0):
+            train.STOP.set()
+
+    monkeypatch.setattr(train, "_pause_after_checkpoint", stop_after)
+    try:  # the stop request is seen at the next step: epoch 1's first
+        with pytest.raises(train.TrainingInterrupted):
+            train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    finally:
+        train.STOP.clear()
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["unreadable"] == {"train": [5], "val": []}
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    assert final["attempts"] == 2
+    assert {k: final["manifest"]["train"][k] for k in ("rows", "readable", "skipped")} == {
+        "rows": 19,
+        "readable": 18,
+        "skipped": 1,
+    }
+    assert final["manifest"]["val"]["skipped"] == 0
+
+
 def _list_with_bad_videos(root: Path) -> tuple[Path, Path, dict]:
     """A 15-line test list: 11 readable videos and 4 unreadable ones (zero-byte, garbage bytes, missing, a
     real mp4 cut after its first 300 bytes) between them; and the list of the 11 readable ones alone.
