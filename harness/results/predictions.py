@@ -180,7 +180,9 @@ def write_predictions(path: str | os.PathLike, columns: dict, meta: dict) -> Pat
 # reading
 def read_meta(path: str | os.PathLike) -> dict:
     """The metadata of a predictions file (footer only; PredictionsError where unreadable)."""
-    return _open(Path(path))[1]
+    pf, meta = _open(Path(path))
+    pf.close()
+    return meta
 
 
 def _open(path: Path):
@@ -194,6 +196,14 @@ def _open(path: Path):
         raw = (pf.schema_arrow.metadata or {}).get(META_KEY.encode())
     except (pa.ArrowException, OSError, ValueError) as e:
         raise PredictionsError(f"{path}: not a readable predictions file (truncated or corrupt: {_first(e)})") from None
+    try:
+        return pf, _meta(path, raw)
+    except PredictionsError:
+        pf.close()
+        raise
+
+
+def _meta(path: Path, raw: bytes | None) -> dict:
     if raw is None:
         raise PredictionsError(f"{path}: not a predictions file of this harness (no {META_KEY} metadata)")
     try:
@@ -204,7 +214,7 @@ def _open(path: Path):
         raise PredictionsError(f"{path}: unreadable {META_KEY} metadata ({_first(e)})") from None
     if meta.get("version") != VERSION:
         raise PredictionsError(f"{path}: predictions version {meta.get('version')!r}, this harness reads {VERSION}")
-    return pf, meta
+    return meta
 
 
 def _first(e: BaseException) -> str:
@@ -225,10 +235,19 @@ def read_predictions(
     ``reason``: object arrays, ``reason`` None where not skipped). ``meta``: the ``harness.predictions``
     metadata. Raises PredictionsError (one line naming the file) for a missing, truncated or corrupt file,
     a missing column, or a row count other than the metadata's or ``expected_rows``."""
-    import pyarrow as pa
 
     path = Path(path)
     pf, meta = _open(path)
+    with pf:
+        table = _read(pf, path, meta, columns, expected_rows)
+    if not as_numpy:
+        return table, meta
+    return {name: _to_numpy(table.column(name), name, meta) for name in table.column_names}, meta
+
+
+def _read(pf, path: Path, meta: dict, columns, expected_rows: int | None):
+    import pyarrow as pa
+
     names = pf.schema_arrow.names
     wanted = list(columns) if columns is not None else list(names)
     missing = [c for c in wanted if c not in names]
@@ -245,9 +264,7 @@ def read_predictions(
         raise PredictionsError(f"{path}: not a readable predictions file (truncated or corrupt: {_first(e)})") from None
     if table.num_rows != rows:
         raise PredictionsError(f"{path} has {table.num_rows} readable rows, its footer says {rows}: corrupt")
-    if not as_numpy:
-        return table, meta
-    return {name: _to_numpy(table.column(name), name, meta) for name in wanted}, meta
+    return table
 
 
 def _to_numpy(col, name: str, meta: dict) -> np.ndarray:
