@@ -71,8 +71,10 @@ NOT_IDENTITY = (
     "train.checkpoint_every_steps",
     "train.log_every_steps",
     "train.log_to",
+    "eval.save_scores",
 )
-"""Fields that cannot change a result (same samples, same steps; tested) and stay out of the run id."""
+"""Fields that cannot change a result (same samples, same steps; tested) and stay out of the run id.
+``eval.save_scores`` changes what is stored (the full score vectors in predictions.parquet), not the result."""
 
 
 def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
@@ -304,6 +306,10 @@ class EvalConfig:
     size: int | None = _help("test crop size in pixels (None: data.size; the paper: 256)", default=None)
     resize: int | None = _help(
         "short side before the test crops (None: data.resize, or eval.size when larger)", default=None
+    )
+    save_scores: bool = _help(
+        "also store every test video's full view-averaged score vector (float16) in its predictions file",
+        default=False,
     )
 
     def __post_init__(self) -> None:

@@ -28,8 +28,13 @@ class RunDirError(HarnessError, ValueError):
     """A run folder that cannot take this command (it holds another run, or a finished one)."""
 
 
+class PredictionsError(RunDirError):
+    """A per-video predictions file that cannot be read as one (missing, truncated, corrupt, another row
+    count than its manifest's); raised only when the file is read."""
+
+
 class MissingFileError(HarnessError, FileNotFoundError):
     """An input file (annotation list, grid, recipe, checkpoint) that does not exist."""
 
 
-__all__ = ["ConfigError", "HarnessError", "MissingFileError", "RunDirError", "UsageError"]
+__all__ = ["ConfigError", "HarnessError", "MissingFileError", "PredictionsError", "RunDirError", "UsageError"]

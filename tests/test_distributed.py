@@ -659,3 +659,55 @@ def test_the_rank_that_fails_first_is_recorded_as_the_cause(colour_set, tmp_path
         assert time.monotonic() < deadline, rd.log_path.read_text()[-2000:]
         time.sleep(0.5)
     assert rd.read_error() == error and run_state(rd).state == "failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# per-video predictions gathered over ranks
+def _eval_worker(rank: int, port: int, run_dir: str, test: str):
+    from harness.engine.evaluate_run import evaluate_run
+
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    result = evaluate_run(run_dir, device="cpu", workers=0, test=test, overrides={"data.on_error": "skip"})
+    assert (result["world_size"], result["num_skipped"]) == (2, 1) if rank == 0 else result == {}
+
+
+def test_two_ranks_write_each_listed_video_once_in_list_order_as_one_process_does(colour_set, tmp_path):  # noqa: F811
+    """`eval` over 2 gloo ranks of 5 test videos (an uneven split: 3 + 2), one of them unreadable (on_error
+    skip): the predictions file has each listed video exactly once, in list order, the unreadable one as a
+    skipped row, equal to the 1-process file."""
+    from harness.config import RunConfig
+    from harness.engine.evaluate_run import evaluate_run
+    from harness.models import create_model
+    from harness.results.predictions import read_predictions
+
+    config = _run_config(colour_set)
+    config["model"]["num_classes"] = 3
+    rc = RunConfig.from_dict(config)
+    rd = RunDir(tmp_path / "run").create()
+    rd.write_config(rc.record())
+    torch.manual_seed(1)
+    save_checkpoint(rd.checkpoint_path, {"model": create_model(rc.model).state_dict()})
+    lines = [f"{colour_set / line}" for line in (colour_set / "val.txt").read_text().splitlines()[:4]]
+    lines.insert(2, f"{colour_set / 'v' / 'not_there.mp4'} 1")  # line 3, list position 2: rank 0's second video
+    five = tmp_path / "five.txt"  # absolute video paths: the list lives in tmp_path
+    five.write_text("\n".join(lines) + "\n")
+
+    mp.spawn(_eval_worker, args=(_free_port(), str(rd.path), str(five)), nprocs=2, join=True)
+    (written,) = rd.path.glob("eval-2x3-five-*.predictions.parquet")
+    two, meta = read_predictions(written, expected_rows=5)
+    single = evaluate_run(rd.path, device="cpu", workers=0, test=str(five), overrides={"data.on_error": "skip"})
+    one, one_meta = read_predictions(rd.path / single["predictions"], expected_rows=5)
+    assert single["predictions"] == written.name and meta == one_meta
+    assert two.column("index").to_pylist() == list(range(5)) and two.column("line").to_pylist() == [1, 2, 3, 4, 5]
+    assert two.column("path").to_pylist() == [line.split()[0] for line in lines]
+    assert two.column("skipped").to_pylist() == [False, False, True, False, False]
+    assert two.column("reason").to_pylist()[2] == "missing" and two.column("pred").to_pylist()[2] == -1
+    for name in ("index", "line", "path", "label", "pred", "top5", "skipped", "reason"):
+        assert two.column(name).to_pylist() == one.column(name).to_pylist(), name
+    assert two.column("true_score").null_count == one.column("true_score").null_count == 1
+    scored = [i for i in range(5) if i != 2]
+    two_scores, one_scores = (t.column("true_score").to_pylist() for t in (two, one))
+    assert [two_scores[i] for i in scored] == pytest.approx([one_scores[i] for i in scored], rel=1e-5)

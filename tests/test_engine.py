@@ -28,6 +28,7 @@ from harness.engine.train import (
     train_and_evaluate,
 )
 from harness.errors import RunDirError
+from harness.results.predictions import confusion_matrix, per_class_accuracy
 from harness.results.rundir import RunDir
 
 
@@ -48,9 +49,16 @@ def test_metrics_on_hand_built_scores():
     assert m["top1"] == pytest.approx(100 / 6)
     assert m["top5"] == pytest.approx(100.0)
     # per class: 0 -> 1/2, 1 -> 0/2, 2 -> 0/1, 5 -> 0/1; classes 3, 4 absent
-    assert m["per_class_acc"] == [50.0, 0.0, 0.0, None, None, 0.0]
-    assert m["mean_class_acc"] == pytest.approx(12.5)
-    assert np.array(m["confusion"]).sum() == 6 and m["confusion"][5][4] == 1
+    assert "per_class_acc" not in m and "confusion" not in m  # derived from the predictions file on demand
+    pred = scores.argmax(axis=1)
+    per_class = per_class_accuracy(labels, pred, 6)
+    assert np.array_equal(per_class, [50.0, 0.0, 0.0, np.nan, np.nan, 0.0], equal_nan=True)
+    assert m["mean_class_acc"] == pytest.approx(12.5) == pytest.approx(np.nanmean(per_class))
+    cm = confusion_matrix(labels, pred, 6)
+    assert cm.sum() == 6 and cm[5][4] == 1
+    # a skipped row (pred -1) is left out of both
+    assert confusion_matrix(np.append(labels, 3), np.append(pred, -1), 6).sum() == 6
+    assert np.isnan(per_class_accuracy(np.append(labels, 3), np.append(pred, -1), 6)[3])
     # predicted classes 0, 0, 3, 4, 0, 5 -> parity even, even, odd, even, even, odd vs true e, o, e, o, o, e
     assert m["groups"]["parity"]["top1"] == pytest.approx(100 / 6)
 
@@ -441,8 +449,49 @@ def test_unreadable_video_is_skipped_counted_and_listed(colour_set, tmp_path):
     train_and_evaluate(cfg, tmp_path / "run", echo=False)
     metrics = RunDir(tmp_path / "run").read_metrics()
     assert metrics[0]["skipped_videos"] == 1
+    manifest = RunDir(tmp_path / "run").read_final()["manifest"]
+    assert {k: manifest["train"][k] for k in ("rows", "readable", "skipped")} == {
+        "rows": 19,
+        "readable": 18,
+        "skipped": 1,
+    }
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "empty.mp4" in log and "train_with_bad.txt:6" in log
+
+
+def test_the_manifest_counts_distinct_unreadable_training_videos_across_a_resume(colour_set, tmp_path, monkeypatch):
+    """The training list's unreadable video, found in both epochs, counts once in final.json's manifest; the
+    distinct positions found so far travel in the checkpoint, so a resumed run keeps them."""
+    import harness.engine.train as train
+
+    (colour_set / "v" / "empty.mp4").write_bytes(b"")
+    lines = (colour_set / "train.txt").read_text().splitlines()
+    bad = tmp_path / "train_with_bad.txt"
+    bad.write_text("\n".join(f"{colour_set / line}" for line in lines[:5] + ["v/empty.mp4 1"] + lines[5:]) + "\n")
+    cfg = _config(colour_set, epochs=2)
+    cfg["data"].update(train=str(bad), on_error="skip")
+    cfg["train"].update(batch_size=19, eval_every=0)
+
+    def stop_after(rd, epoch, step, log):
+        if (epoch, step) == (1, 0):
+            train.STOP.set()
+
+    monkeypatch.setattr(train, "_pause_after_checkpoint", stop_after)
+    try:  # the stop request is seen at the next step: epoch 1's first
+        with pytest.raises(train.TrainingInterrupted):
+            train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    finally:
+        train.STOP.clear()
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["unreadable"] == {"train": [5], "val": []}
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)
+    assert final["attempts"] == 2
+    assert {k: final["manifest"]["train"][k] for k in ("rows", "readable", "skipped")} == {
+        "rows": 19,
+        "readable": 18,
+        "skipped": 1,
+    }
+    assert final["manifest"]["val"]["skipped"] == 0
 
 
 def _list_with_bad_videos(root: Path) -> tuple[Path, Path, dict]:
@@ -522,6 +571,28 @@ def test_unreadable_test_videos_are_left_out_counted_and_listed_never_replaced(c
     again = json.loads((tmp_path / "run" / "eval-2x3.json").read_text())
     assert again["num_videos"] == 11 and again["skipped_videos"] == expected
     assert again["top1"] == pytest.approx(top1, abs=1e-9) and again["loss"] == pytest.approx(nll, rel=1e-5)
+    # per-video rows: every listed video, the unreadable ones as skipped rows with their reason
+    from harness.results.predictions import read_predictions
+
+    rows, meta = read_predictions(tmp_path / "run" / "predictions.parquet", as_numpy=True)
+    assert meta["rows"] == 15 and rows["line"].tolist() == list(range(1, 16))
+    assert np.flatnonzero(rows["skipped"]).tolist() == [n - 1 for n in reasons]
+    assert [rows["reason"][n - 1] for n in reasons] == [r for _, r in reasons.values()]
+    assert (rows["pred"][rows["skipped"]] == -1).all() and (rows["pred"][~rows["skipped"]] >= 0).all()
+    assert np.isnan(rows["true_score"][rows["skipped"]]).all() and (rows["top5"][rows["skipped"]] == -1).all()
+    assert float((rows["pred"] == rows["label"])[~rows["skipped"]].mean() * 100) == test["top1"]
+    table, _ = read_predictions(tmp_path / "run" / "predictions.parquet", ["top5", "true_score", "reason"])
+    assert table.column("top5").null_count == table.column("true_score").null_count == 4
+    assert table.column("reason").null_count == 11
+    evaluated, _ = read_predictions(tmp_path / "run" / again["predictions"], as_numpy=True)
+    assert np.array_equal(evaluated["pred"], rows["pred"]) and np.array_equal(evaluated["skipped"], rows["skipped"])
+    manifest = final["manifest"]
+    assert {k: manifest["test"][k] for k in ("rows", "readable", "skipped")} == {
+        "rows": 15,
+        "readable": 11,
+        "skipped": 4,
+    }
+    assert manifest["val"]["skipped"] == 4 and again["manifest"]["test"] == manifest["test"]
 
 
 @pytest.mark.slow
@@ -793,7 +864,7 @@ def trained_run(colour_set, tmp_path_factory):
     return out, final
 
 
-METRIC_KEYS = ("top1", "top5", "mean_class_acc", "per_class_acc", "confusion", "num_videos", "loss")
+METRIC_KEYS = ("top1", "top5", "mean_class_acc", "num_videos", "loss")
 
 
 def final_config_test(run: Path) -> str:
@@ -872,6 +943,78 @@ def test_eval_under_torchrun_shards_and_matches_one_process(trained_run, tmp_pat
 
     single = evaluate_run(run, device="cpu", workers=0, test_groups=1)
     assert (result["world_size"], result["num_videos"]) == (2, 6)
-    for k in ("top1", "top5", "per_class_acc", "confusion"):
+    for k in ("top1", "top5", "mean_class_acc"):
         assert result[k] == single[k], k
     assert result["loss"] == pytest.approx(single["loss"], abs=1e-6)
+
+
+def test_the_test_writes_per_video_predictions_whose_top1_is_final_jsons(trained_run):
+    """predictions.parquet (written before final.json): one row per listed test video in list order, its top-1
+    recomputed from the file equal to final.json's exactly; the manifest of every split; `eval` of the run with
+    its own settings writes an eval predictions file with the same `pred` column."""
+    from harness.engine.evaluate_run import evaluate_run
+    from harness.results.predictions import file_sha256, read_predictions
+
+    run, final = trained_run
+    rd = RunDir(run)
+    assert final["test"]["predictions"] == "predictions.parquet" == rd.predictions_path.name
+    assert rd.predictions_path.stat().st_mtime_ns <= rd.final_path.stat().st_mtime_ns
+    assert "per_class_acc" not in final["test"] and "confusion" not in final["test"]
+    cols, meta = read_predictions(rd.predictions_path, as_numpy=True, expected_rows=final["test"]["num_videos"])
+    test_list = final_config_test(run)
+    lines = Path(test_list).read_text().splitlines()
+    assert meta == {
+        "version": 1,
+        "run_id": final["run_id"],
+        "list": test_list,
+        "list_sha256": file_sha256(test_list),
+        "rows": len(lines),
+        "num_classes": 3,
+        "views": 6,
+    }
+    assert cols["index"].tolist() == list(range(len(lines))) and cols["line"].tolist() == list(range(1, 7))
+    assert cols["path"].tolist() == [line.split()[0] for line in lines]  # as listed
+    assert cols["label"].tolist() == [int(line.split()[1]) for line in lines]
+    assert not cols["skipped"].any() and all(r is None for r in cols["reason"])
+    assert cols["top5"].shape == (6, 3) and (cols["top5"][:, 0] == cols["pred"]).all()
+    assert float((cols["pred"] == cols["label"]).mean() * 100) == final["test"]["top1"]  # exactly
+    per_class = per_class_accuracy(cols["label"], cols["pred"], meta["num_classes"])
+    assert float(np.nanmean(per_class)) == pytest.approx(final["test"]["mean_class_acc"], abs=1e-12)
+    nll = -np.log(cols["true_score"].astype(np.float64)).mean()
+    assert nll == pytest.approx(final["test"]["loss"], rel=1e-5)
+    assert "scores" not in cols  # eval.save_scores: off
+    manifest = final["manifest"]
+    assert set(manifest) == {"train", "val", "test"}
+    assert manifest["train"] == {
+        "list": str(Path(test_list).parent / "train.txt"),
+        "sha256": file_sha256(Path(test_list).parent / "train.txt"),
+        "rows": 18,
+        "readable": 18,
+        "skipped": 0,
+        "num_classes": 3,
+    }
+    assert manifest["test"]["rows"] == 6 and manifest["test"]["readable"] == final["test"]["num_videos"]
+    # `eval`, same settings: evaluated twice, identical predictions; the eval json names its file and manifest
+    result = evaluate_run(run, device="cpu", workers=0)
+    assert result["predictions"] == "eval-2x3.predictions.parquet" and result["manifest"] == {"test": manifest["test"]}
+    again, again_meta = read_predictions(run / result["predictions"], ["pred", "true_score"], as_numpy=True)
+    assert np.array_equal(again["pred"], cols["pred"]) and np.array_equal(again["true_score"], cols["true_score"])
+    assert again_meta == meta
+
+
+def test_save_scores_stores_the_score_vectors_and_keeps_the_run_id(trained_run):
+    from harness.config import RunConfig
+    from harness.engine.evaluate_run import evaluate_run
+    from harness.results.predictions import read_predictions
+
+    run, final = trained_run
+    config = json.loads((run / "config.json").read_text())
+    with_scores = RunConfig.from_dict(config).with_overrides({"eval.save_scores": True})
+    assert with_scores.run_id == final["run_id"]  # it changes what is stored, not the result
+    result = evaluate_run(run, device="cpu", workers=0, test_groups=1, overrides={"eval.save_scores": True})
+    table, meta = read_predictions(run / result["predictions"])
+    assert str(table.schema.field("scores").type.value_type) == "halffloat" and meta["views"] == 3
+    cols, _ = read_predictions(run / result["predictions"], as_numpy=True)
+    assert cols["scores"].shape == (6, 3) and cols["scores"].dtype == np.float16
+    assert (cols["scores"].argmax(axis=1) == cols["pred"]).mean() > 0.8  # float16 may tie near-equal scores
+    np.testing.assert_allclose(cols["scores"].sum(axis=1), 1.0, atol=1e-2)

@@ -35,7 +35,7 @@ def _final(rd: RunDir, top1: float, **extra) -> None:
             "status": "done",
             "finished_at": "2026-11-24T10:00:00+00:00",
             "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
-            "test": {"top1": top1, "per_class_acc": [50.0] * 20, "groups": {"order": {"top1": 60.0}}},
+            "test": {"top1": top1, "long_list": [50.0] * 20, "groups": {"order": {"top1": 60.0}}},
             "profile": {"gflops_per_view": 10.5, "unsupported_ops": {}},
             **extra,
         }
@@ -138,7 +138,7 @@ def test_columns_flattened_in_contract_order(runs_root):
     assert done["test.top1"] == 71.5 and done["test.groups.order.top1"] == 60.0
     assert done["hardware.device_name"] == "Test CPU" and done["new_field.x"] == 1  # new fields: new columns
     assert done["last.val_top1"] == 42.0 and done["epochs_done"] == 3
-    assert "test.per_class_acc" not in runs.columns  # long lists stay in final.json
+    assert "test.long_list" not in runs.columns  # long lists stay in final.json
     assert not any(c.startswith(("resources.", "model_resolved.")) for c in runs.columns)
     cfg = runs.attrs["config_columns"]
     assert "model.variant" in cfg and "test.top1" not in cfg

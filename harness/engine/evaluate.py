@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from harness.data.transforms import split_views
+from harness.results.predictions import per_class_accuracy
 
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -24,30 +25,20 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float((top == labels[:, None]).any(axis=1).mean() * 100)
 
 
-def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(num_classes, num_classes) counts; row = true class, column = predicted class."""
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (labels, pred), 1)
-    return cm
-
-
 def classification_metrics(scores: np.ndarray, labels: np.ndarray, factors: dict[str, list[str]] | None = None) -> dict:
-    """top-1, top-5, mean class accuracy (over classes present), per-class accuracy, confusion matrix;
+    """top-1, top-5, mean class accuracy (over classes present; per-class accuracy and the confusion matrix
+    are derived from a predictions file on demand: ``harness.results.predictions``, the same functions);
     with ``factors`` ({factor name: factor value of each class}), the accuracy of each factor of the
     predicted class (e.g. the *order* part of a synthetic label)."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     num_classes = scores.shape[1]
     pred = scores.argmax(axis=1)
-    cm = confusion_matrix(pred, labels, num_classes)
-    support = cm.sum(axis=1)
-    per_class = np.where(support > 0, np.diag(cm) / np.maximum(support, 1) * 100, np.nan)
+    per_class = per_class_accuracy(labels, pred, num_classes)
     out = {
         "top1": topk_accuracy(scores, labels, 1),
         "top5": topk_accuracy(scores, labels, 5),
-        "mean_class_acc": float(np.nanmean(per_class)) if (support > 0).any() else float("nan"),
-        "per_class_acc": [None if np.isnan(v) else float(v) for v in per_class],
-        "confusion": cm.tolist(),
+        "mean_class_acc": float(np.nanmean(per_class)) if (~np.isnan(per_class)).any() else float("nan"),
         "num_videos": int(len(labels)),
     }
     if factors:

@@ -18,9 +18,10 @@ from harness.config import RunConfig, file_fingerprint
 from harness.data import auto_num_workers
 from harness.engine.checkpoint import CheckpointError, load_checkpoint
 from harness.engine.distributed import init_distributed
-from harness.engine.train import build_data, evaluate_dataset
+from harness.engine.train import build_data, evaluate_dataset, split_manifest
 from harness.errors import ConfigError, MissingFileError, RunDirError, UsageError
 from harness.models import create_model, model_from_checkpoint
+from harness.results.predictions import eval_predictions_path, write_predictions
 from harness.results.rundir import RunDir, atomic_write_json
 
 DEVICES = "cpu | cuda | cuda:N | auto"
@@ -79,8 +80,10 @@ def evaluate_run(
 
     Writes ``eval-<groups>x<crops>[-<size>px][-<checkpoint stem>][-<test list stem>-<hash>].json`` in the run
     folder (the crop part when the test crop is not the training one, the list part when the test list is not
-    the run's own) and returns the result, which records the list it scored (``test_list``,
-    ``test_list_sha256``); under torchrun, rank 0 writes and returns it, the other ranks return ``{}``."""
+    the run's own), after its per-video rows ``eval-<...>.predictions.parquet`` (same stem;
+    ``harness.results.predictions``), and returns the result, which records the list it scored
+    (``test_list``, ``test_list_sha256``, ``manifest``) and names its predictions file (``predictions``);
+    under torchrun, rank 0 writes and returns it, the other ranks return ``{}``."""
     rd = RunDir(run_dir)
     if not rd.config_path.exists():
         raise MissingFileError(f"{rd.path} is not a run folder (no config.json)")
@@ -142,7 +145,7 @@ def evaluate_run(
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     try:
-        result = evaluate_dataset(
+        result, columns = evaluate_dataset(
             model,
             data.test,
             views=ev.views,
@@ -153,6 +156,7 @@ def evaluate_run(
             seed=rc.seed,
             workers=workers,
             amp_dtype=amp_dtype,
+            save_scores=ev.save_scores,
         )
     finally:
         if ctx.enabled and owns_group:
@@ -177,5 +181,13 @@ def evaluate_run(
     suffix += f"-{Path(checkpoint).stem}" if checkpoint else ""
     if original_test is None or Path(data_cfg.test).resolve() != Path(original_test).resolve():
         suffix += f"-{Path(data_cfg.test).stem}-{test_fp.split(':', 1)[1][:8]}"
-    atomic_write_json(rd.path / f"eval-{ev.test_groups}x{ev.crops}{suffix}.json", result)
+    out = rd.path / f"eval-{ev.test_groups}x{ev.crops}{suffix}.json"
+    skipped, classes = result["num_skipped"], data.classes_listed
+    manifest = split_manifest(data.test, data_cfg.test, skipped=skipped, classes_listed=classes)
+    result["manifest"] = {"test": manifest}
+    predictions = eval_predictions_path(out)  # written before the json that names it
+    meta = {"run_id": cfg.get("run_id") or rd.run_id, "list": str(data_cfg.test), "list_sha256": manifest["sha256"]}
+    write_predictions(predictions, columns, {**meta, "num_classes": int(model.fc.out_features), "views": ev.views})
+    result["predictions"] = predictions.name
+    atomic_write_json(out, result)
     return result

@@ -67,7 +67,8 @@ from harness.errors import ConfigError, RunDirError, UsageError
 from harness.measure.environment import describe_environment
 from harness.models import create_model
 from harness.results.lock import LOCK_FILE
-from harness.results.rundir import RunDir
+from harness.results.predictions import build_columns, file_sha256, write_predictions
+from harness.results.rundir import PREDICTIONS, RunDir
 
 PREV_CHECKPOINT = "checkpoint.prev.pt"
 STOP = threading.Event()
@@ -133,6 +134,7 @@ class _Data:
     num_classes: int
     factors: dict | None
     normalize: object
+    classes_listed: int | None = None  # entries of the classes file (classes.json), when there is one
 
 
 def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: int, seed: int) -> _Data:
@@ -189,14 +191,14 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
     labels = [lab for ds in (train, val, test) if ds is not None for lab in ds.labels]
     if not labels:
         raise ConfigError("no data: set data.train and/or data.test")
-    num_classes, factors = max(labels) + 1, None
+    num_classes, factors, classes_listed = max(labels) + 1, None, None
     ref = next(p for p in (data.train, data.val, data.test) if p)
     classes_file = Path(ref).parent / "classes.json"
     if classes_file.exists():
         try:
             classes = json.loads(classes_file.read_text(encoding="utf-8"))
             entries = classes.get("classes", classes) if isinstance(classes, dict) else classes
-            num_classes = max(num_classes, len(entries))
+            num_classes, classes_listed = max(num_classes, len(entries)), len(entries)
             if entries and isinstance(entries[0], dict) and entries[0].get("factors"):
                 names = list(entries[0]["factors"])
                 factors = {n: [str(e["factors"][n]) for e in entries] for n in names}
@@ -209,7 +211,40 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
     def norm(x: torch.Tensor) -> torch.Tensor:  # (N, V*U, C, T, H, W) uint8 -> normalised float
         return normalize(x)
 
-    return _Data(train, val, test, num_classes, factors, norm)
+    return _Data(train, val, test, num_classes, factors, norm, classes_listed)
+
+
+def split_manifest(dataset, path: str, *, skipped: int, classes_listed: int | None) -> dict:
+    """One split's entry of the dataset manifest (final.json / eval json ``manifest``): the list file and
+    its full SHA-256, its listed videos (``rows``), how many were read and found unreadable, and its class
+    count (the classes file's entries when there is one, else the list's labels up to the largest). A list
+    file that can no longer be read (moved while the run trained) gets sha256 None: the run's result stands."""
+    try:
+        sha256 = file_sha256(path)
+    except OSError:
+        sha256 = None
+    return {
+        "list": str(path),
+        "sha256": sha256,
+        "rows": len(dataset),
+        "readable": len(dataset) - skipped,
+        "skipped": skipped,
+        "num_classes": classes_listed if classes_listed is not None else max(dataset.labels) + 1,
+    }
+
+
+def dataset_manifest(data: _Data, dcfg: DataConfig, test: dict | None, unreadable: dict[str, set[int]]) -> dict:
+    """The manifest of a training run's splits (those present). train / val: ``skipped`` counts the distinct
+    videos found unreadable during the run (``unreadable``, kept in checkpoints across resumes), ``readable``
+    the others; test: exactly the test's counts."""
+    out = {}
+    for split in ("train", "val", "test"):
+        dataset = getattr(data, split)
+        if dataset is None:
+            continue
+        bad = test["num_skipped"] if split == "test" and test is not None else len(unreadable.get(split, ()))
+        out[split] = split_manifest(dataset, getattr(dcfg, split), skipped=bad, classes_listed=data.classes_listed)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,6 +531,7 @@ RUN_FILES = (
     "config.json",
     "metrics.jsonl",
     "final.json",
+    PREDICTIONS,
     "checkpoint.pt",
     PREV_CHECKPOINT,
     "log.txt",
@@ -648,6 +684,7 @@ def train_and_evaluate(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, tcfg))
 
     start_epoch, start_step = 0, 0
+    unreadable: dict[str, set[int]] = {"train": set(), "val": set()}  # distinct list positions found unreadable
     attempts, time_before = 1, 0.0  # attempts so far and their wall time up to their last checkpoint
     state = _load_resume_state(rd, log, ctx)
     if state is not None:
@@ -658,6 +695,8 @@ def train_and_evaluate(
             scaler.load_state_dict(state["scaler"])
         restore_rng_states(state, ctx, seed)
         start_epoch, start_step = state["epoch"], state["step"]
+        for split, found in (state.get("unreadable") or {}).items():  # (older checkpoints: none recorded)
+            unreadable.setdefault(split, set()).update(int(i) for i in found)
         elapsed = state.get("elapsed") or {"attempts": 1, "wall_time_s": 0.0}  # (older checkpoints: unknown)
         attempts, time_before = int(elapsed["attempts"]) + 1, float(elapsed["wall_time_s"])
         log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step} (attempt {attempts})")
@@ -710,6 +749,7 @@ def train_and_evaluate(
                     "epoch_sums": epoch_sums() if step else None,
                     "runtime": runtime,
                     "elapsed": {"attempts": attempts, "wall_time_s": time_before + time.time() - started},
+                    "unreadable": {k: sorted(v) for k, v in unreadable.items()},  # distinct, for the manifest
                     "format": 1,
                 },
             )
@@ -825,7 +865,7 @@ def train_and_evaluate(
                 and tcfg.eval_every
                 and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs)
             ):
-                m = evaluate_dataset(
+                m, val_columns = evaluate_dataset(
                     model,
                     data.val,
                     views=1,
@@ -840,10 +880,13 @@ def train_and_evaluate(
                 record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
                 if m["num_skipped"]:  # on_error=skip: left out of the validation score, listed
                     record["val_skipped_videos"] = m["num_skipped"]
+                    unreadable["val"].update(np.flatnonzero(val_columns["skipped"]).tolist())
                     log(f"epoch {epoch + 1}: validation " + _skipped_text(m))
                 if "groups" in m:
                     record.update({f"val_{k}_top1": v["top1"] for k, v in m["groups"].items()})
             skipped = data.train.pop_skipped() if hasattr(data.train, "pop_skipped") else []
+            for part in all_gather_objects([s["index"] for s in skipped], ctx):  # every rank's, for the manifest
+                unreadable["train"].update(part)
             if skipped:  # on_error="skip": unreadable videos replaced this epoch, listed by file and line
                 record["skipped_videos"] = len(skipped)
                 log(
@@ -863,9 +906,9 @@ def train_and_evaluate(
             log.scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, (epoch + 1) * steps_per_epoch)
             checkpoint(epoch + 1, 0)
 
-    test = None
+    test = test_columns = None
     if data.test is not None:
-        test = evaluate_dataset(
+        test, test_columns = evaluate_dataset(
             model,
             data.test,
             views=ecfg.views,
@@ -876,6 +919,7 @@ def train_and_evaluate(
             seed=seed,
             workers=workers,
             amp_dtype=amp_dtype,
+            save_scores=ecfg.save_scores,
         )
         test["views"] = ecfg.views
         if test["num_skipped"]:
@@ -923,7 +967,21 @@ def train_and_evaluate(
                 ),
             },
         }
+        final["manifest"] = dataset_manifest(data, dcfg, test, unreadable)
         if test is not None:
+            # the per-video rows first: final.json means done, so every file it names is already there
+            write_predictions(
+                rd.predictions_path,
+                test_columns,
+                {
+                    "run_id": final["run_id"],
+                    "list": str(dcfg.test),
+                    "list_sha256": final["manifest"]["test"]["sha256"],
+                    "num_classes": int(model.fc.out_features),
+                    "views": ecfg.views,
+                },
+            )
+            test["predictions"] = PREDICTIONS
             final["test"] = test
             log.scalars(
                 {f"test/{k}": v for k, v in test.items() if k in ("top1", "top5", "mean_class_acc", "loss")},
@@ -1017,9 +1075,12 @@ def evaluate_dataset(
     seed: int,
     workers: int,
     amp_dtype,
-) -> dict:
+    save_scores: bool = False,
+) -> tuple[dict, dict]:
     """Evaluate on this rank's shard (no padding) with ``workers`` loader processes and autocast ``amp_dtype``
-    (None: full precision), gather all shards, score each video exactly once."""
+    (None: full precision), gather all shards, score each video exactly once. Returns (the aggregates, the
+    per-video columns of ``harness.results.predictions.build_columns``: one row per listed video, in list
+    order, the skipped ones as skipped rows; ``scores`` too with ``save_scores``), the same on every rank."""
     broadcast_buffers(model, ctx)  # every rank scores with rank 0's BatchNorm statistics
     loader = build_loader(
         dataset,
@@ -1063,4 +1124,24 @@ def evaluate_dataset(
     metrics["loss"] = float(-np.log(np.clip(scores[np.arange(len(labels)), labels], 1e-12, None)).mean())
     metrics["num_skipped"] = len(skipped)
     metrics["skipped_videos"] = [{"path": s["path"], "line": s["line"], "reason": s["reason"]} for s in skipped]
-    return metrics
+    root = dataset.root  # a VideoDataset: its records in list order
+    lines, paths = [r.line for r in dataset.records], [_listed_path(r.path, root) for r in dataset.records]
+    columns = build_columns(
+        lines=lines,
+        paths=paths,
+        labels=dataset.labels,
+        scored_index=index,
+        scores=scores,
+        skipped={s["index"]: s["reason"] for s in skipped},
+        save_scores=save_scores,
+    )
+    return metrics, columns
+
+
+def _listed_path(path: str, root: str | None) -> str:
+    """A record's path as its list gives it: relative to the dataset root where the list's path was."""
+    if root:
+        prefix = os.path.join(root, "")
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path

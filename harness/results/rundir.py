@@ -5,6 +5,9 @@ A run directory ``results/runs/<grid>/<run_id>/`` holds:
     config.json     the fully resolved configuration (written once, before work starts)
     metrics.jsonl   one JSON object per line, appended per epoch (training runs)
     final.json      written last, atomically; its presence (and parsing) means *done*
+    predictions.parquet  one row per listed test video of the run's test (written before final.json;
+                    read and written through ``harness.results.predictions``); ``dsa-harness eval`` writes
+                    ``eval-<...>.json`` and ``eval-<...>.predictions.parquet`` beside them
     checkpoint.pt   latest training checkpoint, replaced atomically
     log.txt         human-readable log of the run
     job.json        launcher marker: scheduler job id, attempts, submission time
@@ -36,6 +39,7 @@ from harness.errors import RunDirError
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 FINAL = "final.json"
+PREDICTIONS = "predictions.parquet"
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.txt"
 JOB = "job.json"
@@ -133,6 +137,11 @@ class RunDir:
     @property
     def final_path(self) -> Path:
         return self.path / FINAL
+
+    @property
+    def predictions_path(self) -> Path:
+        """The training run's test predictions (``harness.results.predictions``)."""
+        return self.path / PREDICTIONS
 
     @property
     def checkpoint_path(self) -> Path:

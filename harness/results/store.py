@@ -8,9 +8,10 @@ Columns (CONTRACTS.md, "Results store columns"): ``run_id``, ``grid``, ``task``,
 ``path``; then bookkeeping (``epochs_done``, ``job_state``, ``error``, ``last.train_loss``,
 ``last.val_top1``); then the config flattened with dotted names (``model.variant``, ``data.size``, ...);
 then final.json flattened (``test.top1``, ``profile.gflops_per_view``, ``hardware.device_name``, ...).
-Lists longer than 8 items (per-class accuracies, confusion matrices) are left out of the table; read
-them from the run's final.json. Short lists of scalars are kept as JSON text. New fields in any file
-simply become new columns.
+Lists longer than 8 items are left out of the table; read them from the run's final.json. Per-video
+results (and the per-class accuracy and confusion matrix derived from them) are in the run's predictions
+file, read through ``harness.results.predictions``, never by the store: a run without one reads as well.
+Short lists of scalars are kept as JSON text. New fields in any file simply become new columns.
 
 ``status`` is the run's state read from its directory alone (``harness.results.status.run_state``
 without a scheduler; the states and the rule are documented there): every state but ``unknown``, the
