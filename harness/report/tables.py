@@ -748,7 +748,12 @@ def table_notes(table: pd.DataFrame) -> list[str]:
     if "P(beats)" in table.columns:
         notes.append(
             "P(beats baseline): the probability that a seed of this row scores a higher top-1 than a seed of its "
-            "baseline (ties count half; over all seed pairs), with a bootstrap 95% interval over seeds."
+            "baseline (ties count half; over all seed pairs), with a bootstrap 95% interval over seeds"
+            + (
+                f" (with {few} seeds a side the bootstrap interval is too narrow: read it as a rough range)."
+                if (few := int(pd.to_numeric(table.get("n"), errors="coerce").min())) < 5
+                else "."
+            )
         )
     ratios = [m for m in metrics if m in RATIO_METRICS]
     if ratios:
