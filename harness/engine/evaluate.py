@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from harness.data.transforms import split_views
+from harness.report.stats import accuracy_intervals, wilson_interval
 from harness.results.predictions import per_class_accuracy
 
 
@@ -41,11 +42,22 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, factors: dict
         "mean_class_acc": float(np.nanmean(per_class)) if (~np.isnan(per_class)).any() else float("nan"),
         "num_videos": int(len(labels)),
     }
+    if len(labels):  # 95% intervals over the scored videos (harness.report.stats: Wilson, seeded bootstrap)
+        top5 = np.argsort(-scores, axis=1, kind="stable")[:, : min(5, num_classes)]
+        intervals = accuracy_intervals(labels, pred, top5, num_classes)
+        out.update({k: float(v) for k, v in intervals.items() if k.endswith(("_ci_low", "_ci_high"))})
+        out["ci_method"], out["confidence"] = intervals["ci_method"], intervals["confidence"]
     if factors:
         out["groups"] = {}
         for name, values in factors.items():
             values = np.asarray(values)
-            out["groups"][name] = {"top1": float((values[pred] == values[labels]).mean() * 100)}
+            right = values[pred] == values[labels]
+            low, high = wilson_interval(int(right.sum()), len(right))
+            out["groups"][name] = {
+                "top1": float(right.mean() * 100),
+                "top1_ci_low": float(low),
+                "top1_ci_high": float(high),
+            }
     return out
 
 

@@ -255,7 +255,7 @@ def read_test_sets(path: str | os.PathLike) -> dict:
     return out
 
 
-def test_set_check(rows: pd.DataFrame, test_sets: dict) -> tuple[bool, str]:
+def check_test_set(rows: pd.DataFrame, test_sets: dict) -> tuple[bool, str]:
     """Whether runs ``rows`` may be compared with a paper number: (True, '') when every run's test list
     (``manifest.test.rows``, else scored + skipped videos) has the reference size of its ``data.name`` within
     ``TEST_SET_TOLERANCE``; else (False, why)."""
@@ -484,7 +484,7 @@ def grid_table(
         keys = [tuple(_key(v) for v in vals) for vals in p[rows].itertuples(index=False)]
         for i, k in enumerate(keys):
             order.setdefault(k, i)
-        comparable, why = test_set_check(done, meta.test_sets)
+        comparable, why = check_test_set(done, meta.test_sets)
         for m in metrics:
             col = COMPOSITE.get(m, m)  # a compact cost cell compares its per-view cost
             if m not in TEXT_METRICS and col in p.columns and p[col].notna().any():

@@ -1,0 +1,177 @@
+"""Comparisons in the report tables: accuracy intervals, the paired Δ to the baseline, seeds, the test-set
+check before a paper Δ, and `sweep show`'s resolution planning (issue 21)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report import stats
+from harness.report.compare import pair_counts, pair_runs
+from harness.report.tables import GridMeta, check_test_set, grid_table, read_test_sets, to_markdown
+
+N = 400
+
+
+def _runs(seeds=(0, 1), shift=0.15, *, lists=("a", "a"), ci=True, seed=0):
+    """A backbone (tsm_r18) and its DSA run (tsm_r18_dsa) per seed, with per-video correctness: DSA gets
+    right every video the backbone does, plus a share ``shift`` of the others."""
+    rng = np.random.default_rng(seed)
+    rows, correct = [], {}
+    for s in seeds:
+        base = rng.random(N) < 0.6
+        for (variant, agg), test_list in zip((("tsm_r18", "avg"), ("tsm_r18_dsa", "dsa")), lists):
+            c = base.copy() if agg == "avg" else base | (rng.random(N) < shift)
+            path = f"/runs/g/{variant}-{s}"
+            top1 = c.mean() * 100
+            lo, hi = stats.wilson_interval(int(c.sum()), N)
+            rows.append(
+                {
+                    "run_id": f"{variant}-{s}",
+                    "grid": "g",
+                    "task": "train",
+                    "seed": s,
+                    "status": "done",
+                    "path": path,
+                    "model.variant": variant,
+                    "model.aggregator": agg,
+                    "model.flavour": "tsm",
+                    "model.split_ratio": 0.125 if agg == "avg" else 0.5,
+                    "data.name": "synth",
+                    "manifest.test.sha256": test_list,
+                    "manifest.test.rows": N,
+                    "test.top1": top1,
+                    "test.num_videos": N,
+                    **({"test.top1_ci_low": lo, "test.top1_ci_high": hi} if ci else {}),
+                }
+            )
+            correct[path] = (c, np.ones(N, bool))
+    df = pd.DataFrame(rows)
+    df.attrs["config_columns"] = [
+        "model.variant",
+        "model.aggregator",
+        "model.flavour",
+        "model.split_ratio",
+        "data.name",
+    ]
+    return df, correct
+
+
+META = GridMeta(name="g", rows=["model.variant"], metrics=["test.top1"])
+
+
+def test_backbone_rule_pairs_each_variant_with_its_backbone_seed_by_seed():
+    df, _ = _runs(seeds=(0, 1, 2))
+    pairs = pair_runs(df)
+    assert list(zip(pairs["run_id"], pairs["baseline_run_id"])) == [
+        (f"tsm_r18_dsa-{s}", f"tsm_r18-{s}") for s in (0, 1, 2)
+    ]  # the aggregator's own fields (split ratio) may differ; the seed may not
+
+
+def test_stated_baseline_pairs_rows_that_differ_only_in_its_keys():
+    df, _ = _runs(seeds=(0,))
+    df["model.aggregator"], df["model.variant"] = "dsa", "tsm_r18_dsa"  # an ablation grid: only the split varies
+    pairs = pair_runs(df, {"model.split_ratio": 0.125})
+    assert list(zip(pairs["run_id"], pairs["baseline_run_id"])) == [("tsm_r18_dsa-0", "tsm_r18-0")]
+    assert pair_runs(df, {"model.split_ratio": 0.3}).empty  # no run holds the stated values
+
+
+def test_table_shows_paired_delta_interval_p_and_resolved_mark():
+    df, correct = _runs()
+    table = grid_table(df, META, None, correct=lambda paths: {p: correct[p] for p in paths})
+    text = to_markdown(table)
+    dsa = table[table["model.variant"] == "tsm_r18_dsa"].iloc[0]
+    pooled = stats.pool_counts(list(table.attrs["pairs"][["n", "a_only", "b_only"]].itertuples(index=False, name=None)))
+    expected = stats.paired_delta_counts(*pooled)
+    assert dsa["paired delta"] == pytest.approx(float(expected["delta"]))
+    assert (dsa["paired low"], dsa["paired high"]) == pytest.approx((float(expected["low"]), float(expected["high"])))
+    assert bool(dsa["paired resolved"]) and dsa["baseline"] == "tsm_r18"
+    assert "Δ top-1 vs baseline [95% CI]" in text and "McNemar p" in text and "✓" in text
+    assert "(baseline)" in text  # the backbone row says what it is
+    assert "Paired comparisons, seed by seed" in text and text.count("tsm_r18_dsa-") == 2
+
+
+def test_identical_predictions_pair_with_delta_exactly_zero():
+    df, correct = _runs(seeds=(0,), shift=0.0)  # the DSA run answers every video as the backbone does
+    table = grid_table(df, META, None, correct=correct)
+    dsa = table[table["model.variant"] == "tsm_r18_dsa"].iloc[0]
+    assert (dsa["paired delta"], dsa["paired low"], dsa["paired high"]) == (0.0, 0.0, 0.0)
+    assert dsa["paired p"] == 1.0 and not dsa["paired resolved"]
+
+
+def test_runs_on_different_test_lists_are_never_paired_and_say_so():
+    df, correct = _runs(seeds=(0,), lists=("a", "b"))
+    table = grid_table(df, META, None, correct=correct)
+    text = to_markdown(table)
+    assert "not paired: tested on different lists" in text
+    assert pd.isna(table.loc[table["model.variant"] == "tsm_r18_dsa", "paired delta"]).all()
+
+
+def test_runs_without_predictions_keep_their_aggregates_and_say_no_interval():
+    df, _ = _runs(seeds=(0,), ci=False)
+    table = grid_table(df, META, None, correct={})
+    text = to_markdown(table)
+    assert "no predictions (tsm_r18_dsa-0, tsm_r18-0)" in text
+    assert "‡" in text and "no interval (the run kept no per-video predictions)" in text
+    top1 = df.loc[df["model.variant"] == "tsm_r18", "test.top1"].iloc[0]
+    assert f"{top1:.1f} ‡" in text  # the aggregate itself is still shown
+
+
+def test_one_run_rows_show_the_interval_over_videos_several_the_interval_over_seeds():
+    df, correct = _runs(seeds=(0,))
+    one = grid_table(df, META, None, correct=correct)
+    r = one[one["model.variant"] == "tsm_r18"].iloc[0]
+    assert (r["test.top1 low"], r["test.top1 high"]) == pytest.approx(
+        stats.wilson_interval(int(r["test.top1"] * N / 100 + 0.5), N)
+    )
+    assert "seed-to-seed noise is not measured" in to_markdown(one)
+    df3, correct3 = _runs(seeds=(0, 1, 2))
+    three = grid_table(df3, META, None, correct=correct3)
+    r = three[three["model.variant"] == "tsm_r18_dsa"].iloc[0]
+    s = stats.seed_summary(df3.loc[df3["model.variant"] == "tsm_r18_dsa", "test.top1"].to_numpy())
+    assert (r["test.top1 low"], r["test.top1 high"]) == pytest.approx((s["low"], s["high"]))
+    p = stats.probability_of_improvement(
+        df3.loc[df3["model.variant"] == "tsm_r18_dsa", "test.top1"].to_numpy(),
+        df3.loc[df3["model.variant"] == "tsm_r18", "test.top1"].to_numpy(),
+    )
+    assert r["P(beats)"] == pytest.approx(p["p"])
+    assert "P(beats baseline) [95% CI]" in to_markdown(three)
+
+
+def test_pair_counts_leave_out_videos_unreadable_in_either_run():
+    df, correct = _runs(seeds=(0,))
+    path = df.loc[df["model.variant"] == "tsm_r18_dsa", "path"].iloc[0]
+    c, scored = correct[path]
+    scored = scored.copy()
+    scored[:10] = False
+    correct[path] = (c, scored)
+    counts = pair_counts(pair_runs(df), correct)
+    assert counts["n"].iloc[0] == N - 10 and counts["dropped"].iloc[0] == 10
+
+
+def test_paper_delta_only_when_the_test_list_has_the_reference_size(tmp_path):
+    df, _ = _runs(seeds=(0,))
+    assert check_test_set(df, {"synth": (N, "source")}) == (True, "")
+    ok, why = check_test_set(df, {"synth": (2 * N, "source")})
+    assert not ok and f"has {N} videos, the paper's {2 * N}" in why
+    ok, why = check_test_set(df, {"synth": (None, "")})
+    assert not ok and "not verified" in why
+    csv = tmp_path / "test_sets.csv"
+    csv.write_text("# c\ndata.name,videos,source\nsynth,400,here\nother,,\n")
+    assert read_test_sets(csv) == {"synth": (400, "here"), "other": (None, "")}
+    paper = pd.DataFrame({"model.variant": ["tsm_r18"], "test.top1": [99.0]})
+    table = grid_table(
+        df, GridMeta(name="g", rows=["model.variant"], metrics=["test.top1"], test_sets={"synth": (9999, "")}), paper
+    )
+    assert table["delta test.top1"].isna().all() and "Δ to the paper not shown" in to_markdown(table)
+    table = grid_table(
+        df, GridMeta(name="g", rows=["model.variant"], metrics=["test.top1"], test_sets={"synth": (N, "")}), paper
+    )
+    assert table["delta test.top1"].notna().any()
+
+
+def test_shipped_test_sets_file_reads_and_every_count_names_its_source():
+    sets = read_test_sets("experiments/paper/test_sets.csv")
+    assert sets["kinetics400"][0] == 19796
+    assert all(source for _, source in sets.values())
