@@ -1000,6 +1000,25 @@ def test_the_test_writes_per_video_predictions_whose_top1_is_final_jsons(trained
     again, again_meta = read_predictions(run / result["predictions"], ["pred", "true_score"], as_numpy=True)
     assert np.array_equal(again["pred"], cols["pred"]) and np.array_equal(again["true_score"], cols["true_score"])
     assert again_meta == meta
+    # paired with itself (same run and seed, tested twice): Δ = 0 exactly, interval [0, 0], p = 1
+    from harness.report.stats import paired_delta
+
+    same = paired_delta(cols["pred"] == cols["label"], again["pred"] == cols["label"])
+    assert (same["delta"], same["low"], same["high"], same["p_mcnemar"], same["resolved"]) == (
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        False,
+    )
+    # the test's intervals over videos are in final.json and in the eval result, and equal
+    low, high = final["test"]["top1_ci_low"], final["test"]["top1_ci_high"]
+    assert low <= final["test"]["top1"] <= high and (result["top1_ci_low"], result["top1_ci_high"]) == (low, high)
+    assert (
+        final["test"]["mean_class_acc_ci_low"]
+        <= final["test"]["mean_class_acc"]
+        <= final["test"]["mean_class_acc_ci_high"]
+    )
 
 
 def test_save_scores_stores_the_score_vectors_and_keeps_the_run_id(trained_run):
