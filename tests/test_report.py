@@ -351,8 +351,9 @@ def test_report_command(results, capsys):
 def test_report_print_prints_and_writes_nothing(results, capsys):
     out = results / "reports"
 
-    def snapshot():
-        return {p: p.stat().st_mtime_ns for p in results.rglob("*")}
+    def snapshot():  # but the results store's cache (results/runs/.cache/) and the folder holding it
+        cache = results / "runs" / ".cache"
+        return {p: p.stat().st_mtime_ns for p in results.rglob("*") if cache not in (p, *p.parents) and p != cache.parent}
 
     before = snapshot()
     args = ["report", "--results", str(results), "--out", str(out), "--experiments", str(results / "experiments")]
@@ -363,7 +364,7 @@ def test_report_print_prints_and_writes_nothing(results, capsys):
     assert main([*args, "--print", "--csv", str(results / "x.csv")]) == 2
 
 
-def test_a_report_redraws_from_the_results_and_leaves_no_cache(results):
+def test_a_report_redraws_from_the_results_and_leaves_no_cache_but_the_stores(results):
     out = results / "reports"
     kw = {"experiments_dir": results / "experiments"}
     write_report(results, out, **kw)
@@ -378,4 +379,6 @@ def test_a_report_redraws_from_the_results_and_leaves_no_cache(results):
     write_report(results, out, **kw)
     assert sorted(p.name for p in (out / "figures").iterdir()) == figs  # a deleted figure is drawn again
     assert re.search(r"\| tsm_r50 +\| 1 +\| 50\.00 ", (out / "main.md").read_text())
-    assert sorted(p for p in (results / "runs").rglob("*") if p.is_file()) == runs_files  # reports write no cache
+    # reports write no cache of their own (the store's: results/runs/.cache/store.parquet)
+    assert sorted(p for p in (results / "runs").rglob("*") if p.is_file()) == runs_files
+    assert [p for p in runs_files if ".cache" in p.parts] == [results / "runs" / ".cache" / "store.parquet"]

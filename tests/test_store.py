@@ -416,3 +416,43 @@ def test_load_correct_reads_predictions_once_and_names_bad_files(runs_root, monk
     os.utime(done.predictions_path, (time.time() - 60, time.time() - 60))
     assert load_correct(runs)[0][str(done.path)][0].tolist() == [True, True, True, False, True]
     assert cache.RACY_NS > 0
+
+
+def test_a_report_from_the_warm_cache_is_byte_identical_to_a_cold_one(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from harness.report import index, write_report
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2026, 12, 1, 12, 0, tzinfo=tz)
+
+    monkeypatch.setattr(index, "datetime", Frozen)
+    root = tmp_path / "results"
+    for variant, top1 in (("i3d_r50", [70.0, 71.5]), ("i3d_r50_dsa", [75.25, 76.0])):
+        for seed, v in enumerate(top1):
+            rd = RunDir(root / "runs" / "main" / f"{variant}-{seed}").create()
+            _config(rd, seed=seed)
+            rd.write_config({**rd.read_config(), "grid": "main", "model": {"variant": variant}})
+            _epochs(rd, 3)
+            _final(rd, v, profile={"gflops_per_view": 10.5 + seed, "params_m": 24.0, "latency_ms": 3.0 + seed})
+    _add_odd_columns(root / "runs")
+    exp = tmp_path / "experiments"
+    exp.mkdir()
+    (exp / "main.yaml").write_text(
+        "name: main\npaper_table: T1\nreport:\n  rows: [model.variant]\n  metrics: [test.top1, profile.gflops_per_view]\n"
+    )
+    _age(root)
+
+    def report(out):
+        write_report(root, out, experiments_dir=exp)
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    cold = report(tmp_path / "cold")  # no cache: every run read, the cache written
+    assert (root / "runs" / ".cache" / "store.parquet").exists()
+    reads = _count_reads(monkeypatch)
+    warm = report(tmp_path / "warm")
+    assert reads == [] and any(k.endswith(".png") for k in warm) and any(k.endswith(".svg") for k in warm)
+    assert "figures/main_training.png" in warm, list(warm)
+    assert list(warm) == list(cold) and all(warm[k] == cold[k] for k in cold), [k for k in cold if warm[k] != cold[k]]

@@ -9,8 +9,10 @@ each grid's table and figures), ``reports/<grid>.md`` and ``.tex`` (tables),
 ``reports/figures/<grid>_*.png|svg``, ``reports/runs.csv`` (one row per run).
 
 Every number of ours comes from the run directories under ``results/runs``; paper numbers come only from
-``experiments/paper/*.csv`` (verified cells). Every report reads every run and draws every figure: nothing
-is cached between reports.
+``experiments/paper/*.csv`` (verified cells). Every report draws every figure; the runs come from the results
+store, which reads again only the run folders that changed since its cache was written
+(``results/runs/.cache/``, :mod:`harness.results.cache`): a report from the cache is byte-identical to one from
+the run folders.
 """
 
 from __future__ import annotations
@@ -115,12 +117,20 @@ def _hardware(runs: pd.DataFrame) -> str:
     named = [c for c in ("profile.settings.device_name", "hardware.device_name") if c in runs.columns]
     if not named:
         return "unknown"
+    # runs with equal recorded values share one run_settings call (thousands of runs, a few settings);
+    # missing values as None so that equal rows compare equal (NaN != NaN), in order of first appearance
+    sub = runs[cols].astype(object)
+    sub = sub.where(sub.notna(), None)
+    same: dict[tuple, int] = {}
+    for values in zip(*(sub[c].tolist() for c in cols)):
+        same[values] = same.get(values, 0) + 1
     groups: dict[tuple[str, ...], int] = {}
-    for run in runs[cols].to_dict("records"):
+    for values, n in same.items():
+        run = dict(zip(cols, values))
         if _first(run, *named) is None:
             continue
         key = run_settings(run)
-        groups[key] = groups.get(key, 0) + 1
+        groups[key] = groups.get(key, 0) + n
     return "; ".join(f"{', '.join(k)} ({n} run{'' if n == 1 else 's'})" for k, n in groups.items()) or "unknown"
 
 

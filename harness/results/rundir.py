@@ -326,6 +326,15 @@ class RunDir:
         return pq.read_table(self.predictions_path, columns=columns)
 
 
+def metrics_signature(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``RunDir(path).metrics_signature()`` without building the RunDir (the store asks it of thousands)."""
+    try:
+        st = os.stat(os.path.join(path, METRICS))
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 @dataclass(frozen=True)
 class RunScan:
     """A run directory found by :func:`scan_run_dirs` and the signature of what it holds now."""

@@ -17,8 +17,15 @@ without a scheduler; the states and the rule are documented there): every state 
 job marker taken at its word (``dsa-harness sweep status`` asks the scheduler too).
 
 Reading is tolerant: a missing or half-written file is reported in ``runs.attrs["problems"]`` (a list
-of ``(run path, message)``) and never raises. Nothing is cached on disk: every call reads every run
-(5,000 runs in about a second), and reading writes nothing into the results folder.
+of ``(run path, message)``) and never raises.
+
+Cached on disk: ``load_runs`` keeps a columnar summary of what it read in ``<root>/.cache/store.parquet``
+(:mod:`harness.results.cache`: layout, encoding, what a bad or unwritable cache does) and reads again only the run
+folders whose signature changed (size + mtime_ns of config.json, final.json, metrics.jsonl, job.json, error.json,
+predictions.parquet; presence of checkpoint.pt and log.txt) or that are new; removed folders drop out. A warm
+load gives exactly the frame a cold one does (values, dtypes, column order, attrs). The cache is the only thing
+reading writes into the results folder (``load_runs(root, cache=False)``: nothing). Per-video predictions are
+read only on demand: :func:`harness.results.cache.load_correct`.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from tqdm import tqdm
 
 from harness.results import cache as cache_mod
 from harness.results.cache import MISSING
-from harness.results.rundir import RunDir, atomic_write_bytes, scan_run_dirs
+from harness.results.rundir import RunDir, atomic_write_bytes, metrics_signature, scan_run_dirs
 from harness.results.status import FILE_STATES, run_state
 
 STATUSES = FILE_STATES
@@ -239,9 +246,8 @@ def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) 
     tag_set = set(tags)
     cols: dict[str, list] = {}
     total = 0
-    for path, *values in runs[["path", *tags]].itertuples(index=False, name=None):
-        rd = RunDir(path)
-        sig = rd.metrics_signature()
+    for path, *values in zip(*(runs[c].tolist() for c in ["path", *tags])):
+        sig = metrics_signature(path)
         hit = _METRICS_READ.get(str(path))
         if hit is not None and hit[0] == sig:
             run_cols = hit[1]
@@ -249,7 +255,7 @@ def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) 
                 run_cols = json.loads(run_cols if isinstance(run_cols, str) else run_cols.as_py())
                 _METRICS_READ[str(path)] = (sig, run_cols)
         else:
-            run_cols = _columnar(rd.read_metrics())
+            run_cols = _columnar(RunDir(path).read_metrics())
         n = len(next(iter(run_cols.values()), ()))
         if not n:
             continue
@@ -260,7 +266,9 @@ def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) 
                 cols[k] = [None] * total
             cols[k].extend(v)
         for k, v in zip(tags, values):
-            cols.setdefault(k, [None] * total).extend([v] * n)
+            if k not in cols:  # (not setdefault: its default list would be built for every run)
+                cols[k] = [None] * total
+            cols[k].extend([v] * n)
         total += n
         for v in cols.values():  # names this run lacks
             if len(v) < total:
