@@ -447,7 +447,8 @@ def test_a_report_from_the_warm_cache_is_byte_identical_to_a_cold_one(tmp_path, 
 
     def report(out):
         write_report(root, out, experiments_dir=exp)
-        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        files = sorted(p for p in out.rglob("*") if p.is_file() and ".cache" not in p.relative_to(out).parts)
+        return {str(p.relative_to(out)): p.read_bytes() for p in files}
 
     cold = report(tmp_path / "cold")  # no cache: every run read, the cache written
     assert (root / "runs" / ".cache" / "store.parquet").exists()
@@ -456,3 +457,17 @@ def test_a_report_from_the_warm_cache_is_byte_identical_to_a_cold_one(tmp_path, 
     assert reads == [] and any(k.endswith(".png") for k in warm) and any(k.endswith(".svg") for k in warm)
     assert "figures/main_training.png" in warm, list(warm)
     assert list(warm) == list(cold) and all(warm[k] == cold[k] for k in cold), [k for k in cold if warm[k] != cold[k]]
+    # again into the same folder: unchanged figures are not drawn again (their inputs' digests are recorded in
+    # reports/.cache/figures.json), and the report is the same, byte for byte
+    drawn = []
+    real_draw = index._draw
+    monkeypatch.setattr(index, "_draw", lambda fn, *a: drawn.append(fn) or real_draw(fn, *a))
+    assert report(tmp_path / "warm") == cold and drawn == []
+    (tmp_path / "warm" / "figures" / "main_training.svg").unlink()  # a figure gone: drawn again
+    rd = RunDir(root / "runs" / "main" / "i3d_r50-0")
+    final = rd.read_final()
+    final["test"]["top1"] = 10.0  # a table figure's input changed: drawn again
+    rd.write_final(final)
+    again = report(tmp_path / "warm")
+    assert sorted(drawn) == ["scatter_tradeoff", "training_curves"] and again["figures/main_training.svg"]
+    assert again["figures/main_training.png"] == cold["figures/main_training.png"]
