@@ -353,7 +353,9 @@ def test_report_print_prints_and_writes_nothing(results, capsys):
 
     def snapshot():  # but the results store's cache (results/runs/.cache/) and the folder holding it
         cache = results / "runs" / ".cache"
-        return {p: p.stat().st_mtime_ns for p in results.rglob("*") if cache not in (p, *p.parents) and p != cache.parent}
+        return {
+            p: p.stat().st_mtime_ns for p in results.rglob("*") if cache not in (p, *p.parents) and p != cache.parent
+        }
 
     before = snapshot()
     args = ["report", "--results", str(results), "--out", str(out), "--experiments", str(results / "experiments")]

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -441,7 +442,8 @@ def test_a_report_from_the_warm_cache_is_byte_identical_to_a_cold_one(tmp_path, 
     exp = tmp_path / "experiments"
     exp.mkdir()
     (exp / "main.yaml").write_text(
-        "name: main\npaper_table: T1\nreport:\n  rows: [model.variant]\n  metrics: [test.top1, profile.gflops_per_view]\n"
+        "name: main\npaper_table: T1\nreport:\n  rows: [model.variant]\n"
+        "  metrics: [test.top1, profile.gflops_per_view]\n"
     )
     _age(root)
 
@@ -471,3 +473,17 @@ def test_a_report_from_the_warm_cache_is_byte_identical_to_a_cold_one(tmp_path, 
     again = report(tmp_path / "warm")
     assert sorted(drawn) == ["scatter_tradeoff", "training_curves"] and again["figures/main_training.svg"]
     assert again["figures/main_training.png"] == cold["figures/main_training.png"]
+
+
+@pytest.mark.slow
+def test_store_scale_benchmark_runs_at_a_small_size(tmp_path, monkeypatch):
+    """benchmarks/store_scale.py end to end at 200 runs (about 7 s): every timing taken, the report checked."""
+    import sys
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import store_scale
+
+    record = store_scale.main(["--runs", "200", "--status-runs", "50", "--out", str(tmp_path / "s.json")])
+    assert record["runs"] == 200 and len(record["timings"]) == 9
+    assert json.loads((tmp_path / "s.json").read_text())["cache_files_bytes"]["store.parquet"] > 0

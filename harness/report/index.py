@@ -17,9 +17,9 @@ the run folders.
 
 from __future__ import annotations
 
-import os
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,8 +41,7 @@ from harness.report.tables import (
     to_latex,
     to_markdown,
 )
-from harness.results.rundir import atomic_write_bytes, read_grid_manifest
-from harness.results.rundir import metrics_signature
+from harness.results.rundir import atomic_write_bytes, metrics_signature, read_grid_manifest
 from harness.results.store import load_metrics, load_runs, to_csv
 
 FORMATS = ("md", "tex", "png", "svg")
@@ -216,7 +215,9 @@ def _spec_digest(spec: FigureSpec, code: str) -> str | None:
     """What the figure of ``spec`` is drawn from, hashed; None when it cannot be told (then it is drawn)."""
     try:
         h = hashlib.sha256(code.encode())
-        h.update(repr((spec.title, spec.fn, str(spec.out), sorted((k, repr(v)) for k, v in spec.kwargs.items()))).encode())
+        h.update(
+            repr((spec.title, spec.fn, str(spec.out), sorted((k, repr(v)) for k, v in spec.kwargs.items()))).encode()
+        )
         zoo = spec.kwargs.get("zoo_path")
         if zoo and Path(zoo).is_file():
             h.update(Path(zoo).read_bytes())

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.results.rundir import CACHE_DIR, RunDir, atomic_write_bytes
+from harness.results.rundir import CACHE_DIR, PREDICTIONS, RunDir, atomic_write_bytes
 
 VERSION = 1
 SUMMARY = "store.parquet"
@@ -284,7 +284,7 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
         try:
             correct, scored = read_correct(rd)
         except Exception as e:  # pyarrow's errors (ArrowInvalid, ...), OSError, missing columns, bad index
-            message = f"{rd.predictions_path.name} unreadable: {_one_line(e)}"
+            message = f"{PREDICTIONS} unreadable: {_one_line(e)}"
             problems.append((path, message))
             if now - st[0] >= RACY_NS:
                 cached[key] = (sig, -1, message.encode(), b"")

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from harness.results import cache as cache_mod
+import harness.results.cache as cache_mod
 from harness.results.cache import MISSING
 from harness.results.rundir import RunDir, atomic_write_bytes, metrics_signature, scan_run_dirs
 from harness.results.status import FILE_STATES, run_state
@@ -146,9 +146,7 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
     where = {k: i for i, k in enumerate(summary.keys)} if summary is not None else {}
     now = cache_mod.now_ns()
     fresh: dict[int, tuple[dict, list[str], list[str], dict]] = {}  # scan position -> what _read_run read
-    todo = [
-        i for i, (s, k) in enumerate(zip(scans, keys)) if k not in where or summary.sigs[where[k]] != s.signature
-    ]
+    todo = [i for i, (s, k) in enumerate(zip(scans, keys)) if k not in where or summary.sigs[where[k]] != s.signature]
     # progress on a terminal only (disable=None), and only for slow reads
     for i in tqdm(todo, desc=f"reading {root}", unit=" runs", leave=False, disable=None, delay=1.0, mininterval=0.5):
         fresh[i] = _read_run(scans[i].rd)
