@@ -166,8 +166,11 @@ def direct_reads(source: str, allowed_modules: set[str]) -> list[str]:
 
 def test_store_reads_run_directories_only_through_rundir():
     store = (HARNESS / "results" / "store.py").read_text(encoding="utf-8")
-    found = direct_reads(store, {"harness.results.rundir", "harness.results.status"})
+    found = direct_reads(store, {"harness.results.rundir", "harness.results.status", "harness.results.cache"})
     assert not found, "harness/results/store.py must read run directories through RunDir:\n" + "\n".join(found)
+    cache = (HARNESS / "results" / "cache.py").read_text(encoding="utf-8")
+    found = direct_reads(cache, {"harness.results.rundir"})
+    assert not found, "harness/results/cache.py must read run directories through RunDir:\n" + "\n".join(found)
     status = (HARNESS / "results" / "status.py").read_text(encoding="utf-8")
     assert [f for f in direct_reads(status, {"harness.results.rundir"}) if "imports" in f] == []
 

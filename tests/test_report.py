@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.report import GridMeta, grid_table, read_paper, to_latex, to_markdown, to_terminal, write_report
+from harness.report import GridMeta, grid_table, read_paper, stats, to_latex, to_markdown, to_terminal, write_report
 from harness.report.index import current_runs
 from harness.report.plots import ablation_curve, pareto_front, scatter_tradeoff, training_curves
 from harness.report.tables import format_key
@@ -21,12 +21,22 @@ from harness.results.store import load_metrics, load_runs
 TOP1 = {"i3d_r50": [70.0, 71.0, 73.0], "i3d_r50_dsa": [75.5, 76.0, 77.0], "tsm_r50": [72.0]}
 GFLOPS = {"i3d_r50": 167.9, "i3d_r50_dsa": 168.0, "tsm_r50": 131.7}
 PAPER = {"i3d_r50_dsa": 78.2, "i3d_r50": 74.9}
+TEST_VIDEOS = 1000  # the paper's test list has as many (experiments/paper/test_sets.csv of the fixture)
 RATIO_TOP1 = {0.125: [60.0, 62.0], 0.25: [64.0, 65.0], 0.5: [63.0, 63.5], 1.0: [61.0, 60.0]}
 
 
 def _run(root, grid, name, seed, top1, *, model, final=True, epochs=2):
     rd = RunDir(root / "runs" / grid / name).create()
-    rd.write_config({"task": "train", "grid": grid, "seed": seed, "model": model, "train": {"epochs": epochs}})
+    rd.write_config(
+        {
+            "task": "train",
+            "grid": grid,
+            "seed": seed,
+            "model": model,
+            "data": {"name": "testset"},
+            "train": {"epochs": epochs},
+        }
+    )
     for e in range(epochs):
         rd.append_metrics({"epoch": e, "train_loss": 2.0 - e, "val_top1": top1 - 5 + e})
     if final:
@@ -37,7 +47,7 @@ def _run(root, grid, name, seed, top1, *, model, final=True, epochs=2):
                 "status": "done",
                 "finished_at": f"2026-11-2{seed}T10:00:00+00:00",
                 "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
-                "test": {"top1": top1, "top5": top1 + 10, "views": 6},
+                "test": {"top1": top1, "top5": top1 + 10, "views": 6, "num_videos": TEST_VIDEOS},
                 "profile": {"gflops_per_view": GFLOPS.get(model.get("variant"), 168.0), "params_m": 24.3},
             }
         )
@@ -62,6 +72,7 @@ def results(tmp_path):
     (exp / "paper" / "main.csv").write_text(
         "# source: test\n# second note\nmodel.variant,test.top1\ni3d_r50_dsa,78.2\ni3d_r50,74.9\ntsm_r50,\n"
     )
+    (exp / "paper" / "test_sets.csv").write_text(f"data.name,videos,source\ntestset,{TEST_VIDEOS},the fixture\n")
     (exp / "ratio.yaml").write_text(
         "name: ratio\npaper_reference: experiments/paper/ratio.csv\n"
         "report:\n  rows: [model.split_ratio]\n  metrics: [test.top1]\n"
@@ -96,8 +107,9 @@ def test_table_cells_equal_independent_computation(results):
     assert notes == ["source: test", "second note"]
     md = to_markdown(table, meta)
     dsa = TOP1["i3d_r50_dsa"]
-    cell = f"{statistics.mean(dsa):.2f} ± {statistics.stdev(dsa):.2f}"
-    assert cell in md and f"{statistics.mean(dsa) - 78.2:+.2f}" in md
+    summary = stats.seed_summary(np.array(dsa))  # the mean and its 95% interval over the 3 seeds
+    cell = f"{summary['mean']:.1f} [{summary['low']:.1f}, {summary['high']:.1f}]"
+    assert cell in md and f"{statistics.mean(dsa) - 78.2:+.1f}" in md
     header = md.splitlines()[0]
     for label in (
         "variant",
@@ -110,11 +122,16 @@ def test_table_cells_equal_independent_computation(results):
         assert label in header
     assert "views (clips x crops)" not in header and "| 168.0 x 6 " in md and "| 131.7 x 6 " in md
     lines = md.splitlines()
-    assert lines[1].startswith("|--") and lines[2 + 3 :] == [
-        "",
+    notes = [
         "- GFLOPs x views: GFLOPs per view (fvcore, 1 multiply-add = 1 FLOP) x views (clips x crops).",
+        "- Accuracies: [low, high] is a 95% interval: over the test videos for a row of one run (Wilson for top-1, "
+        "top-5 and factor accuracies, a seeded bootstrap over videos for mean class accuracy), over seeds for a row "
+        "of several (t interval of the mean; `n` seeds).",
+        "- ‡: no interval (the run kept no per-video predictions).",  # tsm_r50's one run has no interval
     ]
-    assert to_terminal(table, meta).count("\n") == 1 + 1 + 3 - 1 + 1  # and the note
+    assert lines[1].startswith("|--") and lines[2 + 3 :] == ["", *notes]
+    assert f"| {TOP1['tsm_r50'][0]:.1f} ‡ " in md
+    assert to_terminal(table, meta).count("\n") == 1 + 1 + 3 - 1 + len(notes)  # and the notes
 
 
 def test_a_skipped_videos_column_only_when_a_run_left_unreadable_test_videos_out(results):
@@ -241,7 +258,7 @@ def test_latex_structure(results):
     lines = tex.splitlines()
     assert lines[0] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
     assert lines.index(r"\toprule") < lines.index(r"\midrule") < lines.index(r"\bottomrule")
-    assert r"i3d\_r50\_dsa" in tex and r"$\pm$" in tex and r"top-1 (\%)" in tex and r"$\Delta$" in tex
+    assert r"i3d\_r50\_dsa" in tex and r"top-1 (\%) [95\% CI]" in tex and r"$\Delta$" in tex
     assert "_" not in tex.replace(r"\_", "")  # every underscore escaped
     body = lines[lines.index(r"\midrule") + 1 : lines.index(r"\bottomrule")]
     assert len(body) == 3 and all(line.endswith(r"\\") for line in body)
@@ -351,8 +368,11 @@ def test_report_command(results, capsys):
 def test_report_print_prints_and_writes_nothing(results, capsys):
     out = results / "reports"
 
-    def snapshot():
-        return {p: p.stat().st_mtime_ns for p in results.rglob("*")}
+    def snapshot():  # but the results store's cache (results/runs/.cache/) and the folder holding it
+        cache = results / "runs" / ".cache"
+        return {
+            p: p.stat().st_mtime_ns for p in results.rglob("*") if cache not in (p, *p.parents) and p != cache.parent
+        }
 
     before = snapshot()
     args = ["report", "--results", str(results), "--out", str(out), "--experiments", str(results / "experiments")]
@@ -363,7 +383,7 @@ def test_report_print_prints_and_writes_nothing(results, capsys):
     assert main([*args, "--print", "--csv", str(results / "x.csv")]) == 2
 
 
-def test_a_report_redraws_from_the_results_and_leaves_no_cache(results):
+def test_a_report_redraws_from_the_results_and_leaves_no_cache_but_the_stores(results):
     out = results / "reports"
     kw = {"experiments_dir": results / "experiments"}
     write_report(results, out, **kw)
@@ -377,8 +397,10 @@ def test_a_report_redraws_from_the_results_and_leaves_no_cache(results):
     (out / "figures" / "ratio_split_ratio.png").unlink()
     write_report(results, out, **kw)
     assert sorted(p.name for p in (out / "figures").iterdir()) == figs  # a deleted figure is drawn again
-    assert re.search(r"\| tsm_r50 +\| 1 +\| 50\.00 ", (out / "main.md").read_text())
-    assert sorted(p for p in (results / "runs").rglob("*") if p.is_file()) == runs_files  # reports write no cache
+    assert re.search(r"\| tsm_r50 +\| 1 +\| 50\.0 ‡ ", (out / "main.md").read_text())
+    # reports write no cache of their own (the store's: results/runs/.cache/store.parquet)
+    assert sorted(p for p in (results / "runs").rglob("*") if p.is_file()) == runs_files
+    assert [p for p in runs_files if ".cache" in p.parts] == [results / "runs" / ".cache" / "store.parquet"]
 
 
 @pytest.mark.parametrize("runs", [2, 20])  # one line per run, and the mean of runs per label

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.results import store
-from harness.results.rundir import RunDir
+from harness.results.cache import load_correct
+from harness.results.rundir import RunDir, iter_run_dirs
 from harness.results.store import BASE_COLUMNS, load_metrics, load_runs, to_csv
 
 
@@ -150,11 +155,16 @@ def _files(root) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file()}
 
 
-def test_reloading_sees_changed_new_and_removed_runs_and_writes_nothing(runs_root):
+def test_reloading_sees_changed_new_and_removed_runs_and_writes_only_its_cache(runs_root):
     first = load_runs(runs_root)
     before = _files(runs_root)
     pd.testing.assert_frame_equal(first, load_runs(runs_root))
-    assert _files(runs_root) == before  # reading leaves the results folder as it was (no cache file)
+    after = _files(runs_root)
+    assert set(after) - set(before) == set() and {".cache/store.parquet"} <= set(after)
+    # reading leaves the run folders as they were: it writes its cache only
+    assert {k: v for k, v in after.items() if not k.startswith(".cache/")} == {
+        k: v for k, v in before.items() if not k.startswith(".cache/")
+    }
     rd = RunDir(runs_root / "g" / "done")
     final = rd.read_final()
     final["test"]["top1"] = 12.25
@@ -211,3 +221,269 @@ def test_metrics_lines_are_read_or_named(tmp_path, text, expected, problems):
     rd.metrics_path.write_bytes(text.encode("utf-8", "surrogateescape"))
     assert rd.scan_metrics() == (expected, problems)
     assert rd.read_metrics() == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# the summary cache (<root>/.cache/store.parquet) and load_correct
+
+
+def _age(root, seconds: float = 60.0) -> None:
+    """Date every file back, as if written a while ago (a file changed within RACY_NS is never cached)."""
+    t = time.time() - seconds
+    for p in root.rglob("*"):
+        if p.is_file() and ".cache" not in p.parts:
+            os.utime(p, (t, t))
+
+
+def _add_odd_columns(root) -> None:
+    """Columns of mixed types across runs: str in one run, float in another; None; ints past int64; bools."""
+    for i, (alpha, extra) in enumerate(
+        [("wide", {"flag": True, "big": 2**70, "maybe": None}), (0.5, {"flag": False, "maybe": "x"}), (3, {})]
+    ):
+        rd = RunDir(root / "odd" / f"odd{i}").create()
+        _config(rd, seed=i, alpha=alpha)
+        _final(rd, 60.0 + i, extra=extra)
+
+
+def _count_reads(monkeypatch) -> list:
+    reads = []
+    real = store._read_run
+    monkeypatch.setattr(store, "_read_run", lambda rd: reads.append(rd.run_id) or real(rd))
+    return reads
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == list(b.columns) and a.attrs == b.attrs
+
+
+def test_warm_load_is_exactly_the_cold_one(runs_root, monkeypatch):
+    _add_odd_columns(runs_root)
+    _age(runs_root)
+    cold = load_runs(runs_root, cache=False)
+    assert not (runs_root / ".cache").exists()  # cache=False writes nothing
+    assert cold.set_index("run_id").loc["odd0", "model.alpha"] == "wide" and cold["model.alpha"].dtype == object
+    _same(load_runs(runs_root), cold)  # builds the cache
+    reads = _count_reads(monkeypatch)
+    warm = load_runs(runs_root)
+    assert reads == []  # nothing changed: every row from the cache
+    _same(warm, cold)
+    assert load_metrics(warm).equals(load_metrics(cold))
+    assert list(iter_run_dirs(runs_root)) and all(".cache" not in rd.path.parts for rd in iter_run_dirs(runs_root))
+
+
+def test_cache_refreshes_changed_new_and_removed_runs(runs_root, monkeypatch):
+    _add_odd_columns(runs_root)
+    _age(runs_root)
+    load_runs(runs_root)
+    rd = RunDir(runs_root / "g" / "running")  # the run finishes between two loads
+    _epochs(rd, 1)
+    _final(rd, 55.0)
+    rd.write_job({"state": "finished", "attempts": 1})
+    _config(RunDir(runs_root / "g" / "new").create(), seed=11)
+    shutil.rmtree(runs_root / "g" / "pending")
+    shutil.rmtree(runs_root / "odd" / "odd0")  # the only run with a str alpha and a big int: columns change
+    reads = _count_reads(monkeypatch)
+    warm = load_runs(runs_root)
+    assert sorted(reads) == ["new", "running"]  # only what changed is read again
+    _same(warm, load_runs(runs_root, cache=False))
+    row = warm.set_index("run_id")
+    assert row.loc["running", "status"] == "done" and row.loc["running", "test.top1"] == 55.0
+    assert "pending" not in row.index and row.loc["new", "status"] == "pending" and "extra.big" not in row.columns
+    assert warm["model.alpha"].dtype == float
+    _age(runs_root)
+    load_runs(runs_root)
+    reads.clear()
+    _same(load_runs(runs_root), warm)
+    assert reads == []
+
+
+def test_a_file_changed_just_now_is_read_again(runs_root, monkeypatch):
+    load_runs(runs_root)  # every file is younger than RACY_NS: nothing is trusted from the cache
+    reads = _count_reads(monkeypatch)
+    load_runs(runs_root)
+    assert len(reads) == 13
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncate", "garbage", "version", "schema", "root"],
+)
+def test_a_bad_cache_is_rebuilt_with_a_note(runs_root, capsys, damage):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _age(runs_root)
+    cold = load_runs(runs_root, cache=False)
+    load_runs(runs_root)
+    path = runs_root / ".cache" / "store.parquet"
+    data = path.read_bytes()
+    table = pq.read_table(path)
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not parquet at all")
+    elif damage in ("version", "root"):
+        doc = json.loads(table.schema.metadata[b"harness.store"])
+        doc["version" if damage == "version" else "root"] = 99 if damage == "version" else "/elsewhere"
+        pq.write_table(table.replace_schema_metadata({b"harness.store": json.dumps(doc)}), path)
+    else:
+        pq.write_table(pa.table({"x": [1, 2]}), path)
+    capsys.readouterr()
+    _same(load_runs(runs_root), cold)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "store.parquet" in err and "rebuilding" in err
+    _same(load_runs(runs_root), cold)  # rebuilt: read quietly
+    assert capsys.readouterr().err == ""
+
+
+def test_a_results_folder_that_cannot_be_written_still_loads(runs_root, monkeypatch, capsys):
+    from harness.results import cache
+
+    _age(runs_root)
+    cold = load_runs(runs_root, cache=False)
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", refuse)
+    _same(load_runs(runs_root), cold)
+    assert not (runs_root / ".cache" / "store.parquet").exists() and capsys.readouterr().err == ""
+    monkeypatch.undo()
+    if os.geteuid() != 0:  # root writes anywhere: the mode test means something only for others
+        for p in [runs_root, *runs_root.rglob("*")]:
+            if p.is_dir():
+                p.chmod(0o555)
+        try:
+            _same(load_runs(runs_root), cold)
+            assert not (runs_root / ".cache").exists()
+        finally:
+            for p in [runs_root, *runs_root.rglob("*")]:
+                if p.is_dir():
+                    p.chmod(0o755)
+
+
+def _predictions(rd: RunDir, label, pred, skipped) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(label)
+    order = list(range(n))[::-1]  # rows need not come in index order
+    table = pa.table(
+        {
+            "index": pa.array([order[i] for i in range(n)], pa.int32()),
+            "line": pa.array([order[i] + 1 for i in range(n)], pa.int32()),
+            "path": [f"v{order[i]}.mp4" for i in range(n)],
+            "label": pa.array([label[order[i]] for i in range(n)], pa.int32()),
+            "pred": pa.array([pred[order[i]] for i in range(n)], pa.int32()),
+            "top5": pa.array([None] * n, pa.list_(pa.int32())),
+            "true_score": pa.array([None] * n, pa.float32()),
+            "skipped": pa.array([skipped[order[i]] for i in range(n)]),
+            "reason": pa.array([None] * n, pa.string()),
+        }
+    ).replace_schema_metadata({"harness.predictions": json.dumps({"version": 1, "rows": n})})
+    pq.write_table(table, rd.path / "predictions.parquet")
+
+
+def test_load_correct_reads_predictions_once_and_names_bad_files(runs_root, monkeypatch):
+    from harness.results import cache
+
+    done = RunDir(runs_root / "g" / "done")
+    label, pred, skipped = [0, 1, 2, 3, 4], [0, 2, 2, -1, 4], [False, False, False, True, False]
+    _predictions(done, label, pred, skipped)
+    torn = RunDir(runs_root / "g" / "killed")
+    _predictions(torn, label, pred, skipped)
+    data = torn.predictions_path.read_bytes()
+    torn.predictions_path.write_bytes(data[: len(data) // 2])
+    _age(runs_root)
+    runs = load_runs(runs_root)
+    correct, problems = load_correct(runs)
+    assert set(correct) == {str(done.path)}  # no predictions file: absent, not a problem
+    c, scored = correct[str(done.path)]
+    assert c.tolist() == [True, False, True, False, True] and scored.tolist() == [True, True, True, False, True]
+    assert len(problems) == 1 and problems[0][0] == str(torn.path)
+    assert "predictions.parquet" in problems[0][1] and "\n" not in problems[0][1]
+    assert (runs_root / ".cache" / "correct.parquet").exists()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read a predictions file")
+
+    monkeypatch.setattr(RunDir, "read_predictions", no_reading)
+    again, problems2 = load_correct(runs)  # warm: no Parquet file of a run is read
+    assert again[str(done.path)][0].tolist() == c.tolist() and again[str(done.path)][1].tolist() == scored.tolist()
+    assert problems2 == problems  # the torn file's message is cached with its signature too
+    monkeypatch.undo()
+    _predictions(done, label, [0, 1, 2, -1, 4], skipped)  # changed: read again
+    os.utime(done.predictions_path, (time.time() - 60, time.time() - 60))
+    assert load_correct(runs)[0][str(done.path)][0].tolist() == [True, True, True, False, True]
+    assert cache.RACY_NS > 0
+
+
+def test_a_report_from_the_warm_cache_is_byte_identical_to_a_cold_one(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from harness.report import index, write_report
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2026, 12, 1, 12, 0, tzinfo=tz)
+
+    monkeypatch.setattr(index, "datetime", Frozen)
+    root = tmp_path / "results"
+    for variant, top1 in (("i3d_r50", [70.0, 71.5]), ("i3d_r50_dsa", [75.25, 76.0])):
+        for seed, v in enumerate(top1):
+            rd = RunDir(root / "runs" / "main" / f"{variant}-{seed}").create()
+            _config(rd, seed=seed)
+            rd.write_config({**rd.read_config(), "grid": "main", "model": {"variant": variant}})
+            _epochs(rd, 3)
+            _final(rd, v, profile={"gflops_per_view": 10.5 + seed, "params_m": 24.0, "latency_ms": 3.0 + seed})
+    _add_odd_columns(root / "runs")
+    exp = tmp_path / "experiments"
+    exp.mkdir()
+    (exp / "main.yaml").write_text(
+        "name: main\npaper_table: T1\nreport:\n  rows: [model.variant]\n"
+        "  metrics: [test.top1, profile.gflops_per_view]\n"
+    )
+    _age(root)
+
+    def report(out):
+        write_report(root, out, experiments_dir=exp)
+        files = sorted(p for p in out.rglob("*") if p.is_file() and ".cache" not in p.relative_to(out).parts)
+        return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+    cold = report(tmp_path / "cold")  # no cache: every run read, the cache written
+    assert (root / "runs" / ".cache" / "store.parquet").exists()
+    reads = _count_reads(monkeypatch)
+    warm = report(tmp_path / "warm")
+    assert reads == [] and any(k.endswith(".png") for k in warm) and any(k.endswith(".svg") for k in warm)
+    assert "figures/main_training.png" in warm, list(warm)
+    assert list(warm) == list(cold) and all(warm[k] == cold[k] for k in cold), [k for k in cold if warm[k] != cold[k]]
+    # again into the same folder: unchanged figures are not drawn again (their inputs' digests are recorded in
+    # reports/.cache/figures.json), and the report is the same, byte for byte
+    drawn = []
+    real_draw = index._draw
+    monkeypatch.setattr(index, "_draw", lambda fn, *a: drawn.append(fn) or real_draw(fn, *a))
+    assert report(tmp_path / "warm") == cold and drawn == []
+    (tmp_path / "warm" / "figures" / "main_training.svg").unlink()  # a figure gone: drawn again
+    rd = RunDir(root / "runs" / "main" / "i3d_r50-0")
+    final = rd.read_final()
+    final["test"]["top1"] = 10.0  # a table figure's input changed: drawn again
+    rd.write_final(final)
+    again = report(tmp_path / "warm")
+    assert sorted(drawn) == ["scatter_tradeoff", "training_curves"] and again["figures/main_training.svg"]
+    assert again["figures/main_training.png"] == cold["figures/main_training.png"]
+
+
+@pytest.mark.slow
+def test_store_scale_benchmark_runs_at_a_small_size(tmp_path, monkeypatch):
+    """benchmarks/store_scale.py end to end at 200 runs (about 7 s): every timing taken, the report checked."""
+    import sys
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import store_scale
+
+    record = store_scale.main(["--runs", "200", "--status-runs", "50", "--out", str(tmp_path / "s.json")])
+    assert record["runs"] == 200 and len(record["timings"]) == 9
+    assert json.loads((tmp_path / "s.json").read_text())["cache_files_bytes"]["store.parquet"] > 0

@@ -388,11 +388,11 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     elif report.get("zoo") is not None and not (isinstance(report["zoo"], str) and report["zoo"].endswith(".csv")):
         bad("report.zoo", f"{report['zoo']!r}: must be the path of a zoo CSV, e.g. experiments/zoo/kinetics400.csv")
     if isinstance(report, dict) and report.get("baseline") is not None:
-        base = report["baseline"]
-        if not (isinstance(base, dict) and base and all(isinstance(k, str) and "." in k for k in base)):
+        stated = report["baseline"]
+        if not (isinstance(stated, dict) and stated and all(isinstance(k, str) and "." in k for k in stated)):
             bad(
                 "report.baseline",
-                f"{base!r}: must map config keys to the baseline's values, e.g. {{model.split_ratio: 0.125}}",
+                f"{stated!r}: must map config keys to the baseline's values, e.g. {{model.split_ratio: 0.125}}",
             )
     if problems:
         raise GridValidationError(problems)

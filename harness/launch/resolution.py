@@ -66,14 +66,14 @@ def _earlier(grid: Grid, results_root: str | os.PathLike):
 def _measured_discordance(done) -> tuple[float | None, int]:
     """The pooled discordance of earlier runs paired with their baseline, and the number of pairs."""
     from harness.report.compare import pair_counts, pair_runs
-    from harness.results.store import load_correct
+    from harness.results.cache import load_correct
 
     if done is None or done.empty:
         return None, 0
     pairs = pair_runs(done)
     if pairs.empty:
         return None, 0
-    correct, _problems = load_correct(sorted(set(pairs["path"]) | set(pairs["baseline_path"])))
+    correct, _problems = load_correct(done[done["path"].isin(set(pairs["path"]) | set(pairs["baseline_path"]))])
     counts = pair_counts(pairs, correct)
     ok = counts[counts["why"].isna() & (counts["n"] > 0)]
     if ok.empty:

@@ -9,13 +9,18 @@ each grid's table and figures), ``reports/<grid>.md`` and ``.tex`` (tables),
 ``reports/figures/<grid>_*.png|svg``, ``reports/runs.csv`` (one row per run).
 
 Every number of ours comes from the run directories under ``results/runs``; paper numbers come only from
-``experiments/paper/*.csv`` (verified cells). Every report reads every run and draws every figure: nothing
-is cached between reports.
+``experiments/paper/*.csv`` (verified cells). Every report draws every figure; the runs come from the results
+store, which reads again only the run folders that changed since its cache was written
+(``results/runs/.cache/``, :mod:`harness.results.cache`): a report from the cache is byte-identical to one from
+the run folders.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,8 +42,9 @@ from harness.report.tables import (
     to_latex,
     to_markdown,
 )
-from harness.results.rundir import atomic_write_bytes, read_grid_manifest
-from harness.results.store import load_correct, load_metrics, load_runs, to_csv
+from harness.results.cache import load_correct
+from harness.results.rundir import atomic_write_bytes, metrics_signature, read_grid_manifest
+from harness.results.store import load_metrics, load_runs, to_csv
 
 FORMATS = ("md", "tex", "png", "svg")
 MAX_PROBLEMS_LISTED = 50
@@ -116,12 +122,20 @@ def _hardware(runs: pd.DataFrame) -> str:
     named = [c for c in ("profile.settings.device_name", "hardware.device_name") if c in runs.columns]
     if not named:
         return "unknown"
+    # runs with equal recorded values share one run_settings call (thousands of runs, a few settings);
+    # missing values as None so that equal rows compare equal (NaN != NaN), in order of first appearance
+    sub = runs[cols].astype(object)
+    sub = sub.where(sub.notna(), None)
+    same: dict[tuple, int] = {}
+    for values in zip(*(sub[c].tolist() for c in cols)):
+        same[values] = same.get(values, 0) + 1
     groups: dict[tuple[str, ...], int] = {}
-    for run in runs[cols].to_dict("records"):
+    for values, n in same.items():
+        run = dict(zip(cols, values))
         if _first(run, *named) is None:
             continue
         key = run_settings(run)
-        groups[key] = groups.get(key, 0) + 1
+        groups[key] = groups.get(key, 0) + n
     return "; ".join(f"{', '.join(k)} ({n} run{'' if n == 1 else 's'})" for k, n in groups.items()) or "unknown"
 
 
@@ -138,6 +152,7 @@ def _status_counts(runs: pd.DataFrame) -> str:
 
 
 LABEL = "_label"
+TAGS = ("run_id", "grid", "seed", "model.variant")  # the run columns load_metrics puts beside each epoch
 
 
 def current_runs(runs: pd.DataFrame, grid_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -175,18 +190,83 @@ class FigureSpec:
 
     title: str
     fn: str
-    frame: pd.DataFrame
+    frame: pd.DataFrame | Callable[[], pd.DataFrame]  # a callable: built only if the figure is drawn
     out: Path
     kwargs: dict
+    inputs: str = ""  # a digest of what ``frame`` is built from, when that is cheaper to tell than the frame
+
+
+FIGURE_RECORD = Path(".cache") / "figures.json"
+"""``<reports>/.cache/figures.json``: per figure, the digest of its inputs (frame, options, plotting code,
+matplotlib) and what drawing it returned; a figure whose digest and files are unchanged is not drawn again."""
+
+
+def _code_digest() -> str:
+    from importlib.metadata import version
+
+    from harness import __version__
+
+    h = hashlib.sha256(f"{__version__} matplotlib {version('matplotlib')} pandas {pd.__version__}".encode())
+    here = Path(__file__).resolve().parent
+    for name in ("plots.py", "zoo.py", "index.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def _spec_digest(spec: FigureSpec, code: str) -> str | None:
+    """What the figure of ``spec`` is drawn from, hashed; None when it cannot be told (then it is drawn)."""
+    try:
+        h = hashlib.sha256(code.encode())
+        h.update(
+            repr((spec.title, spec.fn, str(spec.out), sorted((k, repr(v)) for k, v in spec.kwargs.items()))).encode()
+        )
+        zoo = spec.kwargs.get("zoo_path")
+        if zoo and Path(zoo).is_file():
+            h.update(Path(zoo).read_bytes())
+        if spec.inputs:
+            h.update(spec.inputs.encode())
+        else:
+            frame = spec.frame() if callable(spec.frame) else spec.frame
+            h.update(repr((list(frame.columns), [str(t) for t in frame.dtypes], frame.attrs)).encode())
+            h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+        return h.hexdigest()
+    except Exception:  # unhashable cells (lists), odd attrs: draw it
+        return None
+
+
+def _read_record(out: Path) -> dict:
+    try:
+        record = json.loads((out / FIGURE_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _files_of(out: Path, info: dict) -> dict | None:
+    files = {}
+    for p in info.get("paths", ()):
+        try:
+            st = os.stat(p)
+            files[Path(p).relative_to(out).as_posix()] = [st.st_size, st.st_mtime_ns]
+        except (OSError, ValueError):
+            return None
+    return files
 
 
 def figure_specs(
-    name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMeta, fig_dir: Path, formats: tuple[str, ...]
+    name: str,
+    runs: pd.DataFrame,
+    table: pd.DataFrame,
+    meta: GridMeta,
+    fig_dir: Path,
+    formats: tuple[str, ...],
+    record: dict | None = None,
 ) -> list[FigureSpec]:
     """The figures a reader expects for one grid (those its data allows): accuracy vs GFLOPs with the
     Pareto front, order accuracy (synthetic study), latency vs GFLOPs, time ratios to the baseline (with
     their 95% intervals), ablation curves for the knobs
-    that are row keys, training curves of its finished runs."""
+    that are row keys, training curves of its finished runs. ``record``: what :func:`draw_figures` recorded
+    (the training curves' metrics are then read only when they changed)."""
     specs: list[FigureSpec] = []
     rows = table.attrs.get("rows") or meta.rows or []
     table = table.assign(**{LABEL: _row_labels(table, rows)})
@@ -296,18 +376,36 @@ def figure_specs(
             )
     done = runs[runs["status"] == "done"]
     if (done["task"] == "train").any():
-        metrics = load_metrics(done)
+        labels = dict(zip(done["run_id"], _row_labels(done, rows)))
+
+        def curves() -> pd.DataFrame:
+            metrics = load_metrics(done)
+            metrics[LABEL] = metrics["run_id"].map(labels)
+            return metrics
+
+        spec = FigureSpec(
+            "training curves",
+            "training_curves",
+            curves,
+            fig_dir / f"{name}_training",
+            {"title": f"{name}: training curves", **common},
+            # the curves come from the runs' metrics.jsonl: their signatures tell whether they changed
+            inputs=json.dumps(
+                [[p, metrics_signature(p)] for p in done["path"]]
+                + [labels, done[[c for c in TAGS if c in done.columns]].astype(str).to_numpy().tolist()]
+            ),
+        )
+        known = (record or {}).get(str(spec.out))
+        digest = _spec_digest(spec, record["__code__"]) if record else None
+        if known is not None and digest is not None and known.get("digest") == digest:
+            if known.get("info") is not None:  # drawn before from the same metrics: drawn again only if gone
+                specs.append(spec)
+            return specs  # else: no run had training curves then, and none has now
+        metrics = curves()
         if not metrics.empty and "train_loss" in metrics.columns:
-            metrics[LABEL] = metrics["run_id"].map(dict(zip(done["run_id"], _row_labels(done, rows))))
-            specs.append(
-                FigureSpec(
-                    "training curves",
-                    "training_curves",
-                    metrics,
-                    fig_dir / f"{name}_training",
-                    {"title": f"{name}: training curves", **common},
-                )
-            )
+            specs.append(FigureSpec(spec.title, spec.fn, metrics, spec.out, spec.kwargs, inputs=spec.inputs))
+        elif record is not None and digest is not None:
+            record[str(spec.out)] = {"digest": digest, "info": None}
     return specs
 
 
@@ -352,15 +450,54 @@ def _draw(fn: str, frame: pd.DataFrame, out: Path, kwargs: dict) -> dict:
     return getattr(plots, fn)(frame, out=out, **kwargs)
 
 
-def draw_figures(specs: list[FigureSpec]) -> list[dict]:
+def draw_figures(specs: list[FigureSpec], record: dict | None = None, out: Path | None = None) -> list[dict]:
     """Draw ``specs`` and return each figure's metadata (paths, labels, point counts; ``title`` = the
     spec's, ``plot_title`` = the plot's). Sequential: drawing in forked workers was slower on the shared
-    2-core machine."""
+    2-core machine. With ``record`` (:func:`read_figure_record` of the reports folder ``out``) a figure whose
+    inputs and files are unchanged since it was drawn is not drawn again (figures are byte-reproducible: the
+    same inputs draw the same bytes), and ``record`` is updated."""
     figures = []
+    code = record.get("__code__") if record is not None else None
     for s in tqdm(specs, desc="figures", unit=" fig", leave=False, disable=None, delay=1.0):
-        info = _draw(s.fn, s.frame, s.out, s.kwargs)
+        digest = _spec_digest(s, code) if code else None
+        known = record.get(str(s.out)) if record is not None else None
+        if (
+            digest is not None
+            and known is not None
+            and known.get("digest") == digest
+            and known.get("info") is not None
+            and _files_of(out, known["info"]) == known.get("files")
+        ):
+            info = known["info"]
+        else:
+            frame = s.frame() if callable(s.frame) else s.frame
+            info = _draw(s.fn, frame, s.out, s.kwargs)
+            if record is not None and digest is not None:
+                files = _files_of(out, info)
+                try:
+                    json.dumps(info)
+                except (TypeError, ValueError):
+                    files = None
+                if files is not None:
+                    record[str(s.out)] = {"digest": digest, "info": info, "files": files}
+                else:
+                    record.pop(str(s.out), None)
         figures.append({**info, "plot_title": info.get("title", ""), "title": s.title})
     return figures
+
+
+def read_figure_record(out: Path) -> dict:
+    """The figure record of the reports folder ``out`` (empty when absent, unreadable or from other code)."""
+    code = _code_digest()
+    record = _read_record(out)
+    return record if record.get("__code__") == code else {"__code__": code}
+
+
+def write_figure_record(out: Path, record: dict) -> None:
+    try:
+        _write(out / FIGURE_RECORD, json.dumps(record, sort_keys=True, default=str))
+    except OSError:
+        pass
 
 
 def grid_figures(
@@ -496,20 +633,22 @@ def write_report(
 
     def read_correct(paths: list[str]) -> dict:
         """Per-video correctness of these runs (only the paired ones are read); unreadable files are problems."""
-        correct, bad = load_correct(paths)
+        correct, bad = load_correct(runs[runs["path"].isin(paths)])
         problems.extend(bad)
         return correct
 
     grids_info, specs = [], []
+    record = read_figure_record(out)
     for name in names:
         g, stale = splits[name]
         meta = GridMeta.load(name, experiments_dir)
         paper, notes = read_paper(meta.paper_reference)
         table = grid_table(g, meta, paper, correct=read_correct)
-        grid_specs = figure_specs(name, g, table, meta, out / "figures", image_formats)
+        grid_specs = figure_specs(name, g, table, meta, out / "figures", image_formats, record)
         grids_info.append((name, g, stale, meta, notes, table, len(specs), len(grid_specs)))
         specs += grid_specs
-    figures = draw_figures(specs)
+    figures = draw_figures(specs, record, out)
+    write_figure_record(out, record)
     sections = []
     for name, g, stale, meta, notes, table, first, count in grids_info:
         figs = figures[first : first + count]

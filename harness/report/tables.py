@@ -273,9 +273,9 @@ def check_test_set(rows: pd.DataFrame, test_sets: dict) -> tuple[bool, str]:
     if "manifest.test.rows" in rows.columns and rows["manifest.test.rows"].notna().all():
         sizes = pd.to_numeric(rows["manifest.test.rows"], errors="coerce")
     else:
-        sizes = pd.to_numeric(rows.get("test.num_videos"), errors="coerce") + pd.to_numeric(
-            rows.get("test.num_skipped", 0), errors="coerce"
-        ).fillna(0)
+        scored = pd.to_numeric(rows.get("test.num_videos", pd.Series(np.nan, index=rows.index)), errors="coerce")
+        skipped = pd.to_numeric(rows.get("test.num_skipped", pd.Series(0, index=rows.index)), errors="coerce")
+        sizes = scored + skipped.fillna(0)
     bad = sizes[(sizes - videos).abs() > TEST_SET_TOLERANCE * videos]
     if sizes.isna().any() or len(bad):
         got = ", ".join(str(int(v)) for v in dict.fromkeys(sizes.dropna())) or "unknown"

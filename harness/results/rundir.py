@@ -12,10 +12,12 @@ A run directory ``results/runs/<grid>/<run_id>/`` holds:
     log.txt         human-readable log of the run
     job.json        launcher marker: scheduler job id, attempts, submission time
     error.json      last failure (exception type, message, traceback tail)
+    predictions.parquet  per-video test predictions (train task; read by ``harness.results.cache.load_correct``)
 
 Beside the run directories of a grid, ``results/runs/<grid>/_grid.json`` (the grid manifest, written by
 ``sweep submit``) lists the run ids the grid file expands to now; a run folder of the grid that it does
-not list comes from an earlier version of the grid file and is left out of tables.
+not list comes from an earlier version of the grid file and is left out of tables. ``<root>/.cache/``
+(:data:`CACHE_DIR`) holds the results store's caches (``harness.results.cache``); it is never a run.
 
 The engine and the launcher write through this module; the store and reports read
 through it. Every write of a JSON file is atomic (temp file in the same folder, fsync,
@@ -45,6 +47,11 @@ LOG = "log.txt"
 JOB = "job.json"
 ERROR = "error.json"
 GRID_MANIFEST = "_grid.json"
+CACHE_DIR = ".cache"
+SIGNED_FILES = (CONFIG, FINAL, METRICS, JOB, ERROR, PREDICTIONS)
+"""Files whose size and mtime_ns make a run's signature (what the store and ``run_state`` read)."""
+PRESENT_FILES = (CHECKPOINT, LOG)
+"""Files whose presence only is part of the signature (``has_checkpoint``; the log ``sweep status`` shows)."""
 
 
 def _json_default(obj: Any) -> Any:
@@ -312,6 +319,79 @@ class RunDir:
         """(mtime_ns, size) of metrics.jsonl, None when absent: tells whether records read earlier are current."""
         return self._stat(METRICS)
 
+    def predictions_signature(self) -> tuple[int, int] | None:
+        """(mtime_ns, size) of predictions.parquet, None when absent."""
+        return self._stat(PREDICTIONS)
+
+    def read_predictions(self, columns: list[str] | None = None):
+        """The ``columns`` of predictions.parquet as a ``pyarrow.Table``, read and checked by the one reader of
+        prediction files (``harness.results.predictions.read_predictions``: PredictionsError, one line naming
+        the file, for a missing, cut or corrupt file)."""
+        from harness.results.predictions import read_predictions
+
+        return read_predictions(self.predictions_path, columns)[0]
+
+
+def metrics_signature(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``RunDir(path).metrics_signature()`` without building the RunDir (the store asks it of thousands)."""
+    try:
+        st = os.stat(os.path.join(path, METRICS))
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@dataclass(frozen=True)
+class RunScan:
+    """A run directory found by :func:`scan_run_dirs` and the signature of what it holds now."""
+
+    rd: RunDir
+    signature: str  # size and mtime_ns of SIGNED_FILES, presence of PRESENT_FILES
+    newest_ns: int  # the newest mtime_ns among them (a file changed within the clock's tick may look unchanged)
+    metrics: tuple[int, int] | None  # RunDir.metrics_signature()
+
+
+def _scan(dirpath: str, filenames: list[str]) -> RunScan:
+    names = set(filenames)
+    parts, newest, metrics = [], 0, None
+    for name in SIGNED_FILES:
+        if name in names:
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                parts.append("-")
+                continue
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+            newest = max(newest, st.st_mtime_ns)
+            if name == METRICS:
+                metrics = (st.st_mtime_ns, st.st_size)
+        else:
+            parts.append("-")
+    parts += ["1" if name in names else "0" for name in PRESENT_FILES]
+    return RunScan(RunDir(dirpath), "|".join(parts), newest, metrics)
+
+
+def scan_run_dirs(root: str | os.PathLike) -> Iterator[RunScan]:
+    """:func:`iter_run_dirs` with each run's signature (one stat per run file present)."""
+    root = Path(root)
+    if not root.exists():
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        if CONFIG in filenames:
+            dirnames[:] = []
+            yield _scan(dirpath, filenames)
+        elif CACHE_DIR in dirnames:
+            dirnames.remove(CACHE_DIR)
+
+
+def scan_run_dir(path: str | os.PathLike) -> RunScan:
+    """The :class:`RunScan` of one run directory."""
+    try:
+        filenames = os.listdir(path)
+    except OSError:
+        filenames = []
+    return _scan(str(path), filenames)
+
 
 def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
     """Every folder under ``root`` (any depth) that holds a config.json."""
@@ -322,6 +402,8 @@ def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
         if CONFIG in filenames:
             dirnames[:] = []
             yield RunDir(dirpath)
+        elif CACHE_DIR in dirnames:  # the store's caches, never a run
+            dirnames.remove(CACHE_DIR)
 
 
 def write_grid_manifest(

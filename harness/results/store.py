@@ -18,8 +18,15 @@ without a scheduler; the states and the rule are documented there): every state 
 job marker taken at its word (``dsa-harness sweep status`` asks the scheduler too).
 
 Reading is tolerant: a missing or half-written file is reported in ``runs.attrs["problems"]`` (a list
-of ``(run path, message)``) and never raises. Nothing is cached on disk: every call reads every run
-(5,000 runs in about a second), and reading writes nothing into the results folder.
+of ``(run path, message)``) and never raises.
+
+Cached on disk: ``load_runs`` keeps a columnar summary of what it read in ``<root>/.cache/store.parquet``
+(:mod:`harness.results.cache`: layout, encoding, what a bad or unwritable cache does) and reads again only the run
+folders whose signature changed (size + mtime_ns of config.json, final.json, metrics.jsonl, job.json, error.json,
+predictions.parquet; presence of checkpoint.pt and log.txt) or that are new; removed folders drop out. A warm
+load gives exactly the frame a cold one does (values, dtypes, column order, attrs). The cache is the only thing
+reading writes into the results folder (``load_runs(root, cache=False)``: nothing). Per-video predictions are
+read only on demand: :func:`harness.results.cache.load_correct`.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from harness.results.rundir import RunDir, atomic_write_bytes, iter_run_dirs
+import harness.results.cache as cache_mod
+from harness.results.cache import MISSING
+from harness.results.rundir import RunDir, atomic_write_bytes, metrics_signature, scan_run_dirs
 from harness.results.status import FILE_STATES, run_state
 
 STATUSES = FILE_STATES
@@ -114,40 +123,117 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
     return row, list(config_cols), problems, _columnar(metrics)
 
 
-# path -> (signature of metrics.jsonl, metrics in columns): filled by load_runs, reused by load_metrics in the
-# same process while the file is unchanged (a report reads each metrics.jsonl once, not twice)
-_METRICS_READ: dict[str, tuple[Any, dict[str, list]]] = {}
+# path -> (signature of metrics.jsonl, metrics in columns, or their JSON text from the cache): filled by load_runs,
+# reused by load_metrics in the same process while the file is unchanged (a report reads each metrics.jsonl once)
+_METRICS_READ: dict[str, tuple[Any, Any]] = {}
 
 
-def load_runs(root: str | os.PathLike = "results/runs") -> pd.DataFrame:
+def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -> pd.DataFrame:
     """One row per run directory under ``root`` (any depth; a run = a folder holding config.json).
 
     ``df.attrs["problems"]``: ``[(run path, message), ...]`` for missing or half-written files (never
-    fatal). ``df.attrs["config_columns"]``: the columns that came from config.json."""
+    fatal). ``df.attrs["config_columns"]``: the columns that came from config.json. ``df.attrs["root"]``:
+    ``root``. With ``cache`` (the default) the summary cache ``<root>/.cache/store.parquet`` is read and
+    refreshed: only run folders whose files changed (or that are new) are read; ``cache=False`` reads every
+    run and writes nothing."""
     root = Path(root)
-    rows, problems, config_cols = [], [], {}
+    scans = list(scan_run_dirs(root))
+    summary = cache_mod.read_summary(root) if cache and scans else None
+    prefix = str(root) + os.sep
+    keys = [str(s.rd.path) for s in scans]
+    keys = [k[len(prefix) :] if k.startswith(prefix) else k for k in keys]
+    if summary is not None and summary.keys == keys and summary.sigs == [s.signature for s in scans]:
+        return _frame_from_summary(root, scans, summary)
+    where = {k: i for i, k in enumerate(summary.keys)} if summary is not None else {}
+    now = cache_mod.now_ns()
+    fresh: dict[int, tuple[dict, list[str], list[str], dict]] = {}  # scan position -> what _read_run read
+    todo = [i for i, (s, k) in enumerate(zip(scans, keys)) if k not in where or summary.sigs[where[k]] != s.signature]
     # progress on a terminal only (disable=None), and only for slow reads
-    for rd in tqdm(
-        iter_run_dirs(root), desc=f"reading {root}", unit=" runs", leave=False, disable=None, delay=1.0, mininterval=0.5
-    ):
-        key = str(rd.path)
-        sig = rd.metrics_signature()
-        row, cols, probs, recs = _read_run(rd)
-        rows.append(row)
+    for i in tqdm(todo, desc=f"reading {root}", unit=" runs", leave=False, disable=None, delay=1.0, mininterval=0.5):
+        fresh[i] = _read_run(scans[i].rd)
+    names = dict.fromkeys(summary.names if summary is not None else ())
+    for row, *_ in fresh.values():
+        names.update(dict.fromkeys(row))
+    cached_cols = {n: summary.column_list(n) for n in summary.names} if summary is not None else {}
+    old_meta = {m: summary.meta(m) for m in ("problems", "config")} if summary is not None else {}
+    old_metrics = summary.metrics_column().to_pylist() if summary is not None else None
+    columns: dict[str, list] = {n: [] for n in names}
+    meta: dict[str, list] = {"problems": [], "config": [], "metrics": []}
+    sigs, problems, config_cols = [], [], {}
+    decoded: dict[str, list] = {}
+    for i, (s, key) in enumerate(zip(scans, keys)):
+        path = str(s.rd.path)
+        if i in fresh:
+            row, cols, probs, recs = fresh[i]
+            row = {**row, "run_id": MISSING, "path": MISSING}  # from the folder, never cached
+            for n, values in columns.items():
+                values.append(row.get(n, MISSING))
+            text = json.dumps(recs, separators=(",", ":"))
+            meta["problems"].append(json.dumps(probs))
+            meta["config"].append(json.dumps(cols))
+            meta["metrics"].append(text)
+            sigs.append(s.signature if now - s.newest_ns >= cache_mod.RACY_NS else "")
+            _METRICS_READ[path] = (s.metrics, recs)
+        else:
+            j = where[key]
+            for n, values in columns.items():
+                values.append(cached_cols[n][j] if n in cached_cols else MISSING)
+            probs_text, cols_text = old_meta["problems"][j], old_meta["config"][j]
+            probs = decoded.setdefault(probs_text, json.loads(probs_text))
+            cols = decoded.setdefault(cols_text, json.loads(cols_text))
+            meta["problems"].append(probs_text)
+            meta["config"].append(cols_text)
+            text = old_metrics[j]
+            meta["metrics"].append(text)
+            sigs.append(s.signature)
+            _METRICS_READ[path] = (s.metrics, text)
         config_cols.update(dict.fromkeys(cols))
-        problems += [(key, p) for p in probs]
-        _METRICS_READ[key] = (sig, recs)
-    df = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+        problems += [(path, p) for p in probs]
+    columns = {n: v for n, v in columns.items() if any(x is not MISSING for x in v)}  # removed runs' columns
+    columns.pop("run_id", None)
+    columns.pop("path", None)
+    if cache and scans:
+        cache_mod.write_summary(root, cache_mod.encode_summary(root, keys, sigs, meta, columns))
+    data = {n: cache_mod.frame_values(v) for n, v in columns.items()}
+    return _assemble(root, scans, data, problems, config_cols)
+
+
+def _assemble(root: Path, scans: list, data: dict[str, Any], problems: list, config_cols: dict) -> pd.DataFrame:
+    """The frame from its columns (the same way for a cold read and a cached one)."""
+    data["run_id"] = [s.rd.run_id for s in scans]
+    data["path"] = [str(s.rd.path) for s in scans]
     for col in BASE_COLUMNS:
-        if col not in df.columns:
+        if col not in data:
+            data[col] = pd.Series([None] * len(scans), dtype=object) if scans else pd.Series(dtype=object)
+    book = [c for c in BOOK_COLUMNS if c in data]
+    cfg = sorted(c for c in config_cols if c in data and c not in BASE_COLUMNS)
+    rest = sorted(c for c in data if c not in BASE_COLUMNS and c not in book and c not in config_cols)
+    order = BASE_COLUMNS + book + cfg + rest
+    df = pd.DataFrame({c: data[c] for c in order}, columns=order) if scans else pd.DataFrame(columns=BASE_COLUMNS)
+    if not scans:
+        for col in BASE_COLUMNS:
             df[col] = pd.Series(dtype=object)
-    book = [c for c in BOOK_COLUMNS if c in df.columns]
-    cfg = sorted(c for c in config_cols if c in df.columns and c not in BASE_COLUMNS)
-    rest = sorted(c for c in df.columns if c not in BASE_COLUMNS and c not in book and c not in config_cols)
-    df = df[BASE_COLUMNS + book + cfg + rest]
     df.attrs["problems"] = problems
     df.attrs["config_columns"] = cfg
+    df.attrs["root"] = str(root)
     return df
+
+
+def _frame_from_summary(root: Path, scans: list, summary: cache_mod.Summary) -> pd.DataFrame:
+    """Nothing changed since the cache was written: the frame from the cache alone."""
+    problems, config_cols, decoded = [], {}, {}
+    for s, probs_text, cols_text, metrics in zip(
+        scans, summary.meta("problems"), summary.meta("config"), summary.metrics_column()
+    ):
+        path = str(s.rd.path)
+        if probs_text != "[]":
+            problems += [(path, p) for p in decoded.setdefault(probs_text, json.loads(probs_text))]
+        if cols_text not in decoded:
+            decoded[cols_text] = json.loads(cols_text)
+            config_cols.update(dict.fromkeys(decoded[cols_text]))
+        _METRICS_READ[path] = (s.metrics, metrics)
+    data = {n: summary.frame_column(n) for n in summary.names}
+    return _assemble(root, scans, data, problems, config_cols)
 
 
 def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
@@ -159,11 +245,16 @@ def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) 
     tag_set = set(tags)
     cols: dict[str, list] = {}
     total = 0
-    for path, *values in runs[["path", *tags]].itertuples(index=False, name=None):
-        rd = RunDir(path)
-        sig = rd.metrics_signature()
+    for path, *values in zip(*(runs[c].tolist() for c in ["path", *tags])):
+        sig = metrics_signature(path)
         hit = _METRICS_READ.get(str(path))
-        run_cols = hit[1] if hit is not None and hit[0] == sig else _columnar(rd.read_metrics())
+        if hit is not None and hit[0] == sig:
+            run_cols = hit[1]
+            if not isinstance(run_cols, dict):  # JSON text from the cache (a pyarrow scalar or str)
+                run_cols = json.loads(run_cols if isinstance(run_cols, str) else run_cols.as_py())
+                _METRICS_READ[str(path)] = (sig, run_cols)
+        else:
+            run_cols = _columnar(RunDir(path).read_metrics())
         n = len(next(iter(run_cols.values()), ()))
         if not n:
             continue
@@ -174,7 +265,9 @@ def load_metrics(runs: pd.DataFrame, columns: list[str] | tuple[str, ...] = ()) 
                 cols[k] = [None] * total
             cols[k].extend(v)
         for k, v in zip(tags, values):
-            cols.setdefault(k, [None] * total).extend([v] * n)
+            if k not in cols:  # (not setdefault: its default list would be built for every run)
+                cols[k] = [None] * total
+            cols[k].extend([v] * n)
         total += n
         for v in cols.values():  # names this run lacks
             if len(v) < total:
