@@ -487,3 +487,21 @@ def test_store_scale_benchmark_runs_at_a_small_size(tmp_path, monkeypatch):
     record = store_scale.main(["--runs", "200", "--status-runs", "50", "--out", str(tmp_path / "s.json")])
     assert record["runs"] == 200 and len(record["timings"]) == 9
     assert json.loads((tmp_path / "s.json").read_text())["cache_files_bytes"]["store.parquet"] > 0
+
+
+def test_load_correct_refuses_predictions_whose_rows_differ_from_the_manifest(runs_root):
+    from harness.results.cache import load_correct
+
+    done = RunDir(runs_root / "g" / "done")
+    _predictions(done, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [False] * 5)
+    final = done.read_final()
+    final["manifest"] = {"test": {"rows": 6}}  # the run's test list has 6 videos, the file 5 rows
+    done.write_final(final)
+    runs = load_runs(runs_root)
+    correct, problems = load_correct(runs)
+    assert str(done.path) not in correct
+    assert problems == [(str(done.path), problems[0][1])] and "has 5 rows, its manifest lists 6" in problems[0][1]
+    final["manifest"] = {"test": {"rows": 5}}
+    done.write_final(final)
+    correct, problems = load_correct(load_runs(runs_root))
+    assert str(done.path) in correct and problems == []

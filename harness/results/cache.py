@@ -234,11 +234,12 @@ def _read_correct_cache(path: Path) -> dict[str, tuple[str, int, bytes, bytes]]:
         return {}
 
 
-def read_correct(rd: RunDir) -> tuple[np.ndarray, np.ndarray]:
-    """(correct, scored) of one run's predictions.parquet, in dataset index order (raises on a bad file)."""
+def read_correct(rd: RunDir, expected_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(correct, scored) of one run's predictions.parquet, in dataset index order (raises on a bad file, and on
+    a row count other than ``expected_rows``: the videos its manifest lists)."""
     import pyarrow.compute as pc
 
-    table = rd.read_predictions(_PREDICTION_COLUMNS)
+    table = rd.read_predictions(_PREDICTION_COLUMNS, expected_rows=expected_rows)
     index = table.column("index").to_numpy(zero_copy_only=False)
     n = len(index)
     order = np.argsort(index, kind="stable")
@@ -257,7 +258,8 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
     for predictions files that cannot be read (the run is then absent from the dict, as is a run without
     predictions: the caller says "no predictions"). Cached in ``<root>/.cache/correct.parquet`` (``root``:
     the folder ``runs`` was loaded from, ``runs.attrs["root"]``; no on-disk cache without one) by the file's
-    size + mtime_ns: a warm call reads no predictions file."""
+    size + mtime_ns: a warm call reads no predictions file. A file whose row count differs from the run's
+    manifest (``manifest.test.rows``) is refused by name, like an unreadable one."""
     root = Path(root) if root is not None else (Path(runs.attrs["root"]) if runs.attrs.get("root") else None)
     cache_path = cache_dir(root) / CORRECT if root is not None else None
     cached = _read_correct_cache(cache_path) if cache_path is not None else {}
@@ -266,14 +268,16 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
     problems: list[tuple[str, str]] = []
     changed = False
     now = now_ns()
-    for path in runs["path"]:
+    listed = runs["manifest.test.rows"] if "manifest.test.rows" in runs.columns else [None] * len(runs)
+    for path, rows in zip(runs["path"], listed):
         rd = RunDir(path)
+        rows = None if rows is None or (isinstance(rows, float) and np.isnan(rows)) else int(rows)
         key = path[len(prefix) :] if prefix and path.startswith(prefix) else str(Path(path).resolve())
         st = rd.predictions_signature()
         if st is None:
             changed |= cached.pop(key, None) is not None
             continue
-        sig = f"{st[1]}:{st[0]}"
+        sig = f"{st[1]}:{st[0]}:{rows}"  # the manifest's count too: a file checked against another count is read again
         hit = cached.get(key)
         if hit is not None and hit[0] == sig:
             if hit[1] < 0:  # a file found unreadable, unchanged since: its message
@@ -282,7 +286,7 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
                 out[path] = (_unpack(hit[2], hit[1]), _unpack(hit[3], hit[1]))
             continue
         try:
-            correct, scored = read_correct(rd)
+            correct, scored = read_correct(rd, rows)
         except Exception as e:  # pyarrow's errors (ArrowInvalid, ...), OSError, missing columns, bad index
             message = f"{PREDICTIONS} unreadable: {_one_line(e)}"
             problems.append((path, message))
