@@ -175,3 +175,93 @@ def test_shipped_test_sets_file_reads_and_every_count_names_its_source():
     sets = read_test_sets("experiments/paper/test_sets.csv")
     assert sets["kinetics400"][0] == 19796
     assert all(source for _, source in sets.values())
+
+
+def _write_run(root, grid, run_id, *, variant, aggregator, seed, correct):
+    """A finished run folder with per-video predictions whose correctness is ``correct``."""
+    from harness.results.predictions import build_columns, write_predictions
+    from harness.results.rundir import RunDir
+
+    n = len(correct)
+    labels = np.zeros(n, dtype=np.int64)
+    scores = np.where(np.asarray(correct)[:, None], [[0.9, 0.1]], [[0.1, 0.9]])
+    rd = RunDir(root / "runs" / grid / run_id).create()
+    rd.write_config(
+        {"task": "train", "grid": grid, "seed": seed, "model": {"variant": variant, "aggregator": aggregator}}
+    )
+    cols = build_columns(
+        lines=range(1, n + 1),
+        paths=[f"v{i}.mp4" for i in range(n)],
+        labels=labels,
+        scored_index=np.arange(n),
+        scores=scores,
+    )
+    write_predictions(
+        rd.predictions_path, cols, {"run_id": run_id, "list": "t.txt", "list_sha256": "x", "num_classes": 2, "views": 1}
+    )
+    rd.write_final(
+        {
+            "run_id": run_id,
+            "task": "train",
+            "status": "done",
+            "test": {"top1": float(np.mean(correct) * 100)},
+            "manifest": {"test": {"sha256": "x", "rows": n}},
+        }
+    )
+
+
+def test_sweep_show_prints_the_resolution_and_the_seeds_for_a_target(tmp_path, capsys):
+    """From the grid's test set and seeds, with the assumed discordance; then with the discordance measured from
+    earlier runs' predictions paired with their backbone (here: 60 of 400 videos differ, 0.15 -> 0.150 measured)."""
+    from harness.cli import main
+    from harness.launch.grid import expand, load_grid
+    from harness.launch.resolution import plan_resolution
+
+    grid = load_grid("experiments/synthetic_study.yaml")
+    runs = expand(grid, tmp_path)
+    plan = plan_resolution(grid, runs, tmp_path, target_delta=5.0)
+    assert (plan.videos, plan.seeds, plan.top1_source) == (120, 2, "assumed")
+    assert plan.discordance == stats.DEFAULT_DISCORDANCE and plan.discordance_source.startswith("assumed")
+    assert plan.min_delta == pytest.approx(
+        stats.min_detectable_delta(120, discordance=stats.DEFAULT_DISCORDANCE, seeds=2)
+    )
+    assert plan.seeds_for_target == stats.seeds_to_resolve(5.0, 120, discordance=stats.DEFAULT_DISCORDANCE)
+    assert plan.half_width == pytest.approx(stats.binomial_half_width(70.0, 120))
+    rc = main(
+        [
+            "sweep",
+            "show",
+            "experiments/synthetic_study.yaml",
+            "--no-check-data",
+            "--no-cost",
+            "--results",
+            str(tmp_path),
+            "--target-delta",
+            "5",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and "resolution (95%, 80% power), 120 test videos (cost.test_clips) x 2 seed(s):" in out
+    assert f"--target-delta 5: {plan.seeds_for_target} seed(s) resolve it (the grid has 2)" in out
+    base = np.arange(400) % 2 == 0
+    dsa = base.copy()
+    dsa[1:120:2] = True  # 60 more right: discordance 60 / 400
+    _write_run(tmp_path, grid.name, "b0", variant="tsm_r18", aggregator="avg", seed=0, correct=base)
+    _write_run(tmp_path, grid.name, "d0", variant="tsm_r18_dsa", aggregator="dsa", seed=0, correct=dsa)
+    measured = plan_resolution(grid, runs, tmp_path)
+    assert (
+        measured.discordance == pytest.approx(60 / 400)
+        and "measured: 1 earlier run pair" in measured.discordance_source
+    )
+    assert measured.top1_source == "mean of 2 earlier runs"
+
+
+def test_target_delta_out_of_range_is_one_line(capsys):
+    from harness.cli import main
+
+    for bad in ("0", "-1", "100", "nan"):
+        rc = main(
+            ["sweep", "show", "experiments/synthetic_study.yaml", "--no-check-data", "--no-cost", "--target-delta", bad]
+        )
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "--target-delta" in err

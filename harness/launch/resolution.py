@@ -15,7 +15,6 @@ is printed with its source.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +104,7 @@ def plan_resolution(
     if measured is not None:
         discordance, discordance_source = measured, f"measured: {n_pairs} earlier run pair(s) of this grid"
     else:
-        discordance, discordance_source = stats.DEFAULT_DISCORDANCE, "assumed: no earlier predictions of this grid"
+        discordance, discordance_source = stats.DEFAULT_DISCORDANCE, "assumed, no earlier predictions of this grid"
     half = min_delta = seeds_for_target = None
     if videos:
         half = float(stats.binomial_half_width(top1, videos))
@@ -132,31 +131,24 @@ def plan_resolution(
 
 
 def resolution_text(plan: ResolutionPlan) -> str:
-    """The lines ``sweep show`` prints under its table."""
+    """The lines ``sweep show`` prints under its table (each assumption with its source)."""
     if not plan.videos:
         return "resolution: unknown (no test-set size: set cost.test_clips, or make data.test readable)"
     lines = [
-        f"resolution (95%, {POWER:.0%} power): {plan.videos:,} test videos ({plan.videos_source}) x {plan.seeds} "
-        f"seed(s); one run's top-1 at {plan.top1:.1f}% ({plan.top1_source}) is known to ±{plan.half_width:.2f} "
-        f"points; a paired Δ top-1 to the baseline (same videos) is resolved from {plan.min_delta:.2f} points "
-        f"(discordance {plan.discordance:.3f}, {plan.discordance_source})"
+        f"resolution (95%, {POWER:.0%} power), {plan.videos:,} test videos ({plan.videos_source}) "
+        f"x {plan.seeds} seed(s):",
+        f"  one run's top-1 at {plan.top1:.1f}% ({plan.top1_source}): ±{plan.half_width:.2f} points (Wilson)",
+        f"  paired Δ top-1 vs the baseline, same videos: resolved from {plan.min_delta:.2f} points",
+        f"    (discordance {plan.discordance:.3f}: {plan.discordance_source})",
     ]
     if plan.target_delta is not None:
-        if plan.seeds_for_target is None:
-            lines.append(
-                f"--target-delta {plan.target_delta:g}: not resolvable with these videos at any seed count "
-                f"(a Δ above the discordance rate {plan.discordance:.3f} cannot occur)"
-                if plan.target_delta / 100 > plan.discordance
-                else f"--target-delta {plan.target_delta:g}: needs more than 1000 seeds"
-            )
+        target = f"  --target-delta {plan.target_delta:g}: "
+        if plan.seeds_for_target is not None:
+            lines.append(target + f"{plan.seeds_for_target} seed(s) resolve it (the grid has {plan.seeds})")
+        elif plan.target_delta / 100 >= plan.discordance:
+            lines.append(target + f"never: a Δ cannot exceed the discordance rate ({plan.discordance:.3f})")
         else:
-            enough = "the grid has enough" if plan.seeds_for_target <= plan.seeds else f"the grid has {plan.seeds}"
-            lines.append(
-                f"--target-delta {plan.target_delta:g}: {plan.seeds_for_target} seed(s) resolve it (paired, same "
-                f"assumptions; {enough})"
-            )
-    if not math.isfinite(plan.min_delta or float("nan")):
-        lines.append("  (the planned Δ is not finite: check the assumptions)")
+            lines.append(target + "more than 1000 seeds")
     return "\n".join(lines)
 
 
