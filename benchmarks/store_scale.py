@@ -8,8 +8,9 @@ final.json with a full profile record, hardware, versions, a ``manifest`` block 
 predictions.parquet now); metrics.jsonl with one line per epoch; predictions.parquet (200 classes,
 5,000 test videos). The runs are spread over five training grids like the paper's (2-3 variants of a
 knob x seeds, grid files and manifests) plus ``bench``, a 2,000-run profile grid whose folders are the
-ones its grid file expands to (so `sweep status` reads them). A few payload patterns are serialised
-once and written as a distinct file per run (generation takes minutes, not an hour).
+ones its grid file expands to (so `sweep status` reads them). Every run's predictions are its own (its seed's
+common pattern with ~10% of videos redrawn), so the reports' paired comparisons (each variant against its
+backbone, or the ablation grids' stated baseline) see distinct counts, as real runs give.
 
 Then times, in one go:
 
@@ -54,6 +55,9 @@ sys.path.insert(0, str(REPO))
 from harness.measure import describe_environment  # noqa: E402
 from harness.results.rundir import RunDir, atomic_write_json, write_grid_manifest  # noqa: E402
 
+BASELINES = {"ablation_split_ratio": 0.125, "ablation_alpha": 2, "ablation_kernel_size": 3}
+"""report.baseline of the ablation grids (the paper's defaults); the other grids pair each variant with its backbone."""
+
 GRIDS = {  # name -> (row key, values)
     "backbones": ("model.variant", ["tsm_r50", "tsm_r50_dsa", "i3d_r50", "i3d_r50_dsa"]),
     "ablation_split_ratio": ("model.split_ratio", [0.125, 0.25, 0.5, 1.0]),
@@ -63,7 +67,6 @@ GRIDS = {  # name -> (row key, values)
 }
 CLASSES = 200
 VIDEOS = 5000
-PATTERNS = 16  # distinct prediction payloads, each written as its own file per run
 
 
 def _write(path: Path, obj) -> None:
@@ -71,48 +74,56 @@ def _write(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, sort_keys=True, indent=2) + "\n")
 
 
-def predictions_payloads(n: int = PATTERNS) -> list[bytes]:
-    """``n`` predictions.parquet files (as bytes) in the schema the engine writes: 5,000 videos, 200
-    classes, a few skipped, accuracy varying with the pattern."""
-    rng = np.random.default_rng(0)
-    label = (np.arange(VIDEOS) % CLASSES).astype(np.int32)
-    out = []
-    for k in range(n):
-        right = rng.random(VIDEOS) < 0.6 + 0.01 * k
-        pred = np.where(right, label, (label + 1 + rng.integers(0, CLASSES - 1, VIDEOS)) % CLASSES).astype(np.int32)
-        skipped = np.zeros(VIDEOS, bool)
-        skipped[rng.choice(VIDEOS, 3, replace=False)] = True
-        pred[skipped] = -1
-        top5 = [None if s else [int(p), *((int(p) + j) % CLASSES for j in range(1, 5))] for p, s in zip(pred, skipped)]
-        table = pa.table(
+class PredictionsWriter:
+    """A distinct predictions.parquet per run (the schema the engine writes: 5,000 videos, 200 classes, 3
+    skipped), so that paired comparisons see distinct counts as real runs do: the videos a run gets right are
+    its seed's common pattern (what every variant of that seed gets right) with ~10% of videos redrawn."""
+
+    def __init__(self) -> None:
+        self.label = (np.arange(VIDEOS) % CLASSES).astype(np.int32)
+        base = pa.table(
             {
                 "index": pa.array(np.arange(VIDEOS, dtype=np.int32)),
                 "line": pa.array(np.arange(1, VIDEOS + 1, dtype=np.int32)),
-                "path": pa.array([f"videos/class_{lab:03d}/video_{i:05d}.mp4" for i, lab in enumerate(label)]),
-                "label": pa.array(label),
-                "pred": pa.array(pred),
-                "top5": pa.array(top5, type=pa.list_(pa.int32())),
-                "true_score": pa.array(
-                    np.where(skipped, np.nan, rng.random(VIDEOS)).astype(np.float32), from_pandas=True
-                ),
-                "skipped": pa.array(skipped),
-                "reason": pa.array(["undecodable" if s else None for s in skipped], type=pa.string()),
+                "path": pa.array([f"videos/class_{lab:03d}/video_{i:05d}.mp4" for i, lab in enumerate(self.label)]),
+                "label": pa.array(self.label),
             }
+        )
+        self.base = base
+        self.skipped = np.zeros(VIDEOS, bool)
+        self.skipped[[7, 1234, 4321]] = True
+        self.offsets = pa.array(np.arange(0, 5 * VIDEOS + 1, 5, dtype=np.int32))
+
+    def write(self, path: Path, i: int, seed: int, accuracy: float) -> None:
+        common = np.random.default_rng([seed, 99]).random(VIDEOS) < accuracy
+        rng = np.random.default_rng(i)
+        redraw = rng.random(VIDEOS) < 0.1
+        right = np.where(redraw, rng.random(VIDEOS) < accuracy, common)
+        pred = np.where(right, self.label, (self.label + 1 + rng.integers(0, CLASSES - 1, VIDEOS)) % CLASSES)
+        pred = pred.astype(np.int32)
+        pred[self.skipped] = -1
+        top5 = pa.ListArray.from_arrays(
+            self.offsets,
+            pa.array(((pred[:, None] + np.arange(5)) % CLASSES).astype(np.int32).ravel()),
+            mask=pa.array(self.skipped),
+        )
+        score = np.where(self.skipped, np.nan, rng.random(VIDEOS)).astype(np.float32)
+        table = self.base.append_column("pred", pa.array(pred)).append_column("top5", top5)
+        table = table.append_column("true_score", pa.array(score, from_pandas=True))
+        table = table.append_column("skipped", pa.array(self.skipped))
+        table = table.append_column(
+            "reason", pa.array(np.where(self.skipped, "undecodable", None).tolist(), type=pa.string())
         )
         meta = {
             "version": 1,
-            "run_id": f"pattern{k}",
+            "run_id": path.parent.name,
             "list": "data/minikinetics200/val.txt",
             "list_sha256": "0" * 64,
             "rows": VIDEOS,
             "num_classes": CLASSES,
             "views": 6,
         }
-        table = table.replace_schema_metadata({"harness.predictions": json.dumps(meta)})
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        out.append(sink.getvalue().to_pybytes())
-    return out
+        pq.write_table(table.replace_schema_metadata({"harness.predictions": json.dumps(meta)}), path)
 
 
 def _final(run_id: str, task: str, i: int, gflops: float, top1: float | None, variant: str) -> dict:
@@ -132,10 +143,15 @@ def _final(run_id: str, task: str, i: int, gflops: float, top1: float | None, va
         },
         "versions": {"python": "3.11.7", "torch": "2.13.0", "cuda": "12.4", "harness": "0.1.0"},
         "manifest": {
-            "list": "data/minikinetics200/val.txt",
-            "list_sha256": "0" * 64,
-            "videos": VIDEOS,
-            "classes": CLASSES,
+            split: {
+                "list": f"data/minikinetics200/{name}.txt",
+                "sha256": "0" * 64,
+                "rows": rows,
+                "readable": rows - 3,
+                "skipped": 3,
+                "num_classes": CLASSES,
+            }
+            for split, name, rows in (("train", "train", 80000), ("val", "val", VIDEOS), ("test", "val", VIDEOS))
         },
         "profile": {
             "variant": variant,
@@ -251,7 +267,6 @@ def make_runs(root: Path, n: int, status_runs: int, epochs: int) -> Path:
 
     exp = root / "experiments"
     exp.mkdir(parents=True)
-    payloads = predictions_payloads()
     bench_file = write_bench_grid(exp, status_runs)
     bench = expand(load_grid(bench_file), root)[:status_runs]
     for j, spec in enumerate(bench):
@@ -270,8 +285,10 @@ def make_runs(root: Path, n: int, status_runs: int, epochs: int) -> Path:
         (exp / f"{grid}.yaml").write_text(
             f"name: {grid}\ndescription: generated\npaper_table: generated\ntask: train\n"
             f"report:\n  rows: [{key}]\n  metrics: [test.top1, test.top5, profile.gflops_per_view, profile.params_m]\n"
+            + (f"  baseline: {{{key}: {BASELINES[grid]}}}\n" if grid in BASELINES else "")
         )
     names = list(GRIDS)
+    writer = PredictionsWriter()
     ids: dict[str, list[str]] = {g: [] for g in names}
     for i in range(n - len(bench)):
         grid = names[i % len(names)]
@@ -280,6 +297,8 @@ def make_runs(root: Path, n: int, status_runs: int, epochs: int) -> Path:
         seed = i // (len(names) * len(values))
         model = {"variant": "i3d_r50_dsa", "num_classes": CLASSES, "pretrained": "data/pretrained/resnet50.pth"}
         model[key.split(".", 1)[1]] = value
+        suffix = str(model["variant"]).rsplit("_", 1)[-1]
+        model["aggregator"] = {"dsa": "dsa", "static": "static_conv", "nonlocal": "nonlocal"}.get(suffix, "avg")
         gflops = 168.0 + (0.02 if "dsa" in str(model["variant"]) else 0.0) - (36.2 if "tsm" in str(value) else 0.0)
         top1 = 70.0 + (i % 13) * 0.5
         run_id = f"{i:012x}"
@@ -306,7 +325,7 @@ def make_runs(root: Path, n: int, status_runs: int, epochs: int) -> Path:
             )
         )
         _write(rd.job_path, {"state": "finished", "cluster": "slurm", "job_id": f"{1000 + i}", "attempts": 1})
-        (rd.path / "predictions.parquet").write_bytes(payloads[i % len(payloads)])
+        writer.write(rd.path / "predictions.parquet", i, seed, top1 / 100)
         _write(rd.final_path, _final(run_id, "train", i, gflops, top1, str(model["variant"])))
     for grid, run_ids in ids.items():
         write_grid_manifest(
@@ -387,6 +406,8 @@ def main(argv: list[str] | None = None) -> dict:
         cache_files = {p.name: p.stat().st_size for p in cache_dir(runs_root).iterdir()}
         written = sorted(p.name for p in runs_root.iterdir() if p.is_file())
     assert f"runs: {args.runs} ({args.runs} done)" in index, index[:500]
+    assert index.count("Δ top-1 vs baseline [95% CI]") == len(GRIDS), "every training grid pairs its runs"
+    assert "no predictions" not in index and "not paired" not in index, "the paired columns were measured"
     assert not written, f"a report wrote into the results folder: {written}"
     assert len(correct) == len(correct2) == args.runs - args.status_runs and not problems
     record = {

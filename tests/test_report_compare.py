@@ -265,3 +265,10 @@ def test_target_delta_out_of_range_is_one_line(capsys):
         )
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1 and "--target-delta" in err
+
+
+def test_profile_runs_are_never_paired():
+    df, _ = _runs(seeds=(0,))
+    assert len(pair_runs(df)) == 1
+    df["task"] = "profile"  # a profile grid of a DSA model and its backbone: no test videos to pair
+    assert pair_runs(df).empty

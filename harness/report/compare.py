@@ -79,6 +79,8 @@ def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
             return r.get("model.aggregator") == "avg"
 
     bases: dict[tuple, pd.Series] = {}
+    if "task" in done.columns:  # only runs that tested on videos compare (a profile run has no test)
+        done = done[done["task"] == "train"]
     records = list(done.iterrows())
     for _, r in records:
         if is_base(r):
