@@ -272,3 +272,10 @@ def test_profile_runs_are_never_paired():
     assert len(pair_runs(df)) == 1
     df["task"] = "profile"  # a profile grid of a DSA model and its backbone: no test videos to pair
     assert pair_runs(df).empty
+
+
+def test_printed_accuracies_carry_their_interval_when_recorded():
+    rec = {"top1": 78.2, "top1_ci_low": 77.6, "top1_ci_high": 78.8, "top5": 93.0}
+    assert stats.format_accuracy(rec, "top1") == "78.20% [77.60, 78.80]"
+    assert stats.format_accuracy(rec, "top5") == "93.00%"  # no interval recorded: none made up
+    assert stats.format_accuracy(rec, "mean_class_acc") == ""

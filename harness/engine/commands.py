@@ -321,8 +321,11 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        from harness.report.stats import format_accuracy
+
         print(
-            f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  mean class {result['mean_class_acc']:.2f}%"
+            f"top-1 {format_accuracy(result, 'top1')}  top-5 {format_accuracy(result, 'top5')}  mean class "
+            f"{format_accuracy(result, 'mean_class_acc')} (95% intervals over videos)"
             f"  ({result['views']} views of {result['test_size']} px, {result['num_videos']} videos"
             + (f", {result['num_skipped']} unreadable left out" if result.get("num_skipped") else "")
             + f"; {result['device']}, amp {result['amp']}, {result['workers']} workers, "

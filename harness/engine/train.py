@@ -924,10 +924,13 @@ def train_and_evaluate(
         test["views"] = ecfg.views
         if test["num_skipped"]:
             log("test " + _skipped_text(test))
+        from harness.report.stats import format_accuracy
+
         log(
-            f"test ({ecfg.test_groups} groups x {ecfg.crops} crops): top-1 {test['top1']:.2f}%, "
-            f"top-5 {test['top5']:.2f}%, mean class {test['mean_class_acc']:.2f}%"
-            + "".join(f", {k} {v['top1']:.1f}%" for k, v in test.get("groups", {}).items())
+            f"test ({ecfg.test_groups} groups x {ecfg.crops} crops, 95% intervals over {test['num_videos']} "
+            f"videos): top-1 {format_accuracy(test, 'top1')}, top-5 {format_accuracy(test, 'top5')}, mean class "
+            f"{format_accuracy(test, 'mean_class_acc')}"
+            + "".join(f", {k} {format_accuracy(v, 'top1', 1)}" for k, v in test.get("groups", {}).items())
         )
     final = None
     if ctx.is_main:

@@ -432,6 +432,19 @@ def format_delta(d: dict, decimals: int = 1) -> str:
     return format_interval(d.get("delta"), d.get("low"), d.get("high"), decimals=decimals, signed=True)
 
 
+def format_accuracy(record: dict, key: str, decimals: int = 2) -> str:
+    """``record[key]`` as a percentage with its 95% interval when the record holds one (``<key>_ci_low`` /
+    ``<key>_ci_high``, as final.json and eval results do): ``78.20% [77.60, 78.80]``; ``78.20%`` without."""
+    value = record.get(key)
+    if format_sig(value) == "":
+        return ""
+    low, high = record.get(f"{key}_ci_low"), record.get(f"{key}_ci_high")
+    text = f"{float(value):.{decimals}f}%"
+    if format_sig(low) == "" or format_sig(high) == "":
+        return text
+    return f"{text} [{float(low):.{decimals}f}, {float(high):.{decimals}f}]"
+
+
 def format_p(p) -> str:
     """A p-value as printed: three decimals (``0.003``), ``<0.001`` below that, ``1`` for 1; '' when missing."""
     if format_sig(p) == "":
@@ -445,6 +458,7 @@ def format_p(p) -> str:
 
 __all__ = [
     "CONFIDENCE",
+    "format_accuracy",
     "DEFAULT_DISCORDANCE",
     "RESAMPLES",
     "SEED",
