@@ -3,6 +3,8 @@ check before a paper Δ, and `sweep show`'s resolution planning (issue 21)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -279,3 +281,18 @@ def test_printed_accuracies_carry_their_interval_when_recorded():
     assert stats.format_accuracy(rec, "top1") == "78.20% [77.60, 78.80]"
     assert stats.format_accuracy(rec, "top5") == "93.00%"  # no interval recorded: none made up
     assert stats.format_accuracy(rec, "mean_class_acc") == ""
+
+
+def test_delta_plot_draws_each_paired_row_with_its_interval(tmp_path):
+    from harness.report.plots import delta_plot
+
+    df, correct = _runs(seeds=(0, 1))
+    table = grid_table(df, META, None, correct=correct)
+    info = delta_plot(table, tmp_path / "delta", formats=("png",))
+    row = table[table["paired delta"].notna()].iloc[0]
+    assert info["points"] == 1 and info["resolved"] == 1 and Path(info["paths"][0]).exists()
+    assert info["yerr"] == pytest.approx(
+        [[row["paired delta"] - row["paired low"]], [row["paired high"] - row["paired delta"]]]
+    )
+    empty = delta_plot(grid_table(df, META, None, correct={}), tmp_path / "none", formats=("png",))
+    assert empty["points"] == 0  # nothing paired: an empty figure, never an invented point
