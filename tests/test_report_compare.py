@@ -291,8 +291,8 @@ def test_delta_plot_draws_each_paired_row_with_its_interval(tmp_path):
     info = delta_plot(table, tmp_path / "delta", formats=("png",))
     row = table[table["paired delta"].notna()].iloc[0]
     assert info["points"] == 1 and info["resolved"] == 1 and Path(info["paths"][0]).exists()
-    assert info["yerr"] == pytest.approx(
-        [[row["paired delta"] - row["paired low"]], [row["paired high"] - row["paired delta"]]]
-    )
+    (below,), (above,) = info["yerr"]
+    expected = (row["paired delta"] - row["paired low"], row["paired high"] - row["paired delta"])
+    assert (below, above) == pytest.approx(expected)
     empty = delta_plot(grid_table(df, META, None, correct={}), tmp_path / "none", formats=("png",))
     assert empty["points"] == 0  # nothing paired: an empty figure, never an invented point
