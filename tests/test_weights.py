@@ -369,6 +369,14 @@ def _eval(capsys, argv) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def _scores(run_folder, result: dict) -> tuple[dict, list]:
+    """A result without the name of its predictions file (named after the checkpoint), and that file's rows."""
+    from harness.results.predictions import read_predictions
+
+    rows, _ = read_predictions(run_folder / result["predictions"], ["pred", "true_score"], as_numpy=True)
+    return {k: v for k, v in result.items() if k != "predictions"}, [rows["pred"].tolist(), rows["true_score"].tolist()]
+
+
 def test_eval_checkpoint_evaluates_official_files_like_our_own(run_folder, capsys, tmp_path):
     model = tiny()
     state = trained_like(model)
@@ -376,15 +384,17 @@ def test_eval_checkpoint_evaluates_official_files_like_our_own(run_folder, capsy
     ours = _eval(capsys, [str(run_folder)])
     torch.save(official_names(model, state), tmp_path / "official.pth")
     official = _eval(capsys, [str(run_folder), "--checkpoint", str(tmp_path / "official.pth")])
-    assert official == ours and ours["num_videos"] == 3
+    assert official["predictions"] == "eval-1x1-official.predictions.parquet"
+    assert _scores(run_folder, official) == _scores(run_folder, ours) and ours["num_videos"] == 3
     assert json.loads((run_folder / "eval-1x1-official.json").read_text()) == official
     forced = _eval(
         capsys, [str(run_folder), "--checkpoint", str(tmp_path / "official.pth"), "--checkpoint-format", "official"]
     )
-    assert forced == ours
+    assert _scores(run_folder, forced) == _scores(run_folder, ours)
     # our own checkpoint through --checkpoint (a copy elsewhere): the same again
     torch.save({"model": state}, tmp_path / "copy.pt")
-    assert _eval(capsys, [str(run_folder), "--checkpoint", str(tmp_path / "copy.pt")]) == ours
+    copy = _eval(capsys, [str(run_folder), "--checkpoint", str(tmp_path / "copy.pt")])
+    assert _scores(run_folder, copy) == _scores(run_folder, ours)
 
 
 def test_eval_checkpoint_of_another_architecture_is_one_line(run_folder, capsys, tmp_path):
