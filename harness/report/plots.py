@@ -405,7 +405,8 @@ def delta_plot(
         if "paired delta" in table
         else table.iloc[0:0]
     )
-    width = max(5.0, 0.9 * len(rows) + 2.5)
+    legend_in = 2.4  # the legend right of the axes: it never covers an error bar
+    width = max(5.0, 0.9 * len(rows) + 2.5) + legend_in
     fig, ax = plt.subplots(figsize=(width, 4.4))
     xs = np.arange(len(rows), dtype=float)
     d = pd.to_numeric(rows.get("paired delta"), errors="coerce").to_numpy(float) if len(rows) else np.zeros(0)
@@ -431,8 +432,21 @@ def delta_plot(
     n_title = _set_title(ax, title or "paired Δ top-1 to the baseline", width)
     n_note = _note(fig, note, width)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7, loc="best")
-    margins = {"left": min(0.2, 0.85 / width), "right": 0.98, "top": 0.91 - 0.055 * (n_title - 1), "bottom": 0.12}
+    handles, texts = ax.get_legend_handles_labels()
+    ax.legend(
+        handles,
+        [textwrap.fill(t, 30) for t in texts],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+    )
+    margins = {
+        "left": min(0.2, 0.85 / width),
+        "right": 1 - (legend_in + 0.1) / width,
+        "top": 0.91 - 0.055 * (n_title - 1),
+        "bottom": 0.12,
+    }
     fig.subplots_adjust(**margins)
     renderer = fig.canvas.get_renderer()
     tall = max((t.get_window_extent(renderer).height for t in ax.get_xticklabels()), default=0.0)
