@@ -42,6 +42,7 @@ def _runs(seeds=(0, 1), shift=0.15, *, lists=("a", "a"), ci=True, seed=0):
                     "model.split_ratio": 0.125 if agg == "avg" else 0.5,
                     "data.name": "synth",
                     "manifest.test.sha256": test_list,
+                    "manifest.test.list": f"{test_list}.txt",
                     "manifest.test.rows": N,
                     "test.top1": top1,
                     "test.num_videos": N,
@@ -106,7 +107,7 @@ def test_runs_on_different_test_lists_are_never_paired_and_say_so():
     df, correct = _runs(seeds=(0,), lists=("a", "b"))
     table = grid_table(df, META, None, correct=correct)
     text = to_markdown(table)
-    assert "not paired: tested on different lists" in text
+    assert "not paired: tested on different lists (b.txt vs a.txt)" in text
     assert pd.isna(table.loc[table["model.variant"] == "tsm_r18_dsa", "paired delta"]).all()
 
 

@@ -43,6 +43,19 @@ only in these."""
 TEST_LIST_COLUMNS = ("manifest.test.sha256", "inputs.data.test")
 """Where the identity of a run's test list is read (the first a run has)."""
 
+PAIR_COLUMNS = (
+    "run_id",
+    "baseline_run_id",
+    "seed",
+    "path",
+    "baseline_path",
+    "test_list",
+    "baseline_test_list",
+    "test_list_name",
+    "baseline_test_list_name",
+)
+"""The columns of :func:`pair_runs`' frame."""
+
 _NOT_CONFIG = {"run_id", "path", "seed", "status", "grid", "task"}
 
 
@@ -100,11 +113,11 @@ def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
                     "baseline_path": b["path"],
                     "test_list": _test_list(r),
                     "baseline_test_list": _test_list(b),
+                    "test_list_name": r.get("manifest.test.list"),
+                    "baseline_test_list_name": b.get("manifest.test.list"),
                 }
             )
-    return pd.DataFrame(
-        out, columns=["run_id", "baseline_run_id", "seed", "path", "baseline_path", "test_list", "baseline_test_list"]
-    )
+    return pd.DataFrame(out, columns=[*PAIR_COLUMNS])
 
 
 def _test_list(run: pd.Series):
@@ -124,7 +137,8 @@ def pair_counts(pairs: pd.DataFrame, correct: dict) -> pd.DataFrame:
     for p in pairs.itertuples(index=False):
         reason = None
         if p.test_list is not None and p.baseline_test_list is not None and p.test_list != p.baseline_test_list:
-            reason = "not paired: tested on different lists"
+            names = [str(n) for n in (p.test_list_name, p.baseline_test_list_name) if isinstance(n, str)]
+            reason = "not paired: tested on different lists" + (f" ({' vs '.join(names)})" if len(names) == 2 else "")
         elif p.path not in correct or p.baseline_path not in correct:
             missing = [
                 rid for rid, path in ((p.run_id, p.path), (p.baseline_run_id, p.baseline_path)) if path not in correct
