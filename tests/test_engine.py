@@ -214,6 +214,46 @@ def test_other_config_in_same_folder_is_refused(colour_set, tmp_path):
         train_and_evaluate(_config(colour_set), tmp_path / "r", echo=False)
 
 
+def test_another_runs_checkpoint_is_refused_by_name_and_an_old_one_resumed_with_a_warning(colour_set, tmp_path, capsys):
+    """Issue 25.1: a checkpoint carries its run (run id, identity hash); a run folder holding another run's
+    checkpoint.pt (copied in) is refused naming the file, whose run it is and the fix, nothing changed. A
+    checkpoint written before checkpoints carried their run is resumed as the folder's, with a warning."""
+    from harness.cli import main
+    from harness.config import RunConfig
+
+    cfg_a = _config(colour_set, epochs=1)
+    final_a = train_and_evaluate(cfg_a, tmp_path / "a", echo=False)
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    run_a = RunConfig.from_dict(cfg_a).run_id
+    assert state["run_id"] == run_a and state["identity_sha256"].startswith("sha256:" + run_a)
+
+    cfg_b = {**cfg_a, "seed": 1}
+    b = RunDir(tmp_path / "b").create()
+    b.write_config(RunConfig.from_dict(cfg_b).record())
+    (tmp_path / "b" / "checkpoint.pt").write_bytes((tmp_path / "a" / "checkpoint.pt").read_bytes())
+
+    def checkpoints() -> dict:
+        return {p.name: p.read_bytes() for p in (tmp_path / "b").glob("*.pt")}
+
+    before = checkpoints()
+    with pytest.raises(CheckpointError, match=rf"b/checkpoint.pt is a checkpoint of run {run_a}, not of this run"):
+        train_and_evaluate(cfg_b, tmp_path / "b", echo=False)
+    assert main([*_cli(cfg_b, tmp_path / "b")[3:], "--set", "seed=1", "--set", "eval.batch_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"checkpoint of run {run_a}" in err and "move it back" in err, err
+    assert checkpoints() == before and not (tmp_path / "b" / "final.json").exists()  # nothing moved or trained
+
+    # a checkpoint of an earlier harness (no run id): resumed as the folder's own, with a warning
+    a = RunDir(tmp_path / "a")
+    for p in (a.final_path, a.predictions_path):
+        p.unlink()
+    old = {k: v for k, v in state.items() if k not in ("run_id", "identity_sha256")}
+    save_checkpoint(a.checkpoint_path, old)
+    again = train_and_evaluate(cfg_a, tmp_path / "a", echo=False)
+    assert "records no run id" in (tmp_path / "a" / "log.txt").read_text()
+    assert again["test"]["top1"] == final_a["test"]["top1"] and again["test"]["loss"] == final_a["test"]["loss"]
+
+
 def _weights(run: Path) -> dict:
     return torch.load(run / "checkpoint.pt", weights_only=True)["model"]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ from harness.config import (
     EvalConfig,
     RunConfig,
     TrainConfig,
+    canonical_json,
     describe_diff,
     identity_diff,
 )
@@ -686,7 +688,8 @@ def train_and_evaluate(
     start_epoch, start_step = 0, 0
     unreadable: dict[str, set[int]] = {"train": set(), "val": set()}  # distinct list positions found unreadable
     attempts, time_before = 1, 0.0  # attempts so far and their wall time up to their last checkpoint
-    state = _load_resume_state(rd, log, ctx)
+    identity_sha256 = "sha256:" + hashlib.sha256(canonical_json(rc.identity()).encode()).hexdigest()
+    state = _load_resume_state(rd, log, ctx, run_id=rc.run_id, identity_sha256=identity_sha256)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -751,6 +754,8 @@ def train_and_evaluate(
                     "elapsed": {"attempts": attempts, "wall_time_s": time_before + time.time() - started},
                     "unreadable": {k: sorted(v) for k, v in unreadable.items()},  # distinct, for the manifest
                     "format": 1,
+                    "run_id": rc.run_id,  # whose checkpoint it is: a resume refuses another run's
+                    "identity_sha256": identity_sha256,
                 },
             )
             _pause_after_checkpoint(rd, epoch, step, log)
@@ -1026,15 +1031,27 @@ def _bar(show: bool, total: int, initial: int, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _load_resume_state(rd: RunDir, log, ctx: DistributedContext | None = None) -> dict | None:
+def _load_resume_state(
+    rd: RunDir,
+    log,
+    ctx: DistributedContext | None = None,
+    *,
+    run_id: str | None = None,
+    identity_sha256: str | None = None,
+) -> dict | None:
     """The latest readable checkpoint, falling back to checkpoint.prev.pt if the latest is corrupt.
     Rank 0 alone decides (and moves a corrupt file aside); the other ranks wait for its decision,
-    then read the same file."""
+    then read the same file. With ``run_id``, a checkpoint of another run (its ``run_id`` or
+    ``identity_sha256`` differ: copied from another run folder) is refused with a ``CheckpointError``
+    naming the file, its run and the fix, the files left as they are; a checkpoint written before
+    checkpoints carried their run is resumed with a warning."""
     ctx = ctx or DistributedContext()
     name = error = state = None
     if ctx.is_main:
         try:
             name, state = _choose_resume_state(rd, log)
+            if state is not None and run_id is not None:
+                _check_owner(rd, rd.path / name, state, run_id, identity_sha256, log)
         except CheckpointError as e:
             error = e
     name, message = broadcast_object((name, None if error is None else str(error)), ctx)
@@ -1045,6 +1062,25 @@ def _load_resume_state(rd: RunDir, log, ctx: DistributedContext | None = None) -
     if not ctx.is_main and name is not None:
         state = load_checkpoint(rd.path / name)
     return state
+
+
+def _check_owner(rd: RunDir, path: Path, state: dict, run_id: str, identity_sha256: str | None, log) -> None:
+    """Refuse a checkpoint of another run (see :func:`_load_resume_state`)."""
+    theirs = state.get("run_id")
+    if theirs is None:
+        log(
+            f"WARNING: {path} records no run id (written by a harness before checkpoints carried their run): "
+            f"resumed as run {run_id}'s"
+        )
+        return
+    their_identity = state.get("identity_sha256")
+    if theirs != run_id or (identity_sha256 and their_identity and their_identity != identity_sha256):
+        other = f"run {theirs}" + (f" ({their_identity[:23]}...)" if theirs == run_id and their_identity else "")
+        raise CheckpointError(
+            f"{path} is a checkpoint of {other}, not of this run {run_id}: copied from another run folder? "
+            f"move it back to its own run's folder (or away, to restart this run from its own "
+            f"{PREV_CHECKPOINT} or from scratch); nothing was changed"
+        )
 
 
 def _choose_resume_state(rd: RunDir, log) -> tuple[str | None, dict | None]:
