@@ -254,6 +254,42 @@ def test_another_runs_checkpoint_is_refused_by_name_and_an_old_one_resumed_with_
     assert again["test"]["top1"] == final_a["test"]["top1"] and again["test"]["loss"] == final_a["test"]["loss"]
 
 
+def test_a_loss_that_turns_nan_ends_the_run_as_diverged_naming_the_step(colour_set, tmp_path, capsys):
+    """Issue 25.3: an lr that blows the weights up makes the loss NaN from step 2. The run ends as diverged
+    (final.json status diverged, the epoch and step named), is not tested, keeps no checkpoint of NaN
+    weights, and the same command says so again (exit 1); train.stop_on_nonfinite=false trains and tests on,
+    the record still saying diverged."""
+    from harness.cli import main
+    from harness.results.status import run_state
+
+    cfg = _config(colour_set, epochs=2, base_lr=1e30, checkpoint_every_steps=1, log_every_steps=100)
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)  # found at the checkpoint after step 2
+    assert final["status"] == "diverged" and "test" not in final and "test" not in final["manifest"]
+    assert final["diverged"] == {"epoch": 0, "step": 2, "global_step": 2, "loss": "nan", "stopped": True}
+    rd = RunDir(tmp_path / "run")
+    assert run_state(rd).state == "diverged" and not rd.predictions_path.exists() and not rd.read_metrics()
+    state = torch.load(rd.checkpoint_path, weights_only=True)  # the last checkpoint: before the NaN step
+    assert (state["epoch"], state["step"]) == (0, 1) and all(torch.isfinite(v).all() for v in state["model"].values())
+    assert "DIVERGED: training loss nan at epoch 1, step 2 (optimiser step 2)" in (rd.path / "log.txt").read_text()
+    assert train_and_evaluate(cfg, tmp_path / "run", echo=False) == final  # over: not redone
+
+    argv = [*_cli(cfg, tmp_path / "cli")[3:], "--lr", "1e30"]
+    assert main(argv) == 1  # found at the first progress line (step 2)
+    out = capsys.readouterr().out
+    assert "diverged" in out and "training loss nan at epoch 1, step 2" in out and "lower train.base_lr" in out
+    assert main(argv) == 1 and "already diverged" in capsys.readouterr().out
+
+    on = train_and_evaluate({**cfg, "train": {**cfg["train"], "stop_on_nonfinite": False}}, tmp_path / "on", echo=False)
+    assert on["status"] == "diverged" and on["diverged"]["stopped"] is False and on["diverged"]["step"] == 2
+    assert on["test"]["num_videos"] == 6 and len(RunDir(tmp_path / "on").read_metrics()) == 2
+
+
+def test_a_finite_run_records_no_divergence(colour_set, tmp_path):
+    final = train_and_evaluate(_config(colour_set, epochs=1), tmp_path / "run", echo=False)
+    assert final["status"] == "done" and "diverged" not in final
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["diverged"] is None
+
+
 def _weights(run: Path) -> dict:
     return torch.load(run / "checkpoint.pt", weights_only=True)["model"]
 

@@ -420,3 +420,34 @@ def test_a_grid_with_an_infinite_lr_is_refused_naming_the_field(tmp_path):
     with pytest.raises(GridValidationError) as info:
         expand(load_grid(tmp_path / "g.yaml"))
     assert [p.field for p in info.value.problems] == ["train.base_lr"]
+
+
+def test_a_diverged_run_is_its_own_state_never_averaged_nor_resubmitted(tmp_path, monkeypatch, capsys):
+    """Issue 25.3: final.json with status diverged (what the engine writes when the loss turns NaN / inf) is
+    `diverged` in sweep status and the results store, listed under the report's problems, left out of its
+    tables, and skipped by sweep submit (with or without --retry-failed)."""
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    first = submit(grid, cluster="debug", results_root="results")
+    bad = RunDir(first.runs[0].run_dir)
+    final = bad.read_final()
+    bad.write_final(
+        {
+            **final,
+            "status": "diverged",
+            "diverged": {"epoch": 0, "step": 2, "global_step": 2, "loss": "nan", "stopped": True},
+        }
+    )
+    assert main(["sweep", "status", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "1 done, 1 diverged" in out and "diverged: training loss nan at epoch 1, step 2" in out
+    runs = load_runs(Path("results") / "runs", cache=False)
+    assert sorted(runs["status"]) == ["diverged", "done"]
+    assert any(bad.run_id in str(path) and "diverged" in msg for path, msg in runs.attrs["problems"])
+    for retry in (False, True):
+        again = submit(grid, cluster="debug", results_root="results", retry_failed=retry)
+        assert not again.submitted and "diverged" in again.summary()
+    assert bad.read_final()["status"] == "diverged"
+    assert main(["report", "--results", "results", "--out", "reports", "--formats", "md"]) == 0
+    index = (tmp_path / "reports" / "README.md").read_text()
+    assert "diverged: training loss nan at epoch 1, step 2" in index

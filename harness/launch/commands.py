@@ -394,7 +394,7 @@ def _cmd_submit(args) -> int:
         grid, runs = load_and_expand(args.grid, args.results_root, overrides=args.sets)
         statuses = collect_status(runs)
         print(status_table(statuses, grid))
-        return 1 if any(s.status == "failed" for s in statuses) else 0
+        return 1 if any(s.status in ("failed", "diverged") for s in statuses) else 0
     result = submit(
         args.grid,
         cluster=args.cluster,
@@ -419,7 +419,7 @@ def _cmd_submit(args) -> int:
     if args.cluster == "debug":
         statuses = collect_status(result.runs)
         print(status_table(statuses, result.grid))
-        return 1 if any(s.status == "failed" for s in statuses) else 0
+        return 1 if any(s.status in ("failed", "diverged") for s in statuses) else 0
     return 0
 
 
