@@ -78,7 +78,9 @@ def add_config_flags(p: argparse.ArgumentParser, flags=TRAIN_FLAGS, switches=SWI
     g = p.add_argument_group("run config (defaults: harness/config.py; see --set below)")
     for flag, key, opts in flags:
         section, _, name = key.partition(".")
-        text = section_fields(section)[name][2] if name else "random seed (data order, init, augmentation)"
+        text = (
+            section_fields(section)[name][2] if name else "random seed (data order, init, augmentation), 0 to 2**32-1"
+        )
         default = default_of(key)
         shown = json.dumps(list(default) if isinstance(default, tuple) else default)
         g.add_argument(flag, dest=_dest(key), default=None, help=f"{text} [{key}; default {shown}]", **opts)

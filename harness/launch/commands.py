@@ -27,6 +27,7 @@ examples:
 STATES_HELP = """\
 states: pending (not submitted, or its job vanished before starting), queued, running,
 requeued (preempted/timed out, checkpointed, back in the queue), done (final.json parses),
+diverged (final.json says the training loss turned NaN/inf: over, never resubmitted),
 failed (error.json; resubmit with --retry-failed), incomplete (started, job gone, no error:
 resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)."""
 

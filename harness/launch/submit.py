@@ -14,7 +14,7 @@ for more GPUs than this machine has is refused (``allow_fewer_gpus``: run it on 
 one process each). ``debug`` runs everything in this process, synchronously (one process).
 
 A run is submitted when ``sweep status`` would call it pending, incomplete or cancelled (failed
-ones only with ``retry_failed``): done, queued, running and requeued runs are never submitted twice.
+ones only with ``retry_failed``): done, diverged, queued, running and requeued runs are never submitted twice.
 """
 
 from __future__ import annotations
