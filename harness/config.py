@@ -39,6 +39,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -75,6 +76,71 @@ NOT_IDENTITY = (
 )
 """Fields that cannot change a result (same samples, same steps; tested) and stay out of the run id.
 ``eval.save_scores`` changes what is stored (the full score vectors in predictions.parquet), not the result."""
+
+
+SEED_MAX = 2**32 - 1
+"""Largest ``seed`` (numpy's legacy seed range; torch and numpy's SeedSequence take it as is)."""
+INT_LIMIT = 2**63
+"""Every integer field is below it (torch's int64): a larger one is refused, never an overflow in training."""
+
+FIELD_RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    # dotted field (a tuple field: each element): (low, high or None, low open, high open). Every int and float
+    # field of every section is listed (tests/test_faults.py walks the dataclasses and refuses a new numeric
+    # field without a range here, then tries nan, inf, -inf and a value beyond each end): from_dict refuses a
+    # value outside in one line naming the field and this range, before the section's own checks.
+    "seed": (0, SEED_MAX, False, False),
+    "model.depth": (18, 101, False, False),
+    **{f"model.{k}": (1, None, False, False) for k in ("width", "num_classes", "num_snippets", "num_frames")},
+    **{f"model.{k}": (1, None, False, False) for k in ("alpha", "kernel_size", "shift_div")},
+    "model.split_ratio": (0, 1, True, False),
+    "model.dropout": (0, 1, False, True),
+    **{f"data.{k}": (1, None, False, False) for k in ("frame_interval", "size", "resize", "decode_threads")},
+    "data.crop_area": (0, 1, True, False),
+    "data.scales": (0, 1, True, False),
+    "data.num_workers": (0, None, False, False),
+    **{f"train.{k}": (1, None, False, False) for k in ("epochs", "batch_size", "base_batch", "grad_accum")},
+    "train.base_lr": (0, None, True, False),
+    "train.momentum": (0, 1, False, True),
+    "train.weight_decay": (0, None, False, False),
+    "train.clip_grad_norm": (0, None, True, False),
+    "train.milestones": (1, None, False, False),
+    "train.gamma": (0, 1, True, False),
+    "train.warmup_epochs": (0, None, False, False),
+    "train.warmup_start_factor": (0, 1, False, False),
+    **{f"train.{k}": (0, None, False, False) for k in ("checkpoint_every_steps", "eval_every", "log_every_steps")},
+    **{f"train.{k}": (1, None, False, False) for k in ("threads", "max_steps_per_epoch")},
+    **{f"eval.{k}": (1, None, False, False) for k in ("test_groups", "batch_size")},
+    "eval.crops": (1, 3, False, False),
+    **{f"eval.{k}": (16, None, False, False) for k in ("size", "resize")},
+    "profile.size": (16, None, False, False),
+    **{f"profile.{k}": (1, None, False, False) for k in ("batch", "views", "rounds", "train_rounds", "threads")},
+}
+
+
+def range_text(rng: tuple[float, float | None, bool, bool], integer: bool) -> str:
+    """``an integer >= 1``, ``a finite number in (0, 1]``: the valid values of a :data:`FIELD_RANGES` entry."""
+    lo, hi, lo_open, hi_open = rng
+    kind = "an integer" if integer else "a finite number"
+    if hi is None:
+        return f"{kind} {'>' if lo_open else '>='} {lo}"
+    return f"{kind} in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+def _check_number(key: str, value: Any, shown: Any, integer: bool) -> None:
+    """Refuse a non-finite number, an integer beyond :data:`INT_LIMIT` and a value outside the field's
+    :data:`FIELD_RANGES` entry (``key`` may carry an element index: ``data.scales[1]``)."""
+    rng = FIELD_RANGES.get(key.split("[", 1)[0])
+    allowed = range_text(rng, integer) if rng else ("an integer" if integer else "a finite number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={shown!r} is invalid: must be {allowed}")
+    if rng:
+        lo, hi, lo_open, hi_open = rng
+        below = value <= lo if lo_open else value < lo
+        above = hi is not None and (value >= hi if hi_open else value > hi)
+        if below or above:
+            raise ConfigError(f"{key}={shown!r} is invalid: must be {allowed}")
+    if integer and abs(value) >= INT_LIMIT:
+        raise ConfigError(f"{key}={shown!r} is invalid: must be {allowed} (and below 2**63)")
 
 
 def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
@@ -221,6 +287,11 @@ class TrainConfig:
         "steps between progress lines (loss, lr, clips/s, data / compute time, peak memory, ETA) in log.txt "
         "(0: four per epoch); each reads the loss back (on a GPU, a host sync)",
         default=0,
+    )
+    stop_on_nonfinite: bool = _help(
+        "a training loss that turns NaN or inf ends the run as diverged (final.json status diverged, naming the "
+        "epoch and step; no test); false: train on and test as before, the record still says diverged",
+        default=True,
     )
     log_to: str | tuple[str, ...] = _help(
         "metric sinks besides log.txt and metrics.jsonl, written by rank 0 under the run folder: none | "
@@ -458,13 +529,18 @@ def _coerce(key: str, annotation: str, value: Any) -> Any:
         return value
     if base == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise bad
+            if not (isinstance(value, float) and value.is_integer()):  # nan, inf and 2.5 too
+                if isinstance(value, float) and not math.isfinite(value):
+                    _check_number(key, value, value, integer=True)
+                raise bad
+            _check_number(key, int(value), value, integer=True)
+            return int(value)
+        _check_number(key, value, value, integer=True)
         return value
     if base == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
+        _check_number(key, float(value), float(value), integer=False)
         return float(value)
     if base == "str":
         if not isinstance(value, str):
@@ -475,6 +551,9 @@ def _coerce(key: str, annotation: str, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise bad
         return tuple(_coerce(f"{key}[{i}]", inner, v) for i, v in enumerate(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # a number in a union: data.num_workers
+        if not math.isfinite(value) or abs(value) >= INT_LIMIT:  # (its range: the section's own check)
+            raise ConfigError(f"{key}={value!r} is invalid: must be a finite number below 2**63")
     return value  # free-form (model.stage_masks): the model validates it
 
 
@@ -677,7 +756,8 @@ class RunConfig:
         :meth:`inputs` and :data:`IDENTITY_VERSION`. The test crop (``eval.size``, ``eval.resize``)
         enters by its effective value (:meth:`EvalConfig.test_crop`) and only when it differs from the
         training crop: a run that tests at its training size keeps the id it had before those fields
-        existed, however it spells them."""
+        existed, however it spells them. ``train.stop_on_nonfinite`` enters only when false (the default,
+        true, changes no result of a run whose loss stays finite: such runs keep their ids)."""
         d = self.to_dict()
         for dotted in (*INPUT_FILES, *NOT_IDENTITY):
             section, key = dotted.split(".")
@@ -689,6 +769,8 @@ class RunConfig:
             d["eval"].pop("resize", None)
             if (size, resize) != (self.data.size, self.data.resize):
                 d["eval"].update(size=size, resize=resize)
+        if self.train is not None and self.train.stop_on_nonfinite:  # the default: runs keep their earlier ids
+            d["train"].pop("stop_on_nonfinite", None)
         d["inputs"] = self.inputs()
         d["identity_version"] = IDENTITY_VERSION
         return d

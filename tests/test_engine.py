@@ -214,6 +214,82 @@ def test_other_config_in_same_folder_is_refused(colour_set, tmp_path):
         train_and_evaluate(_config(colour_set), tmp_path / "r", echo=False)
 
 
+def test_another_runs_checkpoint_is_refused_by_name_and_an_old_one_resumed_with_a_warning(colour_set, tmp_path, capsys):
+    """Issue 25.1: a checkpoint carries its run (run id, identity hash); a run folder holding another run's
+    checkpoint.pt (copied in) is refused naming the file, whose run it is and the fix, nothing changed. A
+    checkpoint written before checkpoints carried their run is resumed as the folder's, with a warning."""
+    from harness.cli import main
+    from harness.config import RunConfig
+
+    cfg_a = _config(colour_set, epochs=1)
+    final_a = train_and_evaluate(cfg_a, tmp_path / "a", echo=False)
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    run_a = RunConfig.from_dict(cfg_a).run_id
+    assert state["run_id"] == run_a and state["identity_sha256"].startswith("sha256:" + run_a)
+
+    cfg_b = {**cfg_a, "seed": 1}
+    b = RunDir(tmp_path / "b").create()
+    b.write_config(RunConfig.from_dict(cfg_b).record())
+    (tmp_path / "b" / "checkpoint.pt").write_bytes((tmp_path / "a" / "checkpoint.pt").read_bytes())
+
+    def checkpoints() -> dict:
+        return {p.name: p.read_bytes() for p in (tmp_path / "b").glob("*.pt")}
+
+    before = checkpoints()
+    with pytest.raises(CheckpointError, match=rf"b/checkpoint.pt is a checkpoint of run {run_a}, not of this run"):
+        train_and_evaluate(cfg_b, tmp_path / "b", echo=False)
+    assert main([*_cli(cfg_b, tmp_path / "b")[3:], "--set", "seed=1", "--set", "eval.batch_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"checkpoint of run {run_a}" in err and "move it back" in err, err
+    assert checkpoints() == before and not (tmp_path / "b" / "final.json").exists()  # nothing moved or trained
+
+    # a checkpoint of an earlier harness (no run id): resumed as the folder's own, with a warning
+    a = RunDir(tmp_path / "a")
+    for p in (a.final_path, a.predictions_path):
+        p.unlink()
+    old = {k: v for k, v in state.items() if k not in ("run_id", "identity_sha256")}
+    save_checkpoint(a.checkpoint_path, old)
+    again = train_and_evaluate(cfg_a, tmp_path / "a", echo=False)
+    assert "records no run id" in (tmp_path / "a" / "log.txt").read_text()
+    assert again["test"]["top1"] == final_a["test"]["top1"] and again["test"]["loss"] == final_a["test"]["loss"]
+
+
+def test_a_loss_that_turns_nan_ends_the_run_as_diverged_naming_the_step(colour_set, tmp_path, capsys):
+    """Issue 25.3: an lr that blows the weights up makes the loss NaN from step 2. The run ends as diverged
+    (final.json status diverged, the epoch and step named), is not tested, keeps no checkpoint of NaN
+    weights, and the same command says so again (exit 1); train.stop_on_nonfinite=false trains and tests on,
+    the record still saying diverged."""
+    from harness.cli import main
+    from harness.results.status import run_state
+
+    cfg = _config(colour_set, epochs=2, base_lr=1e30, checkpoint_every_steps=1, log_every_steps=100)
+    final = train_and_evaluate(cfg, tmp_path / "run", echo=False)  # found at the checkpoint after step 2
+    assert final["status"] == "diverged" and "test" not in final and "test" not in final["manifest"]
+    assert final["diverged"] == {"epoch": 0, "step": 2, "global_step": 2, "loss": "nan", "stopped": True}
+    rd = RunDir(tmp_path / "run")
+    assert run_state(rd).state == "diverged" and not rd.predictions_path.exists() and not rd.read_metrics()
+    state = torch.load(rd.checkpoint_path, weights_only=True)  # the last checkpoint: before the NaN step
+    assert (state["epoch"], state["step"]) == (0, 1) and all(torch.isfinite(v).all() for v in state["model"].values())
+    assert "DIVERGED: training loss nan at epoch 1, step 2 (optimiser step 2)" in (rd.path / "log.txt").read_text()
+    assert train_and_evaluate(cfg, tmp_path / "run", echo=False) == final  # over: not redone
+
+    argv = [*_cli(cfg, tmp_path / "cli")[3:], "--lr", "1e30"]
+    assert main(argv) == 1  # found at the first progress line (step 2)
+    out = capsys.readouterr().out
+    assert "diverged" in out and "training loss nan at epoch 1, step 2" in out and "lower train.base_lr" in out
+    assert main(argv) == 1 and "already diverged" in capsys.readouterr().out
+
+    on = train_and_evaluate({**cfg, "train": {**cfg["train"], "stop_on_nonfinite": False}}, tmp_path / "on", echo=False)
+    assert on["status"] == "diverged" and on["diverged"]["stopped"] is False and on["diverged"]["step"] == 2
+    assert on["test"]["num_videos"] == 6 and len(RunDir(tmp_path / "on").read_metrics()) == 2
+
+
+def test_a_finite_run_records_no_divergence(colour_set, tmp_path):
+    final = train_and_evaluate(_config(colour_set, epochs=1), tmp_path / "run", echo=False)
+    assert final["status"] == "done" and "diverged" not in final
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["diverged"] is None
+
+
 def _weights(run: Path) -> dict:
     return torch.load(run / "checkpoint.pt", weights_only=True)["model"]
 

@@ -304,3 +304,150 @@ def test_submit_local_through_a_pipe_returns_before_its_workers_end(tmp_path):
     while not list((tmp_path / "results" / "runs" / "slow").glob("*/final.json")):
         assert time.time() < deadline, "the local worker never finished"
         time.sleep(0.5)
+
+
+# --- every numeric config field, generated: non-finite and out-of-range values ----------------------
+def _numeric_fields() -> list[tuple[str, str, object]]:
+    """(dotted field, "int" | "float", default) of every int / float field of every RunConfig section (tuple
+    fields: their elements), read from the dataclasses: a new field is covered without a new case here."""
+    from dataclasses import MISSING, fields
+
+    from harness.config import SECTION_TYPES
+    from harness.models.config import ModelConfig
+
+    out = [("seed", "int", 0)]
+    for section, cls in [("model", ModelConfig), *SECTION_TYPES.items()]:
+        for f in fields(cls):
+            words = {w.strip(" []") for w in str(f.type).replace("tuple[", "|").replace(",", "|").split("|")}
+            kinds = words & {"int", "float"}
+            if f.name == "name" or not kinds:
+                continue
+            default = f.default if f.default is not MISSING else f.default_factory()
+            out.append((f"{section}.{f.name}", "float" if "float" in kinds else "int", default))
+    return out
+
+
+def _bad_values(key: str, kind: str) -> list:
+    from harness.config import FIELD_RANGES, INT_LIMIT
+
+    values = [float("nan"), float("inf"), float("-inf")]
+    lo, hi, lo_open, hi_open = FIELD_RANGES[key]
+    step = 1 if kind == "int" else 1e-3
+    values.append(lo if lo_open else lo - step)
+    values.append(INT_LIMIT if hi is None and kind == "int" else None if hi is None else hi if hi_open else hi + step)
+    return [v for v in values if v is not None]
+
+
+def _config_with(key: str, value) -> dict:
+    section, _, name = key.partition(".")
+    task = "profile" if section == "profile" else "train"
+    cfg = {"task": task, "model": {"variant": "tsn_r18"}}
+    if task == "train":
+        cfg["model"]["num_classes"] = 4  # no data needed to resolve the config
+    if not name:
+        return {**cfg, key: value}
+    default = dict(_numeric_fields_by_key())[key]
+    if isinstance(default, tuple):  # a tuple field: its first element replaced
+        value = [value, *default[1:]]
+    cfg.setdefault(section, {})[name] = value
+    return cfg
+
+
+def _numeric_fields_by_key() -> list[tuple[str, object]]:
+    return [(k, d) for k, _, d in _numeric_fields()]
+
+
+def test_every_numeric_config_field_declares_its_valid_range():
+    from harness.config import FIELD_RANGES
+
+    missing = [k for k, _, _ in _numeric_fields() if k not in FIELD_RANGES]
+    assert not missing, f"declare the valid range of {missing} in harness.config.FIELD_RANGES"
+    assert len(_numeric_fields()) > 40
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [(k, v) for k, kind, _ in _numeric_fields() for v in _bad_values(k, kind)],
+    ids=lambda x: str(x),
+)
+def test_every_numeric_config_field_refuses_non_finite_and_out_of_range_values(key, value):
+    """Never a traceback, never acceptance: one line naming the field (with nan, inf, -inf and a value just
+    beyond each end of its declared range)."""
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict(_config_with(key, value))
+    message = str(info.value)
+    assert key in message and "\n" not in message, message
+
+
+def test_the_declared_ranges_accept_their_own_ends():
+    """The other side of the generated test: the range's closed ends are valid values (the table is not
+    stricter than the sections' own checks), for the fields whose ends a config can take alone."""
+    from harness.config import FIELD_RANGES
+
+    for key, kind, _ in _numeric_fields():
+        lo, hi, lo_open, hi_open = FIELD_RANGES[key]
+        ends = ([] if lo_open else [lo]) + ([] if hi is None or hi_open else [hi])
+        for end in ends:
+            if key in ("data.resize", "eval.resize", "eval.crops", "model.depth") or key == "data.size":
+                continue  # coupled to another field (resize >= size), or a set of values (crops 1|3, depths)
+            RunConfig.from_dict(_config_with(key, float(end) if kind == "float" else end))
+
+
+@pytest.mark.parametrize(
+    "flags,field",
+    [
+        (["--lr", "inf"], "train.base_lr"),
+        (["--weight-decay", "inf"], "train.weight_decay"),
+        (["--set", "seed=-1"], "seed"),
+        (["--set", "seed=1e30"], "seed"),
+        (["--set", "train.base_lr=NaN"], "train.base_lr"),
+    ],
+)
+def test_non_finite_or_out_of_range_flags_are_one_line_before_anything_is_written(toy, tmp_path, capsys, flags, field):
+    out = tmp_path / "run"
+    assert main(["train", "tsn_r18", "--data", str(toy / "train.txt"), "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert f"{field}=" in err and "is invalid: must be" in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_a_grid_with_an_infinite_lr_is_refused_naming_the_field(tmp_path):
+    from harness.launch.grid import GridValidationError, expand, load_grid
+
+    (tmp_path / "g.yaml").write_text(
+        "name: g\ntask: train\nbase:\n  model: {variant: tsn_r18, num_classes: 4}\n  train: {base_lr: .inf}\n"
+    )
+    with pytest.raises(GridValidationError) as info:
+        expand(load_grid(tmp_path / "g.yaml"))
+    assert [p.field for p in info.value.problems] == ["train.base_lr"]
+
+
+def test_a_diverged_run_is_its_own_state_never_averaged_nor_resubmitted(tmp_path, monkeypatch, capsys):
+    """Issue 25.3: final.json with status diverged (what the engine writes when the loss turns NaN / inf) is
+    `diverged` in sweep status and the results store, listed under the report's problems, left out of its
+    tables, and skipped by sweep submit (with or without --retry-failed)."""
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    first = submit(grid, cluster="debug", results_root="results")
+    bad = RunDir(first.runs[0].run_dir)
+    final = bad.read_final()
+    bad.write_final(
+        {
+            **final,
+            "status": "diverged",
+            "diverged": {"epoch": 0, "step": 2, "global_step": 2, "loss": "nan", "stopped": True},
+        }
+    )
+    assert main(["sweep", "status", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "1 done, 1 diverged" in out and "diverged: training loss nan at epoch 1, step 2" in out
+    runs = load_runs(Path("results") / "runs", cache=False)
+    assert sorted(runs["status"]) == ["diverged", "done"]
+    assert any(bad.run_id in str(path) and "diverged" in msg for path, msg in runs.attrs["problems"])
+    for retry in (False, True):
+        again = submit(grid, cluster="debug", results_root="results", retry_failed=retry)
+        assert not again.submitted and "diverged" in again.summary()
+    assert bad.read_final()["status"] == "diverged"
+    assert main(["report", "--results", "results", "--out", "reports", "--formats", "md"]) == 0
+    index = (tmp_path / "reports" / "README.md").read_text()
+    assert "diverged: training loss nan at epoch 1, step 2" in index

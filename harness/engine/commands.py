@@ -78,7 +78,9 @@ def add_config_flags(p: argparse.ArgumentParser, flags=TRAIN_FLAGS, switches=SWI
     g = p.add_argument_group("run config (defaults: harness/config.py; see --set below)")
     for flag, key, opts in flags:
         section, _, name = key.partition(".")
-        text = section_fields(section)[name][2] if name else "random seed (data order, init, augmentation)"
+        text = (
+            section_fields(section)[name][2] if name else "random seed (data order, init, augmentation), 0 to 2**32-1"
+        )
         default = default_of(key)
         shown = json.dumps(list(default) if isinstance(default, tuple) else default)
         g.add_argument(flag, dest=_dest(key), default=None, help=f"{text} [{key}; default {shown}]", **opts)
@@ -253,6 +255,9 @@ def _train(args: argparse.Namespace) -> int:
     # refuses a folder of another run (naming the keys that differ) before anything is written
     _, rc, final = open_run_dir(rc, out, force=args.force)
     if final is not None:
+        if final.get("status") == "diverged":
+            print(f"run {rc.run_id} already diverged ({out}/final.json): " + _diverged_line(final))
+            return 1
         print(f"run {rc.run_id} is already done ({out}/final.json)" + _result_line(final))
         return 0
 
@@ -268,8 +273,23 @@ def _train(args: argparse.Namespace) -> int:
         except TrainingInterrupted as e:
             print(f"interrupted: {e}")
             return 143
+    if final.get("status") == "diverged":
+        print(f"run {rc.run_id} diverged ({out}/final.json): " + _diverged_line(final))
+        return 1
     print(f"run {rc.run_id} done ({out}/final.json)" + _result_line(final))
     return 0
+
+
+def _diverged_line(final: dict) -> str:
+    from harness.engine.train import diverged_text
+
+    d = final.get("diverged") or {}
+    try:
+        where = diverged_text(d)
+    except (KeyError, TypeError):
+        where = "training loss not finite"
+    stopped = "stopped there, not tested" if d.get("stopped") else "trained on (train.stop_on_nonfinite=false)"
+    return f"{where}; {stopped}; lower train.base_lr (--lr) or clip gradients (--clip-grad)"
 
 
 def _evaluate(args: argparse.Namespace, workers, overrides: dict) -> dict:

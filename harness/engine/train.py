@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ from harness.config import (
     EvalConfig,
     RunConfig,
     TrainConfig,
+    canonical_json,
     describe_diff,
     identity_diff,
 )
@@ -333,6 +335,51 @@ class _LossSum:
 
     def value(self) -> float:
         return float(self.total)
+
+
+class _NonFinite:
+    """The first optimiser step whose training loss was NaN or inf, kept on the device (no host sync per
+    step): ``note`` costs two element-wise ops; ``read`` (one sync) only once the loss sum, read anyway at a
+    progress line, a checkpoint or the epoch's end, is no longer finite."""
+
+    def __init__(self, device: torch.device):
+        self.step = torch.zeros((), dtype=torch.int64, device=device)  # 0: none yet (steps count from 1)
+        self.loss = torch.zeros((), dtype=torch.float32, device=device)
+
+    def note(self, loss: torch.Tensor, global_step: int) -> None:
+        new = (self.step == 0) & ~torch.isfinite(loss.detach())
+        self.step = torch.where(new, self.step.new_full((), global_step), self.step)
+        self.loss = torch.where(new, loss.detach().float(), self.loss)
+
+    def read(self) -> tuple[int, float]:
+        return int(self.step), float(self.loss)
+
+
+class _Diverged(Exception):
+    """Raised inside the training loop (on every rank at once) when the loss turned non-finite and
+    ``train.stop_on_nonfinite`` is on: the run ends as diverged."""
+
+
+def diverged_record(global_step: int, loss: float, steps_per_epoch: int, stopped: bool) -> dict:
+    """final.json's ``diverged``: where the training loss first turned NaN / inf. ``epoch`` 0-based (as
+    metrics.jsonl), ``step`` 1-based within it (as the log's ``epoch E step S/N``), ``global_step`` the
+    optimiser steps so far, ``loss`` "nan" | "inf" | "-inf" (JSON has no such numbers), ``stopped``."""
+    epoch, step = divmod(global_step - 1, max(steps_per_epoch, 1))
+    return {
+        "epoch": epoch,
+        "step": step + 1,
+        "global_step": global_step,
+        "loss": "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf"),
+        "stopped": stopped,
+    }
+
+
+def diverged_text(record: dict) -> str:
+    """``training loss nan at epoch 1, step 2 (optimiser step 2)``: the record in the log's terms."""
+    return (
+        f"training loss {record['loss']} at epoch {record['epoch'] + 1}, step {record['step']} "
+        f"(optimiser step {record['global_step']})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -686,7 +733,9 @@ def train_and_evaluate(
     start_epoch, start_step = 0, 0
     unreadable: dict[str, set[int]] = {"train": set(), "val": set()}  # distinct list positions found unreadable
     attempts, time_before = 1, 0.0  # attempts so far and their wall time up to their last checkpoint
-    state = _load_resume_state(rd, log, ctx)
+    diverged: dict | None = None  # where the loss first turned non-finite (diverged_record)
+    identity_sha256 = "sha256:" + hashlib.sha256(canonical_json(rc.identity()).encode()).hexdigest()
+    state = _load_resume_state(rd, log, ctx, run_id=rc.run_id, identity_sha256=identity_sha256)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -697,6 +746,7 @@ def train_and_evaluate(
         start_epoch, start_step = state["epoch"], state["step"]
         for split, found in (state.get("unreadable") or {}).items():  # (older checkpoints: none recorded)
             unreadable.setdefault(split, set()).update(int(i) for i in found)
+        diverged = state.get("diverged")  # train.stop_on_nonfinite false: found in an earlier attempt
         elapsed = state.get("elapsed") or {"attempts": 1, "wall_time_s": 0.0}  # (older checkpoints: unknown)
         attempts, time_before = int(elapsed["attempts"]) + 1, float(elapsed["wall_time_s"])
         log(f"resumed from checkpoint: epoch {start_epoch}, step {start_step} (attempt {attempts})")
@@ -726,11 +776,42 @@ def train_and_evaluate(
 
     running = {"loss_n": 0, "seen": 0}  # this epoch's counts so far (saved mid-epoch, with the loss sum)
     loss_sum = _LossSum(device)
+    nonfinite = _NonFinite(device)
+
+    def check_finite(total: float | None, collective: bool = True) -> None:
+        """``total``: this rank's loss sum, just read (None: read it). Once it is not finite (on any rank,
+        gathered where ``collective``), note where the loss first turned so, and stop the run
+        (``train.stop_on_nonfinite``) on every rank at once."""
+        nonlocal diverged
+        total = loss_sum.value() if total is None else total
+        found = (
+            all_gather_objects(nonfinite.read() if not math.isfinite(total) else None, ctx)
+            if collective
+            else ([nonfinite.read()] if not math.isfinite(total) else [None])
+        )
+        found = [f for f in found if f is not None and f[0] > 0]
+        if not found:
+            return
+        if diverged is None:
+            diverged = diverged_record(*min(found), steps_per_epoch, tcfg.stop_on_nonfinite)
+            log(
+                f"DIVERGED: {diverged_text(diverged)}; "
+                + (
+                    "train.stop_on_nonfinite=true: the run ends as diverged (no test; lower train.base_lr, "
+                    "or set train.clip_grad_norm)"
+                    if tcfg.stop_on_nonfinite
+                    else "train.stop_on_nonfinite=false: training goes on, the record will say diverged"
+                )
+            )
+        if tcfg.stop_on_nonfinite:
+            raise _Diverged(diverged_text(diverged))
 
     def epoch_sums() -> dict:
         return {"loss_sum": loss_sum.value(), **running}
 
     def checkpoint(epoch: int, step: int) -> None:
+        if step:  # mid-epoch: never a checkpoint of a diverged run's weights (the epoch's end checked already)
+            check_finite(None)
         rngs = gather_rng_states(ctx)  # every rank's generators, so that each resumes its own
         if ctx.is_main:
             if rd.checkpoint_path.exists():
@@ -751,6 +832,9 @@ def train_and_evaluate(
                     "elapsed": {"attempts": attempts, "wall_time_s": time_before + time.time() - started},
                     "unreadable": {k: sorted(v) for k, v in unreadable.items()},  # distinct, for the manifest
                     "format": 1,
+                    "diverged": diverged,
+                    "run_id": rc.run_id,  # whose checkpoint it is: a resume refuses another run's
+                    "identity_sha256": identity_sha256,
                 },
             )
             _pause_after_checkpoint(rd, epoch, step, log)
@@ -761,153 +845,164 @@ def train_and_evaluate(
     U = mcfg.num_snippets
     clips_per_step = tcfg.batch_size * tcfg.grad_accum * U * ctx.world_size
     clock, epoch_walls = _StepClock(), []  # epoch_walls: whole epochs (validation included) in this process
-    if data.train is not None:
-        for epoch in range(start_epoch, tcfg.epochs):
-            first = start_step if epoch == start_epoch else 0
-            set_epoch(train_loader, epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
-            ddp_model.train()
-            t0 = time.time()
-            clock.start_epoch(time.perf_counter())
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            sums = state.get("epoch_sums") if state is not None and epoch == start_epoch and first else None
-            sums = sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0}
-            loss_sum.reset(sums["loss_sum"])
-            running.update(loss_n=sums["loss_n"], seen=sums["seen"])
-            log_every = tcfg.log_every_steps or max(steps_per_epoch // 4, 1)  # reading the loss is a host sync
-            bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
-            it = iter(train_loader)
-            for step in range(first, steps_per_epoch):
-                optimizer.zero_grad(set_to_none=True)
-                for micro in range(tcfg.grad_accum):
-                    waited = time.perf_counter()
-                    clips, labels, _ = next(it)
-                    clock.data(time.perf_counter() - waited)
-                    x = data.normalize(clips.to(device, non_blocking=True))
-                    y = labels.to(device, non_blocking=True)
-                    sync = micro == tcfg.grad_accum - 1 or not ctx.enabled
-                    with ddp_model.no_sync() if not sync else contextlib.nullcontext():
-                        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                            loss = F.cross_entropy(train_model(x), y)
-                        scaler.scale(loss / tcfg.grad_accum).backward()
-                    loss_sum.add(loss, len(y))
-                    running["loss_n"] += len(y)
-                    running["seen"] += len(y)
-                if tcfg.clip_grad_norm:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                clock.step()
-                if bar is not None:
-                    bar.update(1)
-                if ctx.is_main and (step + 1) % log_every == 0:
-                    mean_loss = loss_sum.value() / max(running["loss_n"], 1)  # the sync the timing rests on
-                    lr = scheduler.get_last_lr()[0]
-                    wall, waited, steps = clock.interval(time.perf_counter())
-                    per_step = (time.perf_counter() - clock.epoch_t0) / max(clock.epoch_steps, 1)
-                    eta_epoch = per_step * (steps_per_epoch - step - 1)
-                    later = tcfg.epochs - epoch - 1
-                    eta_run = eta_epoch + later * (np.mean(epoch_walls) if epoch_walls else per_step * steps_per_epoch)
-                    speed = clips_per_step * steps / max(wall, 1e-9)
-                    mem = _peak_memory_mb(device)
-                    log(
-                        f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {mean_loss:.4f} lr {lr:.4g} | "
-                        f"{speed:.1f} clips/s, data {waited / max(steps, 1):.3f} s/step, compute "
-                        f"{(wall - waited) / max(steps, 1):.3f} s/step | peak mem {mem:.0f} MB | "
-                        f"ETA epoch {_hms(eta_epoch)}, run {_hms(eta_run)}",
-                        echo=bar is None,
-                    )
-                    log.scalars(
-                        {
-                            "train/loss": mean_loss,
-                            "train/lr": lr,
-                            "train/clips_per_s": speed,
-                            "train/data_time_s_per_step": waited / max(steps, 1),
-                            "train/compute_time_s_per_step": (wall - waited) / max(steps, 1),
-                            "train/peak_mem_mb": mem,
-                        },
-                        epoch * steps_per_epoch + step + 1,
-                    )
+    stopped = False  # the loss turned non-finite and train.stop_on_nonfinite ended the training
+    try:
+        if data.train is not None:
+            for epoch in range(start_epoch, tcfg.epochs):
+                first = start_step if epoch == start_epoch else 0
+                set_epoch(train_loader, epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
+                ddp_model.train()
+                t0 = time.time()
+                clock.start_epoch(time.perf_counter())
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                sums = state.get("epoch_sums") if state is not None and epoch == start_epoch and first else None
+                sums = sums or {"loss_sum": 0.0, "loss_n": 0, "seen": 0}
+                loss_sum.reset(sums["loss_sum"])
+                running.update(loss_n=sums["loss_n"], seen=sums["seen"])
+                log_every = tcfg.log_every_steps or max(steps_per_epoch // 4, 1)  # reading the loss is a host sync
+                bar = _bar(show, steps_per_epoch, first, f"epoch {epoch + 1}/{tcfg.epochs}")
+                it = iter(train_loader)
+                for step in range(first, steps_per_epoch):
+                    optimizer.zero_grad(set_to_none=True)
+                    for micro in range(tcfg.grad_accum):
+                        waited = time.perf_counter()
+                        clips, labels, _ = next(it)
+                        clock.data(time.perf_counter() - waited)
+                        x = data.normalize(clips.to(device, non_blocking=True))
+                        y = labels.to(device, non_blocking=True)
+                        sync = micro == tcfg.grad_accum - 1 or not ctx.enabled
+                        with ddp_model.no_sync() if not sync else contextlib.nullcontext():
+                            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                                loss = F.cross_entropy(train_model(x), y)
+                            scaler.scale(loss / tcfg.grad_accum).backward()
+                        loss_sum.add(loss, len(y))
+                        nonfinite.note(loss, epoch * steps_per_epoch + step + 1)
+                        running["loss_n"] += len(y)
+                        running["seen"] += len(y)
+                    if tcfg.clip_grad_norm:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_grad_norm)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    clock.step()
                     if bar is not None:
-                        bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}", clips_s=f"{speed:.1f}")
-                if STOP.is_set():
-                    checkpoint(epoch, step + 1)
-                    log(f"stop requested: checkpoint written at epoch {epoch}, step {step + 1}")
-                    raise TrainingInterrupted(f"stopped at epoch {epoch} step {step + 1}; re-run to resume")
+                        bar.update(1)
+                    if ctx.is_main and (step + 1) % log_every == 0:
+                        mean_loss = loss_sum.value() / max(running["loss_n"], 1)  # the sync the timing rests on
+                        if ctx.world_size == 1 and diverged is None:  # (several ranks: at checkpoints, epoch ends)
+                            check_finite(mean_loss, collective=False)
+                        lr = scheduler.get_last_lr()[0]
+                        wall, waited, steps = clock.interval(time.perf_counter())
+                        per_step = (time.perf_counter() - clock.epoch_t0) / max(clock.epoch_steps, 1)
+                        eta_epoch = per_step * (steps_per_epoch - step - 1)
+                        later = tcfg.epochs - epoch - 1
+                        eta_run = eta_epoch + later * (
+                            np.mean(epoch_walls) if epoch_walls else per_step * steps_per_epoch
+                        )
+                        speed = clips_per_step * steps / max(wall, 1e-9)
+                        mem = _peak_memory_mb(device)
+                        log(
+                            f"epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {mean_loss:.4f} lr {lr:.4g} | "
+                            f"{speed:.1f} clips/s, data {waited / max(steps, 1):.3f} s/step, compute "
+                            f"{(wall - waited) / max(steps, 1):.3f} s/step | peak mem {mem:.0f} MB | "
+                            f"ETA epoch {_hms(eta_epoch)}, run {_hms(eta_run)}",
+                            echo=bar is None,
+                        )
+                        log.scalars(
+                            {
+                                "train/loss": mean_loss,
+                                "train/lr": lr,
+                                "train/clips_per_s": speed,
+                                "train/data_time_s_per_step": waited / max(steps, 1),
+                                "train/compute_time_s_per_step": (wall - waited) / max(steps, 1),
+                                "train/peak_mem_mb": mem,
+                            },
+                            epoch * steps_per_epoch + step + 1,
+                        )
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}", clips_s=f"{speed:.1f}")
+                    if STOP.is_set():
+                        checkpoint(epoch, step + 1)
+                        log(f"stop requested: checkpoint written at epoch {epoch}, step {step + 1}")
+                        raise TrainingInterrupted(f"stopped at epoch {epoch} step {step + 1}; re-run to resume")
+                    if (
+                        tcfg.checkpoint_every_steps
+                        and (step + 1) % tcfg.checkpoint_every_steps == 0
+                        and step + 1 < steps_per_epoch
+                    ):
+                        checkpoint(epoch, step + 1)
+                if bar is not None:
+                    bar.close()
+                del it
+                train_loss = loss_sum.value() / max(running["loss_n"], 1)  # syncs: the epoch's device work is done
+                if diverged is None:
+                    check_finite(train_loss)  # before validating or recording the epoch
+                epoch_time = time.time() - t0
+                train_time = time.perf_counter() - clock.epoch_t0
+                seen = running["seen"]
+                record = {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "epoch_time_s": epoch_time,
+                    "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
+                    "videos_seen": seen * ctx.world_size,
+                    "data_time_s": clock.epoch_data,
+                    "compute_time_s": max(train_time - clock.epoch_data, 0.0),
+                    "peak_mem_mb": _peak_memory_mb(device),
+                }
                 if (
-                    tcfg.checkpoint_every_steps
-                    and (step + 1) % tcfg.checkpoint_every_steps == 0
-                    and step + 1 < steps_per_epoch
+                    data.val is not None
+                    and tcfg.eval_every
+                    and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs)
                 ):
-                    checkpoint(epoch, step + 1)
-            if bar is not None:
-                bar.close()
-            del it
-            train_loss = loss_sum.value() / max(running["loss_n"], 1)  # syncs: the epoch's device work is done
-            epoch_time = time.time() - t0
-            train_time = time.perf_counter() - clock.epoch_t0
-            seen = running["seen"]
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "lr": scheduler.get_last_lr()[0],
-                "epoch_time_s": epoch_time,
-                "clips_per_s": seen * U * ctx.world_size / max(epoch_time, 1e-9),
-                "videos_seen": seen * ctx.world_size,
-                "data_time_s": clock.epoch_data,
-                "compute_time_s": max(train_time - clock.epoch_data, 0.0),
-                "peak_mem_mb": _peak_memory_mb(device),
-            }
-            if (
-                data.val is not None
-                and tcfg.eval_every
-                and ((epoch + 1) % tcfg.eval_every == 0 or epoch + 1 == tcfg.epochs)
-            ):
-                m, val_columns = evaluate_dataset(
-                    model,
-                    data.val,
-                    views=1,
-                    batch_size=ecfg.batch_size,
-                    data=data,
-                    device=device,
-                    ctx=ctx,
-                    seed=seed,
-                    workers=workers,
-                    amp_dtype=amp_dtype,
-                )
-                record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
-                if m["num_skipped"]:  # on_error=skip: left out of the validation score, listed
-                    record["val_skipped_videos"] = m["num_skipped"]
-                    unreadable["val"].update(np.flatnonzero(val_columns["skipped"]).tolist())
-                    log(f"epoch {epoch + 1}: validation " + _skipped_text(m))
-                if "groups" in m:
-                    record.update({f"val_{k}_top1": v["top1"] for k, v in m["groups"].items()})
-            skipped = data.train.pop_skipped() if hasattr(data.train, "pop_skipped") else []
-            for part in all_gather_objects([s["index"] for s in skipped], ctx):  # every rank's, for the manifest
-                unreadable["train"].update(part)
-            if skipped:  # on_error="skip": unreadable videos replaced this epoch, listed by file and line
-                record["skipped_videos"] = len(skipped)
+                    m, val_columns = evaluate_dataset(
+                        model,
+                        data.val,
+                        views=1,
+                        batch_size=ecfg.batch_size,
+                        data=data,
+                        device=device,
+                        ctx=ctx,
+                        seed=seed,
+                        workers=workers,
+                        amp_dtype=amp_dtype,
+                    )
+                    record.update({"val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"]})
+                    if m["num_skipped"]:  # on_error=skip: left out of the validation score, listed
+                        record["val_skipped_videos"] = m["num_skipped"]
+                        unreadable["val"].update(np.flatnonzero(val_columns["skipped"]).tolist())
+                        log(f"epoch {epoch + 1}: validation " + _skipped_text(m))
+                    if "groups" in m:
+                        record.update({f"val_{k}_top1": v["top1"] for k, v in m["groups"].items()})
+                skipped = data.train.pop_skipped() if hasattr(data.train, "pop_skipped") else []
+                for part in all_gather_objects([s["index"] for s in skipped], ctx):  # every rank's, for the manifest
+                    unreadable["train"].update(part)
+                if skipped:  # on_error="skip": unreadable videos replaced this epoch, listed by file and line
+                    record["skipped_videos"] = len(skipped)
+                    log(
+                        f"epoch {epoch + 1}: skipped {len(skipped)} unreadable video(s): "
+                        + "; ".join(f"{s['path']} ({s['annotation']}:{s['line']}, {s['reason']})" for s in skipped)
+                    )
+                if ctx.is_main:
+                    rd.append_metrics(record)
+                epoch_walls.append(time.time() - t0)
                 log(
-                    f"epoch {epoch + 1}: skipped {len(skipped)} unreadable video(s): "
-                    + "; ".join(f"{s['path']} ({s['annotation']}:{s['line']}, {s['reason']})" for s in skipped)
+                    f"epoch {epoch + 1}/{tcfg.epochs}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
+                    f"{record['clips_per_s']:.1f} clips/s, data {record['data_time_s']:.1f} s + compute "
+                    f"{record['compute_time_s']:.1f} s, peak mem {record['peak_mem_mb']:.0f} MB"
+                    + (f", val top-1 {record['val_top1']:.1f}%" if "val_top1" in record else "")
+                    + f", ETA run {_hms(float(np.mean(epoch_walls)) * (tcfg.epochs - epoch - 1))}"
                 )
-            if ctx.is_main:
-                rd.append_metrics(record)
-            epoch_walls.append(time.time() - t0)
-            log(
-                f"epoch {epoch + 1}/{tcfg.epochs}: loss {record['train_loss']:.4f}, lr {record['lr']:.4g}, "
-                f"{record['clips_per_s']:.1f} clips/s, data {record['data_time_s']:.1f} s + compute "
-                f"{record['compute_time_s']:.1f} s, peak mem {record['peak_mem_mb']:.0f} MB"
-                + (f", val top-1 {record['val_top1']:.1f}%" if "val_top1" in record else "")
-                + f", ETA run {_hms(float(np.mean(epoch_walls)) * (tcfg.epochs - epoch - 1))}"
-            )
-            log.scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, (epoch + 1) * steps_per_epoch)
-            checkpoint(epoch + 1, 0)
+                log.scalars({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, (epoch + 1) * steps_per_epoch)
+                checkpoint(epoch + 1, 0)
+    except _Diverged:
+        stopped = True
 
     test = test_columns = None
-    if data.test is not None:
+    if data.test is not None and not stopped:
         test, test_columns = evaluate_dataset(
             model,
             data.test,
@@ -942,7 +1037,7 @@ def train_and_evaluate(
         final = {
             "run_id": cfg.get("run_id") or rd.run_id,
             "task": "train",
-            "status": "done",
+            "status": "diverged" if diverged is not None else "done",
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": (wall := time.time() - started),  # this attempt's
             "wall_time_total_s": time_before + wall,  # every attempt's, up to its last checkpoint, and this one's
@@ -970,7 +1065,11 @@ def train_and_evaluate(
                 ),
             },
         }
+        if diverged is not None:  # where the loss first turned NaN / inf; stopped: no test
+            final["diverged"] = diverged
         final["manifest"] = dataset_manifest(data, dcfg, test, unreadable)
+        if stopped:
+            final["manifest"].pop("test", None)  # never read
         if test is not None:
             # the per-video rows first: final.json means done, so every file it names is already there
             write_predictions(
@@ -999,7 +1098,10 @@ def train_and_evaluate(
             },
         )
         rd.write_final(final)
-        log(f"done in {final['wall_time_s']:.1f} s: {rd.final_path}")
+        if diverged is not None:
+            log(f"diverged ({diverged_text(diverged)}) after {final['wall_time_s']:.1f} s: {rd.final_path}")
+        else:
+            log(f"done in {final['wall_time_s']:.1f} s: {rd.final_path}")
     barrier(ctx)
     return final if final is not None else {}
 
@@ -1029,15 +1131,27 @@ def _bar(show: bool, total: int, initial: int, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _load_resume_state(rd: RunDir, log, ctx: DistributedContext | None = None) -> dict | None:
+def _load_resume_state(
+    rd: RunDir,
+    log,
+    ctx: DistributedContext | None = None,
+    *,
+    run_id: str | None = None,
+    identity_sha256: str | None = None,
+) -> dict | None:
     """The latest readable checkpoint, falling back to checkpoint.prev.pt if the latest is corrupt.
     Rank 0 alone decides (and moves a corrupt file aside); the other ranks wait for its decision,
-    then read the same file."""
+    then read the same file. With ``run_id``, a checkpoint of another run (its ``run_id`` or
+    ``identity_sha256`` differ: copied from another run folder) is refused with a ``CheckpointError``
+    naming the file, its run and the fix, the files left as they are; a checkpoint written before
+    checkpoints carried their run is resumed with a warning."""
     ctx = ctx or DistributedContext()
     name = error = state = None
     if ctx.is_main:
         try:
             name, state = _choose_resume_state(rd, log)
+            if state is not None and run_id is not None:
+                _check_owner(rd, rd.path / name, state, run_id, identity_sha256, log)
         except CheckpointError as e:
             error = e
     name, message = broadcast_object((name, None if error is None else str(error)), ctx)
@@ -1048,6 +1162,25 @@ def _load_resume_state(rd: RunDir, log, ctx: DistributedContext | None = None) -
     if not ctx.is_main and name is not None:
         state = load_checkpoint(rd.path / name)
     return state
+
+
+def _check_owner(rd: RunDir, path: Path, state: dict, run_id: str, identity_sha256: str | None, log) -> None:
+    """Refuse a checkpoint of another run (see :func:`_load_resume_state`)."""
+    theirs = state.get("run_id")
+    if theirs is None:
+        log(
+            f"WARNING: {path} records no run id (written by a harness before checkpoints carried their run): "
+            f"resumed as run {run_id}'s"
+        )
+        return
+    their_identity = state.get("identity_sha256")
+    if theirs != run_id or (identity_sha256 and their_identity and their_identity != identity_sha256):
+        other = f"run {theirs}" + (f" ({their_identity[:23]}...)" if theirs == run_id and their_identity else "")
+        raise CheckpointError(
+            f"{path} is a checkpoint of {other}, not of this run {run_id}: copied from another run folder? "
+            f"move it back to its own run's folder (or away, to restart this run from its own "
+            f"{PREV_CHECKPOINT} or from scratch); nothing was changed"
+        )
 
 
 def _choose_resume_state(rd: RunDir, log) -> tuple[str | None, dict | None]:

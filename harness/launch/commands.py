@@ -27,6 +27,7 @@ examples:
 STATES_HELP = """\
 states: pending (not submitted, or its job vanished before starting), queued, running,
 requeued (preempted/timed out, checkpointed, back in the queue), done (final.json parses),
+diverged (final.json says the training loss turned NaN/inf: over, never resubmitted),
 failed (error.json; resubmit with --retry-failed), incomplete (started, job gone, no error:
 resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)."""
 
@@ -394,7 +395,7 @@ def _cmd_submit(args) -> int:
         grid, runs = load_and_expand(args.grid, args.results_root, overrides=args.sets)
         statuses = collect_status(runs)
         print(status_table(statuses, grid))
-        return 1 if any(s.status == "failed" for s in statuses) else 0
+        return 1 if any(s.status in ("failed", "diverged") for s in statuses) else 0
     result = submit(
         args.grid,
         cluster=args.cluster,
@@ -419,7 +420,7 @@ def _cmd_submit(args) -> int:
     if args.cluster == "debug":
         statuses = collect_status(result.runs)
         print(status_table(statuses, result.grid))
-        return 1 if any(s.status == "failed" for s in statuses) else 0
+        return 1 if any(s.status in ("failed", "diverged") for s in statuses) else 0
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from harness.launch.grid import Grid, RunSpec
 from harness.launch.scheduler import SchedulerView, slurm_final_states
 from harness.results.rundir import RunDir
-from harness.results.status import run_state
+from harness.results.status import diverged_problem, run_state
 
 
 @dataclass
@@ -69,6 +69,8 @@ def collect_status(runs: list[RunSpec]) -> list[RunStatus]:
         if st.status == "failed":
             error = state.error or {}
             st.error = f"{error.get('type', 'Error')}: {_first_line(error.get('message', ''))}"
+        elif st.status == "diverged":
+            st.error = diverged_problem(state.final)
         elif st.status == "incomplete" and st.cluster == "slurm" and st.job_id:
             gone_slurm.append(st)
         statuses.append(st)
@@ -149,7 +151,8 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.status] = counts.get(s.status, 0) + 1
-    order = ["done", "running", "requeued", "queued", "pending", "incomplete", "failed", "cancelled", "unknown"]
+    order = ["done", "diverged", "running", "requeued", "queued", "pending", "incomplete", "failed", "cancelled"]
+    order.append("unknown")
     total = ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
     return tabulate(rows, headers=headers, tablefmt="simple") + f"\n\n{len(statuses)} runs: {total}"
 

@@ -14,7 +14,7 @@ for more GPUs than this machine has is refused (``allow_fewer_gpus``: run it on 
 one process each). ``debug`` runs everything in this process, synchronously (one process).
 
 A run is submitted when ``sweep status`` would call it pending, incomplete or cancelled (failed
-ones only with ``retry_failed``): done, queued, running and requeued runs are never submitted twice.
+ones only with ``retry_failed``): done, diverged, queued, running and requeued runs are never submitted twice.
 """
 
 from __future__ import annotations
@@ -151,7 +151,11 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
         if submit:
             to_submit.append(run)
         else:
-            skipped.setdefault("failed (use --retry-failed)" if st.status == "failed" else st.status, []).append(run)
+            reason = {
+                "failed": "failed (use --retry-failed)",
+                "diverged": "diverged (over: change the config, e.g. a lower train.base_lr, or remove its folder)",
+            }.get(st.status, st.status)
+            skipped.setdefault(reason, []).append(run)
     return to_submit, skipped, statuses
 
 
@@ -486,7 +490,7 @@ def run_grid(
                     job.done()
         statuses = collect_status(runs)
         done = sum(s.status == "done" for s in statuses)
-        failed = sum(s.status == "failed" for s in statuses)
+        failed = sum(s.status in ("failed", "diverged") for s in statuses)  # a diverged run: over, not a result
         bar.n = done + failed
         bar.set_postfix(done=done, failed=failed, refresh=False)
         bar.refresh()
@@ -506,7 +510,11 @@ def run_grid(
         time.sleep(poll_s)
     bar.close()
     if failed and progress:
-        names = ", ".join(s.run_id for s in statuses if s.status == "failed")
+        names = ", ".join(
+            f"{s.run_id}{' (diverged)' * (s.status == 'diverged')}"
+            for s in statuses
+            if s.status in ("failed", "diverged")
+        )
         print(
             f"{result.grid.name}: {failed} run(s) failed: {names} (see `dsa-harness sweep logs RUN`)", file=sys.stderr
         )

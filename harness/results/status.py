@@ -11,7 +11,12 @@ running     started, its job alive
 requeued    preempted, timed out or requeued (``scontrol requeue``), back in the queue: the marker says
             requeued and the job is not running, or an attempt started (marker running) and the
             scheduler holds its SLURM job waiting again (PENDING, REQUEUED, ...)
-done        ``final.json`` parses (whatever else the folder or the scheduler says)
+done        ``final.json`` parses (whatever else the folder or the scheduler says) and its status is not
+            diverged
+diverged    ``final.json`` parses and says ``"status": "diverged"``: the training loss turned NaN / inf
+            (its ``diverged`` names the epoch and step); over, like done, but never averaged by a report
+            (listed under its problems); ``sweep submit`` skips it (rerunning the same config diverges
+            again: change it, e.g. a lower ``train.base_lr``, or remove the run folder to retry)
 failed      the last attempt raised: ``error.json`` of the latest attempt, or the marker says failed;
             ``sweep submit`` resubmits it only with ``--retry-failed``
 incomplete  started (an attempt recorded, metrics, a checkpoint or a half-written ``final.json``), no
@@ -38,7 +43,18 @@ from typing import Protocol
 
 from harness.results.rundir import RunDir
 
-STATES = ("pending", "queued", "running", "requeued", "done", "failed", "incomplete", "cancelled", "unknown")
+STATES = (
+    "pending",
+    "queued",
+    "running",
+    "requeued",
+    "done",
+    "diverged",
+    "failed",
+    "incomplete",
+    "cancelled",
+    "unknown",
+)
 FILE_STATES = tuple(s for s in STATES if s != "unknown")
 """The states :func:`run_state` returns without a scheduler."""
 LIVE_STATES = ("queued", "running", "requeued", "unknown")
@@ -69,6 +85,17 @@ class RunState:
     problems: tuple[str, ...] = ()  # run files present but unreadable
 
 
+def diverged_problem(final: dict) -> str:
+    """The one-line account of a diverged run (the report's problems, ``sweep status``)."""
+    d = final.get("diverged") if isinstance(final.get("diverged"), dict) else {}
+    try:
+        where = f"training loss {d['loss']} at epoch {int(d['epoch']) + 1}, step {d['step']}"
+    except (KeyError, TypeError, ValueError):
+        where = "training loss not finite"
+    how = "stopped there, not tested" if d.get("stopped", True) else "trained on (train.stop_on_nonfinite=false)"
+    return f"diverged: {where}; {how}; not averaged (lower train.base_lr, or clip gradients)"
+
+
 def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     """The state of the run in ``rd`` (see the module doc for the vocabulary and the rule)."""
     problems = []
@@ -92,7 +119,7 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
         return RunState(state, final, job, error, sched, tuple(problems))
 
     if final is not None:
-        return result("done")
+        return result("diverged" if final.get("status") == "diverged" else "done")
     mark = job.get("state")
     cluster = job.get("cluster")
     if mark in OPEN_MARKS:
@@ -117,4 +144,13 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     return result("pending")
 
 
-__all__ = ["FILE_STATES", "LIVE_STATES", "SLURM_WAITING", "STATES", "RunState", "Scheduler", "run_state"]
+__all__ = [
+    "FILE_STATES",
+    "LIVE_STATES",
+    "SLURM_WAITING",
+    "STATES",
+    "RunState",
+    "Scheduler",
+    "diverged_problem",
+    "run_state",
+]

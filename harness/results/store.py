@@ -43,7 +43,7 @@ from tqdm import tqdm
 import harness.results.cache as cache_mod
 from harness.results.cache import MISSING
 from harness.results.rundir import RunDir, atomic_write_bytes, metrics_signature, scan_run_dirs
-from harness.results.status import FILE_STATES, run_state
+from harness.results.status import FILE_STATES, diverged_problem, run_state
 
 STATUSES = FILE_STATES
 BASE_COLUMNS = ["run_id", "grid", "task", "seed", "status", "path"]
@@ -114,6 +114,8 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
         row["job_state"] = state.job.get("state")
     if state.state == "failed" and state.error:
         row["error"] = f"{state.error.get('type', 'Error')}: {str(state.error.get('message', ''))[:200]}"
+    if state.state == "diverged":  # over, never averaged: the report lists it under its problems
+        problems.append(diverged_problem(state.final))
     final = state.final
     row.update(config_cols)
     if final is not None:
