@@ -86,6 +86,8 @@ def _reproduce(args: argparse.Namespace) -> int:
             f"{summary['num_train']} train / {summary['num_val']} val / {summary.get('num_test', 0)} test videos, {how}"
         )
     from harness.launch.submit import run_grid
+    from harness.results.rundir import RunDir
+    from harness.results.status import run_state
 
     failed = 0
     for step, grid, task in (("profile", "profile.yaml", "profile"), ("study", "synthetic_study.yaml", "train")):
@@ -97,12 +99,13 @@ def _reproduce(args: argparse.Namespace) -> int:
                 results_root=args.results,
                 overrides=sets_for_task(args.sets, task),
             )
-            failed += sum(not (Path(d) / "final.json").exists() for d in run_dirs)
+            failed += sum(run_state(RunDir(d)).state != "done" for d in run_dirs)  # failed, diverged, ...
     if "report" in steps:
         from harness.report import write_report
 
         banner(f"report -> {args.reports}/")
         index = write_report(results_root=args.results, reports_dir=args.reports, experiments_dir=str(experiments))
         print(f"\nreport: {index}")
-    banner("done" + (f" ({failed} run(s) failed: see `dsa-harness sweep status`)" if failed else ""))
+    note = f" ({failed} run(s) not done: failed or diverged; see `dsa-harness sweep status`)"
+    banner("done" + (note if failed else ""))
     return 1 if failed else 0
