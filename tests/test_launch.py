@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.config import IDENTITY_VERSION
 from harness.launch.control import cancel, find_run, run_logs
 from harness.launch.grid import (
     GridError,
@@ -561,7 +562,7 @@ def test_set_changes_every_run_and_its_id_and_is_refused_on_an_axis(tmp_path, mo
     out = capsys.readouterr().out
     resolved = json.loads(out.split("\n", 1)[1])
     assert resolved["profile"]["size"] == 48 and resolved["model"]["variant"] == "tsn_r18"
-    assert resolved["run_id"] not in plain and resolved["identity_version"] == 2
+    assert resolved["run_id"] not in plain and resolved["identity_version"] == IDENTITY_VERSION
     with pytest.raises(GridError, match="model.variant: is an axis of this grid"):
         sweep_cli(["show", str(grid_file), "--no-cost", "--set", "model.variant=i3d_r18"])
     result = submit(grid_file, cluster="debug", results_root="results", overrides=[("profile.size", 48)])
