@@ -364,9 +364,11 @@ def run_folder(tmp_path):
     return tmp_path / "run"
 
 
-def _eval(capsys, argv) -> dict:
+def _eval(capsys, argv, *, named: bool = False) -> dict:
+    """The printed eval result; without ``named``, less the name of its predictions file (its stem differs)."""
     assert main(["eval", *argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    return out if named else {k: v for k, v in out.items() if k != "predictions"}
 
 
 def test_eval_checkpoint_evaluates_official_files_like_our_own(run_folder, capsys, tmp_path):
@@ -375,9 +377,10 @@ def test_eval_checkpoint_evaluates_official_files_like_our_own(run_folder, capsy
     torch.save({"model": state}, run_folder / "checkpoint.pt")
     ours = _eval(capsys, [str(run_folder)])
     torch.save(official_names(model, state), tmp_path / "official.pth")
-    official = _eval(capsys, [str(run_folder), "--checkpoint", str(tmp_path / "official.pth")])
-    assert official == ours and ours["num_videos"] == 3
+    official = _eval(capsys, [str(run_folder), "--checkpoint", str(tmp_path / "official.pth")], named=True)
     assert json.loads((run_folder / "eval-1x1-official.json").read_text()) == official
+    assert official.pop("predictions") == "eval-1x1-official.predictions.parquet"
+    assert official == ours and ours["num_videos"] == 3
     forced = _eval(
         capsys, [str(run_folder), "--checkpoint", str(tmp_path / "official.pth"), "--checkpoint-format", "official"]
     )
