@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.errors import ConfigError
 from harness.data import (
     SYNTHETIC_RECOMMENDED,
     SnippetSampler,
@@ -21,6 +20,7 @@ from harness.data import (
     generate_synthetic,
     read_annotations,
 )
+from harness.errors import ConfigError
 
 SMALL = {"num_videos": 24, "num_classes": 4, "size": 64, "frames": 32, "workers": 2, "progress": False}
 
