@@ -160,8 +160,8 @@ def _add_synth(sub) -> None:
             "DIR/val.txt (video lists relative to DIR), DIR/classes.json and DIR/meta.json. "
             "Deterministic for a seed; classes exactly balanced. An existing complete set with the same "
             "parameters is reused unless --force; a set of other parameters (named), or lists this command did "
-            "not make, are refused unless --force, which removes them first. Train with flip off (it swaps the motion labels) and "
-            "clips inside a quarter, e.g. T=4 frames at interval 2 for 64-frame videos, also with 2 test "
+            "not make, are refused unless --force, which removes them first. Train with flip off (it swaps the "
+            "motion labels) and clips inside a quarter, e.g. T=4 frames at interval 2 for 64-frame videos, also with 2 test "
             "groups (see meta.json 'recommended')."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
