@@ -161,8 +161,8 @@ def _add_synth(sub) -> None:
             "Deterministic for a seed; classes exactly balanced. An existing complete set with the same "
             "parameters is reused unless --force; a set of other parameters (named), or lists this command did "
             "not make, are refused unless --force, which removes them first. Train with flip off (it swaps the "
-            "motion labels) and clips inside a quarter, e.g. T=4 frames at interval 2 for 64-frame videos, also with 2 test "
-            "groups (see meta.json 'recommended')."
+            "motion labels) and clips inside a quarter, e.g. T=4 frames at interval 2 for 64-frame videos, also "
+            "with 2 test groups (see meta.json 'recommended')."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
