@@ -658,12 +658,9 @@ def count_classes(data: DataConfig) -> int:
     cj = _classes_json(data)
     if not (cj and os.path.isfile(cj)):
         return top.label + 1
-    try:
-        doc = json.loads(Path(cj).read_text(encoding="utf-8"))
-        entries = doc.get("classes", doc) if isinstance(doc, dict) else doc
-        n = len(entries)
-    except (OSError, ValueError, AttributeError, TypeError):
-        raise ConfigError(f'{cj}: unreadable class list (JSON list or {{"classes": [...]}})') from None
+    from harness.data.annotations import read_classes_json
+
+    n = len(read_classes_json(cj)[0])  # the one reader: AnnotationError naming the file and entry
     if top.label >= n:
         raise ConfigError(f"{top.source}:{top.line}: label {top.label}, but {cj} lists {n} classes (0..{n - 1})")
     return n

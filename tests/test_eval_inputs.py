@@ -154,3 +154,23 @@ def test_a_run_in_use_tells_eval_users_what_to_do(run):
     assert proc.returncode == 2 and "\n" not in err, err
     assert f"{run} is in use by another process (pid {holder.pid}" in err and "run eval again" in err
     assert "--wait" not in err and "--out" not in err
+
+
+def test_training_data_labels_must_fit_classes_json_and_split_class_counts_are_said(tmp_path):
+    """Issue 25.9: a label beyond classes.json was silently added as a class; splits of other class counts
+    were accepted without a word."""
+    from harness.config import DataConfig, EvalConfig
+    from harness.data.annotations import AnnotationError
+    from harness.engine.train import build_data
+    from harness.errors import HarnessWarning
+
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\nc.mp4 2\n")
+    (tmp_path / "val.txt").write_text("d.mp4 0\ne.mp4 1\n")
+    (tmp_path / "classes.json").write_text(json.dumps(["x", "y", "z"]))
+    data = DataConfig(train=str(tmp_path / "train.txt"), val=str(tmp_path / "val.txt"))
+    with pytest.warns(HarnessWarning, match=r"different numbers of classes \(data.train 3, data.val 2; data.val has"):
+        built = build_data(data, EvalConfig(), 2, 2, 0)
+    assert built.num_classes == 3 and built.classes_listed == 3
+    (tmp_path / "classes.json").write_text(json.dumps(["x", "y"]))
+    with pytest.raises(AnnotationError, match=r"train.txt:3: label 2, but .*classes.json lists 2 classes \(0..1\)"):
+        build_data(data, EvalConfig(), 2, 2, 0)
