@@ -20,7 +20,10 @@ Three layouts are read, the ones public video datasets ship with:
 
 In the two text layouts blank lines and lines starting with ``#`` are ignored. Any
 malformed line raises :class:`AnnotationError` naming the file and the 1-based line number; a
-missing file raises :class:`harness.errors.MissingFileError` (a FileNotFoundError).
+missing file raises :class:`harness.errors.MissingFileError` (a FileNotFoundError). One video listed with
+two labels is refused naming both lines; listed twice with one label, it is kept with a
+:class:`harness.errors.HarnessWarning` (:func:`check_repeats`). A dataset's ``classes.json`` is read by
+:func:`read_classes_json`, which validates it the same way (file and entry named).
 """
 
 from __future__ import annotations
