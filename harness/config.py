@@ -38,6 +38,7 @@ This module imports neither torch nor decord: expanding a 200-run grid takes mil
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import hashlib
@@ -573,6 +574,23 @@ def file_fingerprint(path: str | None) -> str | None:
 VIDEO_SAMPLE_BYTES = 4096
 """Bytes read from the start of every listed video for :func:`videos_fingerprint` (with its size)."""
 _VIDEO_FPS: dict[tuple, str] = {}
+_SCOPE: dict[tuple, str] | None = None
+
+
+@contextlib.contextmanager
+def fingerprint_scope():
+    """Within it (nested: the outermost counts), each list's :func:`videos_fingerprint` is computed once: a
+    grid's runs, or one command's several identity checks, share their lists' fingerprints. Outside, every call
+    looks at the videos again (a video changed in place is seen). Also a decorator (``@fingerprint_scope()``)."""
+    global _SCOPE
+    outer = _SCOPE
+    if outer is None:
+        _SCOPE = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _SCOPE = None
 
 
 def _video_entry(path: str) -> str:
@@ -616,15 +634,23 @@ def videos_fingerprint(data: DataConfig, split: str) -> str | None:
     from harness.data.annotations import read_annotations
 
     root = data.root if data.root else str(Path(listed).resolve().parent)
-    if not os.path.isfile(listed):
+    try:
+        st = os.stat(listed)
+    except OSError:
         return f"path:{listed}"
+    key = (os.path.abspath(listed), st.st_size, st.st_mtime_ns, os.path.abspath(root), data.format)
+    if _SCOPE is not None and key in _SCOPE:
+        return _SCOPE[key]
     records = read_annotations(listed, data.format, root)  # a malformed line: AnnotationError naming file:line
     paths = [r.path for r in records]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths) // 64))) as pool:
         entries = list(pool.map(_video_entry, paths, chunksize=256))
-    return "videos:" + hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+    fingerprint = "videos:" + hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+    if _SCOPE is not None:
+        _SCOPE[key] = fingerprint
+    return fingerprint
 
 
 def _classes_json(data: DataConfig) -> str | None:
@@ -764,6 +790,7 @@ class RunConfig:
         """True when an input file could not be read: the id then hashes its path, not its contents."""
         return any(v.startswith("path:") for v in self.inputs().values())
 
+    @fingerprint_scope()
     def record(self, **carried: Any) -> dict:
         """The dict written to config.json: :meth:`to_dict` + ``run_id``, ``identity_version``,
         ``inputs`` and the carried keys given (grid, resources)."""
@@ -1049,6 +1076,7 @@ __all__ = [
     "describe_diff",
     "fields_help",
     "file_fingerprint",
+    "fingerprint_scope",
     "videos_fingerprint",
     "get_dotted",
     "identity_diff",

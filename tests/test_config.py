@@ -162,6 +162,14 @@ def test_equal_lists_over_other_videos_are_other_runs(dataset, tmp_path):
     assert gone.run_id != rc.run_id and not gone.provisional
     assert gone.record()["inputs"]["data.val.videos"] == rc.record()["inputs"]["data.val.videos"]
     assert gone.record()["identity_version"] == IDENTITY_VERSION == 3
+    # within a fingerprint scope (a grid's expansion, one command) each list is looked at once
+    from harness.config import fingerprint_scope
+
+    with fingerprint_scope():
+        first = RunConfig.from_dict(_implicit(clean)).run_id
+        (clean / "a.mp4").write_bytes(b"x")
+        assert RunConfig.from_dict(_implicit(clean)).run_id == first
+    assert RunConfig.from_dict(_implicit(clean)).run_id != first
 
 
 def test_unreadable_inputs_make_a_provisional_id(tmp_path):

@@ -233,6 +233,13 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from harness.config import fingerprint_scope
+
+    with fingerprint_scope():  # the run id's several checks look at the listed videos once
+        return _train_in_scope(args)
+
+
+def _train_in_scope(args: argparse.Namespace) -> int:
     from harness.config import RunConfig
     from harness.errors import MissingFileError
 

@@ -42,6 +42,7 @@ from harness.config import (
     RunConfig,
     TrainConfig,
     describe_diff,
+    fingerprint_scope,
     identity_diff,
 )
 from harness.data import auto_num_workers, build_loader, set_epoch
@@ -554,6 +555,7 @@ RUN_FILES = (
 """Names the engine writes in a run folder: in a folder without config.json they belong to someone else."""
 
 
+@fingerprint_scope()  # its identity checks look at the videos once
 def open_run_dir(
     config: dict | RunConfig, run_dir: str | Path, *, force: bool = False
 ) -> tuple[RunDir, RunConfig, dict | None]:
