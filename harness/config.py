@@ -645,8 +645,9 @@ def videos_fingerprint(data: DataConfig, split: str) -> str | None:
     paths = [r.path for r in records]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths) // 64))) as pool:
-        entries = list(pool.map(_video_entry, paths, chunksize=256))
+    chunks = [paths[i : i + 512] for i in range(0, len(paths), 512)]
+    with ThreadPoolExecutor(max_workers=min(16, len(chunks))) as pool:
+        entries = [e for chunk in pool.map(lambda c: [_video_entry(p) for p in c], chunks) for e in chunk]
     fingerprint = "videos:" + hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
     if _SCOPE is not None:
         _SCOPE[key] = fingerprint
