@@ -585,10 +585,12 @@ def test_status_says_plainly_that_old_identity_runs_are_not_reused(tmp_path, mon
         }
     )
     old.write_final({"run_id": "0123456789ab", "status": "done", "task": "profile"})
+    v2 = RunDir(tmp_path / "results" / "runs" / "g" / "0123456789ac").create()  # identity 2: lists without videos
+    v2.write_config({**old.read_config(), "run_id": "0123456789ac", "identity_version": 2, "inputs": {}})
     assert sweep_cli(["status", str(grid_file), "--results", "results"]) == 0
     out = capsys.readouterr().out
     assert "2 runs: 2 pending" in out
-    assert "1 run folder(s) in results/runs/g were made under the earlier run identity" in out
+    assert "2 run folder(s) in results/runs/g were made under the earlier run identity (version 1" in out
 
 
 def test_resolved_by_index_prints_one_run_even_when_an_id_starts_with_that_digit(capsys):
