@@ -14,8 +14,9 @@ import errno
 import importlib
 import sys
 import traceback
+import warnings
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, HarnessWarning
 
 COMMAND_MODULES = (
     "harness.models.commands",  # list, weights imagenet
@@ -62,6 +63,18 @@ def command_name(args: argparse.Namespace) -> str:
     return f"{args.command} {sub}" if sub else str(args.command)
 
 
+def _one_line_warning(command: str, show):
+    """``warnings.showwarning`` printing a :class:`HarnessWarning` as one line naming the command."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, HarnessWarning):
+            print(f"dsa-harness {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        rc = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(command_name(args), warnings.showwarning)
+            rc = args.func(args)
     except HarnessError as e:  # bad input or a fixable state; anything else is a bug: its traceback shows
         if args.debug:
             traceback.print_exc()

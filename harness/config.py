@@ -21,11 +21,14 @@ present, defaults filled in, only the sections the task uses.
 :meth:`RunConfig.identity`: the resolved config without the fields that cannot change a result
 (:data:`NOT_IDENTITY`: worker counts, decode threads, the in-memory cache, CPU threads, checkpoint
 spacing, the dataset root) and with every input *file* (annotation lists, class index, pretrained
-weights: :data:`INPUT_FILES`) replaced by a hash of its contents. So one run spelled four ways has one
-id; a changed default changes it; moving a dataset keeps it; editing a split changes it; and a
-declared ``data.name`` tells two datasets with equal lists apart. Resources and launcher options are
-never part of it. ``IDENTITY_VERSION`` is hashed too: run folders made under an earlier scheme (whose
-config.json has no ``identity_version``) are recognised as such, never silently reused.
+weights: :data:`INPUT_FILES`) replaced by a hash of its contents, and the videos each list names by
+a cheap fingerprint of theirs (:func:`videos_fingerprint`: size + the first 4 KiB of every video, paths
+relative to the root). So one run spelled four ways has one id; a changed default changes it; moving a
+dataset keeps it; editing a split changes it; equal lists over other (damaged, re-encoded) videos differ;
+and a declared ``data.name`` tells two datasets with equal lists and videos apart. Resources and launcher
+options are never part of it. ``IDENTITY_VERSION`` is hashed too: run folders made under an earlier scheme
+(whose config.json has no or an older ``identity_version``: 1 hashed the unresolved config, 2 the lists
+without their videos) are recognised as such, never silently reused.
 
 A file that cannot be read is fingerprinted by its path (``path:...``) and the id is *provisional*
 (:attr:`RunConfig.provisional`): ``sweep show --no-check-data`` prints such ids, submitting refuses.
@@ -35,6 +38,7 @@ This module imports neither torch nor decord: expanding a 200-run grid takes mil
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import hashlib
@@ -47,7 +51,7 @@ from typing import Any
 
 from harness.errors import ConfigError, MissingFileError
 
-IDENTITY_VERSION = 2
+IDENTITY_VERSION = 3
 """Bumped whenever the identity rule changes; part of every hash (see the module docstring)."""
 TASKS = ("train", "profile")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
@@ -646,6 +650,89 @@ def file_fingerprint(path: str | None) -> str | None:
         return f"path:{path}"
 
 
+VIDEO_SAMPLE_BYTES = 4096
+"""Bytes read from the start of every listed video for :func:`videos_fingerprint` (with its size)."""
+_VIDEO_FPS: dict[tuple, str] = {}
+_SCOPE: dict[tuple, str] | None = None
+
+
+@contextlib.contextmanager
+def fingerprint_scope():
+    """Within it (nested: the outermost counts), each list's :func:`videos_fingerprint` is computed once: a
+    grid's runs, or one command's several identity checks, share their lists' fingerprints. Outside, every call
+    looks at the videos again (a video changed in place is seen). Also a decorator (``@fingerprint_scope()``)."""
+    global _SCOPE
+    outer = _SCOPE
+    if outer is None:
+        _SCOPE = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _SCOPE = None
+
+
+def _video_entry(path: str) -> str:
+    """``<size>:<sha256 of the first VIDEO_SAMPLE_BYTES, 16 hex>`` of one video (a raw-frame folder: the
+    sizes of its first files), ``missing`` when it is not there; cached per process by path, size and mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _VIDEO_FPS:
+        if os.path.isdir(path):  # raw frames: the folder's file names and sizes, a sample of them
+            with os.scandir(path) as it:
+                names = sorted(e.name for e in it)
+            sample = [f"{n}={os.stat(os.path.join(path, n)).st_size}" for n in names[:2] + names[-2:]]
+            _VIDEO_FPS[key] = f"dir{len(names)}:" + ",".join(sample)
+        else:
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(VIDEO_SAMPLE_BYTES)
+            except OSError:
+                return f"{st.st_size}:unreadable"
+            _VIDEO_FPS[key] = f"{st.st_size}:{hashlib.sha256(head).hexdigest()[:16]}"
+    return _VIDEO_FPS[key]
+
+
+def videos_fingerprint(data: DataConfig, split: str) -> str | None:
+    """``videos:<16 hex>``: a cheap fingerprint of the videos a split's list names, in list order: each
+    one's size and a SHA-256 of its first :data:`VIDEO_SAMPLE_BYTES` bytes (``missing`` for an absent one),
+    located as training locates them (``data.root``, else the list's folder) but hashed without that root:
+    the same dataset at another path or on another machine has the same fingerprint, a copy whose videos
+    were truncated, replaced or re-encoded has another. Why not more, or less: a size alone misses a file
+    overwritten in place; a full hash reads every byte (terabytes for Kinetics-400), so this reads one 4 KiB
+    block per video (the container header, where damage and re-encoding show), one stat + one small read:
+    about 240k of each for Kinetics-400, done by 16 threads and once per process (cached by path, size and
+    mtime). Bytes past the first block are not seen. None without the list; ``path:<list>`` when the list
+    cannot be read (the id is then provisional)."""
+    listed = getattr(data, split)
+    if not listed:
+        return None
+    from harness.data.annotations import read_annotations
+
+    root = data.root if data.root else str(Path(listed).resolve().parent)
+    try:
+        st = os.stat(listed)
+    except OSError:
+        return f"path:{listed}"
+    key = (os.path.abspath(listed), st.st_size, st.st_mtime_ns, os.path.abspath(root), data.format)
+    if _SCOPE is not None and key in _SCOPE:
+        return _SCOPE[key]
+    records = read_annotations(listed, data.format, root)  # a malformed line: AnnotationError naming file:line
+    paths = [r.path for r in records]
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [paths[i : i + 512] for i in range(0, len(paths), 512)]
+    with ThreadPoolExecutor(max_workers=min(16, len(chunks))) as pool:
+        entries = [e for chunk in pool.map(lambda c: [_video_entry(p) for p in c], chunks) for e in chunk]
+    fingerprint = "videos:" + hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+    if _SCOPE is not None:
+        _SCOPE[key] = fingerprint
+    return fingerprint
+
+
 def _classes_json(data: DataConfig) -> str | None:
     ref = data.annotation
     return str(Path(ref).parent / "classes.json") if ref else None
@@ -677,12 +764,9 @@ def count_classes(data: DataConfig) -> int:
     cj = _classes_json(data)
     if not (cj and os.path.isfile(cj)):
         return top.label + 1
-    try:
-        doc = json.loads(Path(cj).read_text(encoding="utf-8"))
-        entries = doc.get("classes", doc) if isinstance(doc, dict) else doc
-        n = len(entries)
-    except (OSError, ValueError, AttributeError, TypeError):
-        raise ConfigError(f'{cj}: unreadable class list (JSON list or {{"classes": [...]}})') from None
+    from harness.data.annotations import read_classes_json
+
+    n = len(read_classes_json(cj)[0])  # the one reader: AnnotationError naming the file and entry
     if top.label >= n:
         raise ConfigError(f"{top.source}:{top.line}: label {top.label}, but {cj} lists {n} classes (0..{n - 1})")
     return n
@@ -749,7 +833,12 @@ class RunConfig:
             cj = _classes_json(self.data)
             if cj and os.path.isfile(cj):
                 flat["data.classes_json"] = cj
-        return {k: fp for k, p in flat.items() if (fp := file_fingerprint(p)) is not None}
+        out = {k: fp for k, p in flat.items() if (fp := file_fingerprint(p)) is not None}
+        if self.data is not None:  # the videos the lists name (videos_fingerprint), not only the lists' text
+            for split in ("train", "val", "test"):
+                if out.get(f"data.{split}", "path:").startswith("sha256:"):
+                    out[f"data.{split}.videos"] = videos_fingerprint(self.data, split)
+        return out
 
     def identity(self) -> dict:
         """What the run id hashes: :meth:`to_dict` without paths and :data:`NOT_IDENTITY`, plus
@@ -784,6 +873,7 @@ class RunConfig:
         """True when an input file could not be read: the id then hashes its path, not its contents."""
         return any(v.startswith("path:") for v in self.inputs().values())
 
+    @fingerprint_scope()
     def record(self, **carried: Any) -> dict:
         """The dict written to config.json: :meth:`to_dict` + ``run_id``, ``identity_version``,
         ``inputs`` and the carried keys given (grid, resources)."""
@@ -1069,6 +1159,8 @@ __all__ = [
     "describe_diff",
     "fields_help",
     "file_fingerprint",
+    "fingerprint_scope",
+    "videos_fingerprint",
     "get_dotted",
     "identity_diff",
     "load_recipe",

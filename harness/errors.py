@@ -37,4 +37,17 @@ class MissingFileError(HarnessError, FileNotFoundError):
     """An input file (annotation list, grid, recipe, checkpoint) that does not exist."""
 
 
-__all__ = ["ConfigError", "HarnessError", "MissingFileError", "PredictionsError", "RunDirError", "UsageError"]
+class HarnessWarning(UserWarning):
+    """Input that is accepted but probably not what was meant (a video listed twice, splits of other classes);
+    ``dsa-harness`` prints it as one line ``dsa-harness COMMAND: warning: MESSAGE`` on stderr."""
+
+
+__all__ = [
+    "ConfigError",
+    "HarnessError",
+    "HarnessWarning",
+    "MissingFileError",
+    "PredictionsError",
+    "RunDirError",
+    "UsageError",
+]

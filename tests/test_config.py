@@ -10,6 +10,7 @@ from dataclasses import fields
 import pytest
 
 from harness.config import (
+    IDENTITY_VERSION,
     NOT_IDENTITY,
     SECTION_TYPES,
     RunConfig,
@@ -134,6 +135,41 @@ def test_dataset_identity_is_its_contents_not_its_path(dataset, tmp_path):
     assert RunConfig.from_dict(_implicit(moved)).run_id != rc.run_id
     named = apply_overrides(_implicit(dataset), {"data.name": "toy_v2"})
     assert RunConfig.from_dict(named).run_id != rc.run_id
+
+
+def test_equal_lists_over_other_videos_are_other_runs(dataset, tmp_path):
+    """Issue 25.2: the identity sees the videos a list names (size + first 4 KiB), not only its text; the same
+    videos at another path (copied, another machine) keep the id; data.root locates them, outside the hash."""
+    for name in "abcde":
+        (dataset / f"{name}.mp4").write_bytes(bytes([ord(name)]) * 5000)
+    rc = RunConfig.from_dict(_implicit(dataset))
+    assert rc.inputs()["data.train.videos"].startswith("videos:") and not rc.provisional
+    clean = tmp_path / "copy" / "toy"
+    shutil.copytree(dataset, clean)
+    assert RunConfig.from_dict(_implicit(clean)).run_id == rc.run_id  # same videos elsewhere: one run
+    elsewhere = tmp_path / "videos_elsewhere"
+    shutil.copytree(dataset, elsewhere)
+    rooted = apply_overrides(_implicit(dataset), {"data.root": str(elsewhere)})
+    assert RunConfig.from_dict(rooted).run_id == rc.run_id
+    damaged = tmp_path / "damaged" / "toy"
+    shutil.copytree(dataset, damaged)
+    (damaged / "b.mp4").write_bytes(b"\0" * 5000)  # same size, other bytes
+    assert RunConfig.from_dict(_implicit(damaged)).run_id != rc.run_id
+    (damaged / "b.mp4").write_bytes(bytes([ord("b")]) * 4999)  # truncated by one byte past the sample
+    assert RunConfig.from_dict(_implicit(damaged)).run_id != rc.run_id
+    (damaged / "b.mp4").unlink()  # a missing video is another dataset too (not a provisional id)
+    gone = RunConfig.from_dict(_implicit(damaged))
+    assert gone.run_id != rc.run_id and not gone.provisional
+    assert gone.record()["inputs"]["data.val.videos"] == rc.record()["inputs"]["data.val.videos"]
+    assert gone.record()["identity_version"] == IDENTITY_VERSION == 3
+    # within a fingerprint scope (a grid's expansion, one command) each list is looked at once
+    from harness.config import fingerprint_scope
+
+    with fingerprint_scope():
+        first = RunConfig.from_dict(_implicit(clean)).run_id
+        (clean / "a.mp4").write_bytes(b"x")
+        assert RunConfig.from_dict(_implicit(clean)).run_id == first
+    assert RunConfig.from_dict(_implicit(clean)).run_id != first
 
 
 def test_unreadable_inputs_make_a_provisional_id(tmp_path):

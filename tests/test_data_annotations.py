@@ -6,6 +6,8 @@ import os
 import pytest
 
 from harness.data import AnnotationError, read_annotations, read_class_index
+from harness.data.annotations import read_classes_json
+from harness.errors import HarnessWarning
 
 
 def write(tmp_path, name, text):
@@ -128,3 +130,53 @@ def test_kinetics_csv_errors(tmp_path):
     cls = write(tmp_path, "c.txt", "abseiling\nzumba\n")
     with pytest.raises(AnnotationError, match="k2.csv:3: label 'passing American football \\(in game\\)' is not"):
         read_annotations(write(tmp_path, "k2.csv", KINETICS), "kinetics_csv", class_index=cls)
+
+
+def test_one_video_with_two_labels_is_refused_naming_both_lines(tmp_path):
+    """Issue 25.9: contradictory lines are refused (which label is meant cannot be guessed); exact repeats are
+    accepted with one warning line naming the first repeat."""
+    p = write(tmp_path, "train.txt", "a.mp4 0\nb.mp4 1\n# note\nb.mp4 2\n")
+    with pytest.raises(AnnotationError, match=r"train.txt:4: b.mp4 has label 2 here and label 1 at line 2"):
+        read_annotations(p)
+    frames = write(tmp_path, "frames.txt", "f/1 10 0\nf/1 12 3\n")
+    with pytest.raises(AnnotationError, match="frames.txt:2: f/1 has label 3 here and label 0 at line 1"):
+        read_annotations(frames, "frames")
+    dup = write(tmp_path, "dup.txt", "a.mp4 0\nb.mp4 1\na.mp4 0\nb.mp4 1\n")
+    with pytest.warns(HarnessWarning, match=r"dup.txt: 2 line\(s\) repeat a video .*a.mp4 at lines 1 and 3"):
+        assert len(read_annotations(dup)) == 4
+
+
+def test_the_cli_prints_a_repeat_warning_as_one_line(tmp_path, capsys):
+    from harness.cli import main
+
+    dup = write(tmp_path, "dup.txt", "a.mp4 0\na.mp4 0\n")
+    assert main(["data", "check", str(dup), "--quiet", "--report", str(tmp_path / "r.json")]) == 1  # missing video
+    err = capsys.readouterr().err
+    assert f"dsa-harness data check: warning: {dup}: 1 line(s) repeat a video" in err
+    assert "warnings.warn" not in err and "HarnessWarning" not in err
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("[", "classes.json:1: invalid JSON"),
+        ('{"names": ["a"]}', "classes.json: expected a JSON list of class names"),
+        ("[]", "(non-empty)"),
+        ('["a", 3]', r"classes\[1\]: expected a class name \(text\), got 3"),
+        ('["a", "b", "a"]', r"classes\[2\]: 'a' is also classes\[0\]: a name twice"),
+        (
+            '{"classes": [{"name": "a", "factors": {"x": 1}}, {"name": "b", "factors": {"y": 1}}]}',
+            r"classes\[1\].factors: expected the keys \['x'\]",
+        ),
+    ],
+)
+def test_classes_json_is_read_by_one_validating_reader(tmp_path, text, problem):
+    p = write(tmp_path, "classes.json", text)
+    with pytest.raises(AnnotationError, match=problem):
+        read_classes_json(p)
+
+
+def test_classes_json_layouts(tmp_path):
+    assert read_classes_json(write(tmp_path, "classes.json", '["a", "b"]')) == (["a", "b"], None)
+    synth = {"classes": [{"name": "p", "factors": {"order": "A"}}, {"name": "q", "factors": {"order": "B"}}]}
+    assert read_classes_json(write(tmp_path, "classes.json", json.dumps(synth))) == (["p", "q"], {"order": ["A", "B"]})

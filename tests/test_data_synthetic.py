@@ -20,6 +20,7 @@ from harness.data import (
     generate_synthetic,
     read_annotations,
 )
+from harness.errors import ConfigError
 
 SMALL = {"num_videos": 24, "num_classes": 4, "size": 64, "frames": 32, "workers": 2, "progress": False}
 
@@ -257,3 +258,59 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
     bad.write_text("a.mp4 zero\n")
     assert main(["data", "check", str(bad), "--quiet"]) == 2
     assert f"{bad}:1: LABEL must be an integer" in capsys.readouterr().err
+
+
+def _synth(out, *extra) -> list[str]:
+    return ["data", "synth", "--out", str(out), "--size", "32", "--frames", "16", "--workers", "1", "--quiet", *extra]
+
+
+def test_synth_over_another_set_or_a_users_lists_is_refused_unless_forced(tmp_path, capsys):
+    """Issue 25.4 / 25.8: another set's folder (other parameters, named) and a user's own lists are never
+    overwritten silently; --force replaces them, removing the old set first (no old video left)."""
+    out = tmp_path / "s"
+    assert main(_synth(out, "--videos", "16")) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(_synth(out, "--videos", "8", "--seed", "1")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "holds a synthetic set of other parameters (num_videos 16 -> 8, seed 0 -> 1)" in err
+    assert "--force" in err
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing touched
+    assert main(_synth(out, "--videos", "16")) == 0 and "reused existing" in capsys.readouterr().out
+    assert main(_synth(out, "--videos", "8", "--force")) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (out / "videos").iterdir()) == [f"vid_{i:05d}.mp4" for i in range(8)]
+    assert json.loads((out / "meta.json").read_text())["params"]["num_videos"] == 8
+    # a user's folder with its own lists: refused, the lists kept; --force replaces them
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "train.txt").write_text("clips/a.mp4 0\n")
+    (mine / "notes.md").write_text("mine\n")
+    assert main(_synth(mine, "--videos", "8")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{mine} holds train.txt that this command did not make" in err
+    assert (mine / "train.txt").read_text() == "clips/a.mp4 0\n" and not (mine / "videos").exists()
+    assert main(_synth(mine, "--videos", "8", "--force")) == 0
+    assert (mine / "notes.md").read_text() == "mine\n" and "vid_00000.mp4" in (mine / "train.txt").read_text()
+
+
+def test_an_interrupted_synth_is_recognised_as_its_own(tmp_path, monkeypatch):
+    """The set's record is written first (complete: false): a rerun after an interruption replaces the
+    partial set; another command's parameters over it are still refused by name."""
+    from harness.data import synthetic
+
+    out = tmp_path / "s"
+    small = {"num_videos": 8, "size": 32, "frames": 16, "workers": 1, "progress": False}
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "_list_text", boom)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic(out, **small)
+    monkeypatch.undo()
+    assert json.loads((out / "meta.json").read_text())["complete"] is False
+    with pytest.raises(ConfigError, match="other parameters \\(seed 0 -> 2\\)"):
+        generate_synthetic(out, seed=2, **small)
+    s = generate_synthetic(out, **small)
+    assert not s["reused"] and s["num_videos"] == 8 and "complete" not in json.loads((out / "meta.json").read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.config import IDENTITY_VERSION
 from harness.launch.control import cancel, find_run, run_logs
 from harness.launch.grid import (
     GridError,
@@ -561,7 +562,7 @@ def test_set_changes_every_run_and_its_id_and_is_refused_on_an_axis(tmp_path, mo
     out = capsys.readouterr().out
     resolved = json.loads(out.split("\n", 1)[1])
     assert resolved["profile"]["size"] == 48 and resolved["model"]["variant"] == "tsn_r18"
-    assert resolved["run_id"] not in plain and resolved["identity_version"] == 2
+    assert resolved["run_id"] not in plain and resolved["identity_version"] == IDENTITY_VERSION
     with pytest.raises(GridError, match="model.variant: is an axis of this grid"):
         sweep_cli(["show", str(grid_file), "--no-cost", "--set", "model.variant=i3d_r18"])
     result = submit(grid_file, cluster="debug", results_root="results", overrides=[("profile.size", 48)])
@@ -584,10 +585,12 @@ def test_status_says_plainly_that_old_identity_runs_are_not_reused(tmp_path, mon
         }
     )
     old.write_final({"run_id": "0123456789ab", "status": "done", "task": "profile"})
+    v2 = RunDir(tmp_path / "results" / "runs" / "g" / "0123456789ac").create()  # identity 2: lists without videos
+    v2.write_config({**old.read_config(), "run_id": "0123456789ac", "identity_version": 2, "inputs": {}})
     assert sweep_cli(["status", str(grid_file), "--results", "results"]) == 0
     out = capsys.readouterr().out
     assert "2 runs: 2 pending" in out
-    assert "1 run folder(s) in results/runs/g were made under the earlier run identity" in out
+    assert "2 run folder(s) in results/runs/g were made under the earlier run identity (version 1" in out
 
 
 def test_resolved_by_index_prints_one_run_even_when_an_id_starts_with_that_digit(capsys):

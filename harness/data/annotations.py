@@ -20,7 +20,10 @@ Three layouts are read, the ones public video datasets ship with:
 
 In the two text layouts blank lines and lines starting with ``#`` are ignored. Any
 malformed line raises :class:`AnnotationError` naming the file and the 1-based line number; a
-missing file raises :class:`harness.errors.MissingFileError` (a FileNotFoundError).
+missing file raises :class:`harness.errors.MissingFileError` (a FileNotFoundError). One video listed with
+two labels is refused naming both lines; listed twice with one label, it is kept with a
+:class:`harness.errors.HarnessWarning` (:func:`check_repeats`). A dataset's ``classes.json`` is read by
+:func:`read_classes_json`, which validates it the same way (file and entry named).
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import csv
 import io
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError, MissingFileError
+from harness.errors import HarnessError, HarnessWarning, MissingFileError
 
 FORMATS = ("video", "frames", "kinetics_csv")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv")
@@ -266,6 +270,76 @@ def _read_kinetics_csv(path: Path, root, class_index, label_dir_spaces: str | No
     return records
 
 
+def check_repeats(records: list[VideoRecord], path: str | os.PathLike) -> None:
+    """One video listed twice: with two labels, refused (:class:`AnnotationError` naming both lines: which label
+    is meant cannot be guessed); with the same label, accepted with a :class:`HarnessWarning` (each copy is
+    trained on and scored as a video of its own: a test list's accuracy counts it twice)."""
+    first: dict[str, VideoRecord] = {}
+    repeats: list[tuple[VideoRecord, VideoRecord]] = []
+    for r in records:
+        seen = first.setdefault(r.path, r)
+        if seen is r:
+            continue
+        if seen.label != r.label:
+            raise AnnotationError(
+                path,
+                r.line,
+                f"{r.path} has label {r.label} here and label {seen.label} at line {seen.line}: one video, two "
+                "labels; keep the right line, remove the other",
+            )
+        repeats.append((seen, r))
+    if repeats:
+        a, b = repeats[0]
+        warnings.warn(
+            f"{path}: {len(repeats)} line(s) repeat a video listed before with the same label (first: {b.path} at "
+            f"lines {a.line} and {b.line}); each copy counts as a video of its own: remove the repeats",
+            HarnessWarning,
+            stacklevel=3,
+        )
+
+
+def read_classes_json(path: str | os.PathLike) -> tuple[list[str], dict[str, list[str]] | None]:
+    """Read a dataset's ``classes.json`` (beside its lists): a JSON list of class names (``data prepare``) or
+    ``{"classes": [name or {"name": ..., "factors": {...}}, ...]}`` (the synthetic set). Returns (names, index =
+    label; factors: {factor: value of each class} when every entry has the same ``factors`` keys, else None).
+    Raises :class:`AnnotationError` naming the file and the entry for anything else (not JSON, no list, an
+    entry without a name, a name twice, factors of other keys), :class:`MissingFileError` when it is absent."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"classes file not found: {path}")
+    text = _read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    entries = doc.get("classes") if isinstance(doc, dict) else doc
+    shape = 'a JSON list of class names or {"classes": [names or {"name": ..., "factors": {...}}]}'
+    if not isinstance(entries, list) or not entries:
+        raise AnnotationError(path, None, f"expected {shape} (non-empty)")
+    names, factor_rows = [], []
+    for i, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if not isinstance(name, str) or not name.strip():
+            raise AnnotationError(path, None, f"classes[{i}]: expected a class name (text), got {name!r}; {shape}")
+        factor_rows.append(entry.get("factors") if isinstance(entry, dict) else None)
+        names.append(name)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise AnnotationError(path, None, f"classes[{i}]: {name!r} is also classes[{seen[name]}]: a name twice")
+        seen[name] = i
+    factors = None
+    if isinstance(factor_rows[0], dict) and factor_rows[0]:
+        keys = list(factor_rows[0])
+        for i, row in enumerate(factor_rows):
+            if not isinstance(row, dict) or list(row) != keys:
+                raise AnnotationError(
+                    path, None, f"classes[{i}].factors: expected the keys {keys} of classes[0].factors, got {row!r}"
+                )
+        factors = {k: [str(row[k]) for row in factor_rows] for k in keys}
+    return names, factors
+
+
 def read_annotations(
     path: str | os.PathLike,
     format: str = "video",
@@ -299,6 +373,7 @@ def read_annotations(
         records = _read_kinetics_csv(path, root, class_index, label_dir_spaces)
     if not records:
         raise AnnotationError(path, None, "no annotated videos in the file")
+    check_repeats(records, path)
     if num_classes is not None:
         for r in records:
             if r.label >= num_classes:

@@ -159,9 +159,10 @@ def _add_synth(sub) -> None:
             "information across snippets can reach 100%. Writes DIR/videos/*.mp4, DIR/train.txt, "
             "DIR/val.txt (video lists relative to DIR), DIR/classes.json and DIR/meta.json. "
             "Deterministic for a seed; classes exactly balanced. An existing complete set with the same "
-            "parameters is reused unless --force. Train with flip off (it swaps the motion labels) and "
-            "clips inside a quarter, e.g. T=4 frames at interval 2 for 64-frame videos, also with 2 test "
-            "groups (see meta.json 'recommended')."
+            "parameters is reused unless --force; a set of other parameters (named), or lists this command did "
+            "not make, are refused unless --force, which removes them first. Train with flip off (it swaps the "
+            "motion labels) and clips inside a quarter, e.g. T=4 frames at interval 2 for 64-frame videos, also "
+            "with 2 test groups (see meta.json 'recommended')."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
@@ -202,7 +203,11 @@ def _add_synth(sub) -> None:
         help="how A and B differ: shape only (random colours, default) or shape + fixed colours",
     )
     p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all CPU cores)")
-    p.add_argument("--force", action="store_true", help="regenerate even if DIR holds the same set")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="regenerate even if DIR holds the same set; replace another set or list files there (removed first)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_synth)
 

@@ -52,8 +52,9 @@ most of the frame (the objects are ``obj_scale`` of the side): see ``RECOMMENDED
 
 Outputs in ``out_dir``: ``videos/vid_NNNNN.mp4``, ``train.txt`` / ``val.txt`` [/ ``test.txt`` with
 ``test_fraction > 0``] (video lists relative to ``out_dir``), ``classes.json``, ``meta.json`` (parameters, chance
-levels, placement of
-every event). Class counts are exactly balanced in each split.
+levels, placement of every event; written first as the record ``complete: false`` of the set being made). Class
+counts are exactly balanced in each split. A folder holding a set of other parameters, or lists this module did
+not write, is never written over without ``force`` (which removes the old set first).
 """
 
 from __future__ import annotations
@@ -402,13 +403,61 @@ def _list_text(plan: list[dict], split: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _existing(out: Path, params: dict) -> dict | None:
-    meta_path = out / "meta.json"
+GENERATOR = "harness.data.synthetic"
+SET_FILES = ("train.txt", "val.txt", "test.txt", "classes.json", "meta.json")
+"""The files of a set besides its videos (``videos/vid_NNNNN.mp4``)."""
+
+
+def _read_meta(out: Path) -> dict | None:
+    """The set's record (``meta.json``: written first with ``complete: false``, rewritten when the set is done),
+    or None when there is none or it is not this generator's."""
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError):
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # JSONDecodeError, UnicodeDecodeError
         return None
-    if meta.get("params") != params or meta.get("format_version") != FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("generator") != GENERATOR or not isinstance(meta.get("params"), dict):
+        return None
+    return meta
+
+
+def _own_videos(out: Path) -> list[Path]:
+    videos = out / "videos"
+    return sorted(videos.glob("vid_[0-9][0-9][0-9][0-9][0-9].mp4")) if videos.is_dir() else []
+
+
+def _clear_the_way(out: Path, params: dict, force: bool) -> None:
+    """Refuse to write over another set (other parameters: named) or over files this command did not make
+    (a user's lists), unless ``force``: then the old set's files are removed first (its lists, record and
+    ``videos/vid_NNNNN.mp4``; other files stay)."""
+    meta = _read_meta(out)
+    if meta is not None:
+        old = meta["params"]
+        differ = sorted(k for k in {*old, *params} if old.get(k) != params.get(k))
+        if differ and not force:
+            changes = ", ".join(f"{k} {old.get(k)!r} -> {params.get(k)!r}" for k in differ)
+            raise ConfigError(
+                f"{out} holds a synthetic set of other parameters ({changes}); writing this one there would mix "
+                "the two: give another --out, or --force to replace it (the old set is removed first)"
+            )
+    else:
+        clash = [f for f in SET_FILES if (out / f).exists()] + (["videos/vid_*.mp4"] if _own_videos(out) else [])
+        if clash and not force:
+            raise ConfigError(
+                f"{out} holds {', '.join(clash)} that this command did not make (no meta.json of a synthetic set): "
+                "they would be overwritten; give an empty or new --out, or --force to replace them"
+            )
+    if force or (meta is not None and meta.get("complete") is False):
+        for f in _own_videos(out):
+            f.unlink()
+        for name in SET_FILES:
+            (out / name).unlink(missing_ok=True)
+
+
+def _existing(out: Path, params: dict) -> dict | None:
+    meta = _read_meta(out)
+    if meta is None or meta.get("params") != params or meta.get("format_version") != FORMAT_VERSION:
+        return None
+    if meta.get("complete") is False or not isinstance(meta.get("videos"), list):
         return None
     if not all((out / v["file"]).is_file() for v in meta.get("videos", [])):
         return None
@@ -439,7 +488,9 @@ def generate_synthetic(
 
     workers: processes encoding videos in parallel (default: all CPU cores).
     force:   regenerate even when ``out_dir`` already holds a complete set with the same
-             parameters (otherwise that set is reused and ``reused`` is True).
+             parameters (otherwise that set is reused and ``reused`` is True), and replace a set of other
+             parameters or list files this function did not make (otherwise refused with a ConfigError
+             naming the parameters that differ, or the files): the old set is removed first.
     options: further :class:`SynthConfig` fields (fps, qp, noise, obj_scale).
     """
     cfg = SynthConfig(
@@ -481,9 +532,11 @@ def generate_synthetic(
         meta = _existing(out, params)
         if meta is not None:
             return summary(meta, True)
+    _clear_the_way(out, params, force)
     out.mkdir(parents=True, exist_ok=True)
     _check_decodable(cfg, out)
-    (out / "meta.json").unlink(missing_ok=True)  # incomplete until rewritten at the end
+    record = {"generator": GENERATOR, "format_version": FORMAT_VERSION, "params": params, "complete": False}
+    atomic_write_json(out / "meta.json", record)  # this command's set, incomplete until rewritten at the end
     plan = _plan(cfg)
     jobs = [(cfg, item, str(out)) for item in plan]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
@@ -521,7 +574,7 @@ def generate_synthetic(
         },
     )
     meta = {
-        "generator": "harness.data.synthetic",
+        "generator": GENERATOR,
         "format_version": FORMAT_VERSION,
         "params": params,
         "description": (

@@ -180,8 +180,9 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         description="Evaluate the latest checkpoint of RUN_DIR on its test set (or --test) with "
         "the given views and test crop (--test-size, default the run's eval.size); prints and writes "
         "eval-<groups>x<crops>.json in the run (eval-<groups>x<crops>-<size>px.json for another crop than "
-        "the training one). The evaluation is the training's own: with the run's settings it reproduces the "
-        "test of its final.json. Several GPUs: launch with torchrun and --device cuda (one process per GPU, "
+        "the training one, -set<hash> for other settings that change the result, all recorded in 'settings'). "
+        "The evaluation is the training's own: with the run's settings it reproduces the test of its final.json. "
+        "Several GPUs: launch with torchrun and --device cuda (one process per GPU, "
         "each scores its shard; rank 0 writes).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
@@ -234,6 +235,13 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from harness.config import fingerprint_scope
+
+    with fingerprint_scope():  # the run id's several checks look at the listed videos once
+        return _train_in_scope(args)
+
+
+def _train_in_scope(args: argparse.Namespace) -> int:
     from harness.config import RunConfig
     from harness.errors import MissingFileError
 
@@ -333,7 +341,20 @@ def _eval(args: argparse.Namespace) -> int:
     overrides = dict(flag_values(args))
     workers = overrides.pop("data.num_workers", None)  # --workers: loader processes (default: the run's)
     # the run lock: not while another process writes the run (trains it, or evaluates into it)
-    lock = _run_lock(args.run_dir, wait=False) if Path(args.run_dir).is_dir() else contextlib.nullcontext()
+    lock = contextlib.nullcontext()
+    if Path(args.run_dir).is_dir():
+        from harness.errors import RunDirError
+        from harness.results.lock import lock_holder
+
+        try:
+            lock = _run_lock(args.run_dir, wait=False)
+        except RunDirError:  # eval has no --wait / --out: its own advice
+            holder = lock_holder(args.run_dir) or {}
+            who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since {holder.get('since', '?')}"
+            raise RunDirError(
+                f"{args.run_dir} is in use by another process ({who}: it trains the run or evaluates into it); "
+                "run eval again once it has finished (`dsa-harness sweep status` or the run's log.txt tell)"
+            ) from None
     with lock:
         result = _evaluate(args, workers, overrides)
     if not result:  # a torchrun process other than rank 0

@@ -9,18 +9,21 @@ and rank 0 writes the result.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from harness.config import RunConfig, file_fingerprint
+from harness.config import NOT_IDENTITY, RunConfig, canonical_json, file_fingerprint, identity_diff
 from harness.data import auto_num_workers
+from harness.data.annotations import AnnotationError
 from harness.engine.checkpoint import CheckpointError, load_checkpoint
 from harness.engine.distributed import init_distributed
 from harness.engine.train import build_data, evaluate_dataset, split_manifest
 from harness.errors import ConfigError, MissingFileError, RunDirError, UsageError
-from harness.models import create_model, model_from_checkpoint
+from harness.models import create_model
+from harness.models.weights import WeightLoadError, Weights, apply_weights, load_checkpoint_into
 from harness.results.predictions import eval_predictions_path, write_predictions
 from harness.results.rundir import RunDir, atomic_write_json
 
@@ -58,6 +61,75 @@ def eval_amp(amp: str, device: torch.device, train_amp: str = "none") -> torch.d
     return AMP_DTYPES[amp]
 
 
+NAMED_SETTINGS = ("eval.test_groups", "eval.crops", "eval.size", "eval.resize", "data.test")
+"""Settings an eval result's file name spells out (``<groups>x<crops>``, ``-<size>px``, the list part)."""
+UNCHANGING = ("eval.batch_size", *NOT_IDENTITY)
+"""Settings that change how an evaluation runs but not its result: never in the name."""
+
+
+def eval_settings(run: RunConfig, evaluated: RunConfig) -> tuple[dict, dict]:
+    """(every dotted setting of ``evaluated`` that differs from the ``run``'s own -> its value, the part of
+    those the result's file name does not spell out (:data:`NAMED_SETTINGS`) and that can change the
+    result (not :data:`UNCHANGING`)). The eval json records the first; the second, hashed, names it."""
+    a, b = run.to_dict(), evaluated.to_dict()
+
+    def value(d: dict, dotted: str):
+        for part in dotted.split("."):
+            d = d.get(part) if isinstance(d, dict) else None
+        return d
+
+    changed = {k: value(b, k) for k in identity_diff(a, b)}
+    return changed, {k: v for k, v in changed.items() if k not in NAMED_SETTINGS and k not in UNCHANGING}
+
+
+def check_test_labels(data, num_classes: int, run: Path) -> None:
+    """Refuse a test list whose labels the model cannot score (a label >= its ``num_classes``), or whose
+    ``classes.json`` lists another number of classes, in one line naming the list, the line and the counts."""
+    for r in data.test.records:
+        if r.label >= num_classes:
+            raise AnnotationError(
+                r.source,
+                r.line,
+                f"label {r.label}, but the model of {run} has {num_classes} classes (0..{num_classes - 1}): "
+                "give a test list of this run's classes (--test)",
+            )
+    listed = data.classes_listed
+    if listed is not None and listed != num_classes:
+        ref = Path(data.test.annotation_file or "").parent / "classes.json"
+        raise AnnotationError(
+            ref,
+            None,
+            f"lists {listed} classes, but the model of {run} has {num_classes}: the test list names another "
+            "dataset's classes; give a test list of this run's classes (--test)",
+        )
+
+
+def _load_model(rd: RunDir, mcfg, checkpoint, checkpoint_format: str, changes: dict):
+    """The run's model (its config with the eval's model options) loaded exactly from ``checkpoint`` (a file
+    of any weights format) or the run's checkpoint.pt; a file whose tensors differ (another architecture,
+    width or class count) is refused in one line naming the first mismatched tensor."""
+    model = create_model(mcfg.replace(pretrained=None))
+    fix = ""
+    if any(k.startswith("model.") for k in changes):
+        fix = "; evaluate with the run's model options (drop the -o / --set model.* that change its tensors)"
+    try:
+        if checkpoint:
+            load_checkpoint_into(model, checkpoint, checkpoint_format, what="--checkpoint")
+        else:
+            state = load_checkpoint(rd.checkpoint_path)
+            if not isinstance(state.get("model"), dict) or "fc.weight" not in state["model"]:
+                raise CheckpointError(
+                    f"{rd.checkpoint_path} holds no model state dict with a classifier (fc.weight): "
+                    "not a training checkpoint of this harness"
+                )
+            own = {str(k): v for k, v in state.pop("model").items()}
+            weights = Weights(str(rd.checkpoint_path), "harness", own, {k: k for k in own})
+            apply_weights(model, weights, what=f"eval {rd.path}")
+    except WeightLoadError as e:
+        raise WeightLoadError(f"{e}{fix}") from None
+    return model
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -78,11 +150,14 @@ def evaluate_run(
     of that file instead (a harness, official DSANet, mmaction2 or torchvision file, ``checkpoint_format`` or
     detected; loaded exactly into the run's model).
 
-    Writes ``eval-<groups>x<crops>[-<size>px][-<checkpoint stem>][-<test list stem>-<hash>].json`` in the run
-    folder (the crop part when the test crop is not the training one, the list part when the test list is not
-    the run's own), after its per-video rows ``eval-<...>.predictions.parquet`` (same stem;
-    ``harness.results.predictions``), and returns the result, which records the list it scored
-    (``test_list``, ``test_list_sha256``, ``manifest``) and names its predictions file (``predictions``);
+    Writes ``eval-<groups>x<crops>[-<size>px][-<checkpoint stem>][-<test list stem>-<hash>][-set<hash>].json``
+    in the run folder (the crop part when the test crop is not the training one, the list part when the test
+    list is not the run's own, the set part for any other setting that changes the result: :func:`eval_settings`;
+    the result records them all as ``settings``), after its per-video rows ``eval-<...>.predictions.parquet``
+    (same stem; ``harness.results.predictions``), and returns the result, which records the list it scored
+    (``test_list``, ``test_list_sha256``, ``manifest``) and names its predictions file (``predictions``).
+    Refused before anything is scored: test labels beyond the model's classes (:func:`check_test_labels`) and
+    weights whose tensors differ from the run's model (one line naming the first);
     under torchrun, rank 0 writes and returns it, the other ranks return ``{}``."""
     rd = RunDir(run_dir)
     if not rd.config_path.exists():
@@ -117,19 +192,8 @@ def evaluate_run(
     amp_dtype = eval_amp(amp, dev, rc.train.amp)
     ev, mcfg = rc.eval, rc.model
     data = build_data(data_cfg, ev, mcfg.num_snippets, mcfg.num_frames, rc.seed)
-    if checkpoint:
-        model = model_from_checkpoint(mcfg, checkpoint, checkpoint_format, what="--checkpoint")
-    else:
-        state = load_checkpoint(rd.checkpoint_path)
-        if not isinstance(state.get("model"), dict) or "fc.weight" not in state["model"]:
-            raise CheckpointError(
-                f"{rd.checkpoint_path} holds no model state dict with a classifier (fc.weight): "
-                "not a training checkpoint of this harness"
-            )
-        num_classes = state["model"]["fc.weight"].shape[0]
-        model = create_model(mcfg.replace(num_classes=num_classes, pretrained=None))
-        model.load_state_dict(state["model"])
-        del state
+    check_test_labels(data, mcfg.num_classes, rd.path)  # before any weights are read or any video scored
+    model = _load_model(rd, mcfg, checkpoint, checkpoint_format, changes)
 
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     ctx = init_distributed(dev.type)  # torchrun's RANK / WORLD_SIZE; one process otherwise
@@ -181,6 +245,10 @@ def evaluate_run(
     suffix += f"-{Path(checkpoint).stem}" if checkpoint else ""
     if original_test is None or Path(data_cfg.test).resolve() != Path(original_test).resolve():
         suffix += f"-{Path(data_cfg.test).stem}-{test_fp.split(':', 1)[1][:8]}"
+    settings, unnamed = eval_settings(RunConfig.from_dict(cfg), rc)
+    result["settings"] = settings  # every setting that differs from the run's own (the name shows some)
+    if unnamed:  # the others: a short hash of them in the name, so that no other result is overwritten
+        suffix += f"-set{hashlib.sha256(canonical_json(unnamed).encode()).hexdigest()[:8]}"
     out = rd.path / f"eval-{ev.test_groups}x{ev.crops}{suffix}.json"
     skipped, classes = result["num_skipped"], data.classes_listed
     manifest = split_manifest(data.test, data_cfg.test, skipped=skipped, classes_listed=classes)

@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,9 +45,11 @@ from harness.config import (
     TrainConfig,
     canonical_json,
     describe_diff,
+    fingerprint_scope,
     identity_diff,
 )
 from harness.data import auto_num_workers, build_loader, set_epoch
+from harness.data.annotations import AnnotationError, read_classes_json
 from harness.engine.checkpoint import (
     CheckpointError,
     gather_rng_states,
@@ -65,7 +68,7 @@ from harness.engine.distributed import (
     wrap_model,
 )
 from harness.engine.evaluate import classification_metrics, predict
-from harness.errors import ConfigError, RunDirError, UsageError
+from harness.errors import ConfigError, HarnessWarning, RunDirError, UsageError
 from harness.measure.environment import describe_environment
 from harness.models import create_model
 from harness.results.lock import LOCK_FILE
@@ -196,19 +199,30 @@ def build_data(data: DataConfig, ev: EvalConfig, num_snippets: int, num_frames: 
     num_classes, factors, classes_listed = max(labels) + 1, None, None
     ref = next(p for p in (data.train, data.val, data.test) if p)
     classes_file = Path(ref).parent / "classes.json"
-    if classes_file.exists():
-        try:
-            classes = json.loads(classes_file.read_text(encoding="utf-8"))
-            entries = classes.get("classes", classes) if isinstance(classes, dict) else classes
-            num_classes, classes_listed = max(num_classes, len(entries)), len(entries)
-            if entries and isinstance(entries[0], dict) and entries[0].get("factors"):
-                names = list(entries[0]["factors"])
-                factors = {n: [str(e["factors"][n]) for e in entries] for n in names}
-        except (ValueError, KeyError, TypeError, AttributeError):  # JSONDecodeError, UnicodeDecodeError too
-            raise ConfigError(
-                f'{classes_file}: unreadable class list (JSON list or {{"classes": [...]}}, '
-                "entries with the same 'factors' keys)"
-            ) from None
+    splits = {s: ds for s, ds in (("train", train), ("val", val), ("test", test)) if ds is not None}
+    if classes_file.exists():  # the one reader of classes.json (names the file and entry); labels must fit it
+        names, factors = read_classes_json(classes_file)
+        num_classes = classes_listed = len(names)
+        for ds in splits.values():
+            top = max(ds.records, key=lambda r: r.label)
+            if top.label >= num_classes:
+                raise AnnotationError(
+                    top.source,
+                    top.line,
+                    f"label {top.label}, but {classes_file} lists {num_classes} classes (0..{num_classes - 1})",
+                )
+    present = {s: sorted(set(ds.labels)) for s, ds in splits.items()}
+    if len({len(v) for v in present.values()}) > 1:  # accepted (a small split may lack a class), but said
+        counts = ", ".join(f"data.{s} {len(v)}" for s, v in present.items())
+        missing = {s: sorted(set(range(num_classes)) - set(v)) for s, v in present.items()}
+        first = next(s for s, v in missing.items() if v)
+        warnings.warn(
+            f"the splits have labels of different numbers of classes ({counts}; data.{first} has none of class "
+            f"{', '.join(map(str, missing[first][:5]))}{', ...' if len(missing[first]) > 5 else ''}): "
+            "accuracies per class cover only the classes a split has",
+            HarnessWarning,
+            stacklevel=2,
+        )
 
     def norm(x: torch.Tensor) -> torch.Tensor:  # (N, V*U, C, T, H, W) uint8 -> normalised float
         return normalize(x)
@@ -589,6 +603,7 @@ RUN_FILES = (
 """Names the engine writes in a run folder: in a folder without config.json they belong to someone else."""
 
 
+@fingerprint_scope()  # its identity checks look at the videos once
 def open_run_dir(
     config: dict | RunConfig, run_dir: str | Path, *, force: bool = False
 ) -> tuple[RunDir, RunConfig, dict | None]:

@@ -492,7 +492,8 @@ def other_runs_note(grid, runs, results_root) -> str:
     if legacy:
         parts.append(
             f"note: {legacy} run folder(s) in {Path(results_root) / 'runs' / grid.name} were made under the "
-            f"earlier run identity (ids hashed the unresolved config); they are not reused or resubmitted: "
+            f"earlier run identity (version 1 hashed the unresolved config, 2 the lists without their videos); "
+            f"they are not reused or resubmitted: "
             f"`sweep submit` runs this grid under the current identity"
         )
     if other:

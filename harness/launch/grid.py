@@ -50,7 +50,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import RunConfig, apply_overrides, config_problems, deep_merge, load_recipe, read_yaml, set_dotted
+from harness.config import (
+    RunConfig,
+    apply_overrides,
+    config_problems,
+    deep_merge,
+    fingerprint_scope,
+    load_recipe,
+    read_yaml,
+    set_dotted,
+)
 from harness.errors import ConfigError, HarnessError
 
 TASKS = ("profile", "train")
@@ -459,6 +468,7 @@ def _axis_key_problem(key: Any) -> str | None:
 # expansion
 
 
+@fingerprint_scope()  # the runs of a grid share their lists: their videos are fingerprinted once
 def expand(
     grid: Grid, results_root: str | os.PathLike = "results", overrides: list[tuple[str, Any]] | None = None
 ) -> list[RunSpec]:
