@@ -814,9 +814,53 @@ def _strict_loader():
     return StrictLoader
 
 
+YAML_MAX_NODES = 100_000
+"""The most nodes a YAML file may expand to, every alias counted as a copy of what it names (a grid of
+hundreds of runs is a few thousand): an alias bomb (9 levels of 9 aliases: 9**9 nodes) is refused before
+anything is built from it."""
+
+
+def _check_expansion(root, path: Path) -> None:
+    """Refuse (ConfigError naming the file and line) a YAML node graph that expands to more than
+    :data:`YAML_MAX_NODES` nodes, or that contains itself (a recursive alias)."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(
+                f"{path}: line {node.start_mark.line + 1}: a YAML alias refers to itself; write the value out"
+            )
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = ()
+        for child in children:
+            total += size(child)
+            if total > YAML_MAX_NODES:
+                raise ConfigError(
+                    f"{path}: line {node.start_mark.line + 1}: its YAML aliases expand to more than "
+                    f"{YAML_MAX_NODES:,} values (an alias bomb?); write the values out or use fewer nested aliases"
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
 def read_yaml(path: str | os.PathLike, what: str) -> Any:
     """A YAML document (a byte-order mark accepted, a key given twice refused); ConfigError naming the file
-    (and line) when missing or malformed."""
+    (and line) when missing or malformed, or when its aliases expand beyond :data:`YAML_MAX_NODES` values."""
     import yaml
 
     path = Path(path)
@@ -827,7 +871,15 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     except (IsADirectoryError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: {what} is not a UTF-8 text file ({type(e).__name__})") from None
     try:
-        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        loader = _strict_loader()(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_expansion(node, path)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -1,0 +1,47 @@
+"""Faults of files the harness reads and writes (issue 25, points 6-9): a YAML alias bomb, cut run-folder files,
+reports of nothing, a full disk, a closed pipe; and a generated suite: every run-folder file cut at several points
+gives a named state or a one-line problem, never a traceback, and a cut run is never counted as done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import read_yaml
+from harness.errors import ConfigError
+
+
+def _bomb(path: Path, levels: int = 9, width: int = 9) -> Path:
+    lines = ["name: bomb", "task: profile", "base:", "  model: {variant: tsm_r18_dsa}", "description:"]
+    lines.append("  - &l0 [" + ",".join(['"x"'] * width) + "]")
+    for level in range(1, levels):
+        lines.append(f"  - &l{level} [" + ",".join([f"*l{level - 1}"] * width) + "]")
+    lines.append("axes: {product: {model.width: [16]}}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- 6: YAML expansion is bounded ----------------------------------------------------------------
+def test_a_yaml_alias_bomb_is_refused_in_one_line_naming_the_file(tmp_path, capsys):
+    from harness.cli import main
+
+    grid = _bomb(tmp_path / "bomb.yaml")
+    with pytest.raises(ConfigError, match=r"bomb\.yaml: line \d+: its YAML aliases expand to more than"):
+        read_yaml(grid, "grid file")
+    assert main(["sweep", "show", str(grid), "--no-check-data"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bomb.yaml" in err[0] and "alias" in err[0]
+
+
+def test_yaml_aliases_of_ordinary_size_and_recursive_ones(tmp_path):
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("a: &a {x: 1, y: [1, 2]}\nb: *a\nc: [*a, *a]\n")
+    assert read_yaml(ok, "grid file")["c"][1] == {"x": 1, "y": [1, 2]}
+    rec = tmp_path / "rec.yaml"
+    rec.write_text("a: &a [1, *a]\n")
+    with pytest.raises(ConfigError, match=r"rec\.yaml: line 1: a YAML alias refers to itself"):
+        read_yaml(rec, "grid file")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert read_yaml(empty, "grid file") is None
