@@ -728,20 +728,31 @@ def config_problems(config: dict) -> list[str]:
     base = {"task": config.get("task", "train"), "model": {"variant": (config.get("model") or {}).get("variant")}}
     if base["task"] == "train":  # fields are tried where the data question (num_classes) does not arise
         base["model"]["num_classes"] = 1
-    found = []
-    for section in SECTIONS:
-        values = config.get(section)
-        if not isinstance(values, dict):
-            continue
-        for key, value in values.items():
-            if section == "model" and key == "variant":
-                continue
-            try:
-                RunConfig.from_dict({**base, section: {**base.get(section, {}), key: value}})
-            except ConfigError as e:
-                found.append(str(e))
-            except (TypeError, ValueError):
-                pass
+    fields = [
+        (section, key, value)
+        for section in SECTIONS
+        if isinstance(config.get(section), dict)
+        for key, value in config[section].items()
+        if not (section == "model" and key == "variant")
+    ]
+
+    def attempt(items) -> str | None:
+        doc = {**base, "model": dict(base["model"])}
+        for section, key, value in items:
+            doc.setdefault(section, {})[key] = value
+        try:
+            RunConfig.from_dict(doc)
+        except ConfigError as e:
+            return str(e)
+        except (TypeError, ValueError):
+            pass
+        return None
+
+    alone = [(f, attempt([f])) for f in fields]
+    good = [f for f, message in alone if message is None]
+    # a field refused alone is tried again beside the fields that are fine alone (data.resize=32 is valid
+    # beside the config's data.size=32, not beside the default 224): only what stays refused is its problem
+    found = [message for f, message in alone if message is not None and attempt([*good, f]) is not None]
     return list(dict.fromkeys(found)) or [first]
 
 

@@ -45,3 +45,32 @@ def test_yaml_aliases_of_ordinary_size_and_recursive_ones(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert read_yaml(empty, "grid file") is None
+
+
+# --- 9: grid messages ------------------------------------------------------------------------------
+def test_grid_problems_judge_a_field_beside_the_recipe_and_count_the_lines_shown(tmp_path):
+    from harness.launch.grid import GridValidationError, expand, load_grid
+
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "r.yaml").write_text(
+        f"data: {{size: 32, resize: 32, train: {tmp_path / 'train.txt'}}}\nmodel: {{variant: tsm_r18_dsa}}\n"
+    )
+    (tmp_path / "g.yaml").write_text(
+        "name: g9\ntask: train\ninclude: r.yaml\nbase: {data: {resize: 32}, model: {width: 16}}\n"
+        "axes: {product: {model.dropout: [3, 0.5]}}\nseeds: [0, 1]\n"
+    )
+    with pytest.raises(GridValidationError) as info:
+        expand(load_grid(tmp_path / "g.yaml"))
+    text = str(info.value)
+    assert "data.resize" not in text and "must be >= data.size" not in text
+    lines = text.splitlines()
+    assert lines[0].startswith("1 problem(s)") or len(lines) == 1, text
+    assert "runs 0-1: model.dropout" in text
+
+
+def test_the_problem_count_is_the_lines_listed():
+    from harness.launch.grid import Problem, format_problems
+
+    problems = [Problem("g.yaml", run, fld, f"{fld} is bad") for run in (0, 1) for fld in ("model.a", "model.b")]
+    head, *lines = format_problems(problems).splitlines()
+    assert head.startswith(f"{len(lines)} problem(s)") and len(lines) == 2

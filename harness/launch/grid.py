@@ -117,7 +117,7 @@ def format_problems(problems: list[Problem]) -> str:
     if len(lines) == 1:
         return f"{lines[0]} (nothing submitted)"
     nfiles = len({p.grid_file for p in problems})
-    head = f"{len(problems)} problem(s) in {nfiles} grid file(s); nothing submitted:"
+    head = f"{len(lines)} problem(s) in {nfiles} grid file(s); nothing submitted:"
     return "\n".join([head, *(f"  {line}" for line in lines)])
 
 
