@@ -74,3 +74,66 @@ def test_the_problem_count_is_the_lines_listed():
     problems = [Problem("g.yaml", run, fld, f"{fld} is bad") for run in (0, 1) for fld in ("model.a", "model.b")]
     head, *lines = format_problems(problems).splitlines()
     assert head.startswith(f"{len(lines)} problem(s)") and len(lines) == 2
+
+
+# --- 7, 9: a cut config.json, a metrics line that is not a record -------------------------------------
+def _profile_grid(tmp_path) -> Path:
+    import yaml
+
+    doc = {
+        "name": "g",
+        "task": "profile",
+        "base": {
+            "model": {"variant": "tsn_r18", "width": 8, "num_snippets": 1, "num_frames": 1},
+            "profile": {"size": 16, "latency": False, "memory": False},
+        },
+        "seeds": [0, 1],
+    }
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    return tmp_path / "g.yaml"
+
+
+def _cut(path: Path, keep: int | None = None) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 if keep is None else keep])
+
+
+def test_a_cut_config_json_is_incomplete_named_and_resubmitted(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    from harness.launch.submit import submit
+    from harness.results.rundir import RunDir
+
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    first = submit(grid, cluster="debug", results_root="results")
+    done_cut, unfinished_cut = (RunDir(r.run_dir) for r in first.runs)
+    _cut(done_cut.config_path)
+    unfinished_cut.final_path.unlink()
+    _cut(unfinished_cut.config_path)
+    capsys.readouterr()
+    assert main(["sweep", "status", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 2 incomplete" in out and "config.json unreadable" in out
+    again = submit(grid, cluster="debug", results_root="results")
+    assert sorted(r.run_id for r in again.submitted) == sorted([done_cut.run_id, unfinished_cut.run_id])
+    for rd in (done_cut, unfinished_cut):
+        assert rd.config_problem() is None and rd.read_final()["profile"]["gflops_per_view"] > 0
+    capsys.readouterr()
+    assert main(["sweep", "status", str(grid)]) == 0
+    assert "2 runs: 2 done" in capsys.readouterr().out
+
+
+def test_sweep_status_reads_past_a_metrics_line_that_is_a_json_array(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    from harness.launch.submit import submit
+    from harness.results.rundir import RunDir
+
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    rd = RunDir(submit(grid, cluster="debug", results_root="results").runs[0].run_dir)
+    rd.final_path.unlink()
+    rd.metrics_path.write_text('{"epoch": 0, "train_loss": 1.5, "val_top1": "x"}\n[1, 2]\n')
+    capsys.readouterr()
+    assert main(["sweep", "status", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "incomplete" in out and "epoch 0 loss 1.5000" in out

@@ -27,8 +27,9 @@ examples:
 STATES_HELP = """\
 states: pending (not submitted, or its job vanished before starting), queued, running,
 requeued (preempted/timed out, checkpointed, back in the queue), done (final.json parses),
-failed (error.json; resubmit with --retry-failed), incomplete (started, job gone, no error:
-resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)."""
+damaged (finished, but a result file is cut: never averaged, not resubmitted; see its error column),
+failed (error.json; resubmit with --retry-failed), incomplete (started, job gone, no error, or its
+config.json cut: resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)."""
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

@@ -151,7 +151,8 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
         if submit:
             to_submit.append(run)
         else:
-            skipped.setdefault("failed (use --retry-failed)" if st.status == "failed" else st.status, []).append(run)
+            label = {"failed": "failed (use --retry-failed)", "damaged": "damaged (see sweep status)"}
+            skipped.setdefault(label.get(st.status, st.status), []).append(run)
     return to_submit, skipped, statuses
 
 
@@ -214,7 +215,9 @@ def submit(
         return result
     for run in to_submit:  # the job reads its configuration from disk, never from the pickle
         rd = RunDir(run.run_dir).create()
-        if not rd.config_path.exists() or rd.read_config() != run.config:
+        # a cut or unreadable config.json (RunDir.config_problem) is written again: the folder's name is the
+        # run id of this config, so it is the record the folder lost
+        if rd.config_problem() is not None or rd.read_config() != run.config:
             rd.write_config(run.config)
     folder = results_root / "runs" / grid.name / JOBS_DIR
     snapshot = options.snapshot if options.snapshot is not None else cluster == "slurm"

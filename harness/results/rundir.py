@@ -48,10 +48,11 @@ JOB = "job.json"
 ERROR = "error.json"
 GRID_MANIFEST = "_grid.json"
 CACHE_DIR = ".cache"
-SIGNED_FILES = (CONFIG, FINAL, METRICS, JOB, ERROR, PREDICTIONS)
-"""Files whose size and mtime_ns make a run's signature (what the store and ``run_state`` read)."""
-PRESENT_FILES = (CHECKPOINT, LOG)
-"""Files whose presence only is part of the signature (``has_checkpoint``; the log ``sweep status`` shows)."""
+SIGNED_FILES = (CONFIG, FINAL, METRICS, JOB, ERROR, PREDICTIONS, CHECKPOINT)
+"""Files whose size and mtime_ns make a run's signature (what the store and ``run_state`` read; the checkpoint's
+ends are checked for a cut, ``RunDir.cut_files``)."""
+PRESENT_FILES = (LOG,)
+"""Files whose presence only is part of the signature (the log ``sweep status`` shows)."""
 
 
 def _json_default(obj: Any) -> Any:
@@ -295,6 +296,56 @@ class RunDir:
                 return f.read(1) != b"\n"
         except OSError:
             return False
+
+    def config_problem(self) -> str | None:
+        """Why config.json cannot be read as a run's record (missing, cut, not UTF-8, not a JSON object),
+        or None when it can."""
+        try:
+            config = self.read_config()
+        except FileNotFoundError:
+            return f"{CONFIG} missing"
+        except (OSError, ValueError) as e:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            return f"{CONFIG} unreadable (cut or half-written?): {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        if not isinstance(config, dict):
+            return f"{CONFIG} is not a JSON object (a {type(config).__name__})"
+        return None
+
+    def cut_files(self, final: dict | None = None) -> list[str]:
+        """One message per run file that is present but visibly cut (checked cheaply, from its ends, never
+        parsed whole): ``predictions.parquet`` (a Parquet file starts and ends with ``PAR1``),
+        ``checkpoint.pt`` (a zip: its last 22 bytes are the end record), ``metrics.jsonl`` not ending in a
+        newline (a line cut) or empty where ``final`` (a finished training run's record) names epochs."""
+        found = []
+        head_tail = {PREDICTIONS: (b"PAR1", b"PAR1", 12), CHECKPOINT: (b"PK", b"PK\x05\x06", 22)}
+        for name, (head, tail, least) in head_tail.items():
+            path = self.path / name
+            try:
+                with open(path, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    size = f.tell()
+                    ok = size >= least
+                    if ok:
+                        f.seek(0)
+                        ok = f.read(len(head)) == head
+                    if ok:
+                        f.seek(size - (22 if name == CHECKPOINT else len(tail)))
+                        ok = f.read(len(tail)) == tail
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                found.append(f"{name} unreadable: {e.strerror or e}")
+                continue
+            if not ok:
+                found.append(
+                    f"{name} cut or not a {'Parquet' if name == PREDICTIONS else 'checkpoint'} file ({size} bytes)"
+                )
+        st = self._stat(METRICS)
+        if st is not None:
+            if self.metrics_torn():
+                found.append(f"{METRICS} cut (its last line has no end)")
+            elif st[1] == 0 and final is not None and final.get("task") == "train":
+                found.append(f"{METRICS} empty for a finished training run")
+        return found
 
     def is_done(self) -> bool:
         return self.read_final() is not None

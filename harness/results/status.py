@@ -11,12 +11,19 @@ running     started, its job alive
 requeued    preempted, timed out or requeued (``scontrol requeue``), back in the queue: the marker says
             requeued and the job is not running, or an attempt started (marker running) and the
             scheduler holds its SLURM job waiting again (PENDING, REQUEUED, ...)
-done        ``final.json`` parses (whatever else the folder or the scheduler says)
+done        ``final.json`` parses and so does ``config.json``, and no file of the finished run's results is
+            cut (whatever else the folder or the scheduler says)
+damaged     ``final.json`` parses but a result it stands on is cut (``predictions.parquet`` not a whole
+            Parquet file, ``metrics.jsonl`` cut mid-line or empty; ``RunDir.cut_files``): never averaged,
+            listed under the report's problems, skipped by ``sweep submit`` (a finished run is not redone
+            over its files: restore them, or move the run folder aside to train it again)
 failed      the last attempt raised: ``error.json`` of the latest attempt, or the marker says failed;
             ``sweep submit`` resubmits it only with ``--retry-failed``
 incomplete  started (an attempt recorded, metrics, a checkpoint or a half-written ``final.json``), no
-            live job, no error of its last attempt: killed, interrupted, node failure; resubmitted by
-            default, resumes from its checkpoint
+            live job, no error of its last attempt: killed, interrupted, node failure; or ``config.json``
+            cut or unreadable (whatever else the folder holds: the run's record of what it is cannot be
+            trusted; ``sweep submit`` writes it again from the grid, which the folder's run id names);
+            resubmitted by default, resumes from its checkpoint
 cancelled   cancelled with ``sweep cancel``, no live job; resubmitted by default
 unknown     with a scheduler only: a SLURM job whose state cannot be read (no ``squeue``), taken as alive
 ==========  ========================================================================================
@@ -36,9 +43,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from harness.results.rundir import RunDir
+from harness.results.rundir import CHECKPOINT, RunDir
 
-STATES = ("pending", "queued", "running", "requeued", "done", "failed", "incomplete", "cancelled", "unknown")
+STATES = (
+    "pending",
+    "queued",
+    "running",
+    "requeued",
+    "done",
+    "damaged",
+    "failed",
+    "incomplete",
+    "cancelled",
+    "unknown",
+)
 FILE_STATES = tuple(s for s in STATES if s != "unknown")
 """The states :func:`run_state` returns without a scheduler."""
 LIVE_STATES = ("queued", "running", "requeued", "unknown")
@@ -88,11 +106,20 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     elif error is not None and not isinstance(error, dict):
         error = {}
 
+    config_problem = rd.config_problem()
+    if config_problem is not None and final is None and not rd.config_path.exists():
+        config_problem = None  # not written yet (a run never started): no problem
+    if config_problem is not None:
+        problems.append(f"{config_problem}; `sweep submit` writes it again (the run resumes or re-reads its result)")
+    cut = rd.cut_files(final)
+    problems += cut
+
     def result(state: str, sched: str | None = None) -> RunState:
         return RunState(state, final, job, error, sched, tuple(problems))
 
-    if final is not None:
-        return result("done")
+    if final is not None and config_problem is None:
+        results_cut = [c for c in cut if not c.startswith(CHECKPOINT)]  # a finished run's results, not its resume
+        return result("damaged" if results_cut else "done")
     mark = job.get("state")
     cluster = job.get("cluster")
     if mark in OPEN_MARKS:
@@ -112,7 +139,14 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
         return result("failed")
     if mark == "cancelled":
         return result("cancelled")
-    if attempts > 0 or mark in STARTED_MARKS or final_torn or rd.has_metrics() or rd.has_checkpoint():
+    if (
+        attempts > 0
+        or mark in STARTED_MARKS
+        or final_torn
+        or final is not None
+        or rd.has_metrics()
+        or rd.has_checkpoint()
+    ):
         return result("incomplete")
     return result("pending")
 
