@@ -137,3 +137,168 @@ def test_sweep_status_reads_past_a_metrics_line_that_is_a_json_array(tmp_path, m
     assert main(["sweep", "status", str(grid)]) == 0
     out = capsys.readouterr().out
     assert "incomplete" in out and "epoch 0 loss 1.5000" in out
+
+
+# --- 7: reports of user-made states ----------------------------------------------------------------
+def _train_run(root: Path, grid: str, name: str, seed: int, top1: float, *, val: bool = True):
+    from harness.results.rundir import RunDir
+
+    rd = RunDir(root / "runs" / grid / name).create()
+    rd.write_config(
+        {"task": "train", "grid": grid, "seed": seed, "model": {"variant": "tsn_r18"}, "data": {"name": "t"}}
+    )
+    for e in range(2):
+        rd.append_metrics({"epoch": e, "train_loss": 2.0 - e, **({"val_top1": top1 - 5 + e} if val else {})})
+    rd.write_final(
+        {
+            "run_id": rd.run_id,
+            "task": "train",
+            "status": "done",
+            "finished_at": "2026-11-20T10:00:00+00:00",
+            "hardware": {"device": "cpu", "device_name": "Test CPU", "threads": 2},
+            "train": {"epochs": 2},
+            "test": {"top1": top1, "top5": top1 + 10, "views": 1, "num_videos": 10},
+            "profile": {"gflops_per_view": 1.5, "params_m": 11.0},
+        }
+    )
+    return rd
+
+
+def test_report_with_a_grid_whose_paper_reference_is_a_mapping(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    _train_run(tmp_path / "results", "g", "r0", 0, 50.0)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "other.yaml").write_text("name: other\ntask: profile\npaper_reference: {a: 1}\n")
+    assert main(["report", "--formats", "md"]) == 0  # a grid without runs does not stop the report
+    assert "g.md" in (tmp_path / "reports" / "README.md").read_text()
+    (tmp_path / "experiments" / "g.yaml").write_text("name: g\ntask: train\npaper_reference: [x.csv]\n")
+    capsys.readouterr()
+    assert main(["report", "--formats", "md"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "g.yaml: paper_reference: ['x.csv'] is not a CSV path" in err[0]
+    assert main(["sweep", "show", "experiments/other.yaml", "--no-check-data"]) == 2
+    assert "paper_reference" in capsys.readouterr().err
+
+
+def test_report_over_runs_trained_without_a_validation_list(tmp_path, monkeypatch):
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for seed in (0, 1):
+        _train_run(tmp_path / "results", "g", f"r{seed}", seed, 50.0 + seed, val=False)
+    assert main(["report", "--formats", "md,svg"]) == 0
+    index = (tmp_path / "reports" / "README.md").read_text()
+    assert "2 done" in index and "Problems found" not in index
+    assert list((tmp_path / "reports" / "figures").glob("g_training*.svg"))
+
+
+def test_report_on_a_non_ascii_results_folder_without_utf8_mode(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "résultats"
+    _train_run(root, "g", "r0", 0, 50.0)
+    env = {**os.environ, "PYTHONUTF8": "0", "LANG": "C", "LC_ALL": "C", "PYTHONPATH": os.getcwd()}
+    env.pop("_DSA_HARNESS_REEXEC", None)
+    args = [sys.executable, "-m", "harness", "report", "--results", str(root), "--out", str(tmp_path / "rép")]
+    done = subprocess.run([*args, "--formats", "md"], env=env, capture_output=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    index = (tmp_path / "rép" / "README.md").read_text(encoding="utf-8")
+    assert "résultats" in index and "1 done" in index
+
+
+# --- 8: a report of nothing, a full disk, a closed pipe ---------------------------------------------------
+@pytest.mark.parametrize("given", ["", "nope", "empty", "file"])
+def test_a_report_of_nothing_never_replaces_a_report_of_something(tmp_path, monkeypatch, capsys, given):
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    _train_run(tmp_path / "results", "g", "r0", 0, 50.0)
+    assert main(["report", "--formats", "md"]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "reports").iterdir() if p.is_file()}
+    (tmp_path / "empty" / "runs").mkdir(parents=True)
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert main(["report", "--results", given, "--formats", "md"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--results {given or repr('')}" in err[0], err
+    assert "not overwritten" in err[0] or "is a file" in err[0]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "reports").iterdir() if p.is_file()} == before
+
+
+def test_a_full_disk_during_report_is_one_line_naming_the_file_and_leaves_no_cut_figure(tmp_path, monkeypatch, capsys):
+    import builtins
+    import errno
+    import os
+
+    import harness.results.rundir as rundir
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for seed in (0, 1):
+        _train_run(tmp_path / "results", "g", f"r{seed}", seed, 50.0 + seed)
+    assert main(["report", "--formats", "md,svg"]) == 0
+    figures = sorted((tmp_path / "reports" / "figures").glob("*.svg"))
+    assert figures
+    for p in figures:  # so that they are drawn again
+        p.write_bytes(b"<svg>old</svg>")
+    before = {p: p.read_bytes() for p in figures}
+
+    class Full:  # a file on a full disk: half of a write goes through, then ENOSPC
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open, real_fdopen = builtins.open, os.fdopen
+
+    def full_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return Full(f) if "w" in mode and str(file).endswith(".svg") else f
+
+    def full_fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        return Full(f) if ".svg." in os.readlink(f"/proc/self/fd/{fd}") else f
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    monkeypatch.setattr(rundir.os, "fdopen", full_fdopen)
+    capsys.readouterr()
+    assert main(["report", "--formats", "md,svg"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "free some space" in err[0], err
+    assert "reports/figures/g_" in err[0] and ".svg" in err[0]
+    assert {p: p.read_bytes() for p in figures} == before  # no cut figure, the old ones intact
+    assert not [p for p in (tmp_path / "reports").rglob("*.tmp")]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
+    import io
+
+    from harness.cli import main
+
+    class Closed(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise io.UnsupportedOperation("no fileno")
+
+    monkeypatch.setattr("sys.stdout", Closed())
+    assert main(["list", "--json"]) == 141

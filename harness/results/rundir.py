@@ -84,13 +84,26 @@ def _umask() -> int:
     return mask
 
 
+def _naming(e: OSError, path: Path) -> OSError:
+    """``e`` naming ``path`` when it names no file (a failed write or fsync); the file it was written to
+    (nothing was: the old file, if any, is intact)."""
+    if e.filename is not None:
+        return e
+    named = type(e)(e.errno, e.strerror or str(e), str(path))
+    named.__traceback__ = e.__traceback__
+    return named
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename. The file gets
     the mode a plain ``open(path, "w")`` would give (0666 less the umask), not mkstemp's private 0600, so
     teammates sharing a results folder can read it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _naming(e, path) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -98,11 +111,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):  # a full disk, a quota: the file it was writing, not a nameless errno
+            raise _naming(e, path) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
