@@ -302,3 +302,144 @@ def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
 
     monkeypatch.setattr("sys.stdout", Closed())
     assert main(["list", "--json"]) == 141
+
+
+# --- generated: every run-folder file cut at several points ------------------------------------------------
+RUN_FILES = ("config.json", "final.json", "metrics.jsonl", "job.json", "error.json", "predictions.parquet")
+RUN_FILES += ("checkpoint.pt",)
+CUTS = {"0 bytes": lambda n: 0, "1 byte": lambda n: 1, "half": lambda n: n // 2, "all but the last byte": lambda n: n - 1}
+RESULT_FILES = ("config.json", "final.json", "metrics.jsonl", "predictions.parquet")
+"""A finished run cut in one of these is never done; one cut in another file (the launcher's marker, an earlier
+attempt's error, the checkpoint ``eval`` reads) keeps its results, and is done with the file named as a problem."""
+
+
+def _age(root: Path, seconds: float = 60.0) -> None:
+    import os
+    import time
+
+    t = time.time() - seconds
+    for p in root.rglob("*"):
+        if p.is_file() and ".cache" not in p.parts:
+            os.utime(p, (t, t))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A grid of one finished run holding every run-folder file (a debug submit of a profile run, then a
+    training run's files: metrics, test predictions, a checkpoint, an earlier attempt's error)."""
+    import io
+    import json
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from harness.launch.submit import submit
+    from harness.results.rundir import RunDir
+
+    base = tmp_path_factory.mktemp("finished")
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        grid = _profile_grid(base)
+        doc = grid.read_text().replace("- 1\n", "")  # seeds [0]
+        grid.write_text(doc)
+        rd = RunDir(submit(grid, cluster="debug", results_root="results").runs[0].run_dir)
+    finally:
+        os.chdir(cwd)
+    final = rd.read_final()
+    n = 6
+    final.update(
+        task="train",
+        train={"epochs": 2, "final_train_loss": 1.0},
+        test={"top1": 50.0, "top5": 100.0, "num_videos": n, "views": 1, "predictions": "predictions.parquet"},
+    )
+    rd.write_final(final)
+    rd.append_metrics({"epoch": 0, "train_loss": 2.0, "val_top1": 40.0})
+    rd.append_metrics({"epoch": 1, "train_loss": 1.0, "val_top1": 50.0})
+    rd.write_error({"type": "RuntimeError", "message": "an earlier attempt", "attempt": 0})
+    table = pa.table(
+        {
+            "index": pa.array(range(n), pa.int32()),
+            "line": pa.array(range(1, n + 1), pa.int32()),
+            "path": [f"v{i}.mp4" for i in range(n)],
+            "label": pa.array([i % 2 for i in range(n)], pa.int32()),
+            "pred": pa.array([0] * n, pa.int32()),
+            "top5": pa.array([None] * n, pa.list_(pa.int32())),
+            "true_score": pa.array([None] * n, pa.float32()),
+            "skipped": pa.array([False] * n),
+            "reason": pa.array([None] * n, pa.string()),
+        }
+    ).replace_schema_metadata({"harness.predictions": json.dumps({"version": 1, "rows": n})})
+    pq.write_table(table, rd.predictions_path)
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(4)}, "epoch": 1}, buffer)
+    rd.checkpoint_path.write_bytes(buffer.getvalue())
+    return base, grid, rd.path
+
+
+def test_the_finished_run_fixture_is_done_without_a_problem(finished_run, tmp_path):
+    import shutil
+
+    from harness.results.rundir import RunDir
+    from harness.results.status import run_state
+
+    base, _, run = finished_run
+    shutil.copytree(base, tmp_path / "w")
+    rd = RunDir(tmp_path / "w" / run.relative_to(base))
+    assert sorted(p.name for p in rd.path.iterdir() if p.name in RUN_FILES) == sorted(RUN_FILES)
+    state = run_state(rd)
+    assert state.state == "done" and state.problems == (), state.problems
+
+
+@pytest.mark.parametrize("cut", list(CUTS))
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_a_cut_run_file_is_a_named_state_or_problem_never_a_traceback_nor_done(
+    finished_run, tmp_path, monkeypatch, capsys, name, cut
+):
+    import shutil
+
+    from harness.cli import main
+    from harness.results.rundir import RunDir
+    from harness.results.store import load_runs
+
+    base, grid, run = finished_run
+    work = tmp_path / "w"
+    shutil.copytree(base, work)
+    monkeypatch.chdir(work)
+    rd = RunDir(work / run.relative_to(base))
+    _age(work)
+    assert load_runs(work / "results" / "runs")["status"].tolist() == ["done"]  # cached as done
+    path = rd.path / name
+    data = path.read_bytes()
+    kept = data[: CUTS[cut](len(data))]
+    path.write_bytes(kept)
+    _age(work, 30.0)  # the cut is old too: only its size tells the cache
+    lossless = name.endswith(".json") and kept.strip() == data.strip()  # only the JSON file's final newline went
+
+    runs = load_runs(work / "results" / "runs")
+    assert len(runs) == 1
+    status = runs["status"].iloc[0]
+    assert all(len(msg.splitlines()) == 1 for _, msg in runs.attrs["problems"])
+    if lossless:  # nothing was lost: read as before
+        assert status == "done" and not runs.attrs["problems"]
+        return
+    named = [msg for p, msg in runs.attrs["problems"] if name in msg]
+    assert named, runs.attrs["problems"]
+    if name in RESULT_FILES:
+        assert status in ("incomplete", "damaged"), status
+    else:
+        assert status == "done"
+    assert load_runs(work / "results" / "runs", cache=False)["status"].iloc[0] == status  # the cache agrees
+
+    capsys.readouterr()
+    assert main(["sweep", "status", str(grid.relative_to(base))]) == 0
+    out = capsys.readouterr().out
+    assert f"1 runs: 1 {status}" in out and name in out, out
+
+    assert main(["report", "--formats", "md"]) == 0
+    index = (work / "reports" / "README.md").read_text()
+    assert f"1 {status}" in index and "Problems found while reading results" in index and name in index
+    if status != "done":
+        assert "50.00" not in (work / "reports" / "g.md").read_text()  # never averaged

@@ -329,7 +329,8 @@ class RunDir:
         """One message per run file that is present but visibly cut (checked cheaply, from its ends, never
         parsed whole): ``predictions.parquet`` (a Parquet file starts and ends with ``PAR1``),
         ``checkpoint.pt`` (a zip: its last 22 bytes are the end record), ``metrics.jsonl`` not ending in a
-        newline (a line cut) or empty where ``final`` (a finished training run's record) names epochs."""
+        newline (a line cut), or empty or with fewer lines than the epochs ``final`` (a finished training run's
+        record) states."""
         found = []
         head_tail = {PREDICTIONS: (b"PAR1", b"PAR1", 12), CHECKPOINT: (b"PK", b"PK\x05\x06", 22)}
         for name, (head, tail, least) in head_tail.items():
@@ -355,11 +356,20 @@ class RunDir:
                     f"{name} cut or not a {'Parquet' if name == PREDICTIONS else 'checkpoint'} file ({size} bytes)"
                 )
         st = self._stat(METRICS)
+        trained = final is not None and final.get("task") == "train" and final.get("status", "done") == "done"
+        epochs = (final.get("train") or {}).get("epochs") if trained and isinstance(final.get("train"), dict) else None
         if st is not None:
             if self.metrics_torn():
                 found.append(f"{METRICS} cut (its last line has no end)")
-            elif st[1] == 0 and final is not None and final.get("task") == "train":
+            elif st[1] == 0 and trained:
                 found.append(f"{METRICS} empty for a finished training run")
+            elif isinstance(epochs, int) and not isinstance(epochs, bool) and st[1] < 1 << 24:
+                try:
+                    lines = sum(1 for line in self.metrics_path.read_bytes().split(b"\n") if line.strip())
+                except OSError:
+                    lines = epochs
+                if lines < epochs:
+                    found.append(f"{METRICS} cut: {lines} epoch line(s), {FINAL} records {epochs} epochs")
         return found
 
     def is_done(self) -> bool:
