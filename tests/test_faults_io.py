@@ -307,7 +307,8 @@ def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
 # --- generated: every run-folder file cut at several points ------------------------------------------------
 RUN_FILES = ("config.json", "final.json", "metrics.jsonl", "job.json", "error.json", "predictions.parquet")
 RUN_FILES += ("checkpoint.pt",)
-CUTS = {"0 bytes": lambda n: 0, "1 byte": lambda n: 1, "half": lambda n: n // 2, "all but the last byte": lambda n: n - 1}
+CUTS = {"0 bytes": lambda n: 0, "1 byte": lambda n: 1, "half": lambda n: n // 2}
+CUTS["all but the last byte"] = lambda n: n - 1
 RESULT_FILES = ("config.json", "final.json", "metrics.jsonl", "predictions.parquet")
 """A finished run cut in one of these is never done; one cut in another file (the launcher's marker, an earlier
 attempt's error, the checkpoint ``eval`` reads) keeps its results, and is done with the file named as a problem."""

@@ -51,6 +51,8 @@ CACHE_DIR = ".cache"
 SIGNED_FILES = (CONFIG, FINAL, METRICS, JOB, ERROR, PREDICTIONS, CHECKPOINT)
 """Files whose size and mtime_ns make a run's signature (what the store and ``run_state`` read; the checkpoint's
 ends are checked for a cut, ``RunDir.cut_files``)."""
+RESULT_FILES = (PREDICTIONS, METRICS)
+"""Files a finished run's results stand on besides config.json and final.json: one cut makes it ``damaged``."""
 PRESENT_FILES = (LOG,)
 """Files whose presence only is part of the signature (the log ``sweep status`` shows)."""
 
@@ -325,8 +327,8 @@ class RunDir:
             return f"{CONFIG} is not a JSON object (a {type(config).__name__})"
         return None
 
-    def cut_files(self, final: dict | None = None) -> list[str]:
-        """One message per run file that is present but visibly cut (checked cheaply, from its ends, never
+    def cut_files(self, final: dict | None = None) -> list[tuple[str, str]]:
+        """(file name, message) per run file that is present but visibly cut (checked cheaply, from its ends, never
         parsed whole): ``predictions.parquet`` (a Parquet file starts and ends with ``PAR1``),
         ``checkpoint.pt`` (a zip: its last 22 bytes are the end record), ``metrics.jsonl`` not ending in a
         newline (a line cut), or empty or with fewer lines than the epochs ``final`` (a finished training run's
@@ -349,27 +351,26 @@ class RunDir:
             except FileNotFoundError:
                 continue
             except OSError as e:
-                found.append(f"{name} unreadable: {e.strerror or e}")
+                found.append((name, f"{name} unreadable: {e.strerror or e}"))
                 continue
             if not ok:
-                found.append(
-                    f"{name} cut or not a {'Parquet' if name == PREDICTIONS else 'checkpoint'} file ({size} bytes)"
-                )
+                kind = "Parquet" if name == PREDICTIONS else "checkpoint"
+                found.append((name, f"{name} cut or not a {kind} file ({size} bytes)"))
         st = self._stat(METRICS)
         trained = final is not None and final.get("task") == "train" and final.get("status", "done") == "done"
         epochs = (final.get("train") or {}).get("epochs") if trained and isinstance(final.get("train"), dict) else None
         if st is not None:
             if self.metrics_torn():
-                found.append(f"{METRICS} cut (its last line has no end)")
+                found.append((METRICS, f"{METRICS} cut (its last line has no end)"))
             elif st[1] == 0 and trained:
-                found.append(f"{METRICS} empty for a finished training run")
+                found.append((METRICS, f"{METRICS} empty for a finished training run"))
             elif isinstance(epochs, int) and not isinstance(epochs, bool) and st[1] < 1 << 24:
                 try:
                     lines = sum(1 for line in self.metrics_path.read_bytes().split(b"\n") if line.strip())
                 except OSError:
                     lines = epochs
                 if lines < epochs:
-                    found.append(f"{METRICS} cut: {lines} epoch line(s), {FINAL} records {epochs} epochs")
+                    found.append((METRICS, f"{METRICS} cut: {lines} epoch line(s), {FINAL} records {epochs} epochs"))
         return found
 
     def is_done(self) -> bool:
@@ -406,6 +407,11 @@ class RunDir:
         from harness.results.predictions import read_predictions
 
         return read_predictions(self.predictions_path, columns)[0]
+
+
+def about_metrics(problem: str) -> bool:
+    """Whether a problem message of :meth:`RunDir.cut_files` / :meth:`RunDir.scan_metrics` is about metrics.jsonl."""
+    return problem.startswith(METRICS)
 
 
 def metrics_signature(path: str | os.PathLike) -> tuple[int, int] | None:

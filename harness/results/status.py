@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from harness.results.rundir import CHECKPOINT, RunDir
+from harness.results.rundir import RESULT_FILES, RunDir
 
 STATES = (
     "pending",
@@ -112,13 +112,13 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     if config_problem is not None:
         problems.append(f"{config_problem}; `sweep submit` writes it again (the run resumes or re-reads its result)")
     cut = rd.cut_files(final)
-    problems += cut
+    problems += [message for _, message in cut]
 
     def result(state: str, sched: str | None = None) -> RunState:
         return RunState(state, final, job, error, sched, tuple(problems))
 
     if final is not None and config_problem is None:
-        results_cut = [c for c in cut if not c.startswith(CHECKPOINT)]  # a finished run's results, not its resume
+        results_cut = [name for name, _ in cut if name in RESULT_FILES]  # not the checkpoint: eval's, not results
         return result("damaged" if results_cut else "done")
     mark = job.get("state")
     cluster = job.get("cluster")

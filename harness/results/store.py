@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 import harness.results.cache as cache_mod
 from harness.results.cache import MISSING
-from harness.results.rundir import RunDir, atomic_write_bytes, metrics_signature, scan_run_dirs
+from harness.results.rundir import RunDir, about_metrics, atomic_write_bytes, metrics_signature, scan_run_dirs
 from harness.results.status import FILE_STATES, run_state
 
 STATUSES = FILE_STATES
@@ -108,7 +108,7 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
             if k in metrics[-1]:
                 row[f"last.{k}"] = metrics[-1][k]
     state = run_state(rd)
-    problems += [p for p in state.problems if not (metric_problems and p.startswith("metrics.jsonl"))]
+    problems += [p for p in state.problems if not (metric_problems and about_metrics(p))]  # named once
     row["status"] = state.state
     if state.job:
         row["job_state"] = state.job.get("state")
