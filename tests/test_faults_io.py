@@ -444,3 +444,29 @@ def test_a_cut_run_file_is_a_named_state_or_problem_never_a_traceback_nor_done(
     assert f"1 {status}" in index and "Problems found while reading results" in index and name in index
     if status != "done":
         assert "50.00" not in (work / "reports" / "g.md").read_text()  # never averaged
+
+
+def test_a_run_folder_copied_over_another_is_foreign_never_averaged_nor_written_over(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from harness.cli import main
+    from harness.launch.submit import submit
+    from harness.results.rundir import RunDir
+    from harness.results.store import load_runs
+
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    a, b = (RunDir(r.run_dir) for r in submit(grid, cluster="debug", results_root="results").runs)
+    shutil.rmtree(b.path)
+    shutil.copytree(a.path, b.path)  # b's folder now holds a's run
+    before = b.config_path.read_bytes()
+    capsys.readouterr()
+    assert main(["sweep", "status", str(grid)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 1 done, 1 foreign" in out and f"is run {a.run_id}'s" in out
+    again = submit(grid, cluster="debug", results_root="results")
+    assert again.submitted == [] and "foreign (see sweep status)" in again.skipped
+    assert b.config_path.read_bytes() == before  # never written over
+    runs = load_runs(tmp_path / "results" / "runs")
+    assert sorted(runs["status"]) == ["done", "foreign"]
+    assert any(f"is run {a.run_id}'s" in msg for _, msg in runs.attrs["problems"])

@@ -154,18 +154,8 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.status] = counts.get(s.status, 0) + 1
-    order = [
-        "done",
-        "running",
-        "requeued",
-        "queued",
-        "pending",
-        "incomplete",
-        "damaged",
-        "failed",
-        "cancelled",
-        "unknown",
-    ]
+    order = ["done", "running", "requeued", "queued", "pending", "incomplete", "damaged", "foreign", "failed"]
+    order += ["cancelled", "unknown"]
     total = ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
     return tabulate(rows, headers=headers, tablefmt="simple") + f"\n\n{len(statuses)} runs: {total}"
 

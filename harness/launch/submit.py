@@ -151,7 +151,8 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
         if submit:
             to_submit.append(run)
         else:
-            label = {"failed": "failed (use --retry-failed)", "damaged": "damaged (see sweep status)"}
+            label = {"failed": "failed (use --retry-failed)"}
+            label.update({k: f"{k} (see sweep status)" for k in ("damaged", "foreign")})
             skipped.setdefault(label.get(st.status, st.status), []).append(run)
     return to_submit, skipped, statuses
 

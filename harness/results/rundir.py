@@ -317,15 +317,31 @@ class RunDir:
     def config_problem(self) -> str | None:
         """Why config.json cannot be read as a run's record (missing, cut, not UTF-8, not a JSON object),
         or None when it can."""
+        return self.checked_config()[1]
+
+    def checked_config(self) -> tuple[dict | None, str | None]:
+        """(config.json as a record or None, why it cannot be read: :meth:`config_problem`)."""
         try:
             config = self.read_config()
         except FileNotFoundError:
-            return f"{CONFIG} missing"
+            return None, f"{CONFIG} missing"
         except (OSError, ValueError) as e:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
-            return f"{CONFIG} unreadable (cut or half-written?): {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+            text = str(e).splitlines()[0][:120] if str(e) else ""
+            return None, f"{CONFIG} unreadable (cut or half-written?): {type(e).__name__}: {text}"
         if not isinstance(config, dict):
-            return f"{CONFIG} is not a JSON object (a {type(config).__name__})"
-        return None
+            return None, f"{CONFIG} is not a JSON object (a {type(config).__name__})"
+        return config, None
+
+    def foreign_problem(self, config: dict | None) -> str | None:
+        """Why the folder holds another run's files: its name is a run id (12 hex digits, as the launcher and
+        ``train`` name run folders) and its config.json records another one (a folder copied or renamed)."""
+        stored = config.get("run_id") if isinstance(config, dict) else None
+        name = self.run_id
+        if not isinstance(stored, str) or stored == name or len(name) != 12:
+            return None
+        if any(c not in "0123456789abcdef" for c in name):
+            return None
+        return f"{CONFIG} is run {stored}'s, not this folder's ({name}): a copied or renamed run folder"
 
     def cut_files(self, final: dict | None = None) -> list[tuple[str, str]]:
         """(file name, message) per run file that is present but visibly cut (checked cheaply, from its ends, never

@@ -17,6 +17,9 @@ damaged     ``final.json`` parses but a result it stands on is cut (``prediction
             Parquet file, ``metrics.jsonl`` cut mid-line or empty; ``RunDir.cut_files``): never averaged,
             listed under the report's problems, skipped by ``sweep submit`` (a finished run is not redone
             over its files: restore them, or move the run folder aside to train it again)
+foreign     the folder is named by a run id (12 hex digits) and its ``config.json`` records another one: a
+            run folder copied or renamed, holding another run's files (whatever else they say): never
+            averaged, listed under the report's problems, skipped by ``sweep submit`` (never written over)
 failed      the last attempt raised: ``error.json`` of the latest attempt, or the marker says failed;
             ``sweep submit`` resubmits it only with ``--retry-failed``
 incomplete  started (an attempt recorded, metrics, a checkpoint or a half-written ``final.json``), no
@@ -52,6 +55,7 @@ STATES = (
     "requeued",
     "done",
     "damaged",
+    "foreign",
     "failed",
     "incomplete",
     "cancelled",
@@ -106,11 +110,15 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     elif error is not None and not isinstance(error, dict):
         error = {}
 
-    config_problem = rd.config_problem()
+    config, config_problem = rd.checked_config()
     if config_problem is not None and final is None and not rd.config_path.exists():
         config_problem = None  # not written yet (a run never started): no problem
     if config_problem is not None:
         problems.append(f"{config_problem}; `sweep submit` writes it again (the run resumes or re-reads its result)")
+    foreign = rd.foreign_problem(config)
+    if foreign is not None:
+        problems.append(f"{foreign}; move it back to {config['run_id']}/ or aside: it is never averaged nor redone")
+        return RunState("foreign", final, job if isinstance(job, dict) else {}, error, None, tuple(problems))
     cut = rd.cut_files(final)
     problems += [message for _, message in cut]
 
