@@ -470,3 +470,38 @@ def test_a_run_folder_copied_over_another_is_foreign_never_averaged_nor_written_
     runs = load_runs(tmp_path / "results" / "runs")
     assert sorted(runs["status"]) == ["done", "foreign"]
     assert any(f"is run {a.run_id}'s" in msg for _, msg in runs.attrs["problems"])
+
+
+def test_a_run_in_use_by_a_process_of_its_own_is_running_and_never_submitted_beside_it(tmp_path, monkeypatch, capsys):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from harness.cli import main
+    from harness.launch.submit import submit
+    from harness.results.lock import HOLDER_FILE
+    from harness.results.rundir import RunDir
+    from harness.results.status import run_state
+
+    monkeypatch.chdir(tmp_path)
+    grid = _profile_grid(tmp_path)
+    rd = RunDir(submit(grid, cluster="debug", results_root="results").runs[0].run_dir)
+    rd.final_path.unlink()  # unfinished: `dsa-harness train --out` on it holds its lock
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (rd.path / HOLDER_FILE).write_text(
+            json.dumps(
+                {"pid": holder.pid, "host": socket.gethostname(), "since": "now", "command": "dsa-harness train"}
+            )
+        )
+        state = run_state(rd)
+        assert state.state == "running" and state.scheduler_state.startswith(f"in use by pid {holder.pid}")
+        capsys.readouterr()
+        assert main(["sweep", "status", str(grid)]) == 0
+        assert f"in use by pid {holder.pid}" in capsys.readouterr().out
+        assert [r.run_id for r in submit(grid, cluster="debug", results_root="results").submitted] == []
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_state(rd).state == "incomplete"  # its holder gone: the lock file left behind says nothing

@@ -135,7 +135,7 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
     for s in statuses:
         row = [s.index, s.run_id] + [format_value(s.axes.get(k)) for k in keys] + [s.axes.get("seed")]
         job = s.job_id or ""
-        if s.scheduler_state and s.status not in ("done", "running"):
+        if s.scheduler_state and (s.status not in ("done", "running") or s.scheduler_state.startswith("in use")):
             job = f"{job} ({s.scheduler_state})"
         row += [
             s.status,

@@ -389,6 +389,30 @@ class RunDir:
                     found.append((METRICS, f"{METRICS} cut: {lines} epoch line(s), {FINAL} records {epochs} epochs"))
         return found
 
+    def in_use(self) -> str | None:
+        """Who holds the run lock now (``harness.results.lock``), where that can be told from the files: a
+        holder on this host whose process is alive, or a lock file whose heartbeat is fresh; else None."""
+        import socket
+        import time
+
+        from harness.results.lock import LOCK_FILE, LOCK_STALE_S, lock_holder, pid_alive
+
+        holder = lock_holder(self.path)
+        if not holder:
+            return None
+        pid, host = holder.get("pid"), holder.get("host")
+        if host == socket.gethostname():
+            alive = isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
+        else:
+            try:
+                alive = time.time() - os.stat(self.path / LOCK_FILE).st_mtime < LOCK_STALE_S
+            except OSError:
+                alive = False
+        if not alive:
+            return None
+        command = str(holder.get("command") or "")[:80]
+        return f"in use by pid {pid} on {host} since {holder.get('since')}" + (f" ({command})" if command else "")
+
     def is_done(self) -> bool:
         return self.read_final() is not None
 

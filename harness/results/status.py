@@ -7,7 +7,9 @@ given, from the scheduler.
 ==========  ========================================================================================
 pending     not started: never submitted, or its job vanished before the run started
 queued      submitted, not started, its job alive
-running     started, its job alive
+running     started, its job alive; or, whatever the marker says of an ended attempt, a live process holds the
+            run lock (``dsa-harness train --out`` or ``eval`` on it: "in use by pid N ..." as its scheduler
+            state), so it is never submitted beside it
 requeued    preempted, timed out or requeued (``scontrol requeue``), back in the queue: the marker says
             requeued and the job is not running, or an attempt started (marker running) and the
             scheduler holds its SLURM job waiting again (PENDING, REQUEUED, ...)
@@ -130,6 +132,10 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
         return result("damaged" if results_cut else "done")
     mark = job.get("state")
     cluster = job.get("cluster")
+    if mark not in OPEN_MARKS:  # no job says it runs: a process of its own may (`train --out`, `eval`)
+        holder = rd.in_use()
+        if holder is not None:
+            return result("running", holder)
     if mark in OPEN_MARKS:
         alive, sched = scheduler.job_alive(job) if scheduler is not None else (True, None)
         if alive:
