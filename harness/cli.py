@@ -75,7 +75,48 @@ def _one_line_warning(command: str, show):
     return showwarning
 
 
+def _utf8_mode_or_reexec() -> None:
+    """Run the command line in Python's UTF-8 mode: where the locale is not UTF-8 (``LANG=C``,
+    ``PYTHONUTF8=0``) Python would decode file names and arguments as ASCII, and a non-ASCII results folder
+    would reach pandas, Parquet and the report's files as undecodable text. So the process replaces itself
+    by the same command in UTF-8 mode (``PYTHONUTF8=1``, inherited by the jobs it starts); file names are
+    passed on as the bytes they are."""
+    import codecs
+    import os
+
+    if sys.flags.utf8_mode or codecs.lookup(sys.getfilesystemencoding()).name == "utf-8":
+        return
+    if os.environ.get("_DSA_HARNESS_REEXEC"):  # once only
+        return
+    env = {**os.environ, "PYTHONUTF8": "1", "_DSA_HARNESS_REEXEC": "1"}
+    script = sys.argv[0]
+    how = ["-m", "harness"] if not script or script.endswith("__main__.py") else [script]  # python -m | console
+    os.execve(sys.executable, [sys.executable, "-X", "utf8", *how, *sys.argv[1:]], env)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``dsa-harness list --json | head``): stop quietly, as a command
+    killed by SIGPIPE does (exit 141), without Python's message at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the process's own command line (the console script, python -m harness)
+        _utf8_mode_or_reexec()
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -85,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(command_name(args), warnings.showwarning)
             rc = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        raise
     except HarnessError as e:  # bad input or a fixable state; anything else is a bug: its traceback shows
         if args.debug:
             traceback.print_exc()

@@ -900,20 +900,31 @@ def config_problems(config: dict) -> list[str]:
     base = {"task": config.get("task", "train"), "model": {"variant": (config.get("model") or {}).get("variant")}}
     if base["task"] == "train":  # fields are tried where the data question (num_classes) does not arise
         base["model"]["num_classes"] = 1
-    found = []
-    for section in SECTIONS:
-        values = config.get(section)
-        if not isinstance(values, dict):
-            continue
-        for key, value in values.items():
-            if section == "model" and key == "variant":
-                continue
-            try:
-                RunConfig.from_dict({**base, section: {**base.get(section, {}), key: value}})
-            except ConfigError as e:
-                found.append(str(e))
-            except (TypeError, ValueError):
-                pass
+    fields = [
+        (section, key, value)
+        for section in SECTIONS
+        if isinstance(config.get(section), dict)
+        for key, value in config[section].items()
+        if not (section == "model" and key == "variant")
+    ]
+
+    def attempt(items) -> str | None:
+        doc = {**base, "model": dict(base["model"])}
+        for section, key, value in items:
+            doc.setdefault(section, {})[key] = value
+        try:
+            RunConfig.from_dict(doc)
+        except ConfigError as e:
+            return str(e)
+        except (TypeError, ValueError):
+            pass
+        return None
+
+    alone = [(f, attempt([f])) for f in fields]
+    good = [f for f, message in alone if message is None]
+    # a field refused alone is tried again beside the fields that are fine alone (data.resize=32 is valid
+    # beside the config's data.size=32, not beside the default 224): only what stays refused is its problem
+    found = [message for f, message in alone if message is not None and attempt([*good, f]) is not None]
     return list(dict.fromkeys(found)) or [first]
 
 
@@ -986,9 +997,53 @@ def _strict_loader():
     return StrictLoader
 
 
+YAML_MAX_NODES = 100_000
+"""The most nodes a YAML file may expand to, every alias counted as a copy of what it names (a grid of
+hundreds of runs is a few thousand): an alias bomb (9 levels of 9 aliases: 9**9 nodes) is refused before
+anything is built from it."""
+
+
+def _check_expansion(root, path: Path) -> None:
+    """Refuse (ConfigError naming the file and line) a YAML node graph that expands to more than
+    :data:`YAML_MAX_NODES` nodes, or that contains itself (a recursive alias)."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(
+                f"{path}: line {node.start_mark.line + 1}: a YAML alias refers to itself; write the value out"
+            )
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = ()
+        for child in children:
+            total += size(child)
+            if total > YAML_MAX_NODES:
+                raise ConfigError(
+                    f"{path}: line {node.start_mark.line + 1}: its YAML aliases expand to more than "
+                    f"{YAML_MAX_NODES:,} values (an alias bomb?); write the values out or use fewer nested aliases"
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
 def read_yaml(path: str | os.PathLike, what: str) -> Any:
     """A YAML document (a byte-order mark accepted, a key given twice refused); ConfigError naming the file
-    (and line) when missing or malformed."""
+    (and line) when missing or malformed, or when its aliases expand beyond :data:`YAML_MAX_NODES` values."""
     import yaml
 
     path = Path(path)
@@ -999,7 +1054,15 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     except (IsADirectoryError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: {what} is not a UTF-8 text file ({type(e).__name__})") from None
     try:
-        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        loader = _strict_loader()(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_expansion(node, path)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -190,9 +190,11 @@ def test_a_run_without_its_predictions_file_is_read_by_the_store_and_a_bad_one_o
     with pytest.raises(PredictionsError, match="no such predictions file"):
         read_predictions(rd.predictions_path)
     rd.predictions_path.write_bytes(b"PAR1 not really")
-    runs = load_runs(tmp_path / "runs")  # the store never opens it
-    assert runs.loc[0, "test.top1"] == 50.0
-    assert not any("predictions" in message for _, message in runs.attrs["problems"])
+    runs = load_runs(tmp_path / "runs")  # the store never parses it, but sees from its ends that it is cut
+    assert runs.loc[0, "test.top1"] == 50.0 and runs.loc[0, "status"] == "damaged"  # never averaged as done
+    assert [m for _, m in runs.attrs["problems"] if "predictions" in m] == [
+        "predictions.parquet cut or not a Parquet file (15 bytes)"
+    ]
     with pytest.raises(PredictionsError, match="truncated or corrupt"):
         read_predictions(rd.predictions_path)
 

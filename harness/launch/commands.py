@@ -28,8 +28,10 @@ STATES_HELP = """\
 states: pending (not submitted, or its job vanished before starting), queued, running,
 requeued (preempted/timed out, checkpointed, back in the queue), done (final.json parses),
 diverged (final.json says the training loss turned NaN/inf: over, never resubmitted),
-failed (error.json; resubmit with --retry-failed), incomplete (started, job gone, no error:
-resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)."""
+damaged (finished, but a result file is cut: never averaged, not resubmitted; see its error column),
+foreign (its config.json is another run's: a copied or renamed folder; never averaged nor resubmitted),
+failed (error.json; resubmit with --retry-failed), incomplete (started, job gone, no error, or its
+config.json cut: resubmitted and resumed by default), cancelled, unknown (SLURM state unreadable)."""
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

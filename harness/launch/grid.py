@@ -126,7 +126,7 @@ def format_problems(problems: list[Problem]) -> str:
     if len(lines) == 1:
         return f"{lines[0]} (nothing submitted)"
     nfiles = len({p.grid_file for p in problems})
-    head = f"{len(problems)} problem(s) in {nfiles} grid file(s); nothing submitted:"
+    head = f"{len(lines)} problem(s) in {nfiles} grid file(s); nothing submitted:"
     return "\n".join([head, *(f"  {line}" for line in lines)])
 
 
@@ -403,9 +403,11 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
                 "report.baseline",
                 f"{stated!r}: must map config keys to the baseline's values, e.g. {{model.split_ratio: 0.125}}",
             )
+    ref = doc.get("paper_reference")
+    if ref is not None and not isinstance(ref, str):
+        bad("paper_reference", f"{ref!r}: must be the path of a paper CSV, e.g. experiments/paper/<name>.csv")
     if problems:
         raise GridValidationError(problems)
-    ref = doc.get("paper_reference")
     return Grid(
         path=path,
         name=name,

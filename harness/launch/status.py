@@ -71,6 +71,8 @@ def collect_status(runs: list[RunSpec]) -> list[RunStatus]:
             st.error = f"{error.get('type', 'Error')}: {_first_line(error.get('message', ''))}"
         elif st.status == "diverged":
             st.error = diverged_problem(state.final)
+        elif state.problems:  # a cut or unreadable file: the named problem, where the error would be
+            st.error = "; ".join(state.problems)
         elif st.status == "incomplete" and st.cluster == "slurm" and st.job_id:
             gone_slurm.append(st)
         statuses.append(st)
@@ -114,11 +116,14 @@ def _last_metrics(rd: RunDir) -> str:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if not isinstance(rec, dict):  # a line that is not a record (the store names it)
+            continue
         parts = [f"epoch {rec.get('epoch')}"]
-        if rec.get("val_top1") is not None:
-            parts.append(f"val top1 {rec['val_top1']:.2f}")
-        elif rec.get("train_loss") is not None:
-            parts.append(f"loss {rec['train_loss']:.4f}")
+        for key, label, fmt in (("val_top1", "val top1", ".2f"), ("train_loss", "loss", ".4f")):
+            value = rec.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                parts.append(f"{label} {value:{fmt}}")
+                break
         return " ".join(parts)
     return ""
 
@@ -132,7 +137,7 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
     for s in statuses:
         row = [s.index, s.run_id] + [format_value(s.axes.get(k)) for k in keys] + [s.axes.get("seed")]
         job = s.job_id or ""
-        if s.scheduler_state and s.status not in ("done", "running"):
+        if s.scheduler_state and (s.status not in ("done", "running") or s.scheduler_state.startswith("in use")):
             job = f"{job} ({s.scheduler_state})"
         row += [
             s.status,
@@ -151,8 +156,8 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.status] = counts.get(s.status, 0) + 1
-    order = ["done", "diverged", "running", "requeued", "queued", "pending", "incomplete", "failed", "cancelled"]
-    order.append("unknown")
+    order = ["done", "diverged", "running", "requeued", "queued", "pending", "incomplete", "damaged", "foreign"]
+    order += ["failed", "cancelled", "unknown"]
     total = ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
     return tabulate(rows, headers=headers, tablefmt="simple") + f"\n\n{len(statuses)} runs: {total}"
 

@@ -151,11 +151,12 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
         if submit:
             to_submit.append(run)
         else:
-            reason = {
+            label = {
                 "failed": "failed (use --retry-failed)",
                 "diverged": "diverged (over: change the config, e.g. a lower train.base_lr, or remove its folder)",
-            }.get(st.status, st.status)
-            skipped.setdefault(reason, []).append(run)
+            }
+            label.update({k: f"{k} (see sweep status)" for k in ("damaged", "foreign")})
+            skipped.setdefault(label.get(st.status, st.status), []).append(run)
     return to_submit, skipped, statuses
 
 
@@ -218,7 +219,9 @@ def submit(
         return result
     for run in to_submit:  # the job reads its configuration from disk, never from the pickle
         rd = RunDir(run.run_dir).create()
-        if not rd.config_path.exists() or rd.read_config() != run.config:
+        # a cut or unreadable config.json (RunDir.config_problem) is written again: the folder's name is the
+        # run id of this config, so it is the record the folder lost
+        if rd.config_problem() is not None or rd.read_config() != run.config:
             rd.write_config(run.config)
     folder = results_root / "runs" / grid.name / JOBS_DIR
     snapshot = options.snapshot if options.snapshot is not None else cluster == "slurm"

@@ -550,6 +550,24 @@ def _zoo_lines(name: str, runs: pd.DataFrame, table: pd.DataFrame, meta: GridMet
     return lines
 
 
+def reported_runs(out: Path) -> int:
+    """How many runs the report already in ``out`` was written from (its README.md's ``- runs: N`` line, else the
+    rows of its runs.csv); 0 without a report."""
+    import re
+
+    try:
+        match = re.search(r"^- runs: (\d+)", (out / "README.md").read_text(encoding="utf-8", errors="replace"), re.M)
+        if match:
+            return int(match.group(1))
+    except OSError:
+        pass
+    try:
+        with open(out / "runs.csv", "rb") as f:
+            return max(0, sum(1 for line in f if line.strip()) - 1)
+    except OSError:
+        return 0
+
+
 def no_runs_message(unknown: list[str], results_root: str | os.PathLike, available: list[str]) -> str:
     return (
         f"--grid: no runs for grid(s) {unknown} under {Path(results_root) / 'runs'}; grids with runs: "
@@ -576,8 +594,20 @@ def write_report(
     if bad:
         raise UsageError(f"unknown report format(s) {sorted(bad)}; choose from {', '.join(FORMATS)}")
     out = Path(reports_dir)
+    runs_dir = Path(results_root) / "runs"
+    for folder in (Path(results_root), runs_dir):
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"--results {results_root}: {folder} is a file, not a results folder; give the folder")
     if runs is None:
-        runs = load_runs(Path(results_root) / "runs")
+        runs = load_runs(runs_dir)
+    if runs.empty:
+        before = reported_runs(out)
+        if before:
+            why = "does not exist" if not runs_dir.exists() else "holds no run folder"
+            raise UsageError(
+                f"--results {str(results_root) or chr(39) * 2}: {runs_dir} {why}, and {out / 'README.md'} reports "
+                f"{before} run(s): not overwritten by a report of nothing; check --results (or give another --out)"
+            )
     problems = runs.attrs.get("problems", [])
     available = sorted(runs["grid"].dropna().unique()) if not runs.empty else []
     from harness.report.zoo import grids_with_zoo

@@ -4,6 +4,7 @@ the baseline, ablation curves with error bars, training curves. Each function wr
 
 from __future__ import annotations
 
+import io
 import os
 import textwrap
 from pathlib import Path
@@ -23,6 +24,7 @@ from harness.report.tables import (  # noqa: E402
     key_label,
     metric_label,
 )
+from harness.results.rundir import atomic_write_bytes  # noqa: E402
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -46,8 +48,10 @@ def _save(fig, out: Path, formats: tuple[str, ...], margins: dict) -> list[str]:
     paths = []
     for fmt in formats:
         path = out.with_suffix(f".{fmt}")
+        buffer = io.BytesIO()
         with plt.rc_context({"svg.hashsalt": "dsa-harness"}):
-            fig.savefig(path, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+            fig.savefig(buffer, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
+        atomic_write_bytes(path, buffer.getvalue())  # never a cut figure under its name (a full disk)
         paths.append(str(path))
     plt.close(fig)
     return paths

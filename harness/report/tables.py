@@ -210,6 +210,9 @@ class GridMeta:
             raise ConfigError(
                 f"{path}: report.baseline: {baseline!r}: expected a mapping, e.g. {{model.split_ratio: 0.125}}"
             )
+        ref = doc.get("paper_reference")
+        if ref is not None and not isinstance(ref, str):
+            raise ConfigError(f"{path}: paper_reference: {ref!r} is not a CSV path, e.g. experiments/paper/<name>.csv")
         zoo = report.get("zoo")
         if zoo is not None and not (isinstance(zoo, str) and zoo.endswith(".csv")):
             raise ConfigError(f"{path}: report.zoo: {zoo!r} is not a CSV path; e.g. experiments/zoo/kinetics400.csv")

@@ -48,10 +48,13 @@ JOB = "job.json"
 ERROR = "error.json"
 GRID_MANIFEST = "_grid.json"
 CACHE_DIR = ".cache"
-SIGNED_FILES = (CONFIG, FINAL, METRICS, JOB, ERROR, PREDICTIONS)
-"""Files whose size and mtime_ns make a run's signature (what the store and ``run_state`` read)."""
-PRESENT_FILES = (CHECKPOINT, LOG)
-"""Files whose presence only is part of the signature (``has_checkpoint``; the log ``sweep status`` shows)."""
+SIGNED_FILES = (CONFIG, FINAL, METRICS, JOB, ERROR, PREDICTIONS, CHECKPOINT)
+"""Files whose size and mtime_ns make a run's signature (what the store and ``run_state`` read; the checkpoint's
+ends are checked for a cut, ``RunDir.cut_files``)."""
+RESULT_FILES = (PREDICTIONS, METRICS)
+"""Files a finished run's results stand on besides config.json and final.json: one cut makes it ``damaged``."""
+PRESENT_FILES = (LOG,)
+"""Files whose presence only is part of the signature (the log ``sweep status`` shows)."""
 
 
 def _json_default(obj: Any) -> Any:
@@ -83,13 +86,26 @@ def _umask() -> int:
     return mask
 
 
+def _naming(e: OSError, path: Path) -> OSError:
+    """``e`` naming ``path`` when it names no file (a failed write or fsync); the file it was written to
+    (nothing was: the old file, if any, is intact)."""
+    if e.filename is not None:
+        return e
+    named = type(e)(e.errno, e.strerror or str(e), str(path))
+    named.__traceback__ = e.__traceback__
+    return named
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename. The file gets
     the mode a plain ``open(path, "w")`` would give (0666 less the umask), not mkstemp's private 0600, so
     teammates sharing a results folder can read it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _naming(e, path) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -97,11 +113,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):  # a full disk, a quota: the file it was writing, not a nameless errno
+            raise _naming(e, path) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -296,6 +314,105 @@ class RunDir:
         except OSError:
             return False
 
+    def config_problem(self) -> str | None:
+        """Why config.json cannot be read as a run's record (missing, cut, not UTF-8, not a JSON object),
+        or None when it can."""
+        return self.checked_config()[1]
+
+    def checked_config(self) -> tuple[dict | None, str | None]:
+        """(config.json as a record or None, why it cannot be read: :meth:`config_problem`)."""
+        try:
+            config = self.read_config()
+        except FileNotFoundError:
+            return None, f"{CONFIG} missing"
+        except (OSError, ValueError) as e:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            text = str(e).splitlines()[0][:120] if str(e) else ""
+            return None, f"{CONFIG} unreadable (cut or half-written?): {type(e).__name__}: {text}"
+        if not isinstance(config, dict):
+            return None, f"{CONFIG} is not a JSON object (a {type(config).__name__})"
+        return config, None
+
+    def foreign_problem(self, config: dict | None) -> str | None:
+        """Why the folder holds another run's files: its name is a run id (12 hex digits, as the launcher and
+        ``train`` name run folders) and its config.json records another one (a folder copied or renamed)."""
+        stored = config.get("run_id") if isinstance(config, dict) else None
+        name = self.run_id
+        if not isinstance(stored, str) or stored == name or len(name) != 12:
+            return None
+        if any(c not in "0123456789abcdef" for c in name):
+            return None
+        return f"{CONFIG} is run {stored}'s, not this folder's ({name}): a copied or renamed run folder"
+
+    def cut_files(self, final: dict | None = None) -> list[tuple[str, str]]:
+        """(file name, message) per run file that is present but visibly cut (checked cheaply, from its ends, never
+        parsed whole): ``predictions.parquet`` (a Parquet file starts and ends with ``PAR1``),
+        ``checkpoint.pt`` (a zip: its last 22 bytes are the end record), ``metrics.jsonl`` not ending in a
+        newline (a line cut), or empty or with fewer lines than the epochs ``final`` (a finished training run's
+        record) states."""
+        found = []
+        head_tail = {PREDICTIONS: (b"PAR1", b"PAR1", 12), CHECKPOINT: (b"PK", b"PK\x05\x06", 22)}
+        for name, (head, tail, least) in head_tail.items():
+            path = self.path / name
+            try:
+                with open(path, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    size = f.tell()
+                    ok = size >= least
+                    if ok:
+                        f.seek(0)
+                        ok = f.read(len(head)) == head
+                    if ok:
+                        f.seek(size - (22 if name == CHECKPOINT else len(tail)))
+                        ok = f.read(len(tail)) == tail
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                found.append((name, f"{name} unreadable: {e.strerror or e}"))
+                continue
+            if not ok:
+                kind = "Parquet" if name == PREDICTIONS else "checkpoint"
+                found.append((name, f"{name} cut or not a {kind} file ({size} bytes)"))
+        st = self._stat(METRICS)
+        trained = final is not None and final.get("task") == "train" and final.get("status", "done") == "done"
+        epochs = (final.get("train") or {}).get("epochs") if trained and isinstance(final.get("train"), dict) else None
+        if st is not None:
+            if self.metrics_torn():
+                found.append((METRICS, f"{METRICS} cut (its last line has no end)"))
+            elif st[1] == 0 and trained:
+                found.append((METRICS, f"{METRICS} empty for a finished training run"))
+            elif isinstance(epochs, int) and not isinstance(epochs, bool) and st[1] < 1 << 24:
+                try:
+                    lines = sum(1 for line in self.metrics_path.read_bytes().split(b"\n") if line.strip())
+                except OSError:
+                    lines = epochs
+                if lines < epochs:
+                    found.append((METRICS, f"{METRICS} cut: {lines} epoch line(s), {FINAL} records {epochs} epochs"))
+        return found
+
+    def in_use(self) -> str | None:
+        """Who holds the run lock now (``harness.results.lock``), where that can be told from the files: a
+        holder on this host whose process is alive, or a lock file whose heartbeat is fresh; else None."""
+        import socket
+        import time
+
+        from harness.results.lock import LOCK_FILE, LOCK_STALE_S, lock_holder, pid_alive
+
+        holder = lock_holder(self.path)
+        if not holder:
+            return None
+        pid, host = holder.get("pid"), holder.get("host")
+        if host == socket.gethostname():
+            alive = isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
+        else:
+            try:
+                alive = time.time() - os.stat(self.path / LOCK_FILE).st_mtime < LOCK_STALE_S
+            except OSError:
+                alive = False
+        if not alive:
+            return None
+        command = str(holder.get("command") or "")[:80]
+        return f"in use by pid {pid} on {host} since {holder.get('since')}" + (f" ({command})" if command else "")
+
     def is_done(self) -> bool:
         return self.read_final() is not None
 
@@ -330,6 +447,11 @@ class RunDir:
         from harness.results.predictions import read_predictions
 
         return read_predictions(self.predictions_path, columns, expected_rows=expected_rows)[0]
+
+
+def about_metrics(problem: str) -> bool:
+    """Whether a problem message of :meth:`RunDir.cut_files` / :meth:`RunDir.scan_metrics` is about metrics.jsonl."""
+    return problem.startswith(METRICS)
 
 
 def metrics_signature(path: str | os.PathLike) -> tuple[int, int] | None:

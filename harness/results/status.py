@@ -7,21 +7,34 @@ given, from the scheduler.
 ==========  ========================================================================================
 pending     not started: never submitted, or its job vanished before the run started
 queued      submitted, not started, its job alive
-running     started, its job alive
+running     started, its job alive; or, whatever the marker says of an ended attempt, a live process holds the
+            run lock (``dsa-harness train --out`` or ``eval`` on it: "in use by pid N ..." as its scheduler
+            state), so it is never submitted beside it
 requeued    preempted, timed out or requeued (``scontrol requeue``), back in the queue: the marker says
             requeued and the job is not running, or an attempt started (marker running) and the
             scheduler holds its SLURM job waiting again (PENDING, REQUEUED, ...)
-done        ``final.json`` parses (whatever else the folder or the scheduler says) and its status is not
-            diverged
+done        ``final.json`` parses and so does ``config.json``, no file of the finished run's results is cut,
+            and its status is not diverged (whatever else the folder or the scheduler says)
 diverged    ``final.json`` parses and says ``"status": "diverged"``: the training loss turned NaN / inf
             (its ``diverged`` names the epoch and step); over, like done, but never averaged by a report
             (listed under its problems); ``sweep submit`` skips it (rerunning the same config diverges
             again: change it, e.g. a lower ``train.base_lr``, or remove the run folder to retry)
+done        ``final.json`` parses and so does ``config.json``, and no file of the finished run's results is
+            cut (whatever else the folder or the scheduler says)
+damaged     ``final.json`` parses but a result it stands on is cut (``predictions.parquet`` not a whole
+            Parquet file, ``metrics.jsonl`` cut mid-line or empty; ``RunDir.cut_files``): never averaged,
+            listed under the report's problems, skipped by ``sweep submit`` (a finished run is not redone
+            over its files: restore them, or move the run folder aside to train it again)
+foreign     the folder is named by a run id (12 hex digits) and its ``config.json`` records another one: a
+            run folder copied or renamed, holding another run's files (whatever else they say): never
+            averaged, listed under the report's problems, skipped by ``sweep submit`` (never written over)
 failed      the last attempt raised: ``error.json`` of the latest attempt, or the marker says failed;
             ``sweep submit`` resubmits it only with ``--retry-failed``
 incomplete  started (an attempt recorded, metrics, a checkpoint or a half-written ``final.json``), no
-            live job, no error of its last attempt: killed, interrupted, node failure; resubmitted by
-            default, resumes from its checkpoint
+            live job, no error of its last attempt: killed, interrupted, node failure; or ``config.json``
+            cut or unreadable (whatever else the folder holds: the run's record of what it is cannot be
+            trusted; ``sweep submit`` writes it again from the grid, which the folder's run id names);
+            resubmitted by default, resumes from its checkpoint
 cancelled   cancelled with ``sweep cancel``, no live job; resubmitted by default
 unknown     with a scheduler only: a SLURM job whose state cannot be read (no ``squeue``), taken as alive
 ==========  ========================================================================================
@@ -41,7 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from harness.results.rundir import RunDir
+from harness.results.rundir import RESULT_FILES, RunDir
 
 STATES = (
     "pending",
@@ -50,6 +63,8 @@ STATES = (
     "requeued",
     "done",
     "diverged",
+    "damaged",
+    "foreign",
     "failed",
     "incomplete",
     "cancelled",
@@ -115,13 +130,32 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     elif error is not None and not isinstance(error, dict):
         error = {}
 
+    config, config_problem = rd.checked_config()
+    if config_problem is not None and final is None and not rd.config_path.exists():
+        config_problem = None  # not written yet (a run never started): no problem
+    if config_problem is not None:
+        problems.append(f"{config_problem}; `sweep submit` writes it again (the run resumes or re-reads its result)")
+    foreign = rd.foreign_problem(config)
+    if foreign is not None:
+        problems.append(f"{foreign}; move it back to {config['run_id']}/ or aside: it is never averaged nor redone")
+        return RunState("foreign", final, job if isinstance(job, dict) else {}, error, None, tuple(problems))
+    cut = rd.cut_files(final)
+    problems += [message for _, message in cut]
+
     def result(state: str, sched: str | None = None) -> RunState:
         return RunState(state, final, job, error, sched, tuple(problems))
 
-    if final is not None:
+    if final is not None and config_problem is None:
+        results_cut = [name for name, _ in cut if name in RESULT_FILES]  # not the checkpoint: eval's, not results
+        if results_cut:
+            return result("damaged")
         return result("diverged" if final.get("status") == "diverged" else "done")
     mark = job.get("state")
     cluster = job.get("cluster")
+    if mark not in OPEN_MARKS:  # no job says it runs: a process of its own may (`train --out`, `eval`)
+        holder = rd.in_use()
+        if holder is not None:
+            return result("running", holder)
     if mark in OPEN_MARKS:
         alive, sched = scheduler.job_alive(job) if scheduler is not None else (True, None)
         if alive:
@@ -139,7 +173,14 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
         return result("failed")
     if mark == "cancelled":
         return result("cancelled")
-    if attempts > 0 or mark in STARTED_MARKS or final_torn or rd.has_metrics() or rd.has_checkpoint():
+    if (
+        attempts > 0
+        or mark in STARTED_MARKS
+        or final_torn
+        or final is not None
+        or rd.has_metrics()
+        or rd.has_checkpoint()
+    ):
         return result("incomplete")
     return result("pending")
 

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 import harness.results.cache as cache_mod
 from harness.results.cache import MISSING
-from harness.results.rundir import RunDir, atomic_write_bytes, metrics_signature, scan_run_dirs
+from harness.results.rundir import RunDir, about_metrics, atomic_write_bytes, metrics_signature, scan_run_dirs
 from harness.results.status import FILE_STATES, diverged_problem, run_state
 
 STATUSES = FILE_STATES
@@ -92,10 +92,10 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
         config = rd.read_config()
         if not isinstance(config, dict):
             raise ValueError(f"expected a JSON object, got {type(config).__name__}")
-    except (OSError, ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
-        state = run_state(rd)
+    except (OSError, ValueError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        state = run_state(rd)  # its problems name config.json (RunDir.config_problem)
         row.update(grid=rd.path.parent.name, status=state.state)
-        return row, [], [f"config.json unreadable (half-written?): {type(e).__name__}: {e}", *state.problems], {}
+        return row, [], list(state.problems), {}
     row["grid"] = config.get("grid") or rd.path.parent.name
     row["task"] = config.get("task")
     row["seed"] = config.get("seed")
@@ -108,7 +108,7 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
             if k in metrics[-1]:
                 row[f"last.{k}"] = metrics[-1][k]
     state = run_state(rd)
-    problems += state.problems
+    problems += [p for p in state.problems if not (metric_problems and about_metrics(p))]  # named once
     row["status"] = state.state
     if state.job:
         row["job_state"] = state.job.get("state")
