@@ -65,62 +65,71 @@ def _key(value) -> str:
     return key(value)
 
 
-def _config_key(run: pd.Series, columns: list[str], skip: set[str]) -> tuple:
-    return tuple(_key(run.get(c)) for c in columns if c not in skip)
-
-
 def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
     """One row per done run that has a baseline run (module doc): ``run_id``, ``baseline_run_id``, ``seed``,
-    ``path``, ``baseline_path``. ``baseline``: the grid's ``report.baseline`` mapping, else the backbone rule."""
+    ``path``, ``baseline_path``, the two test lists. ``baseline``: the grid's ``report.baseline`` mapping,
+    else the backbone rule. Only training runs compare (a profile run has no test)."""
+    if "task" in done.columns:
+        done = done[done["task"] == "train"]
+    if done.empty:
+        return pd.DataFrame(columns=list(PAIR_COLUMNS))
+    skip = set(baseline) if baseline else set(AGGREGATOR_FIELDS)
+    configured = done.attrs.get("config_columns") or [
+        c for c in done.columns if c.split(".")[0] in ("model", "data", "train", "eval", "inputs")
+    ]
+    # a column holding one value in every run cannot tell runs apart: only the others make the key
     columns = [
         c
-        for c in (
-            done.attrs.get("config_columns")
-            or [c for c in done.columns if c.split(".")[0] in ("model", "data", "train", "eval", "inputs")]
-        )
-        if c in done.columns and c not in _NOT_CONFIG
+        for c in configured
+        if c in done.columns and c not in _NOT_CONFIG and c not in skip and done[c].astype(str).nunique() > 1
     ]
+    keys = list(zip(done["seed"].map(_key), *(done[c].map(_key) for c in columns)))
     if baseline:
-        skip = set(baseline)
-
-        def is_base(r):
-            return all(_key(r.get(k)) == _key(v) for k, v in baseline.items())
+        base = np.ones(len(done), dtype=bool)
+        for k, v in baseline.items():
+            base &= (done[k].map(_key) == _key(v)).to_numpy() if k in done.columns else False
+        compared = ~base
     else:
-        skip = set(AGGREGATOR_FIELDS)
-
-        def is_base(r):
-            return r.get("model.aggregator") == "avg"
-
-    bases: dict[tuple, pd.Series] = {}
-    if "task" in done.columns:  # only runs that tested on videos compare (a profile run has no test)
-        done = done[done["task"] == "train"]
-    records = list(done.iterrows())
-    for _, r in records:
-        if is_base(r):
-            bases.setdefault((_key(r.get("seed")), _config_key(r, columns, skip)), r)
+        aggregator = done.get("model.aggregator", pd.Series(None, index=done.index))
+        base = (aggregator == "avg").to_numpy()
+        compared = (aggregator.notna() & (aggregator != "avg")).to_numpy()
+    rows = (
+        done[["run_id", "seed", "path"]]
+        .assign(
+            test_list=[
+                _test_list(r) for r in done[[c for c in TEST_LIST_COLUMNS if c in done.columns]].to_dict("records")
+            ]
+            if any(c in done.columns for c in TEST_LIST_COLUMNS)
+            else None,
+            test_list_name=done["manifest.test.list"] if "manifest.test.list" in done.columns else None,
+        )
+        .to_dict("records")
+    )
+    bases: dict[tuple, dict] = {}
+    for key, r, is_base in zip(keys, rows, base):
+        if is_base:
+            bases.setdefault(key, r)
     out = []
-    for _, r in records:
-        if is_base(r) or (not baseline and r.get("model.aggregator") in (None, "avg")):
-            continue
-        b = bases.get((_key(r.get("seed")), _config_key(r, columns, skip)))
+    for key, r, is_compared in zip(keys, rows, compared):
+        b = bases.get(key) if is_compared else None
         if b is not None:
             out.append(
                 {
                     "run_id": r["run_id"],
                     "baseline_run_id": b["run_id"],
-                    "seed": r.get("seed"),
+                    "seed": r["seed"],
                     "path": r["path"],
                     "baseline_path": b["path"],
-                    "test_list": _test_list(r),
-                    "baseline_test_list": _test_list(b),
-                    "test_list_name": r.get("manifest.test.list"),
-                    "baseline_test_list_name": b.get("manifest.test.list"),
+                    "test_list": r["test_list"],
+                    "baseline_test_list": b["test_list"],
+                    "test_list_name": r["test_list_name"],
+                    "baseline_test_list_name": b["test_list_name"],
                 }
             )
     return pd.DataFrame(out, columns=[*PAIR_COLUMNS])
 
 
-def _test_list(run: pd.Series):
+def _test_list(run: dict):
     for col in TEST_LIST_COLUMNS:
         v = run.get(col)
         if v is not None and not (isinstance(v, float) and math.isnan(v)):
@@ -133,34 +142,39 @@ def pair_counts(pairs: pd.DataFrame, correct: dict) -> pd.DataFrame:
     ``b_only``, ``dropped`` (videos unreadable in either) and ``why`` (None when paired, else the reason:
     different test lists, no predictions). ``correct``: ``{run path: (correct, scored)}`` bool arrays over the
     test list's order (``harness.results.store.load_correct``)."""
-    n, a_only, b_only, dropped, why = [], [], [], [], []
-    for p in pairs.itertuples(index=False):
-        reason = None
+    k = len(pairs)
+    n, a_only, b_only, dropped = (np.zeros(k, dtype=np.int64) for _ in range(4))
+    why: list[str | None] = [None] * k
+    by_length: dict[int, list[int]] = {}  # pairs to count, by their test list's length
+    for i, p in enumerate(pairs.itertuples(index=False)):
         if p.test_list is not None and p.baseline_test_list is not None and p.test_list != p.baseline_test_list:
             names = [str(n) for n in (p.test_list_name, p.baseline_test_list_name) if isinstance(n, str)]
-            reason = "not paired: tested on different lists" + (f" ({' vs '.join(names)})" if len(names) == 2 else "")
+            why[i] = "not paired: tested on different lists" + (f" ({' vs '.join(names)})" if len(names) == 2 else "")
         elif p.path not in correct or p.baseline_path not in correct:
             missing = [
                 rid for rid, path in ((p.run_id, p.path), (p.baseline_run_id, p.baseline_path)) if path not in correct
             ]
-            reason = "no predictions (" + ", ".join(missing) + ")"
+            why[i] = "no predictions (" + ", ".join(missing) + ")"
+        elif (la := len(correct[p.path][0])) != (lb := len(correct[p.baseline_path][0])):
+            why[i] = f"not paired: tested on different lists ({la} vs {lb} videos)"
         else:
-            (ca, sa), (cb, sb) = correct[p.path], correct[p.baseline_path]
-            if len(ca) != len(cb):
-                reason = f"not paired: tested on different lists ({len(ca)} vs {len(cb)} videos)"
-        if reason is not None:
-            n.append(0)
-            a_only.append(0)
-            b_only.append(0)
-            dropped.append(0)
-            why.append(reason)
-            continue
-        both = sa & sb
-        n.append(int(both.sum()))
-        a_only.append(int((ca & ~cb & both).sum()))
-        b_only.append(int((cb & ~ca & both).sum()))
-        dropped.append(int(len(ca) - both.sum()))
-        why.append(None)
+            by_length.setdefault(la, []).append(i)
+    paths, bases = pairs["path"].to_numpy(), pairs["baseline_path"].to_numpy()
+    for length, rows in by_length.items():  # every pair of one length at once: runs stacked as bit rows
+        rows = np.asarray(rows)
+        runs = list(dict.fromkeys([*paths[rows], *bases[rows]]))
+        where = {path: j for j, path in enumerate(runs)}
+        right = np.stack([correct[path][0] for path in runs])
+        scored = np.stack([correct[path][1] for path in runs])
+        for chunk in np.array_split(rows, max(1, len(rows) // 2048)):
+            ia = np.fromiter((where[x] for x in paths[chunk]), dtype=np.int64, count=len(chunk))
+            ib = np.fromiter((where[x] for x in bases[chunk]), dtype=np.int64, count=len(chunk))
+            both = scored[ia] & scored[ib]
+            ra, rb = right[ia] & both, right[ib] & both
+            n[chunk] = both.sum(axis=1)
+            a_only[chunk] = (ra & ~rb).sum(axis=1)
+            b_only[chunk] = (rb & ~ra).sum(axis=1)
+            dropped[chunk] = length - n[chunk]
     out = pairs.assign(n=n, a_only=a_only, b_only=b_only, dropped=dropped, why=why)
     return with_deltas(out)
 

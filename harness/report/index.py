@@ -38,6 +38,7 @@ from harness.report.tables import (
     format_key,
     grid_table,
     key_label,
+    pairs_csv,
     read_paper,
     to_latex,
     to_markdown,
@@ -701,6 +702,10 @@ def write_report(
             text = " ".join(n for n in notes if not n.lower().startswith("label:"))
             if text:
                 section.append(f"  ({text})")
+        pairs_text = pairs_csv(table)
+        if pairs_text is not None:  # before the markdown, which links it
+            _write(out / f"{name}.pairs.csv", pairs_text)
+            table.attrs["pairs_file"] = f"{name}.pairs.csv"
         section += ["", to_markdown(table, meta) if not table.empty else "_no finished run yet_", ""]
         if meta.zoo:
             section += _zoo_lines(name, g, table, meta)
@@ -713,6 +718,8 @@ def write_report(
         if "tex" in formats and not table.empty:
             _write(out / f"{name}.tex", to_latex(table, meta))
             files.append(f"[tex]({name}.tex)")
+        if pairs_text is not None:
+            files.append(f"[pairs csv]({name}.pairs.csv)")
         if files:
             section += [f"Table files: {', '.join(files)}", ""]
         index.insert(

@@ -320,10 +320,17 @@ def seed_summary(values, *, confidence: float = CONFIDENCE) -> dict:
 
 
 def _prob_greater(x, y, axis=-1):
-    """P(X > Y) + 0.5 P(X = Y) over all pairs, along ``axis`` (vectorised for scipy's bootstrap)."""
-    x = np.moveaxis(np.asarray(x), axis, -1)[..., :, None]
-    y = np.moveaxis(np.asarray(y), axis, -1)[..., None, :]
-    return ((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1))
+    """P(X > Y) + 0.5 P(X = Y) over all pairs, along ``axis`` (vectorised for scipy's bootstrap): the
+    Mann-Whitney U of x from the average ranks of the pooled sample (``scipy.stats.rankdata``: ties count
+    half), / (n m). O((n + m) log(n + m)) per resample, not O(n m): a grid of many seeds stays fast."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    y = np.moveaxis(np.asarray(y, dtype=np.float64), axis, -1)
+    n, m = x.shape[-1], y.shape[-1]
+    lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    x, y = np.broadcast_to(x, (*lead, n)), np.broadcast_to(y, (*lead, m))
+    ranks = sps.rankdata(np.concatenate([x, y], axis=-1), axis=-1)
+    u = ranks[..., :n].sum(axis=-1) - n * (n + 1) / 2
+    return u / (n * m)
 
 
 def probability_of_improvement(

@@ -789,7 +789,7 @@ def pair_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     cells = []
     if pairs is None or pairs.empty:
         return headers, cells
-    for _, p in pairs.iterrows():
+    for p in pairs.to_dict("records"):
         if isinstance(p.get("why"), str):
             delta, pval = p["why"], ""
         else:
@@ -811,15 +811,38 @@ def pair_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
+MAX_PAIR_ROWS = 40
+"""A table's seed-by-seed pairs are listed under it up to this many; more are in its ``<grid>.pairs.csv`` only."""
+
+PAIR_CSV_COLUMNS = ("row", "baseline", "seed", "n", "dropped", "delta", "low", "high", "p_mcnemar", "resolved", "why")
+
+
+def pairs_csv(table: pd.DataFrame) -> str | None:
+    """Every seed pair behind a table's paired Δ as CSV text (None without pairs): ``row``, ``baseline``, ``seed``,
+    ``n`` (videos paired), ``dropped`` (unreadable in either run), ``delta`` / ``low`` / ``high`` (points, paired
+    bootstrap 95%), ``p_mcnemar``, ``resolved``, ``why`` (why not paired), ``run_id``, ``baseline_run_id``."""
+    pairs = table.attrs.get("pairs")
+    if pairs is None or pairs.empty:
+        return None
+    return pairs[[*PAIR_CSV_COLUMNS, "run_id", "baseline_run_id"]].to_csv(index=False)
+
+
 def to_markdown(table: pd.DataFrame, meta: GridMeta | None = None) -> str:
     """GitHub-flavoured Markdown (pipe table)."""
     headers, cells = display_rows(table, meta)
     text = tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
     notes = table_notes(table)
     text += "\n\n" + "\n".join(f"- {n}" for n in notes) if notes else ""
-    pair_headers, pair_cells = pair_rows(table)
-    if pair_cells:
-        text += "\n\nPaired comparisons, seed by seed (the pooled Δ above concatenates these):\n\n"
+    pairs = table.attrs.get("pairs")
+    where = table.attrs.get("pairs_file")
+    if pairs is not None and len(pairs) > MAX_PAIR_ROWS:
+        text += f"\n\n{len(pairs)} seed pairs behind the pooled Δ above" + (
+            f": every pair in [`{where}`]({where})." if where else "."
+        )
+    elif pairs is not None and len(pairs):
+        pair_headers, pair_cells = pair_rows(table)
+        text += "\n\nPaired comparisons, seed by seed (the pooled Δ above concatenates these"
+        text += f"; also in [`{where}`]({where})):\n\n" if where else "):\n\n"
         text += tabulate(pair_cells, headers=pair_headers, tablefmt="github", disable_numparse=True)
     return text
 
