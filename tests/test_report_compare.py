@@ -3,6 +3,7 @@ check before a paper Δ, and `sweep show`'s resolution planning (issue 21)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ def test_stated_baseline_pairs_rows_that_differ_only_in_its_keys():
 
 def test_table_shows_paired_delta_interval_p_and_resolved_mark():
     df, correct = _runs()
-    table = grid_table(df, META, None, correct=lambda paths: {p: correct[p] for p in paths})
+    table = grid_table(df, META, None, correct=lambda paths: ({p: correct[p] for p in paths}, []))
     text = to_markdown(table)
     dsa = table[table["model.variant"] == "tsm_r18_dsa"].iloc[0]
     pooled = stats.pool_counts(list(table.attrs["pairs"][["n", "a_only", "b_only"]].itertuples(index=False, name=None)))
@@ -297,3 +298,42 @@ def test_delta_plot_draws_each_paired_row_with_its_interval(tmp_path):
     assert (below, above) == pytest.approx(expected)
     empty = delta_plot(grid_table(df, META, None, correct={}), tmp_path / "none", formats=("png",))
     assert empty["points"] == 0  # nothing paired: an empty figure, never an invented point
+
+
+def test_an_unchanged_table_reuses_its_comparisons_and_a_changed_one_is_computed_again(tmp_path, monkeypatch):
+    """The report's comparison memo (reports/.cache/comparisons.json): a second report of unchanged runs reads no
+    predictions and resamples nothing, and writes the same tables; a changed predictions file is read again; an
+    unreadable one is listed under the problems whether the memo is used or not."""
+    import harness.report.index as index
+    from harness.report import write_report
+
+    (tmp_path / "experiments").mkdir()
+    base = np.arange(400) % 2 == 0
+    for seed in (0, 1):
+        dsa = base.copy()
+        dsa[1 : 100 + 40 * seed : 2] = True
+        _write_run(tmp_path, "g", f"b{seed}", variant="tsm_r18", aggregator="avg", seed=seed, correct=base)
+        _write_run(tmp_path, "g", f"d{seed}", variant="tsm_r18_dsa", aggregator="dsa", seed=seed, correct=dsa)
+    _write_run(tmp_path, "g", "x0", variant="i3d_r18_dsa", aggregator="dsa", seed=0, correct=base)
+    _write_run(tmp_path, "g", "xb0", variant="i3d_r18", aggregator="avg", seed=0, correct=base)
+    cut = tmp_path / "runs" / "g" / "x0" / "predictions.parquet"
+    cut.write_bytes(cut.read_bytes()[:-100])
+    out = tmp_path / "reports"
+    kw = {"experiments_dir": tmp_path / "experiments", "formats": ("md",)}
+    first = write_report(tmp_path, out, **kw).read_text()
+    table = (out / "g.md").read_text()
+    assert "Δ top-1 vs baseline" in table and "predictions.parquet" in first  # the cut file is a problem
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read predictions for an unchanged table")
+
+    monkeypatch.setattr(index, "load_correct", no_reading)
+    second = write_report(tmp_path, out, **kw).read_text()
+    assert (out / "g.md").read_text() == table and "predictions.parquet" in second  # the same, problems too
+    monkeypatch.undo()
+    changed = base.copy()
+    changed[1:300:2] = True
+    _write_run(tmp_path, "g", "d1", variant="tsm_r18_dsa", aggregator="dsa", seed=1, correct=changed)
+    os.utime(tmp_path / "runs" / "g" / "d1" / "predictions.parquet", ns=(1, 1))  # another signature
+    write_report(tmp_path, out, **kw)
+    assert (out / "g.md").read_text() != table  # computed again from the new predictions

@@ -35,9 +35,11 @@ from harness.report.tables import (
     RESOLVED_MARK,
     WARN_MARK,
     GridMeta,
+    comparison_memo,
     format_key,
     grid_table,
     key_label,
+    memo_text,
     pairs_csv,
     read_paper,
     to_latex,
@@ -196,6 +198,10 @@ class FigureSpec:
     kwargs: dict
     inputs: str = ""  # a digest of what ``frame`` is built from, when that is cheaper to tell than the frame
 
+
+COMPARISON_MEMO = Path(".cache") / "comparisons.json"
+"""``<reports>/.cache/comparisons.json``: per grid table, the paired comparisons computed for a digest of their
+inputs (``harness.report.tables.comparison_memo``): an unchanged table reads no predictions and resamples nothing."""
 
 FIGURE_RECORD = Path(".cache") / "figures.json"
 """``<reports>/.cache/figures.json``: per figure, the digest of its inputs (frame, options, plotting code,
@@ -662,11 +668,11 @@ def write_report(
         contents_at = len(index)
     problems = list(problems)
 
-    def read_correct(paths: list[str]) -> dict:
-        """Per-video correctness of these runs (only the paired ones are read); unreadable files are problems."""
-        correct, bad = load_correct(runs[runs["path"].isin(paths)])
-        problems.extend(bad)
-        return correct
+    def read_correct(paths: list[str]) -> tuple[dict, list]:
+        """Per-video correctness of these runs (only the paired ones are read) and the files it could not read."""
+        return load_correct(runs[runs["path"].isin(paths)])
+
+    memo = comparison_memo(out / COMPARISON_MEMO)
 
     grids_info, specs = [], []
     record = read_figure_record(out)
@@ -674,10 +680,15 @@ def write_report(
         g, stale = splits[name]
         meta = GridMeta.load(name, experiments_dir)
         paper, notes = read_paper(meta.paper_reference)
-        table = grid_table(g, meta, paper, correct=read_correct)
+        table = grid_table(g, meta, paper, correct=read_correct, memo=memo)
+        problems.extend(table.attrs.get("problems", []))  # predictions files that could not be read
         grid_specs = figure_specs(name, g, table, meta, out / "figures", image_formats, record)
         grids_info.append((name, g, stale, meta, notes, table, len(specs), len(grid_specs)))
         specs += grid_specs
+    try:
+        _write(out / COMPARISON_MEMO, memo_text(memo))
+    except OSError:  # a cache: the report is right without it
+        pass
     figures = draw_figures(specs, record, out)
     write_figure_record(out, record)
     sections = []

@@ -405,7 +405,11 @@ runs) when any run has some."""
 
 
 def grid_table(
-    runs: pd.DataFrame, meta: GridMeta, paper: pd.DataFrame | None = None, correct: dict | None = None
+    runs: pd.DataFrame,
+    meta: GridMeta,
+    paper: pd.DataFrame | None = None,
+    correct=None,
+    memo: dict | None = None,
 ) -> pd.DataFrame:
     """Aggregate the *done* runs of one grid.
 
@@ -427,9 +431,10 @@ def grid_table(
     pairs: ``paired delta``, ``paired low``, ``paired high`` (95%, points), ``paired p`` (exact McNemar),
     ``paired resolved``, ``paired pairs`` (seed pairs pooled), ``paired why`` (why a row is not paired), and
     with several seeds on both sides ``P(beats)`` (``low``, ``high``). ``correct``: per-video correctness by run
-    path, or a function of a list of run paths returning it (called once, with the paired runs only:
-    ``harness.results.store.load_correct``); None: no run has predictions. The seed pairs themselves:
-    ``table.attrs["pairs"]`` (``compare.pair_counts``)."""
+    path, or a function of a list of run paths returning it and the problems of the files it could not read
+    (called once, with the paired runs only: ``harness.results.cache.load_correct``); None: no run has
+    predictions. ``memo``: :func:`comparison_memo` (unchanged comparisons are not computed again). The seed
+    pairs themselves: ``table.attrs["pairs"]`` (``compare.pair_counts``)."""
     done = runs[runs["status"] == "done"]
     rows = [r for r in (meta.rows or varying_columns(runs) or ["model.variant"]) if r in runs.columns]
     rows = rows or ["run_id"]
@@ -478,7 +483,7 @@ def grid_table(
                 rec[f"{m} low"], rec[f"{m} high"] = float("nan"), float("nan")
         out.append(rec)
     table = pd.DataFrame(out)
-    _add_comparisons(table, keyed, rows, meta, correct if correct is not None else {}, attrs)
+    _add_comparisons(table, keyed, rows, meta, correct if correct is not None else {}, attrs, memo)
     order: dict = {}
     if paper is not None and not paper.empty and all(r in paper.columns for r in rows):
         p = paper
@@ -505,23 +510,35 @@ def grid_table(
 
 
 def _add_comparisons(
-    table: pd.DataFrame, keyed: pd.DataFrame, rows: list[str], meta: GridMeta, correct, attrs: dict
+    table: pd.DataFrame, keyed: pd.DataFrame, rows: list[str], meta: GridMeta, correct, attrs: dict, memo
 ) -> None:
-    """The paired columns of :func:`grid_table` (in place) and ``attrs["pairs"]``."""
+    """The paired columns of :func:`grid_table` (in place), ``attrs["pairs"]`` and ``attrs["problems"]`` (the
+    predictions files that could not be read). With ``memo`` (a dict kept between reports,
+    :func:`comparison_memo`), a table whose pairs, predictions files and top-1s are unchanged is not computed
+    again: its counts, intervals and p-values are those computed before for exactly these inputs."""
     from harness.report import compare
 
     pairs = compare.pair_runs(keyed, meta.baseline)
-    if callable(correct):  # a loader: predictions are read only for the runs that are paired
-        correct = correct(sorted(set(pairs["path"]) | set(pairs["baseline_path"]))) if len(pairs) else {}
-    pairs = compare.pair_counts(pairs, correct)
+    attrs["problems"] = []
+    if pairs.empty:
+        attrs["pairs"] = pairs
+        return
+    digest = _comparison_digest(pairs, keyed) if memo is not None else None
+    hit = memo.get("old", {}).get(digest) if digest is not None else None
+    if hit is not None:
+        counts = pairs.assign(**{c: hit["pairs"][c] for c in COUNT_COLUMNS})
+        attrs["problems"] = [tuple(p) for p in hit["problems"]]
+    else:
+        if callable(correct):  # a loader: predictions are read only for the runs that are paired
+            correct, attrs["problems"] = correct(sorted(set(pairs["path"]) | set(pairs["baseline_path"])))
+        counts = compare.pair_counts(pairs, correct)
+    pairs = counts
     pairs["_key"] = pairs["run_id"].map(dict(zip(keyed["run_id"], keyed["_key"])))
     pairs["_base_key"] = pairs["baseline_run_id"].map(dict(zip(keyed["run_id"], keyed["_key"])))
     labels = {k: ", ".join(format_key(v) for v in g[rows].iloc[0]) for k, g in keyed.groupby("_key", sort=False)}
     pairs["row"] = pairs["_key"].map(labels)
     pairs["baseline"] = pairs["_base_key"].map(labels)
     attrs["pairs"] = pairs
-    if pairs.empty:
-        return
     table["is baseline"] = table["_key"].isin(set(pairs["_base_key"]))
     pooled = []
     for key in table["_key"]:
@@ -538,23 +555,84 @@ def _add_comparisons(
         rec["why"] = None if len(ok) else (rec["paired why"] or "no baseline")
         rec["_base_key"] = p["_base_key"].iloc[0] if len(p) else None
         pooled.append(rec)
-    pooled = compare.with_deltas(pd.DataFrame(pooled))
+    pooled = pd.DataFrame(pooled)
+    if hit is not None:
+        pooled = pooled.assign(**{c: hit["pooled"][c] for c in DELTA_COLUMNS})
+    else:
+        pooled = compare.with_deltas(pooled)
     table["baseline"] = pooled["baseline"].to_numpy()
     for col in ("delta", "low", "high", "p_mcnemar", "resolved"):
         table[f"paired {col.replace('_mcnemar', '')}"] = pooled[col].to_numpy()
     table["paired pairs"] = pooled["paired pairs"].to_numpy()
     table["paired why"] = pooled["paired why"].to_numpy()
     # several seeds on both sides: the probability that a seed of the row beats a seed of its baseline
-    top1 = pd.to_numeric(keyed.get("test.top1", pd.Series(index=keyed.index, dtype=float)), errors="coerce")
-    by_key = {k: top1.loc[g.index].dropna().to_numpy() for k, g in keyed.groupby("_key", sort=False)}
-    p_rows = []
-    for key, base in zip(pooled["_key"], pooled["_base_key"]):
-        x, y = by_key.get(key, np.zeros(0)), by_key.get(base, np.zeros(0)) if base is not None else np.zeros(0)
-        p_rows.append(stats.probability_of_improvement(x, y) if len(x) > 1 and len(y) > 1 else {})
+    if hit is not None:
+        p_rows = hit["improve"]
+    else:
+        top1 = pd.to_numeric(keyed.get("test.top1", pd.Series(index=keyed.index, dtype=float)), errors="coerce")
+        by_key = {k: top1.loc[g.index].dropna().to_numpy() for k, g in keyed.groupby("_key", sort=False)}
+        p_rows = []
+        for key, base in zip(pooled["_key"], pooled["_base_key"]):
+            x, y = by_key.get(key, np.zeros(0)), by_key.get(base, np.zeros(0)) if base is not None else np.zeros(0)
+            p_rows.append(stats.probability_of_improvement(x, y) if len(x) > 1 and len(y) > 1 else {})
     if any(p_rows):
         table["P(beats)"] = [r.get("p", float("nan")) for r in p_rows]
         table["P(beats) low"] = [r.get("low", float("nan")) for r in p_rows]
         table["P(beats) high"] = [r.get("high", float("nan")) for r in p_rows]
+    if digest is not None:
+        memo.setdefault("new", {})[digest] = {
+            "pairs": {c: _plain(pairs[c]) for c in COUNT_COLUMNS},
+            "pooled": {c: _plain(pooled[c]) for c in DELTA_COLUMNS},
+            "improve": [
+                {k: (float(v) if isinstance(v, (int, float, np.number)) else v) for k, v in r.items()} for r in p_rows
+            ],
+            "problems": [list(p) for p in attrs["problems"]],
+        }
+
+
+COUNT_COLUMNS = ("n", "a_only", "b_only", "dropped", "why", "delta", "low", "high", "p_mcnemar", "resolved")
+"""A pair's counts and paired Δ (``compare.pair_counts``): what the comparison memo keeps per pair."""
+DELTA_COLUMNS = ("delta", "low", "high", "p_mcnemar", "resolved")
+
+
+def _plain(column: pd.Series) -> list:
+    """A column as JSON-able values (numpy scalars to Python; NaN kept: the memo is written with allow_nan)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in column.tolist()]
+
+
+def _comparison_digest(pairs: pd.DataFrame, keyed: pd.DataFrame) -> str:
+    """What a table's comparisons are computed from, hashed: the statistics code, the pairs (run ids, folders, test
+    lists), each paired run's predictions file (size + mtime) and manifest row count, and the runs' top-1s."""
+    import hashlib
+
+    from harness.results.rundir import RunDir
+
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("stats.py", "compare.py", "tables.py"):
+        h.update((here / name).read_bytes())
+    h.update(pairs.to_csv(index=False).encode())
+    rows = dict(zip(keyed["path"], keyed.get("manifest.test.rows", pd.Series(None, index=keyed.index))))
+    for path in sorted(set(pairs["path"]) | set(pairs["baseline_path"])):
+        h.update(repr((path, RunDir(path).predictions_signature(), _key(rows.get(path)))).encode())
+    top1 = keyed.get("test.top1", pd.Series(None, index=keyed.index))
+    h.update(repr(list(zip(keyed["run_id"], keyed["_key"], top1.map(_key)))).encode())
+    return h.hexdigest()
+
+
+def comparison_memo(path: str | os.PathLike) -> dict:
+    """The comparison memo kept in ``path`` (a reports folder's ``.cache/comparisons.json``) for
+    :func:`grid_table`: ``{"old": {digest: result}}`` ({} entries when absent or unreadable)."""
+    try:
+        old = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    return {"old": old if isinstance(old, dict) else {}}
+
+
+def memo_text(memo: dict) -> str:
+    """The entries of this report (``memo["new"]``) as the memo file's text (tables no longer shown drop out)."""
+    return json.dumps(memo.get("new", {}), sort_keys=True)
 
 
 def format_key(v) -> str:
