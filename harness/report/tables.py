@@ -605,18 +605,18 @@ def _comparison_digest(pairs: pd.DataFrame, keyed: pd.DataFrame) -> str:
     lists), each paired run's predictions file (size + mtime) and manifest row count, and the runs' top-1s."""
     import hashlib
 
-    from harness.results.rundir import RunDir
+    from harness.results.rundir import predictions_signature
 
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for name in ("stats.py", "compare.py", "tables.py"):
         h.update((here / name).read_bytes())
     h.update(pairs.to_csv(index=False).encode())
-    rows = dict(zip(keyed["path"], keyed.get("manifest.test.rows", pd.Series(None, index=keyed.index))))
-    for path in sorted(set(pairs["path"]) | set(pairs["baseline_path"])):
-        h.update(repr((path, RunDir(path).predictions_signature(), _key(rows.get(path)))).encode())
+    rows = dict(zip(keyed["path"], keyed.get("manifest.test.rows", pd.Series(None, index=keyed.index)).tolist()))
+    paths = sorted(set(pairs["path"]) | set(pairs["baseline_path"]))
+    h.update(repr([(p, predictions_signature(p), rows.get(p)) for p in paths]).encode())
     top1 = keyed.get("test.top1", pd.Series(None, index=keyed.index))
-    h.update(repr(list(zip(keyed["run_id"], keyed["_key"], top1.map(_key)))).encode())
+    h.update(repr(list(zip(keyed["run_id"].tolist(), keyed["_key"].tolist(), top1.tolist()))).encode())
     return h.hexdigest()
 
 

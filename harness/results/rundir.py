@@ -456,8 +456,17 @@ def about_metrics(problem: str) -> bool:
 
 def metrics_signature(path: str | os.PathLike) -> tuple[int, int] | None:
     """``RunDir(path).metrics_signature()`` without building the RunDir (the store asks it of thousands)."""
+    return _signature(path, METRICS)
+
+
+def predictions_signature(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``RunDir(path).predictions_signature()`` without building the RunDir (a report asks it of thousands)."""
+    return _signature(path, PREDICTIONS)
+
+
+def _signature(path: str | os.PathLike, name: str) -> tuple[int, int] | None:
     try:
-        st = os.stat(os.path.join(path, METRICS))
+        st = os.stat(os.path.join(path, name))
     except FileNotFoundError:
         return None
     return st.st_mtime_ns, st.st_size
