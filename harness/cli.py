@@ -17,6 +17,7 @@ import traceback
 import warnings
 
 from harness.errors import HarnessError, HarnessWarning
+from harness.helpfmt import HelpFormatter
 
 COMMAND_MODULES = (
     "harness.models.commands",  # list, weights imagenet
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
             "train and evaluate, launch ablation grids on SLURM or locally, and regenerate "
             "the paper's tables and plots from results/."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "examples:\n"
             "  dsa-harness list '*dsa*'                 # variants whose name matches\n"

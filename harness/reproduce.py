@@ -16,6 +16,8 @@ import argparse
 import time
 from pathlib import Path
 
+from harness.helpfmt import HelpFormatter
+
 STEPS = ("data", "profile", "study", "report")
 
 
@@ -24,7 +26,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         "reproduce",
         help="the main job: profiling table + synthetic study + report",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="example: dsa-harness reproduce --steps profile,report   # just the profiling table",
     )
     p.add_argument(

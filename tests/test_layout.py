@@ -21,7 +21,14 @@ FLOORS = (  # top to bottom
     ("config",),
     ("models", "data"),
     ("results",),
-    ("errors", "version", "lazy", "numfmt", "harness"),  # "harness": the package's own __init__ (__version__)
+    (
+        "errors",
+        "version",
+        "lazy",
+        "numfmt",
+        "helpfmt",
+        "harness",
+    ),  # "harness": the package's own __init__ (__version__)
 )
 FLOOR = {area: len(FLOORS) - i for i, areas in enumerate(FLOORS) for area in areas}
 CLI_MODULES = ("harness.cli", "harness.__main__", "harness.reproduce")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from harness.data.annotations import FORMATS
 from harness.data.prepare import DATASETS
 from harness.errors import ConfigError, UsageError
+from harness.helpfmt import HelpFormatter
 
 VIDEO_BACKENDS = ("auto", "decord", "pyav")  # harness.data.video.VIDEO_BACKENDS (that module imports torch)
 
@@ -24,7 +24,7 @@ def _add_check(sub) -> None:
             "videos as JSON plus a Markdown summary. Exit status 1 when any video is unreadable, "
             "0 otherwise (too-short videos are listed but still usable: the sampler clamps indices)."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "examples:\n"
             "  dsa-harness data check data/synth/train.txt --root data/synth\n"
@@ -164,7 +164,7 @@ def _add_synth(sub) -> None:
             "motion labels) and clips inside a quarter, e.g. T=4 frames at interval 2 for 64-frame videos, also "
             "with 2 test groups (see meta.json 'recommended')."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "examples:\n"
             "  dsa-harness data synth --out data/synth                  # 400 videos, 112x112, 64 frames\n"
@@ -260,7 +260,7 @@ def _add_prepare(sub) -> None:
             "writes them too). The defaults (OUT data/<dataset>; SOURCE OUT/videos, sthv1 OUT/frames, "
             "minikinetics200 the Kinetics-400 folder OUT/../kinetics400/videos) are the paths the paper grids read."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "examples:\n"
             "  dsa-harness data prepare kinetics400                       # data/kinetics400/videos -> lists\n"

@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 
 from harness.config import AMP_MODES, add_set_argument, fields_help, parse_set, section_fields
+from harness.helpfmt import HelpFormatter
 
 TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
     # flag, dotted key of the run config, argparse options
@@ -23,29 +24,29 @@ TRAIN_FLAGS: tuple[tuple[str, str, dict], ...] = (
     ("--root", "data.root", {"metavar": "DIR"}),
     ("--format", "data.format", {"choices": ("video", "frames", "kinetics_csv")}),
     ("--classes", "data.classes", {"metavar": "FILE"}),
-    ("--frame-interval", "data.frame_interval", {"type": int}),
-    ("--size", "data.size", {"type": int}),
-    ("--resize", "data.resize", {"type": int}),
-    ("--workers", "data.num_workers", {"type": int}),
-    ("--epochs", "train.epochs", {"type": int}),
-    ("--batch-size", "train.batch_size", {"type": int}),
-    ("--lr", "train.base_lr", {"type": float}),
-    ("--lr-batch", "train.base_batch", {"type": int}),
-    ("--weight-decay", "train.weight_decay", {"type": float}),
+    ("--frame-interval", "data.frame_interval", {"type": int, "metavar": "FRAMES"}),
+    ("--size", "data.size", {"type": int, "metavar": "PX"}),
+    ("--resize", "data.resize", {"type": int, "metavar": "PX"}),
+    ("--workers", "data.num_workers", {"type": int, "metavar": "N"}),
+    ("--epochs", "train.epochs", {"type": int, "metavar": "N"}),
+    ("--batch-size", "train.batch_size", {"type": int, "metavar": "VIDEOS"}),
+    ("--lr", "train.base_lr", {"type": float, "metavar": "LR"}),
+    ("--lr-batch", "train.base_batch", {"type": int, "metavar": "VIDEOS"}),
+    ("--weight-decay", "train.weight_decay", {"type": float, "metavar": "WD"}),
     ("--schedule", "train.schedule", {"choices": ("step", "cosine")}),
-    ("--milestones", "train.milestones", {"type": int, "nargs": "*"}),
-    ("--warmup-epochs", "train.warmup_epochs", {"type": float}),
-    ("--clip-grad", "train.clip_grad_norm", {"type": float}),
+    ("--milestones", "train.milestones", {"type": int, "nargs": "*", "metavar": "EPOCH"}),
+    ("--warmup-epochs", "train.warmup_epochs", {"type": float, "metavar": "EPOCHS"}),
+    ("--clip-grad", "train.clip_grad_norm", {"type": float, "metavar": "NORM"}),
     ("--amp", "train.amp", {"choices": AMP_MODES}),
-    ("--grad-accum", "train.grad_accum", {"type": int}),
-    ("--checkpoint-every", "train.checkpoint_every_steps", {"type": int}),
+    ("--grad-accum", "train.grad_accum", {"type": int, "metavar": "STEPS"}),
+    ("--checkpoint-every", "train.checkpoint_every_steps", {"type": int, "metavar": "STEPS"}),
     ("--device", "train.device", {"choices": ("auto", "cpu", "cuda")}),
-    ("--threads", "train.threads", {"type": int}),
-    ("--seed", "seed", {"type": int}),
-    ("--test-groups", "eval.test_groups", {"type": int}),
+    ("--threads", "train.threads", {"type": int, "metavar": "N"}),
+    ("--seed", "seed", {"type": int, "metavar": "N"}),
+    ("--test-groups", "eval.test_groups", {"type": int, "metavar": "CLIPS"}),
     ("--crops", "eval.crops", {"type": int, "choices": (1, 3)}),
-    ("--test-size", "eval.size", {"type": int}),
-    ("--test-resize", "eval.resize", {"type": int}),
+    ("--test-size", "eval.size", {"type": int, "metavar": "PX"}),
+    ("--test-resize", "eval.resize", {"type": int, "metavar": "PX"}),
 )
 """The common flags of ``train``, each a shorthand for ``--set KEY=VALUE`` (tested against the config)."""
 SWITCHES: tuple[tuple[str, str, object, str], ...] = (
@@ -145,7 +146,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
             "the paper's Kinetics-400 recipe (spec section 5); --recipe starts from another one. Multi-GPU: "
             "launch with torchrun (gloo on CPU, nccl on CUDA)."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "example (CPU, the synthetic study's recipe; ~1-2 min on one core, prints test top-1 100.00%):\n"
             "  dsa-harness data synth --study --out data/synth\n"
@@ -184,7 +185,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         "The evaluation is the training's own: with the run's settings it reproduces the test of its final.json. "
         "Several GPUs: launch with torchrun and --device cuda (one process per GPU, "
         "each scores its shard; rank 0 writes).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "examples:\n"
             "  dsa-harness eval results/runs/manual/3f2a9c81d0e4 --crops 1 --set eval.batch_size=16\n"

@@ -7,6 +7,7 @@ import json
 import math
 
 from harness.errors import UsageError
+from harness.helpfmt import HelpFormatter
 
 EPILOG_SWEEP = """\
 A grid file (experiments/*.yaml) expands into runs: product axes x zipped axes x seeds.
@@ -114,7 +115,7 @@ def register_commands(subparsers) -> None:
         description="Launch ablation grids through submitit: on SLURM as job arrays, locally on this "
         "machine's cores/GPUs, or in-process for debugging. Resumable and idempotent.",
         epilog=EPILOG_SWEEP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sub = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
     sweep.set_defaults(func=lambda args: (sweep.print_help(), 2)[1])
@@ -124,7 +125,7 @@ def register_commands(subparsers) -> None:
         help="expand a grid and print its runs with an estimated cost",
         description=SHOW_DESCRIPTION,
         epilog=EPILOG_SHOW,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     show.add_argument("grid", metavar="FILE", help="grid file, e.g. experiments/ablation_alpha.yaml")
     _add_common(show)
@@ -190,7 +191,7 @@ def register_commands(subparsers) -> None:
         description="Validate every run (all problems reported at once; nothing is submitted if any run "
         "is invalid), skip finished, queued and running runs, and submit the rest. Returns at "
         "once (except --cluster debug); follow with `sweep status`.\n\n" + STATES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     submit.add_argument("grid", metavar="FILE", help="grid file")
     submit.add_argument(
@@ -259,7 +260,7 @@ def register_commands(subparsers) -> None:
         help="table of a grid's runs: state, job id, attempts, last metric, last error, log",
         description="One line per run. A run is done only when its own final.json parses, whatever the "
         "scheduler says.\n\n" + STATES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     status.add_argument("grid", metavar="FILE", help="grid file")
     _add_common(status)

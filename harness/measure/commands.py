@@ -9,6 +9,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from harness.config import parse_set
+from harness.helpfmt import HelpFormatter
 from harness.numfmt import format_interval, format_sig
 
 
@@ -40,7 +41,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
             "memory events on CPU. The settings (dtype, TF32, cudnn.benchmark, channels_last, compile mode,\n"
             "versions, threads, batch) are printed and kept in --json records."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog=(
             "examples:\n"
             "  dsa-harness profile i3d_r50_dsa\n"
@@ -52,8 +53,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("variant", help="a variant name or a wildcard pattern (see `dsa-harness list`)")
-    p.add_argument("--snippets", "-U", type=int, help="snippets per view U (default: the variant's)")
-    p.add_argument("--frames", "-T", type=int, help="frames per snippet T (default: the variant's)")
+    p.add_argument("--snippets", "-U", type=int, metavar="U", help="snippets per view U (default: the variant's)")
+    p.add_argument("--frames", "-T", type=int, metavar="T", help="frames per snippet T (default: the variant's)")
     p.add_argument("--size", type=int, default=224, help="crop size in pixels (default: %(default)s)")
     p.add_argument(
         "--batch",

@@ -8,6 +8,7 @@ import json
 from tabulate import tabulate
 
 from harness.errors import UsageError
+from harness.helpfmt import HelpFormatter
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         "float32. From --from (a torchvision .pth on this machine) or downloaded through torchvision (needs "
         "torchvision installed and internet access). Models load it 2-D as it is and inflate it for I3D; their "
         "aggregators and a classifier of another class count start from their initialisation.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="examples:\n"
         "  dsa-harness weights imagenet --arch resnet50 --out data/pretrained/resnet50_imagenet.pth\n"
         "  dsa-harness weights imagenet --arch resnet50 --out data/pretrained/resnet50_imagenet.pth \\\n"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.helpfmt import HelpFormatter
+
 FORMATS = ("md", "tex", "png", "svg")
 
 
@@ -11,7 +13,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="regenerate reports/ (paper tables, plots, index) from results/",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         description=(
             "Load every run under RESULTS/runs (config.json, final.json, metrics.jsonl; unfinished and broken\n"
             "runs are counted and listed, never fatal) and write, per grid:\n"
