@@ -408,7 +408,9 @@ def test_load_correct_reads_predictions_once_and_names_bad_files(runs_root, monk
     def no_reading(*args, **kwargs):
         raise AssertionError("read a predictions file")
 
-    monkeypatch.setattr(RunDir, "read_predictions", no_reading)
+    import harness.results.predictions as predictions
+
+    monkeypatch.setattr(predictions, "read_predictions", no_reading)
     again, problems2 = load_correct(runs)  # warm: no Parquet file of a run is read
     assert again[str(done.path)][0].tolist() == c.tolist() and again[str(done.path)][1].tolist() == scored.tolist()
     assert problems2 == problems  # the torn file's message is cached with its signature too

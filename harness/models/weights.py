@@ -318,7 +318,7 @@ def model_from_checkpoint(
 ) -> nn.Module:
     """Build ``config``'s model with the class count of the file's classifier and load the file exactly
     (``dsa-harness eval --checkpoint``); ``config.pretrained`` is not read."""
-    from harness.models.registry import create_model
+    from harness.models.resnet import VideoResNet  # the model itself: no registry (which imports this module)
 
     weights = read_weights(path, format, what=what)
     if weights.num_classes is None:
@@ -326,7 +326,7 @@ def model_from_checkpoint(
             f"{what}: {path} ({FORMAT_NAMES[weights.format]}) holds no classifier (fc / cls_head.fc_cls): "
             "not the weights of a trained model"
         )
-    model = create_model(config.replace(num_classes=weights.num_classes, pretrained=None))
+    model = VideoResNet(config.replace(num_classes=weights.num_classes, pretrained=None))
     apply_weights(model, weights, what=what)
     return model
 

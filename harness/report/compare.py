@@ -19,6 +19,7 @@ their video pairs (summing counts). Statistics: :mod:`harness.report.stats`.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -59,10 +60,19 @@ PAIR_COLUMNS = (
 _NOT_CONFIG = {"run_id", "path", "seed", "status", "grid", "task"}
 
 
-def _key(value) -> str:
-    from harness.report.tables import _key as key
+def row_key(value) -> str:
+    """Row keys compared as text (JSON for lists), so 0.125 == '0.125', 1.0 == 1 and masks compare (the one
+    rule of the report tables, the pairing and the zoo points)."""
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        value = value.item()  # numpy scalars
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, str) else json.dumps(value)
 
-    return key(value)
+
+_key = row_key
 
 
 def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
@@ -196,4 +206,4 @@ def with_deltas(counts: pd.DataFrame) -> pd.DataFrame:
     return counts
 
 
-__all__ = ["AGGREGATOR_FIELDS", "TEST_LIST_COLUMNS", "pair_counts", "pair_runs", "with_deltas"]
+__all__ = ["row_key", "AGGREGATOR_FIELDS", "TEST_LIST_COLUMNS", "pair_counts", "pair_runs", "with_deltas"]

@@ -30,6 +30,7 @@ from tabulate import tabulate
 from harness.errors import ConfigError
 from harness.numfmt import format_interval, format_sig, sig_decimals
 from harness.report import stats
+from harness.report.compare import row_key as _key
 
 METRIC_LABELS = {
     "test.top1": "top-1 (%)",
@@ -334,17 +335,6 @@ def read_paper(path: str | os.PathLike | None) -> tuple[pd.DataFrame, list[str]]
     label = next((n.split(":", 1)[1].strip() for n in notes if n.lower().startswith("label:")), "paper")
     df.attrs["label"] = label or "paper"
     return df, notes
-
-
-def _key(value) -> str:
-    """Row keys compared as text (JSON for lists), so 0.125 == '0.125', 1.0 == 1 and masks compare."""
-    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
-        value = value.item()  # numpy scalars
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def varying_columns(runs: pd.DataFrame) -> list[str]:

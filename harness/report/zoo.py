@@ -210,7 +210,7 @@ def our_points(runs: pd.DataFrame, table: pd.DataFrame, rows: list[str], label: 
     """One point per row of an aggregated grid table: ``label``, ``top1`` (the table's mean test top-1)
     and ``gflops_per_video`` (mean over the row's finished runs, see :func:`_video_cost`); rows without
     either are dropped."""
-    from harness.report.tables import _key
+    from harness.report.compare import row_key as _key
 
     cols = ["label", "top1", COST]
     if table.empty or "test.top1" not in table.columns or runs.empty:

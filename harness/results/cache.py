@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+import harness.results.predictions as predictions  # the one reader of prediction files (checks them)
 from harness.results.rundir import CACHE_DIR, PREDICTIONS, RunDir, atomic_write_bytes
 
 VERSION = 1
@@ -239,7 +240,7 @@ def read_correct(rd: RunDir, expected_rows: int | None = None) -> tuple[np.ndarr
     a row count other than ``expected_rows``: the videos its manifest lists)."""
     import pyarrow.compute as pc
 
-    table = rd.read_predictions(_PREDICTION_COLUMNS, expected_rows=expected_rows)
+    table, _meta = predictions.read_predictions(rd.predictions_path, _PREDICTION_COLUMNS, expected_rows=expected_rows)
     index = table.column("index").to_numpy(zero_copy_only=False)
     n = len(index)
     order = np.argsort(index, kind="stable")

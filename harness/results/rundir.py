@@ -440,14 +440,6 @@ class RunDir:
         """(mtime_ns, size) of predictions.parquet, None when absent."""
         return self._stat(PREDICTIONS)
 
-    def read_predictions(self, columns: list[str] | None = None, *, expected_rows: int | None = None):
-        """The ``columns`` of predictions.parquet as a ``pyarrow.Table``, read and checked by the one reader of
-        prediction files (``harness.results.predictions.read_predictions``: PredictionsError, one line naming
-        the file, for a missing, cut or corrupt file)."""
-        from harness.results.predictions import read_predictions
-
-        return read_predictions(self.predictions_path, columns, expected_rows=expected_rows)[0]
-
 
 def about_metrics(problem: str) -> bool:
     """Whether a problem message of :meth:`RunDir.cut_files` / :meth:`RunDir.scan_metrics` is about metrics.jsonl."""
