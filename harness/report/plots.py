@@ -273,6 +273,31 @@ def _bar_boxes(ax, xs: np.ndarray, ys: np.ndarray, yerr) -> list[tuple[float, fl
     return [(x0 - cap, min(y0, y1), x0 + cap, max(y0, y1)) for (x0, y0), (_, y1) in zip(a, b)]
 
 
+def _legend_right(fig, ax, width: float, legend_in: float, n_title: int, n_note: int) -> dict:
+    """A per-row figure's legend right of the axes (it never covers a point) and its margins: room for the
+    legend, the title's and the note's lines, and the tick labels (their height sets the bottom: none is cut)."""
+    handles, texts = ax.get_legend_handles_labels()
+    ax.legend(
+        handles,
+        [textwrap.fill(t, 30) for t in texts],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+    )
+    margins = {
+        "left": min(0.2, 0.85 / width),
+        "right": 1 - (legend_in + 0.1) / width,
+        "top": 0.91 - 0.055 * (n_title - 1),
+        "bottom": 0.12,
+    }
+    fig.subplots_adjust(**margins)
+    renderer = fig.canvas.get_renderer()
+    tall = max((t.get_window_extent(renderer).height for t in ax.get_xticklabels()), default=0.0)
+    margins["bottom"] = min(0.6, (tall + 8 + 14 * n_note * 0.7 + 6) / fig.bbox.height)
+    return margins
+
+
 def ratio_plot(
     table: pd.DataFrame,
     out: str | os.PathLike,
@@ -324,25 +349,7 @@ def ratio_plot(
     n_title = _set_title(ax, title or "time relative to the baseline", width)
     n_note = _note(fig, note, width)
     ax.grid(alpha=0.3, axis="y")
-    handles, texts = ax.get_legend_handles_labels()
-    ax.legend(
-        handles,
-        [textwrap.fill(t, 30) for t in texts],
-        fontsize=7,
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        borderaxespad=0.0,
-    )
-    margins = {
-        "left": min(0.2, 0.85 / width),
-        "right": 1 - (legend_in + 0.1) / width,
-        "top": 0.91 - 0.055 * (n_title - 1),
-        "bottom": 0.12,
-    }
-    fig.subplots_adjust(**margins)
-    renderer = fig.canvas.get_renderer()  # the tick labels' height sets the bottom margin: none is cut
-    tall = max((t.get_window_extent(renderer).height for t in ax.get_xticklabels()), default=0.0)
-    margins["bottom"] = min(0.6, (tall + 8 + 14 * n_note * 0.7 + 6) / fig.bbox.height)
+    margins = _legend_right(fig, ax, width, legend_in, n_title, n_note)
     paths = _save(fig, Path(out), formats, margins)
     return {
         "paths": paths,
@@ -436,25 +443,7 @@ def delta_plot(
     n_title = _set_title(ax, title or "paired Δ top-1 to the baseline", width)
     n_note = _note(fig, note, width)
     ax.grid(alpha=0.3, axis="y")
-    handles, texts = ax.get_legend_handles_labels()
-    ax.legend(
-        handles,
-        [textwrap.fill(t, 30) for t in texts],
-        fontsize=7,
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        borderaxespad=0.0,
-    )
-    margins = {
-        "left": min(0.2, 0.85 / width),
-        "right": 1 - (legend_in + 0.1) / width,
-        "top": 0.91 - 0.055 * (n_title - 1),
-        "bottom": 0.12,
-    }
-    fig.subplots_adjust(**margins)
-    renderer = fig.canvas.get_renderer()
-    tall = max((t.get_window_extent(renderer).height for t in ax.get_xticklabels()), default=0.0)
-    margins["bottom"] = min(0.6, (tall + 8 + 14 * n_note * 0.7 + 6) / fig.bbox.height)
+    margins = _legend_right(fig, ax, width, legend_in, n_title, n_note)
     paths = _save(fig, Path(out), formats, margins)
     return {
         "paths": paths,
