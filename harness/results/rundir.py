@@ -494,17 +494,24 @@ def _scan(dirpath: str, filenames: list[str]) -> RunScan:
     return RunScan(RunDir(dirpath), "|".join(parts), newest, metrics)
 
 
-def scan_run_dirs(root: str | os.PathLike) -> Iterator[RunScan]:
-    """:func:`iter_run_dirs` with each run's signature (one stat per run file present)."""
+def _walk_run_dirs(root: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
+    """(folder, its file names) of every folder under ``root`` (any depth) that holds a config.json; a run
+    folder's subfolders and the store's caches (``.cache/``) are not entered."""
     root = Path(root)
     if not root.exists():
         return
     for dirpath, dirnames, filenames in os.walk(root):
         if CONFIG in filenames:
             dirnames[:] = []
-            yield _scan(dirpath, filenames)
-        elif CACHE_DIR in dirnames:
+            yield dirpath, filenames
+        elif CACHE_DIR in dirnames:  # the store's caches, never a run
             dirnames.remove(CACHE_DIR)
+
+
+def scan_run_dirs(root: str | os.PathLike) -> Iterator[RunScan]:
+    """:func:`iter_run_dirs` with each run's signature (one stat per run file present)."""
+    for dirpath, filenames in _walk_run_dirs(root):
+        yield _scan(dirpath, filenames)
 
 
 def scan_run_dir(path: str | os.PathLike) -> RunScan:
@@ -518,15 +525,8 @@ def scan_run_dir(path: str | os.PathLike) -> RunScan:
 
 def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
     """Every folder under ``root`` (any depth) that holds a config.json."""
-    root = Path(root)
-    if not root.exists():
-        return
-    for dirpath, dirnames, filenames in os.walk(root):
-        if CONFIG in filenames:
-            dirnames[:] = []
-            yield RunDir(dirpath)
-        elif CACHE_DIR in dirnames:  # the store's caches, never a run
-            dirnames.remove(CACHE_DIR)
+    for dirpath, _ in _walk_run_dirs(root):
+        yield RunDir(dirpath)
 
 
 def write_grid_manifest(
