@@ -126,7 +126,7 @@ def test_table_cells_equal_independent_computation(results):
         "- GFLOPs x views: GFLOPs per view (fvcore, 1 multiply-add = 1 FLOP) x views (clips x crops).",
         "- Accuracies: [low, high] is a 95% interval: over the test videos for a row of one run (Wilson for top-1, "
         "top-5 and factor accuracies, a seeded bootstrap over videos for mean class accuracy), over seeds for a row "
-        "of several (t interval of the mean; `n` seeds).",
+        "of several (t interval of the mean, clipped to [0, 100]; `n` seeds).",
         "- ‡: no interval (the run kept no per-video predictions).",  # tsm_r50's one run has no interval
     ]
     assert lines[1].startswith("|--") and lines[2 + 3 :] == ["", *notes]

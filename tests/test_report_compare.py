@@ -337,3 +337,15 @@ def test_an_unchanged_table_reuses_its_comparisons_and_a_changed_one_is_computed
     os.utime(tmp_path / "runs" / "g" / "d1" / "predictions.parquet", ns=(1, 1))  # another signature
     write_report(tmp_path, out, **kw)
     assert (out / "g.md").read_text() != table  # computed again from the new predictions
+
+
+def test_an_interval_over_few_seeds_stays_within_0_and_100():
+    df, correct = _runs(seeds=(0, 1))
+    df.loc[df["model.variant"] == "tsm_r18", "test.top1"] = [5.0, 95.0]  # t interval of 2 seeds: far past both ends
+    table = grid_table(df, META, None, correct=correct)
+    r = table[table["model.variant"] == "tsm_r18"].iloc[0]
+    assert (r["test.top1 low"], r["test.top1 high"]) == (0.0, 100.0)
+    assert "(baseline)" in to_markdown(table)
+    tsn = df.iloc[[0]].assign(**{"model.variant": "tsn_r18", "model.flavour": "tsn", "run_id": "tsn-0", "path": "/x"})
+    other = grid_table(pd.concat([df, tsn]).set_axis(range(len(df) + 1)), META, None, correct=correct)
+    assert "(no baseline)" in to_markdown(other)  # a backbone no run of the grid is compared with says so

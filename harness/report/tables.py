@@ -464,7 +464,8 @@ def grid_table(
             low, high = interval_columns(m)
             if is_accuracy(m) and len(g) > 1:  # several seeds: the interval over seeds
                 summary = stats.seed_summary(pd.to_numeric(g[m], errors="coerce").dropna().to_numpy())
-                rec[f"{m} low"], rec[f"{m} high"] = summary["low"], summary["high"]
+                # a t interval is symmetric; an accuracy is not below 0 % nor above 100 %
+                rec[f"{m} low"], rec[f"{m} high"] = max(summary["low"], 0.0), min(summary["high"], 100.0)
             elif low in g.columns and high in g.columns:  # one run's interval; several runs' do not combine
                 lo, hi = (pd.to_numeric(g[c], errors="coerce").iloc[0] for c in (low, high))
                 one = len(g) == 1 and pd.notna(lo) and pd.notna(hi)
@@ -750,7 +751,7 @@ def paired_cells(r: pd.Series, *, is_baseline: bool = False) -> list[str]:
     a row that could not be paired says why."""
     if math.isnan(_num(r, "paired delta")):
         why = r.get("paired why")
-        why = why if isinstance(why, str) else ("(baseline)" if is_baseline else "")
+        why = why if isinstance(why, str) else ("(baseline)" if is_baseline else "(no baseline)")
         base = r.get("baseline")
         return [base if isinstance(base, str) else "", why, ""]
     delta = stats.format_delta(
@@ -800,7 +801,7 @@ def table_notes(table: pd.DataFrame) -> list[str]:
         notes.append(
             "Accuracies: [low, high] is a 95% interval: over the test videos for a row of one run (Wilson for "
             "top-1, top-5 and factor accuracies, a seeded bootstrap over videos for mean class accuracy), over "
-            "seeds for a row of several (t interval of the mean; `n` seeds)."
+            "seeds for a row of several (t interval of the mean, clipped to [0, 100]; `n` seeds)."
         )
         if len(n) and (n <= 1).all():
             notes.append(
