@@ -349,3 +349,25 @@ def test_an_interval_over_few_seeds_stays_within_0_and_100():
     tsn = df.iloc[[0]].assign(**{"model.variant": "tsn_r18", "model.flavour": "tsn", "run_id": "tsn-0", "path": "/x"})
     other = grid_table(pd.concat([df, tsn]).set_axis(range(len(df) + 1)), META, None, correct=correct)
     assert "(no baseline)" in to_markdown(other)  # a backbone no run of the grid is compared with says so
+
+
+def test_runs_csv_is_written_again_only_when_the_runs_changed(tmp_path):
+    import time
+
+    from harness.report import write_report
+
+    (tmp_path / "experiments").mkdir()
+    base = np.arange(40) % 2 == 0
+    _write_run(tmp_path, "g", "b0", variant="tsm_r18", aggregator="avg", seed=0, correct=base)
+    for p in (tmp_path / "runs").rglob("*"):
+        os.utime(p, (time.time() - 60, time.time() - 60))  # older than the store's 2-s window
+    out, kw = tmp_path / "reports", {"experiments_dir": tmp_path / "experiments", "formats": ("md",)}
+    write_report(tmp_path, out, **kw)
+    before = (out / "runs.csv").stat().st_mtime_ns
+    write_report(tmp_path, out, **kw)
+    assert (out / "runs.csv").stat().st_mtime_ns == before  # the same runs: not written again
+    _write_run(tmp_path, "g", "b0", variant="tsm_r18", aggregator="avg", seed=0, correct=~base)
+    for p in (tmp_path / "runs").rglob("*"):
+        os.utime(p, (time.time() - 30, time.time() - 30))
+    write_report(tmp_path, out, **kw)
+    assert (out / "runs.csv").stat().st_mtime_ns != before  # a run changed: written again

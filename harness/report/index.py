@@ -493,6 +493,33 @@ def draw_figures(specs: list[FigureSpec], record: dict | None = None, out: Path 
     return figures
 
 
+RUNS_CSV_RECORD = Path(".cache") / "runs_csv.json"
+"""``<reports>/.cache/runs_csv.json``: the store signature runs.csv was written from, and the file's size and
+mtime: an unchanged runs.csv of unchanged runs is not written again."""
+
+
+def _write_runs_csv(runs: pd.DataFrame, out: Path) -> None:
+    """``out/runs.csv`` (one row per run, no paths), unless the file already holds exactly these runs."""
+    path, signature = out / "runs.csv", runs.attrs.get("signature")
+    try:
+        record = json.loads((out / RUNS_CSV_RECORD).read_text(encoding="utf-8"))
+        st = path.stat()
+        if signature and record == {"signature": signature, "size": st.st_size, "mtime_ns": st.st_mtime_ns}:
+            return
+    except (OSError, ValueError):
+        pass
+    to_csv(runs.drop(columns=["path"]), path)
+    if signature:
+        st = path.stat()
+        try:
+            _write(
+                out / RUNS_CSV_RECORD,
+                json.dumps({"signature": signature, "size": st.st_size, "mtime_ns": st.st_mtime_ns}),
+            )
+        except OSError:  # a cache: the report is right without it
+            pass
+
+
 def read_figure_record(out: Path) -> dict:
     """The figure record of the reports folder ``out`` (empty when absent, unreadable or from other code)."""
     code = _code_digest()
@@ -635,7 +662,7 @@ def write_report(
     shown = pd.concat([g for g, _ in splits.values()]) if splits else runs
     done_all = shown[shown["status"] == "done"]
     out.mkdir(parents=True, exist_ok=True)
-    to_csv(runs.drop(columns=["path"]), out / "runs.csv")
+    _write_runs_csv(runs, out)
     index = [
         "# DSA harness report",
         "",

@@ -31,6 +31,7 @@ read only on demand: :func:`harness.results.cache.load_correct`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -135,9 +136,10 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
 
     ``df.attrs["problems"]``: ``[(run path, message), ...]`` for missing or half-written files (never
     fatal). ``df.attrs["config_columns"]``: the columns that came from config.json. ``df.attrs["root"]``:
-    ``root``. With ``cache`` (the default) the summary cache ``<root>/.cache/store.parquet`` is read and
-    refreshed: only run folders whose files changed (or that are new) are read; ``cache=False`` reads every
-    run and writes nothing."""
+    ``root``. ``df.attrs["signature"]``: a digest of every run folder's file signatures (None when a folder
+    changed as it was read): equal digests, the same frame. With ``cache`` (the
+    default) the summary cache ``<root>/.cache/store.parquet`` is read and refreshed: only run folders whose
+    files changed (or that are new) are read; ``cache=False`` reads every run and writes nothing."""
     root = Path(root)
     scans = list(scan_run_dirs(root))
     summary = cache_mod.read_summary(root) if cache and scans else None
@@ -145,7 +147,9 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
     keys = [str(s.rd.path) for s in scans]
     keys = [k[len(prefix) :] if k.startswith(prefix) else k for k in keys]
     if summary is not None and summary.keys == keys and summary.sigs == [s.signature for s in scans]:
-        return _frame_from_summary(root, scans, summary)
+        df = _frame_from_summary(root, scans, summary)
+        df.attrs["signature"] = _signature(keys, summary.sigs)
+        return df
     where = {k: i for i, k in enumerate(summary.keys)} if summary is not None else {}
     now = cache_mod.now_ns()
     fresh: dict[int, tuple[dict, list[str], list[str], dict]] = {}  # scan position -> what _read_run read
@@ -197,7 +201,18 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
     if cache and scans:
         cache_mod.write_summary(root, cache_mod.encode_summary(root, keys, sigs, meta, columns))
     data = {n: cache_mod.frame_values(v) for n, v in columns.items()}
-    return _assemble(root, scans, data, problems, config_cols)
+    df = _assemble(root, scans, data, problems, config_cols)
+    df.attrs["signature"] = _signature(keys, sigs) if all(sigs) else None
+    return df
+
+
+def _signature(keys: list[str], sigs: list[str]) -> str:
+    """What a frame was read from, hashed: every run folder's name and file signature (equal signatures: the
+    same frame), with this module's code."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for key, sig in zip(keys, sigs):
+        h.update(f"{key}\0{sig}\n".encode())
+    return h.hexdigest()
 
 
 def _assemble(root: Path, scans: list, data: dict[str, Any], problems: list, config_cols: dict) -> pd.DataFrame:
