@@ -20,11 +20,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as sps
-from statsmodels.stats.power import TTestPower
-from statsmodels.stats.proportion import proportion_confint
 
 from harness.numfmt import format_interval, format_sig
+
+
+def _sps():
+    """``scipy.stats``, imported when a computation needs it (0.6 s: a report whose comparisons are remembered
+    needs none)."""
+    from scipy import stats
+
+    return stats
+
 
 CONFIDENCE = 0.95
 """Two-sided confidence level of every interval (and 1 - alpha of the tests)."""
@@ -69,6 +75,8 @@ def wilson_interval(successes, n, confidence: float = CONFIDENCE):
     n = np.asarray(n, dtype=np.float64)
     s, n = np.broadcast_arrays(s, n)
     empty = n <= 0
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(s, np.where(empty, 1.0, n), alpha=_alpha(confidence), method="wilson")
     low = np.where(empty, np.nan, np.asarray(low) * 100)
     high = np.where(empty, np.nan, np.asarray(high) * 100)
@@ -180,7 +188,7 @@ def mcnemar_exact_p(a_only, b_only):
     ``mcnemar([[., a_only], [b_only, .]], exact=True).pvalue`` (1 when there is no discordant video)."""
     a = np.asarray(a_only, dtype=np.int64)
     b = np.asarray(b_only, dtype=np.int64)
-    p = np.minimum(sps.binom.cdf(np.minimum(a, b), a + b, 0.5) * 2, 1.0)
+    p = np.minimum(_sps().binom.cdf(np.minimum(a, b), a + b, 0.5) * 2, 1.0)
     return _scalar_or_array(p)
 
 
@@ -314,8 +322,10 @@ def seed_summary(values, *, confidence: float = CONFIDENCE) -> dict:
     if std == 0:
         out["low"] = out["high"] = out["mean"]
     else:
-        low, high = sps.t.interval(confidence, n - 1, loc=out["mean"], scale=std / math.sqrt(n))
-        out["low"], out["high"] = float(low), float(high)
+        from scipy.special import stdtrit  # the t quantile (scipy.stats.t.ppf), without importing scipy.stats
+
+        half = float(stdtrit(n - 1, (1 + confidence) / 2)) * std / math.sqrt(n)  # = scipy.stats.t.interval
+        out["low"], out["high"] = out["mean"] - half, out["mean"] + half
     return out
 
 
@@ -328,7 +338,7 @@ def _prob_greater(x, y, axis=-1):
     n, m = x.shape[-1], y.shape[-1]
     lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
     x, y = np.broadcast_to(x, (*lead, n)), np.broadcast_to(y, (*lead, m))
-    ranks = sps.rankdata(np.concatenate([x, y], axis=-1), axis=-1)
+    ranks = _sps().rankdata(np.concatenate([x, y], axis=-1), axis=-1)
     u = ranks[..., :n].sum(axis=-1) - n * (n + 1) / 2
     return u / (n * m)
 
@@ -350,10 +360,10 @@ def probability_of_improvement(
     out = {"p": math.nan, "low": math.nan, "high": math.nan, "n_x": int(x.size), "n_y": int(y.size)}
     if not x.size or not y.size:
         return out
-    out["p"] = float(sps.mannwhitneyu(x, y, alternative="two-sided").statistic / (x.size * y.size))
+    out["p"] = float(_sps().mannwhitneyu(x, y, alternative="two-sided").statistic / (x.size * y.size))
     if x.size < 2 or y.size < 2:
         return out
-    res = sps.bootstrap(
+    res = _sps().bootstrap(
         (x, y),
         _prob_greater,
         n_resamples=resamples,
@@ -386,6 +396,8 @@ def min_detectable_delta(
     nobs = int(n_videos) * int(seeds)
     if nobs < 2 or not discordance > 0:
         return math.nan
+    from statsmodels.stats.power import TTestPower
+
     es = float(TTestPower().solve_power(effect_size=None, nobs=nobs, alpha=alpha, power=power, alternative="two-sided"))
     return 100 * es * math.sqrt(discordance / (1 + es * es))
 
@@ -393,6 +405,8 @@ def min_detectable_delta(
 def _power(es: float, nobs: int, alpha: float) -> float:
     """statsmodels' power of the two-sided one-sample t-test; 1 where its noncentral t gives nan (a
     noncentrality far beyond any critical value)."""
+    from statsmodels.stats.power import TTestPower
+
     p = float(TTestPower().power(effect_size=es, nobs=nobs, alpha=alpha, alternative="two-sided"))
     if math.isnan(p) and es * math.sqrt(nobs) > 40:
         return 1.0
@@ -419,7 +433,7 @@ def seeds_to_resolve(
     if d == discordance:  # every discordant video favours one side: no variance, any sample resolves it
         return 1 if n_videos >= 2 else (2 if max_seeds >= 2 else None)
     es = d / math.sqrt(discordance - d * d)
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)  # the normal approximation: a first guess only
+    z = _sps().norm.ppf(1 - alpha / 2) + _sps().norm.ppf(power)  # the normal approximation: a first guess only
     seeds = max(1, math.ceil((z / es) ** 2 / n_videos), math.ceil(2 / n_videos))
     if seeds > max_seeds:
         seeds = max_seeds + 1 if _power(es, n_videos * max_seeds, alpha) < power else max_seeds
