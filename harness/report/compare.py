@@ -75,6 +75,21 @@ def row_key(value) -> str:
 _key = row_key
 
 
+def row_keys(column: pd.Series) -> list[str]:
+    """:func:`row_key` of every value of ``column``, each distinct value computed once (reports map thousands)."""
+    seen: dict = {}
+    out = []
+    for v in column.tolist():
+        try:
+            k = seen.get(v)
+            if k is None:
+                k = seen[v] = row_key(v)
+        except TypeError:  # unhashable (a list): computed as it is
+            k = row_key(v)
+        out.append(k)
+    return out
+
+
 def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
     """One row per done run that has a baseline run (module doc): ``run_id``, ``baseline_run_id``, ``seed``,
     ``path``, ``baseline_path``, the two test lists. ``baseline``: the grid's ``report.baseline`` mapping,
@@ -93,11 +108,11 @@ def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
         for c in configured
         if c in done.columns and c not in _NOT_CONFIG and c not in skip and done[c].astype(str).nunique() > 1
     ]
-    keys = list(zip(done["seed"].map(_key), *(done[c].map(_key) for c in columns)))
+    keys = list(zip(row_keys(done["seed"]), *(row_keys(done[c]) for c in columns)))
     if baseline:
         base = np.ones(len(done), dtype=bool)
         for k, v in baseline.items():
-            base &= (done[k].map(_key) == _key(v)).to_numpy() if k in done.columns else False
+            base &= (np.array(row_keys(done[k])) == _key(v)) if k in done.columns else False
         compared = ~base
     else:
         aggregator = done.get("model.aggregator", pd.Series(None, index=done.index))

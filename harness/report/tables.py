@@ -31,6 +31,7 @@ from harness.errors import ConfigError
 from harness.numfmt import format_interval, format_sig, sig_decimals
 from harness.report import stats
 from harness.report.compare import row_key as _key
+from harness.report.compare import row_keys
 
 METRIC_LABELS = {
     "test.top1": "top-1 (%)",
@@ -346,7 +347,7 @@ def varying_columns(runs: pd.DataFrame) -> list[str]:
     for col in cols:
         if col in _NOT_KEYS or col not in runs.columns:
             continue
-        if runs[col].map(_key).nunique(dropna=False) > 1:
+        if len(set(row_keys(runs[col]))) > 1:
             out.append(col)
     return out
 
