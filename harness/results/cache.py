@@ -270,6 +270,8 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
     changed = False
     now = now_ns()
     listed = runs["manifest.test.rows"] if "manifest.test.rows" in runs.columns else [None] * len(runs)
+    found: list = []  # per run, in order: (path, arrays or None, problem message or None)
+    todo: list = []  # files to read: (position in found, RunDir, rows, key, sig, mtime_ns)
     for path, rows in zip(runs["path"], listed):
         rd = RunDir(path)
         rows = None if rows is None or (isinstance(rows, float) and np.isnan(rows)) else int(rows)
@@ -282,23 +284,42 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
         hit = cached.get(key)
         if hit is not None and hit[0] == sig:
             if hit[1] < 0:  # a file found unreadable, unchanged since: its message
-                problems.append((path, hit[2].decode()))
+                found.append((path, None, hit[2].decode()))
             else:
-                out[path] = (_unpack(hit[2], hit[1]), _unpack(hit[3], hit[1]))
+                found.append((path, (_unpack(hit[2], hit[1]), _unpack(hit[3], hit[1])), None))
             continue
+        todo.append((len(found), rd, rows, key, sig, st[0]))
+        found.append((path, None, None))
+
+    def read(task):
         try:
-            correct, scored = read_correct(rd, rows)
+            return read_correct(task[1], task[2]), None
         except Exception as e:  # pyarrow's errors (ArrowInvalid, ...), OSError, missing columns, bad index
-            message = f"{PREDICTIONS} unreadable: {_one_line(e)}"
-            problems.append((path, message))
-            if now - st[0] >= RACY_NS:
-                cached[key] = (sig, -1, message.encode(), b"")
-                changed = True
-            continue
-        out[path] = (correct, scored)
-        if now - st[0] >= RACY_NS:
-            cached[key] = (sig, len(correct), _pack(correct), _pack(scored))
+            return None, f"{PREDICTIONS} unreadable: {_one_line(e)}"
+
+    # Parquet reading releases the GIL: a few threads read a cold cache's files side by side
+    workers = min(4, os.cpu_count() or 1)
+    if len(todo) > 1 and workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(read, todo))
+    else:
+        results = [read(task) for task in todo]
+    for (at, _rd, _rows, key, sig, mtime), (arrays, message) in zip(todo, results):
+        found[at] = (found[at][0], arrays, message)
+        if now - mtime >= RACY_NS:
+            cached[key] = (
+                (sig, -1, message.encode(), b"")
+                if arrays is None
+                else (sig, len(arrays[0]), _pack(arrays[0]), _pack(arrays[1]))
+            )
             changed = True
+    for path, arrays, message in found:
+        if arrays is not None:
+            out[path] = arrays
+        else:
+            problems.append((path, message))
     if changed and cache_path is not None:
         import pyarrow as pa
 
