@@ -332,3 +332,24 @@ def test_requeue_handler_then_restart_counts_one(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "run_task", lambda config, run_dir: {"status": "done"})
     tasks.execute_run(rd.path)
     assert (rd.read_job()["requeues"], rd.read_job()["attempts"]) == (1, 2)
+
+
+def test_a_zombie_process_holds_no_run_lock():
+    """A process that has exited but is not reaped yet (a zombie) is not alive: `sweep status` must not call
+    its run `running` while its parent has not waited for it."""
+    import subprocess
+    import sys
+    import time
+
+    from harness.results.lock import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while time.time() < deadline:  # exited, not reaped: a zombie
+        with open(f"/proc/{child.pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                break
+        time.sleep(0.02)
+    assert not pid_alive(child.pid)
+    child.wait()
+    assert not pid_alive(child.pid) and pid_alive(os.getpid())

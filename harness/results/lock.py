@@ -54,13 +54,20 @@ def lock_holder(run_dir: str | os.PathLike) -> dict | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs: it exists and is not a zombie (a process that has exited and
+    not been reaped yet holds no lock: the kernel released its flock when it died)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state after the command name in /proc/<pid>/stat; Z = zombie, X = dead
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 class RunLock:
