@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     tcfg = rc.train
 
     def in_memory_data(*_a, **_k):
-        return engine._Data(dataset, None, None, args.classes, None, normalize)
+        return engine.RunData(dataset, None, None, args.classes, None, normalize)
 
     engine.build_data = in_memory_data  # the engine's loop on data already in memory
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter

@@ -466,7 +466,7 @@ def test_ranks_wait_for_rank_0s_lock_decision(tmp_path, finished_meanwhile):
 
 
 def _corrupt_worker(rank: int, port: int, run_dir: str, out: str):
-    import harness.engine.train as train
+    import harness.engine.resume as resume
 
     ctx = _join_group(rank, 2, port)
     if rank == 1:  # rank 1 must never move a file
@@ -476,14 +476,14 @@ def _corrupt_worker(rank: int, port: int, run_dir: str, out: str):
 
         Path.replace = refuse
     else:  # rank 0 is slow: rank 1 would otherwise see the corrupt file too
-        real = train.load_checkpoint
+        real = resume.load_checkpoint
 
         def slow(path, *a, **k):
             time.sleep(1.0)
             return real(path, *a, **k)
 
-        train.load_checkpoint = slow
-    state = train._load_resume_state(RunDir(run_dir), lambda msg: None, ctx)
+        resume.load_checkpoint = slow
+    state = resume.load_resume_state(RunDir(run_dir), lambda msg: None, ctx)
     Path(out, f"epoch.{rank}").write_text(str(state["epoch"]))
     distributed.shutdown_distributed()
 

@@ -14,6 +14,9 @@ from harness.engine.distributed import DistributedContext, all_gather_objects, s
 from harness.errors import HarnessError
 from harness.results.rundir import atomic_write_bytes
 
+PREV_CHECKPOINT = "checkpoint.prev.pt"
+"""The checkpoint before the latest (kept when a new one is written): resumed from when the latest is corrupt."""
+
 
 class CheckpointError(HarnessError, RuntimeError):
     """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint); the message names it

@@ -6,15 +6,19 @@ Scores are the softmax probabilities averaged over the V views (spec section 5).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from harness.data import build_loader
 from harness.data.transforms import split_views
+from harness.engine.distributed import DistributedContext, all_gather_objects, broadcast_buffers
 from harness.report.stats import accuracy_intervals, wilson_interval
-from harness.results.predictions import per_class_accuracy
+from harness.results.predictions import build_columns, per_class_accuracy
 
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -106,3 +110,88 @@ def _progress_on_a_terminal(batches: Iterable):
     )
     total = len(batches) if hasattr(batches, "__len__") else 0
     return progress(total, "evaluating", "batch", enabled=sys.stderr.isatty() and rank0, leave=False)
+
+
+def evaluate_dataset(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    views: int,
+    batch_size: int,
+    data,
+    device: torch.device,
+    ctx: DistributedContext,
+    seed: int,
+    workers: int,
+    amp_dtype,
+    save_scores: bool = False,
+) -> tuple[dict, dict]:
+    """Evaluate on this rank's shard (no padding) with ``workers`` loader processes and autocast ``amp_dtype``
+    (None: full precision), gather all shards, score each video exactly once. ``data``: the run's
+    ``harness.engine.datasets.RunData`` (its normaliser and label factors). Returns (the aggregates, the
+    per-video columns of ``harness.results.predictions.build_columns``: one row per listed video, in list
+    order, the skipped ones as skipped rows; ``scores`` too with ``save_scores``), the same on every rank."""
+    broadcast_buffers(model, ctx)  # every rank scores with rank 0's BatchNorm statistics
+    loader = build_loader(
+        dataset,
+        batch_size,
+        shuffle=False,
+        seed=seed,
+        num_workers=workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        device=device,
+    )
+    model = model.to(device)
+    batches = (b for b in loader if len(b[2]))  # a batch of videos all left out as unreadable is empty
+    scores, labels, index = predict(
+        model, batches, views=views, device=device, normalize=data.normalize, amp_dtype=amp_dtype
+    )
+    skipped = dataset.pop_skipped() if hasattr(dataset, "pop_skipped") else []  # (on_error=skip: left out)
+    parts = all_gather_objects((scores, labels, index, skipped), ctx)
+    skipped = sorted((s for p in parts for s in p[3]), key=lambda s: s["index"])
+    if not any(len(p[2]) for p in parts):
+        from harness.data.video import CorruptVideoError
+
+        raise CorruptVideoError(
+            skipped[0]["path"] if skipped else str(getattr(dataset, "annotation_file", "")),
+            skipped[0]["reason"] if skipped else "undecodable",
+            f"none of the {len(dataset)} videos to evaluate could be read",
+            f"{skipped[0]['annotation']}:{skipped[0]['line']}" if skipped else "",
+        )
+    scores = np.concatenate([p[0] for p in parts if len(p[2])])
+    labels = np.concatenate([p[1] for p in parts if len(p[2])])
+    index = np.concatenate([p[2] for p in parts if len(p[2])])
+    order = np.argsort(index, kind="stable")
+    scores, labels, index = scores[order], labels[order], index[order]
+    covered = set(index.tolist()) | {s["index"] for s in skipped}
+    if len(np.unique(index)) != len(index) or len(covered) != len(dataset) or len(covered) != len(index) + len(skipped):
+        raise RuntimeError(
+            f"evaluation covered {len(covered)} of {len(dataset)} videos ({len(index)} predictions, "
+            f"{len(skipped)} unreadable)"
+        )
+    metrics = classification_metrics(scores, labels, data.factors)  # num_videos: the videos scored
+    metrics["loss"] = float(-np.log(np.clip(scores[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    metrics["num_skipped"] = len(skipped)
+    metrics["skipped_videos"] = [{"path": s["path"], "line": s["line"], "reason": s["reason"]} for s in skipped]
+    root = dataset.root  # a VideoDataset: its records in list order
+    lines, paths = [r.line for r in dataset.records], [_listed_path(r.path, root) for r in dataset.records]
+    columns = build_columns(
+        lines=lines,
+        paths=paths,
+        labels=dataset.labels,
+        scored_index=index,
+        scores=scores,
+        skipped={s["index"]: s["reason"] for s in skipped},
+        save_scores=save_scores,
+    )
+    return metrics, columns
+
+
+def _listed_path(path: str, root: str | None) -> str:
+    """A record's path as its list gives it: relative to the dataset root where the list's path was."""
+    if root:
+        prefix = os.path.join(root, "")
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
