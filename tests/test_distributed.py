@@ -711,3 +711,51 @@ def test_two_ranks_write_each_listed_video_once_in_list_order_as_one_process_doe
     scored = [i for i in range(5) if i != 2]
     two_scores, one_scores = (t.column("true_score").to_pylist() for t in (two, one))
     assert [two_scores[i] for i in scored] == pytest.approx([one_scores[i] for i in scored], rel=1e-5)
+
+
+def test_cpu_threads_per_rank_from_each_launchers_environment():
+    """Several CPU ranks share the node's cores instead of each taking torch's default (every core): the
+    number and where it came from, for the environments torchrun, SLURM and the local executor give."""
+    from harness.engine.runtime import cpu_threads, ranks_on_this_node
+
+    cpus = len(os.sched_getaffinity(0))
+    assert cpu_threads(3, 1, None, {}) == cpu_threads(3, 4, None, {"OMP_NUM_THREADS": "9"}) == (3, "train.threads")
+    assert cpu_threads(None, 1, {"cpus_per_task": 4}, {}) == (None, "torch's default")  # one process: untouched
+    assert cpu_threads(None, 2, {"cpus_per_task": 4}, {"OMP_NUM_THREADS": "4"}) == (4, "OMP_NUM_THREADS")
+    assert cpu_threads(None, 2, {"cpus_per_task": 1}, {}) == (1, "resources.cpus_per_task")
+    assert cpu_threads(None, 2, {"cpus_per_task": cpus + 8}, {})[0] == cpus  # never more than it may run on
+    torchrun = {"LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "8"}
+    assert ranks_on_this_node(8, torchrun) == 2
+    assert cpu_threads(None, 8, None, torchrun) == (max(1, cpus // 2), f"{cpus} CPUs / 2 ranks on this node")
+    assert ranks_on_this_node(6, {"SLURM_TASKS_PER_NODE": "3(x2)"}) == 3
+    assert ranks_on_this_node(6, {"SLURM_NTASKS_PER_NODE": "2", "SLURM_TASKS_PER_NODE": "2(x3)"}) == 2
+    assert ranks_on_this_node(2, {"SUBMITIT_LOCAL_NTASKS": "2"}) == 2
+    assert ranks_on_this_node(4, {}) == 4  # nothing said: one node
+
+
+def _threads_worker(rank: int, port: int, config: dict, run_dir: str, out: str):
+    for name in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE"):
+        os.environ.pop(name, None)
+    _join_group(rank, 2, port)
+    torch.set_num_threads(7)  # what torch's default would be on a bigger node: more than a rank's share
+    from harness.engine.train import train_and_evaluate
+
+    train_and_evaluate(config, run_dir, echo=False)
+    Path(out, f"threads.{rank}").write_text(str(torch.get_num_threads()))
+    distributed.shutdown_distributed()
+
+
+def test_cpu_ddp_ranks_divide_the_cores_and_the_record_says_so(colour_set, tmp_path):  # noqa: F811
+    """Two gloo ranks started without train.threads, OMP_NUM_THREADS or resources each take their share of
+    the CPUs they may run on (not 7 each), and final.json and the log say how many and why."""
+    cpus = len(os.sched_getaffinity(0))
+    config = _run_config(colour_set, batch_size=1, threads=None, epochs=1, max_steps_per_epoch=1)
+    config["data"].update(val=None, test=None)
+    run = tmp_path / "run"
+    mp.spawn(_threads_worker, args=(_free_port(), config, str(run), str(tmp_path)), nprocs=2, join=True)
+    share = max(1, cpus // 2)
+    assert [int((tmp_path / f"threads.{r}").read_text()) for r in (0, 1)] == [share, share]
+    final = RunDir(run).read_final()
+    how = f"{cpus} CPUs / 2 ranks on this node"
+    assert (final["train"]["cpu_threads"], final["train"]["cpu_threads_from"]) == (share, how)
+    assert f"{share} CPU threads ({how})" in (run / "log.txt").read_text()

@@ -148,7 +148,28 @@ def evaluate_dataset(
         model, batches, views=views, device=device, normalize=data.normalize, amp_dtype=amp_dtype
     )
     skipped = dataset.pop_skipped() if hasattr(dataset, "pop_skipped") else []  # (on_error=skip: left out)
-    parts = all_gather_objects((scores, labels, index, skipped), ctx)
+    scores, labels, index, skipped = _gather_shards(all_gather_objects((scores, labels, index, skipped), ctx), dataset)
+    metrics = classification_metrics(scores, labels, data.factors)  # num_videos: the videos scored
+    metrics["loss"] = float(-np.log(np.clip(scores[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    metrics["num_skipped"] = len(skipped)
+    metrics["skipped_videos"] = [{"path": s["path"], "line": s["line"], "reason": s["reason"]} for s in skipped]
+    root = dataset.root  # a VideoDataset: its records in list order
+    lines, paths = [r.line for r in dataset.records], [_listed_path(r.path, root) for r in dataset.records]
+    columns = build_columns(
+        lines=lines,
+        paths=paths,
+        labels=dataset.labels,
+        scored_index=index,
+        scores=scores,
+        skipped={s["index"]: s["reason"] for s in skipped},
+        save_scores=save_scores,
+    )
+    return metrics, columns
+
+
+def _gather_shards(parts: list, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    """Every rank's (scores, labels, list positions, skipped videos) in list order, checked to cover each
+    listed video exactly once; none readable at all is a ``CorruptVideoError`` naming the first."""
     skipped = sorted((s for p in parts for s in p[3]), key=lambda s: s["index"])
     if not any(len(p[2]) for p in parts):
         from harness.data.video import CorruptVideoError
@@ -170,22 +191,7 @@ def evaluate_dataset(
             f"evaluation covered {len(covered)} of {len(dataset)} videos ({len(index)} predictions, "
             f"{len(skipped)} unreadable)"
         )
-    metrics = classification_metrics(scores, labels, data.factors)  # num_videos: the videos scored
-    metrics["loss"] = float(-np.log(np.clip(scores[np.arange(len(labels)), labels], 1e-12, None)).mean())
-    metrics["num_skipped"] = len(skipped)
-    metrics["skipped_videos"] = [{"path": s["path"], "line": s["line"], "reason": s["reason"]} for s in skipped]
-    root = dataset.root  # a VideoDataset: its records in list order
-    lines, paths = [r.line for r in dataset.records], [_listed_path(r.path, root) for r in dataset.records]
-    columns = build_columns(
-        lines=lines,
-        paths=paths,
-        labels=dataset.labels,
-        scored_index=index,
-        scores=scores,
-        skipped={s["index"]: s["reason"] for s in skipped},
-        save_scores=save_scores,
-    )
-    return metrics, columns
+    return scores, labels, index, skipped
 
 
 def _listed_path(path: str, root: str | None) -> str:

@@ -68,7 +68,7 @@ from harness.engine.loop import (
 from harness.engine.optim import build_optimizer, ddp_options, lr_factor
 from harness.engine.resume import load_resume_state
 from harness.engine.run_folder import RUN_FILES, open_run_dir
-from harness.engine.runtime import resolve_amp, resolve_deterministic, select_device, set_determinism
+from harness.engine.runtime import cpu_threads, resolve_amp, resolve_deterministic, select_device, set_determinism
 from harness.engine.sinks import LOGGER, RunLog, check_sinks
 from harness.errors import ConfigError
 from harness.measure.environment import describe_environment
@@ -170,8 +170,10 @@ class TrainingRun:
         self.log = RunLog(self.rd, ctx, self.echo)
         if ctx.is_main and self.on_disk != self.cfg:  # config.json is always the fully resolved config
             self.rd.write_config(self.cfg)
-        if tcfg.threads:
-            torch.set_num_threads(tcfg.threads)
+        threads, threads_from = cpu_threads(tcfg.threads, ctx.world_size, self.cfg.get("resources"))
+        if threads and (tcfg.threads or device.type == "cpu"):
+            torch.set_num_threads(threads)
+        self.threads = {"cpu_threads": torch.get_num_threads(), "cpu_threads_from": threads_from}  # final.json
         deterministic = resolve_deterministic(tcfg.deterministic, device)
         cudnn_benchmark = set_determinism(deterministic, device)
         self.amp_dtype, amp_used = resolve_amp(tcfg.amp, device)
@@ -258,7 +260,8 @@ class TrainingRun:
             f"runtime: amp {rt['amp_used']} (train.amp={tcfg.amp}), deterministic {rt['deterministic_used']} "
             f"(train.deterministic={tcfg.deterministic}), cudnn.benchmark {rt['cudnn_benchmark']}, "
             f"{rt['num_workers']} loader workers, channels_last {tcfg.channels_last}, activation checkpointing "
-            f"{','.join(tcfg.activation_checkpointing) or 'none'}, compile {tcfg.compile}"
+            f"{','.join(tcfg.activation_checkpointing) or 'none'}, compile {tcfg.compile}, "
+            f"{self.threads['cpu_threads']} CPU threads ({self.threads['cpu_threads_from']})"
         )
         if self.ctx.is_main:  # epochs at or after the resume point are redone: drop their old lines
             self.rd.truncate_metrics(keep_epochs_below=self.start_epoch)
@@ -643,6 +646,7 @@ class TrainingRun:
             "final_train_loss": metrics[-1]["train_loss"] if metrics else None,
             "clips_per_s": float(np.mean([m["clips_per_s"] for m in metrics])) if metrics else None,
             **self.runtime,
+            **self.threads,
             # peak memory of this (main) process's GPU, GB = 1e9 bytes: the measurement `sweep show` prefers
             # the allocator's peak is reset every epoch (per-epoch peaks in metrics.jsonl): the run's is their max
             "peak_mem_gb": (
