@@ -525,3 +525,37 @@ def test_the_store_signature_tells_an_unchanged_frame_from_a_changed_one(runs_ro
     _age(runs_root)
     again = load_runs(runs_root).attrs["signature"]
     assert again and again != first
+
+
+def _read_noting_pid(path: str):  # module level: the workers get it by name
+    (Path(os.environ["PID_NOTES"]) / f"pid.{os.getpid()}").touch()
+    return store._read_run(RunDir(path))
+
+
+def test_many_folders_are_read_by_forked_workers_into_the_same_frame(runs_root, monkeypatch, tmp_path):
+    """A cold read of many run folders (here: from 2) goes to worker processes where 2 CPUs are free, and
+    gives exactly the frame of reading them here; beside another Python thread it reads here (no fork)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the folders are read in this process")
+    import threading
+
+    _add_odd_columns(runs_root)
+    _age(runs_root)
+    here = load_runs(runs_root, cache=False)
+    monkeypatch.setenv("PID_NOTES", str(tmp_path))
+    monkeypatch.setattr(store, "_read_run_at", _read_noting_pid)
+    monkeypatch.setattr(store, "PARALLEL_READ_MIN", 2)
+    _same(load_runs(runs_root, cache=False), here)
+    pids = {int(p.name.split(".")[1]) for p in tmp_path.glob("pid.*")}
+    assert pids and os.getpid() not in pids  # read by the workers
+    for p in tmp_path.glob("pid.*"):
+        p.unlink()
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        _same(load_runs(runs_root, cache=False), here)
+    finally:
+        release.set()
+        other.join()
+    assert not list(tmp_path.glob("pid.*"))  # read here

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,45 @@ def _read_run(rd: RunDir) -> tuple[dict, list[str], list[str], dict[str, list]]:
     return row, list(config_cols), problems, _columnar(metrics)
 
 
+PARALLEL_READ_MIN = 1000
+"""Run folders to read (a cold store, many changed runs) from which :func:`_read_runs` uses worker processes:
+reading is JSON parsing (CPU, under the GIL); each worker costs about a second to start (imports)."""
+
+
+def _read_run_at(path: str) -> tuple[dict, list[str], list[str], dict[str, list]]:
+    return _read_run(RunDir(path))
+
+
+def _read_runs(rds: list[RunDir], *, desc: str, parallel_min: int | None = None) -> list[tuple]:
+    """:func:`_read_run` of each folder, in order: in this process or, for ``parallel_min`` folders or more
+    when 2 or more CPUs are free to use, in up to 4 forked worker processes (each starts in milliseconds,
+    sharing what is imported); only while this process runs no other Python thread (one could hold a lock a
+    forked child would inherit locked; tqdm's monitor aside), else here. Either way the same results;
+    progress on a terminal only (disable=None), and only for slow reads."""
+    parallel_min = PARALLEL_READ_MIN if parallel_min is None else parallel_min
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    workers = min(4, cpus, max(1, len(rds) // max(parallel_min // 2, 1)))
+    if len(rds) >= parallel_min and workers >= 2 and _no_other_threads():
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            # the workers are forked here, as the folders are handed out: before the progress bar's thread
+            results = pool.map(_read_run_at, [str(rd.path) for rd in rds], chunksize=max(1, len(rds) // (workers * 8)))
+            return list(tqdm(results, total=len(rds), desc=desc, **_BAR))
+    return [_read_run(rd) for rd in tqdm(rds, desc=desc, **_BAR)]
+
+
+def _no_other_threads() -> bool:
+    """No Python thread but the main one and tqdm's monitor (which only counts bars, never used by the workers)."""
+    from tqdm._monitor import TMonitor
+
+    return all(t is threading.main_thread() or isinstance(t, TMonitor) for t in threading.enumerate())
+
+
+_BAR = {"unit": " runs", "leave": False, "disable": None, "delay": 1.0, "mininterval": 0.5}
+
+
 # path -> (signature of metrics.jsonl, metrics in columns, or their JSON text from the cache): filled by load_runs,
 # reused by load_metrics in the same process while the file is unchanged (a report reads each metrics.jsonl once)
 _METRICS_READ: dict[str, tuple[Any, Any]] = {}
@@ -152,11 +192,8 @@ def load_runs(root: str | os.PathLike = "results/runs", *, cache: bool = True) -
         return df
     where = {k: i for i, k in enumerate(summary.keys)} if summary is not None else {}
     now = cache_mod.now_ns()
-    fresh: dict[int, tuple[dict, list[str], list[str], dict]] = {}  # scan position -> what _read_run read
     todo = [i for i, (s, k) in enumerate(zip(scans, keys)) if k not in where or summary.sigs[where[k]] != s.signature]
-    # progress on a terminal only (disable=None), and only for slow reads
-    for i in tqdm(todo, desc=f"reading {root}", unit=" runs", leave=False, disable=None, delay=1.0, mininterval=0.5):
-        fresh[i] = _read_run(scans[i].rd)
+    fresh = dict(zip(todo, _read_runs([scans[i].rd for i in todo], desc=f"reading {root}")))  # position -> read
     names = dict.fromkeys(summary.names if summary is not None else ())
     for row, *_ in fresh.values():
         names.update(dict.fromkeys(row))
