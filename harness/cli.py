@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register_commands(sub)
+    from harness.measure.commands import add_data_bench  # `data bench` times the data path with measure's tools
+
+    add_data_bench(sub.choices["data"])
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``dsa-harness data check | prepare | synth``."""
+"""``dsa-harness data check | prepare | synth`` (and ``bench``, from harness/measure/commands.py)."""
 
 from __future__ import annotations
 
@@ -399,7 +399,8 @@ def register_commands(subparsers) -> None:
         help="video data: check a dataset, prepare a downloaded one, generate the synthetic long-range set",
         description=(
             "Video data tools: 'check' scans a dataset for bad videos; 'prepare' turns a downloaded Kinetics-400, "
-            "Mini-Kinetics-200 or Something-Something V1 into our lists; 'synth' writes the synthetic set."
+            "Mini-Kinetics-200 or Something-Something V1 into our lists; 'synth' writes the synthetic set; 'bench' "
+            "times the data path (videos/s of one loader process) beside the raw decoder."
         ),
     )
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")

@@ -278,3 +278,88 @@ def format_profile_table(records: list[dict], tablefmt: str = "simple") -> str:
     keep = [i for i in range(len(columns)) if any(row[i] is not None for row in cells)]
     rows = [["-" if row[i] is None else row[i] for i in keep] for row in cells]
     return tabulate(rows, headers=[columns[i][0] for i in keep], tablefmt=tablefmt)
+
+
+def add_data_bench(data_parser: argparse.ArgumentParser) -> None:
+    """``data bench``: attached to the ``data`` command (harness/data/commands.py) by the CLI, since timing
+    the data path uses this area's tools (paired rounds, environment records)."""
+    sub = next(a for a in data_parser._actions if isinstance(a, argparse._SubParsersAction))
+    p = sub.add_parser(
+        "bench",
+        help="videos/s of one loader process for a dataset's videos, beside the raw decoder",
+        description=(
+            "Time the data path of training on a list's own videos: the harness's dataset (open, decode the frames\n"
+            "the sampler picks, random-resized crop and flip) against the backend alone decoding the same frames,\n"
+            "in interleaved rounds; prints videos/s of one process for each and their ratio with its bootstrap 95%\n"
+            "interval, and writes the record (JSON) to --out. A loader with W workers delivers up to W times it."
+        ),
+        formatter_class=HelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  dsa-harness data bench data/synth/train.txt --backend decord --backend pyav\n"
+            "  dsa-harness data bench k400/frames_val.txt --format frames --frame-template 'img_{:05d}.jpg'"
+        ),
+    )
+    p.add_argument("annotation", metavar="LIST", help="video list or raw-frame list")
+    p.add_argument(
+        "--root", metavar="DIR", default=None, help="folder the list's paths are relative to (default: its own)"
+    )
+    p.add_argument("--format", choices=("video", "frames"), default="video", help="list layout (default: video)")
+    p.add_argument(
+        "--backend",
+        action="append",
+        metavar="NAME",
+        default=None,
+        help="video backend to time, repeatable: decord | pyav (default: decord)",
+    )
+    p.add_argument("--videos", type=int, metavar="N", default=16, help="videos read per pass (default 16)")
+    p.add_argument("--rounds", type=int, metavar="N", default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--snippets", type=int, metavar="U", default=4, help="snippets per video (default 4)")
+    p.add_argument("--frames", type=int, metavar="T", default=8, help="frames per snippet (default 8)")
+    p.add_argument("--interval", type=int, metavar="FRAMES", default=8, help="frame interval (default 8)")
+    p.add_argument("--size", type=int, metavar="PIXELS", default=224, help="training crop (default 224)")
+    p.add_argument(
+        "--frame-template",
+        default="img_{:05d}.jpg",
+        metavar="TEMPLATE",
+        help="raw frames: file name of frame i (default img_{:05d}.jpg)",
+    )
+    p.add_argument(
+        "--frame-start", type=int, metavar="N", default=1, help="raw frames: first frame's number (default 1)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        default="results/benchmarks/data_bench.json",
+        help="where to write the record (default results/benchmarks/data_bench.json)",
+    )
+    p.set_defaults(func=_data_bench)
+
+
+def _data_bench(args: argparse.Namespace) -> int:
+    from harness.errors import UsageError
+    from harness.measure.loader import bench_loader, format_bench
+    from harness.results.rundir import atomic_write_json
+
+    for name in ("videos", "rounds", "snippets", "frames", "interval", "size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} {getattr(args, name)}: must be >= 1")
+    record = bench_loader(
+        args.annotation,
+        root=args.root,
+        format=args.format,
+        backends=args.backend or ["decord"],
+        num_snippets=args.snippets,
+        num_frames=args.frames,
+        frame_interval=args.interval,
+        size=args.size,
+        videos=args.videos,
+        rounds=args.rounds,
+        frame_template=args.frame_template,
+        frame_start=args.frame_start,
+        progress=lambda text: print(text, flush=True),
+    )
+    print(format_bench(record))
+    atomic_write_json(args.out, record)
+    print(f"record: {args.out}")
+    return 0
