@@ -122,13 +122,18 @@ def train_and_evaluate(
         return done
     rd.create()
     on_disk = rd.read_config() if rd.config_path.exists() else None
-    carried = {k: v for k, v in (config if isinstance(config, dict) else {}).items() if k in ("grid", "resources")}
-    carried = {**{k: v for k, v in (on_disk or {}).items() if k in ("grid", "resources")}, **carried}
-    run = TrainingRun(rd, rc, rc.record(**carried), on_disk, echo=echo, progress=progress)
+    run = TrainingRun(rd, rc, rc.record(**_carried(config, on_disk)), on_disk, echo=echo, progress=progress)
     run.setup()
     run.resume()
     run.train()
     return run.finish(*run.test())
+
+
+def _carried(config: dict | RunConfig, on_disk: dict | None) -> dict:
+    """What a run's config record keeps beside its identity: its ``grid`` and ``resources`` (written by the
+    launcher), the given config's over the folder's config.json's."""
+    given = config if isinstance(config, dict) else {}
+    return {k: v for record in (on_disk or {}, given) for k, v in record.items() if k in ("grid", "resources")}
 
 
 class TrainingRun:
