@@ -1,6 +1,6 @@
 """`dsa-harness train` and `dsa-harness eval`.
 
-Every field of the run config (harness/config.py) is reachable: ``--recipe FILE`` starts from a recipe,
+Every field of the run config (harness/config/) is reachable: ``--recipe FILE`` starts from a recipe,
 the common flags below set one field each (their defaults are the config's), ``--set section.key=VALUE``
 sets any field, ``-o KEY=VALUE`` is short for ``--set model.KEY=VALUE``. Later wins: defaults < recipe <
 flags < -o < --set.
