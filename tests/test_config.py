@@ -1,4 +1,4 @@
-"""The one run config (harness/config.py): resolution, run identity, --set, recipes, CLI reachability."""
+"""The one run config (harness/config/): resolution, run identity, --set, recipes, CLI reachability."""
 
 from __future__ import annotations
 

@@ -113,7 +113,7 @@ def train_and_evaluate(
     progress: bool | None = None,
     force: bool = False,
 ) -> dict:
-    """Train ``config`` (a run config dict or ``RunConfig``, see harness/config.py) in ``run_dir``,
+    """Train ``config`` (a run config dict or ``RunConfig``, see harness/config/) in ``run_dir``,
     resuming if possible; then test. Returns the final record (also written to final.json). A
     finished run of the same config is returned as is; a folder of another run, or of files the harness
     did not make, is refused (see :func:`open_run_dir`). The logs it opened are closed however it ends."""
