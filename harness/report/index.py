@@ -6,7 +6,9 @@
 
 Layout: ``reports/README.md`` (the index: hardware, dates, run and status counts, a contents table,
 each grid's table and figures), ``reports/<grid>.md`` and ``.tex`` (tables),
-``reports/figures/<grid>_*.png|svg``, ``reports/runs.csv`` (one row per run).
+``reports/figures/<grid>_*.png|svg``, ``reports/runs.csv`` (one row per run). The figures each grid gets are
+chosen in ``harness.report.figures`` (drawn here, and not again while unchanged); what the index says about the
+runs' settings, dates and statuses comes from ``harness.report.runinfo``.
 
 Every number of ours comes from the run directories under ``results/runs``; paper numbers come only from
 ``experiments/paper/*.csv`` (verified cells). Every report draws every figure; the runs come from the results
@@ -20,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,133 +29,33 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.errors import UsageError
-from harness.report.tables import (
-    RATIO_CI_WARN_WIDTH,
-    RATIO_METRICS,
-    RESOLVED_MARK,
-    WARN_MARK,
-    GridMeta,
-    comparison_memo,
-    format_key,
-    grid_table,
-    key_label,
-    memo_text,
-    pairs_csv,
-    read_paper,
-    to_latex,
-    to_markdown,
+from harness.report.columns import RATIO_CI_WARN_WIDTH, WARN_MARK
+from harness.report.figures import (
+    ABLATION_KNOBS,
+    LABEL,
+    TAGS,
+    FigureSpec,
+    _row_labels,
+    _spec_digest,
+    figure_specs,
+    zoo_spec,
 )
+from harness.report.formatting import RESOLVED_MARK, pairs_csv, to_latex, to_markdown
+from harness.report.runinfo import dates as _dates
+from harness.report.runinfo import hardware as _hardware
+from harness.report.runinfo import run_settings
+from harness.report.runinfo import status_counts as _status_counts
+from harness.report.tables import GridMeta, comparison_memo, grid_table, memo_text, read_paper
 from harness.results.cache import load_correct
-from harness.results.rundir import atomic_write_bytes, metrics_signature, read_grid_manifest
-from harness.results.store import load_metrics, load_runs, to_csv
+from harness.results.rundir import atomic_write_bytes, read_grid_manifest
+from harness.results.store import load_runs, to_csv
 
 FORMATS = ("md", "tex", "png", "svg")
 MAX_PROBLEMS_LISTED = 50
-ABLATION_KNOBS = ("model.split_ratio", "model.alpha", "model.kernel_size", "model.num_snippets")
 
 
 def _write(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
-
-
-def _first(run: dict, *cols: str):
-    """The first of ``cols`` the run recorded (None if none)."""
-    for col in cols:
-        v = run.get(col)
-        if v is not None and not (isinstance(v, float) and pd.isna(v)):
-            return v
-    return None
-
-
-def _on_off(v) -> str:
-    return "on" if bool(v) else "off"
-
-
-def run_settings(run: dict) -> tuple[str, ...]:
-    """What a run was measured on and with, as recorded (nothing is assumed): device and its name, then
-    threads, batch, dtype / autocast, TF32, cudnn.benchmark (CUDA), channels_last, compile mode and the
-    torch / CUDA / cuDNN versions, from ``profile.settings.*`` (profile records since issue 13), else the
-    older ``hardware.*``, ``profile.*`` and ``versions.*`` fields."""
-    device = _first(run, "profile.settings.device", "hardware.device") or "?"
-    device = str(device).split(":")[0]
-    parts = [f"{device}: {_first(run, 'profile.settings.device_name', 'hardware.device_name')}"]
-    threads = _first(run, "profile.settings.threads", "hardware.threads")
-    if threads is not None:
-        parts.append(f"{int(threads)} thread{'' if int(threads) == 1 else 's'}")
-    batch = _first(run, "profile.settings.batch", "profile.batch")
-    if batch is not None:
-        parts.append(f"batch {int(batch)}")
-    dtype = _first(run, "profile.settings.dtype")
-    if dtype is not None:
-        parts.append(f"{dtype} autocast" if _first(run, "profile.settings.autocast") else str(dtype))
-    if device == "cuda":
-        matmul, cudnn = _first(run, "profile.settings.tf32_matmul"), _first(run, "profile.settings.tf32_cudnn")
-        if matmul is not None or cudnn is not None:
-            tf32 = [f"{name} {_on_off(v)}" for name, v in (("matmul", matmul), ("cudnn", cudnn)) if v is not None]
-            parts.append("TF32 " + "/".join(tf32))
-        bench = _first(run, "profile.settings.cudnn_benchmark")
-        if bench is not None:
-            parts.append(f"cudnn.benchmark {_on_off(bench)}")
-    channels_last = _first(run, "profile.settings.channels_last", "profile.channels_last")
-    if channels_last is not None:
-        parts.append(f"channels_last {_on_off(channels_last)}")
-    mode = _first(run, "profile.settings.compile_mode")
-    compiled = _first(run, "profile.compiled")
-    if mode is not None:
-        parts.append(f"compile {mode}")
-    elif compiled is not None:
-        parts.append("compiled" if compiled else "compile none")
-    for name, cols in (
-        ("torch", ("profile.settings.torch", "versions.torch")),
-        ("CUDA", ("profile.settings.cuda", "versions.cuda")),
-        ("cuDNN", ("profile.settings.cudnn",)),
-    ):
-        v = _first(run, *cols)
-        if v is not None:
-            parts.append(f"{name} {int(v) if isinstance(v, float) and v.is_integer() else v}")
-    return tuple(parts)
-
-
-def _hardware(runs: pd.DataFrame) -> str:
-    """Every recorded setting (:func:`run_settings`) with the number of runs measured so, runs with equal
-    settings grouped: ``cpu: AMD EPYC, 2 threads, batch 1, fp32, channels_last off, compile none, torch
-    2.13.0 (7 runs); ...``; ``unknown`` when no run recorded its device."""
-    cols = [c for c in runs.columns if c.startswith(("profile.settings.", "hardware.", "versions."))]
-    cols += [c for c in ("profile.batch", "profile.channels_last", "profile.compiled") if c in runs.columns]
-    named = [c for c in ("profile.settings.device_name", "hardware.device_name") if c in runs.columns]
-    if not named:
-        return "unknown"
-    # runs with equal recorded values share one run_settings call (thousands of runs, a few settings);
-    # missing values as None so that equal rows compare equal (NaN != NaN), in order of first appearance
-    sub = runs[cols].astype(object)
-    sub = sub.where(sub.notna(), None)
-    same: dict[tuple, int] = {}
-    for values in zip(*(sub[c].tolist() for c in cols)):
-        same[values] = same.get(values, 0) + 1
-    groups: dict[tuple[str, ...], int] = {}
-    for values, n in same.items():
-        run = dict(zip(cols, values))
-        if _first(run, *named) is None:
-            continue
-        key = run_settings(run)
-        groups[key] = groups.get(key, 0) + n
-    return "; ".join(f"{', '.join(k)} ({n} run{'' if n == 1 else 's'})" for k, n in groups.items()) or "unknown"
-
-
-def _dates(runs: pd.DataFrame) -> str:
-    if "finished_at" not in runs.columns or runs["finished_at"].dropna().empty:
-        return "-"
-    d = runs["finished_at"].dropna().sort_values()
-    return d.iloc[0] if d.iloc[0] == d.iloc[-1] else f"{d.iloc[0]} to {d.iloc[-1]}"
-
-
-def _status_counts(runs: pd.DataFrame) -> str:
-    counts = runs["status"].value_counts()
-    return ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
-
-
-LABEL = "_label"
-TAGS = ("run_id", "grid", "seed", "model.variant")  # the run columns load_metrics puts beside each epoch
 
 
 def current_runs(runs: pd.DataFrame, grid_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -171,32 +71,6 @@ def current_runs(runs: pd.DataFrame, grid_dir: Path) -> tuple[pd.DataFrame, pd.D
     where = runs["run_id"].map(position)
     current = where.notna()
     return runs[current].iloc[where[current].to_numpy().argsort(kind="stable")], runs[~current]
-
-
-def _row_labels(frame: pd.DataFrame, rows: list[str]) -> pd.Series:
-    """Point / line labels: the row-key values that vary in ``frame`` joined with ' / ' (keys that
-    are the same everywhere say nothing); the first key if none varies."""
-    keys = [r for r in rows if r in frame.columns]
-    if not keys or frame.empty:
-        return pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    shown = {r: frame[r].map(format_key) for r in keys}
-    varying = [r for r in keys if shown[r].nunique() > 1] or keys[:1]
-    out = shown[varying[0]]
-    for r in varying[1:]:
-        out = out + " / " + shown[r]
-    return out
-
-
-@dataclass
-class FigureSpec:
-    """One figure to draw: ``plots.<fn>(frame, out=out, **kwargs)``, shown in the index as ``title``."""
-
-    title: str
-    fn: str
-    frame: pd.DataFrame | Callable[[], pd.DataFrame]  # a callable: built only if the figure is drawn
-    out: Path
-    kwargs: dict
-    inputs: str = ""  # a digest of what ``frame`` is built from, when that is cheaper to tell than the frame
 
 
 COMPARISON_MEMO = Path(".cache") / "comparisons.json"
@@ -215,30 +89,9 @@ def _code_digest() -> str:
 
     h = hashlib.sha256(f"{__version__} matplotlib {version('matplotlib')} pandas {pd.__version__}".encode())
     here = Path(__file__).resolve().parent
-    for name in ("plots.py", "zoo.py", "index.py"):
+    for name in ("plots.py", "zoo.py", "index.py", "figures.py", "runinfo.py", "columns.py", "formatting.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()
-
-
-def _spec_digest(spec: FigureSpec, code: str) -> str | None:
-    """What the figure of ``spec`` is drawn from, hashed; None when it cannot be told (then it is drawn)."""
-    try:
-        h = hashlib.sha256(code.encode())
-        h.update(
-            repr((spec.title, spec.fn, str(spec.out), sorted((k, repr(v)) for k, v in spec.kwargs.items()))).encode()
-        )
-        zoo = spec.kwargs.get("zoo_path")
-        if zoo and Path(zoo).is_file():
-            h.update(Path(zoo).read_bytes())
-        if spec.inputs:
-            h.update(spec.inputs.encode())
-        else:
-            frame = spec.frame() if callable(spec.frame) else spec.frame
-            h.update(repr((list(frame.columns), [str(t) for t in frame.dtypes], frame.attrs)).encode())
-            h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-        return h.hexdigest()
-    except Exception:  # unhashable cells (lists), odd attrs: draw it
-        return None
 
 
 def _read_record(out: Path) -> dict:
@@ -258,193 +111,6 @@ def _files_of(out: Path, info: dict) -> dict | None:
         except (OSError, ValueError):
             return None
     return files
-
-
-def figure_specs(
-    name: str,
-    runs: pd.DataFrame,
-    table: pd.DataFrame,
-    meta: GridMeta,
-    fig_dir: Path,
-    formats: tuple[str, ...],
-    record: dict | None = None,
-) -> list[FigureSpec]:
-    """The figures a reader expects for one grid (those its data allows): accuracy vs GFLOPs with the
-    Pareto front, order accuracy (synthetic study), latency vs GFLOPs, time ratios to the baseline (with
-    their 95% intervals), ablation curves for the knobs
-    that are row keys, training curves of its finished runs. ``record``: what :func:`draw_figures` recorded
-    (the training curves' metrics are then read only when they changed)."""
-    specs: list[FigureSpec] = []
-    rows = table.attrs.get("rows") or meta.rows or []
-    table = table.assign(**{LABEL: _row_labels(table, rows)})
-    if meta.zoo and formats:  # drawn with or without runs of ours: the published points alone still inform
-        spec = zoo_spec(name, runs, table, meta, rows, fig_dir, formats)
-        if spec is not None:
-            specs.append(spec)
-    if table.empty or not formats:
-        return specs
-    hw = _hardware(runs[runs["status"] == "done"])
-    common = {"label": LABEL, "formats": formats}
-    if "test.top1" in table.columns and "profile.gflops_per_view" in table.columns:
-        specs.append(
-            FigureSpec(
-                "accuracy vs GFLOPs",
-                "scatter_tradeoff",
-                table,
-                fig_dir / f"{name}_accuracy_vs_gflops",
-                {
-                    "x": "profile.gflops_per_view",
-                    "y": "test.top1",
-                    "title": f"{name}: top-1 vs cost",
-                    "note": f"measured on {hw}",
-                    **common,
-                },
-            )
-        )
-    if "test.groups.order.top1" in table.columns:  # the synthetic long-range set: order factor, chance 50%
-        specs.append(
-            FigureSpec(
-                "order accuracy",
-                "bar_metric",
-                table,
-                fig_dir / f"{name}_order_accuracy",
-                {
-                    "y": "test.groups.order.top1",
-                    "chance": 50.0,
-                    **common,
-                    "title": f"{name}: accuracy on the order of events (needs several snippets)",
-                },
-            )
-        )
-    if "profile.latency_ms" in table.columns and table["profile.latency_ms"].notna().any():
-        specs.append(
-            FigureSpec(
-                "latency vs GFLOPs",
-                "scatter_tradeoff",
-                table,
-                fig_dir / f"{name}_latency_vs_gflops",
-                {
-                    "x": "profile.gflops_per_view",
-                    "y": "profile.latency_ms",
-                    "pareto": False,
-                    "title": f"{name}: latency vs GFLOPs",
-                    "note": f"measured on {hw}",
-                    **common,
-                },
-            )
-        )
-    ratios = [m for m in RATIO_METRICS if m in table.columns and table[m].notna().any()]
-    if ratios:
-        specs.append(
-            FigureSpec(
-                "time ratio to baseline",
-                "ratio_plot",
-                table,
-                fig_dir / f"{name}_ratio_to_baseline",
-                {
-                    "metrics": tuple(ratios),
-                    "title": f"{name}: time relative to the baseline timed beside each variant",
-                    "note": f"measured on {hw}",
-                    **common,
-                },
-            )
-        )
-    if "paired delta" in table.columns and pd.to_numeric(table["paired delta"], errors="coerce").notna().any():
-        specs.append(
-            FigureSpec(
-                "paired Δ top-1 to the baseline",
-                "delta_plot",
-                table,
-                fig_dir / f"{name}_delta_to_baseline",
-                {
-                    "title": f"{name}: top-1 relative to the baseline, on the same test videos",
-                    "note": "error bars: paired bootstrap 95% interval, pooled over seed pairs",
-                    **common,
-                },
-            )
-        )
-    for knob in ABLATION_KNOBS:
-        others = [r for r in rows if r != knob]
-        if knob in rows and len(others) <= 1 and "test.top1" in table.columns:
-            short = key_label(knob)
-            specs.append(
-                FigureSpec(
-                    f"ablation: {short}",
-                    "ablation_curve",
-                    table,
-                    fig_dir / f"{name}_{short}",
-                    {
-                        "knob": knob,
-                        "group": others[0] if others else None,
-                        "formats": formats,
-                        "title": f"{name}: top-1 vs {short}",
-                    },
-                )
-            )
-    done = runs[runs["status"] == "done"]
-    if (done["task"] == "train").any():
-        labels = dict(zip(done["run_id"], _row_labels(done, rows)))
-
-        def curves() -> pd.DataFrame:
-            metrics = load_metrics(done)
-            metrics[LABEL] = metrics["run_id"].map(labels)
-            return metrics
-
-        spec = FigureSpec(
-            "training curves",
-            "training_curves",
-            curves,
-            fig_dir / f"{name}_training",
-            {"title": f"{name}: training curves", **common},
-            # the curves come from the runs' metrics.jsonl: their signatures tell whether they changed
-            inputs=json.dumps(
-                [[p, metrics_signature(p)] for p in done["path"]]
-                + [labels, done[[c for c in TAGS if c in done.columns]].astype(str).to_numpy().tolist()]
-            ),
-        )
-        known = (record or {}).get(str(spec.out))
-        digest = _spec_digest(spec, record["__code__"]) if record else None
-        if known is not None and digest is not None and known.get("digest") == digest:
-            if known.get("info") is not None:  # drawn before from the same metrics: drawn again only if gone
-                specs.append(spec)
-            return specs  # else: no run had training curves then, and none has now
-        metrics = curves()
-        if not metrics.empty and "train_loss" in metrics.columns:
-            specs.append(FigureSpec(spec.title, spec.fn, metrics, spec.out, spec.kwargs, inputs=spec.inputs))
-        elif record is not None and digest is not None:
-            record[str(spec.out)] = {"digest": digest, "info": None}
-    return specs
-
-
-def zoo_spec(
-    name: str,
-    runs: pd.DataFrame,
-    table: pd.DataFrame,
-    meta: GridMeta,
-    rows: list[str],
-    fig_dir: Path,
-    formats: tuple[str, ...],
-) -> FigureSpec | None:
-    """Top-1 vs GFLOPs/video of our runs (coloured) beside the grid's published points (grey); None when
-    neither has a point with a cost in our convention."""
-    from harness.report.zoo import our_points, plotted, read_zoo
-
-    ours = our_points(runs, table, rows, LABEL)
-    if ours.empty and plotted(read_zoo(meta.zoo)).empty:
-        return None
-    return FigureSpec(
-        "accuracy vs GFLOPs/video, with published models",
-        "zoo.scatter_zoo",
-        ours,
-        fig_dir / f"{name}_accuracy_vs_gflops_zoo",
-        {
-            "zoo_path": meta.zoo,
-            "formats": formats,
-            "title": f"{name}: top-1 vs GFLOPs/video, ours and published ({Path(meta.zoo).name})",
-            "note": "grey: published (experiments/zoo, sources per row); blue: ours (results/). "
-            "One convention: fvcore, 1 MAC = 1 FLOP, per view x views.",
-        },
-    )
 
 
 def _draw(fn: str, frame: pd.DataFrame, out: Path, kwargs: dict) -> dict:
@@ -624,10 +290,52 @@ def write_report(
     no runs).
     ``runs``: that folder's ``load_runs`` frame when the caller has read it already. Returns the path
     of ``README.md``."""
+    out = Path(reports_dir)
+    runs = _runs_to_report(results_root, out, formats, runs)
+    problems = runs.attrs.get("problems", [])
+    available, names = _grid_names(runs, grids, results_root, experiments_dir)
+    if runs.empty or "grid" not in runs.columns:  # no run at all: an empty frame with the columns used below
+        runs = pd.DataFrame(columns=["run_id", "grid", "task", "status", "seed", "path"])
+        runs.attrs["problems"] = problems
+    image_formats = tuple(f for f in ("png", "svg") if f in formats)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    splits = {name: current_runs(runs[runs["grid"] == name], Path(results_root) / "runs" / name) for name in names}
+    out.mkdir(parents=True, exist_ok=True)
+    _write_runs_csv(runs, out)
+    index = _index_head(runs, splits, available, results_root, now)
+    problems = list(problems)
+    record = read_figure_record(out)
+    grids_info, specs = _grid_tables(runs, splits, experiments_dir, out, image_formats, record, problems)
+    figures = draw_figures(specs, record, out)
+    write_figure_record(out, record)
+    contents, sections = [], []
+    for name, g, stale, meta, notes, table, first, count in grids_info:
+        figs = figures[first : first + count]
+        section, files = _grid_section(name, g, stale, meta, notes, table, figs, out, results_root, formats)
+        contents.append(
+            f"| [{name}](#{_anchor(name)}) | {meta.paper_table or '-'} | {len(g)} "
+            f"({_status_counts(g)}) | {', '.join(files) or '-'} | {len(figs)}: "
+            f"{', '.join(f['title'] for f in figs) or '-'} |"
+        )
+        sections.append(section)
+    if names:
+        index += ["| grid | reproduces | runs | table | figures |", "|---|---|---|---|---|", *contents, ""]
+    for section in sections:
+        index += section
+    index += _problem_lines(problems)
+    path = out / "README.md"
+    _write(path, "\n".join(index).rstrip() + "\n")
+    return path
+
+
+def _runs_to_report(
+    results_root: str | os.PathLike, out: Path, formats: tuple[str, ...], runs: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The runs of ``results_root/runs`` (``runs`` when given), after refusing (UsageError) an unknown format, a
+    results folder that is a file, and a report of no run where ``out`` reports some (a mistyped ``--results``)."""
     bad = set(formats) - set(FORMATS)
     if bad:
         raise UsageError(f"unknown report format(s) {sorted(bad)}; choose from {', '.join(FORMATS)}")
-    out = Path(reports_dir)
     runs_dir = Path(results_root) / "runs"
     for folder in (Path(results_root), runs_dir):
         if folder.exists() and not folder.is_dir():
@@ -642,28 +350,34 @@ def write_report(
                 f"--results {str(results_root) or chr(39) * 2}: {runs_dir} {why}, and {out / 'README.md'} reports "
                 f"{before} run(s): not overwritten by a report of nothing; check --results (or give another --out)"
             )
-    problems = runs.attrs.get("problems", [])
-    available = sorted(runs["grid"].dropna().unique()) if not runs.empty else []
+    return runs
+
+
+def _grid_names(
+    runs: pd.DataFrame, grids: list[str] | None, results_root: str | os.PathLike, experiments_dir: str | os.PathLike
+) -> tuple[list[str], list[str]]:
+    """(the grids with runs, the grids to report: ``grids``, else those with runs and those with published points
+    to show); UsageError when a grid of ``grids`` has neither."""
     from harness.report.zoo import grids_with_zoo
 
+    available = sorted(runs["grid"].dropna().unique()) if not runs.empty else []
     with_zoo = grids_with_zoo(experiments_dir)  # reported even without runs: their published points
     if grids:
         unknown = sorted(set(grids) - set(available) - set(with_zoo))
         if unknown:
             raise UsageError(no_runs_message(unknown, results_root, available))
-    names = list(dict.fromkeys(grids or [*available, *with_zoo]))
-    if runs.empty or "grid" not in runs.columns:  # no run at all: an empty frame with the columns used below
-        runs = pd.DataFrame(columns=["run_id", "grid", "task", "status", "seed", "path"])
-        runs.attrs["problems"] = problems
-    image_formats = tuple(f for f in ("png", "svg") if f in formats)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    splits = {name: current_runs(runs[runs["grid"] == name], Path(results_root) / "runs" / name) for name in names}
+    return available, list(dict.fromkeys(grids or [*available, *with_zoo]))
+
+
+def _index_head(
+    runs: pd.DataFrame, splits: dict, available: list[str], results_root: str | os.PathLike, now: str
+) -> list[str]:
+    """The index's title, run counts, dates and hardware (of the runs shown: ``splits``' current runs), and where
+    the numbers come from and what they mean."""
     n_stale = sum(len(stale) for _, stale in splits.values())
     shown = pd.concat([g for g, _ in splits.values()]) if splits else runs
     done_all = shown[shown["status"] == "done"]
-    out.mkdir(parents=True, exist_ok=True)
-    _write_runs_csv(runs, out)
-    index = [
+    return [
         "# DSA harness report",
         "",
         f"- generated: {now}, from `{Path(results_root) / 'runs'}`",
@@ -690,21 +404,29 @@ def write_report(
         f"{WARN_MARK} when their interval is wider than {RATIO_CI_WARN_WIDTH:g}. Costs in significant figures.",
         "",
     ]
-    if names:
-        index += ["| grid | reproduces | runs | table | figures |", "|---|---|---|---|---|"]
-        contents_at = len(index)
-    problems = list(problems)
+
+
+def _grid_tables(
+    runs: pd.DataFrame,
+    splits: dict,
+    experiments_dir: str | os.PathLike,
+    out: Path,
+    image_formats: tuple[str, ...],
+    record: dict,
+    problems: list,
+) -> tuple[list[tuple], list[FigureSpec]]:
+    """Each grid's table and figure specs: ``(name, current runs, stale runs, meta, paper notes, table, first spec,
+    spec count)`` per grid, and all the specs. The paired comparisons read predictions only for runs they pair and
+    not at all for a table whose inputs are unchanged (the reports folder's comparison memo, rewritten here); the
+    predictions files that could not be read are added to ``problems``."""
 
     def read_correct(paths: list[str]) -> tuple[dict, list]:
         """Per-video correctness of these runs (only the paired ones are read) and the files it could not read."""
         return load_correct(runs[runs["path"].isin(paths)])
 
     memo = comparison_memo(out / COMPARISON_MEMO)
-
     grids_info, specs = [], []
-    record = read_figure_record(out)
-    for name in names:
-        g, stale = splits[name]
+    for name, (g, stale) in splits.items():
         meta = GridMeta.load(name, experiments_dir)
         paper, notes = read_paper(meta.paper_reference)
         table = grid_table(g, meta, paper, correct=read_correct, memo=memo)
@@ -716,75 +438,94 @@ def write_report(
         _write(out / COMPARISON_MEMO, memo_text(memo))
     except OSError:  # a cache: the report is right without it
         pass
-    figures = draw_figures(specs, record, out)
-    write_figure_record(out, record)
-    sections = []
-    for name, g, stale, meta, notes, table, first, count in grids_info:
-        figs = figures[first : first + count]
-        done = g[g["status"] == "done"]
-        section = [f"## {name}", ""]
-        if meta.title:
-            section += [meta.title, ""]
-        section += [
-            f"- reproduces: {meta.paper_table or '-'}",
-            f"- runs: {len(g)} ({_status_counts(g)}); finished: {_dates(done)}",
-            f"- hardware: {_hardware(done)}",
-        ]
-        if len(stale):
-            section.append(
-                f"- not shown: {len(stale)} run(s) of an earlier version of the grid file (no longer "
-                f"among its runs; still in `{Path(results_root) / 'runs' / name}` and in `runs.csv`)"
-            )
-        if meta.paper_reference:
-            section.append(f"- {table.attrs.get('label', 'paper')} numbers: `{meta.paper_reference}`")
-            text = " ".join(n for n in notes if not n.lower().startswith("label:"))
-            if text:
-                section.append(f"  ({text})")
-        pairs_text = pairs_csv(table)
-        if pairs_text is not None:  # before the markdown, which links it
-            _write(out / f"{name}.pairs.csv", pairs_text)
-            table.attrs["pairs_file"] = f"{name}.pairs.csv"
-        section += ["", to_markdown(table, meta) if not table.empty else "_no finished run yet_", ""]
-        if meta.zoo:
-            section += _zoo_lines(name, g, table, meta)
-        for fig in figs:
-            section += _figure_lines(fig, out)
-        files = []
-        if "md" in formats:
-            _write(out / f"{name}.md", "\n".join(section).rstrip() + "\n")
-            files.append(f"[md]({name}.md)")
-        if "tex" in formats and not table.empty:
-            _write(out / f"{name}.tex", to_latex(table, meta))
-            files.append(f"[tex]({name}.tex)")
-        if pairs_text is not None:
-            files.append(f"[pairs csv]({name}.pairs.csv)")
-        if files:
-            section += [f"Table files: {', '.join(files)}", ""]
-        index.insert(
-            contents_at + len(sections),
-            f"| [{name}](#{_anchor(name)}) | {meta.paper_table or '-'} | {len(g)} "
-            f"({_status_counts(g)}) | {', '.join(files) or '-'} | {len(figs)}: "
-            f"{', '.join(f['title'] for f in figs) or '-'} |",
+    return grids_info, specs
+
+
+def _grid_section(
+    name: str,
+    g: pd.DataFrame,
+    stale: pd.DataFrame,
+    meta: GridMeta,
+    notes: list[str],
+    table: pd.DataFrame,
+    figs: list[dict],
+    out: Path,
+    results_root: str | os.PathLike,
+    formats: tuple[str, ...],
+) -> tuple[list[str], list[str]]:
+    """One grid's section of the index (also its ``<grid>.md``): its runs, the paper reference, the table, the
+    published points and the figures; writes ``<grid>.md``, ``<grid>.tex`` and ``<grid>.pairs.csv``. Returns the
+    section's lines and the links to the table files written."""
+    done = g[g["status"] == "done"]
+    section = [f"## {name}", ""]
+    if meta.title:
+        section += [meta.title, ""]
+    section += [
+        f"- reproduces: {meta.paper_table or '-'}",
+        f"- runs: {len(g)} ({_status_counts(g)}); finished: {_dates(done)}",
+        f"- hardware: {_hardware(done)}",
+    ]
+    if len(stale):
+        section.append(
+            f"- not shown: {len(stale)} run(s) of an earlier version of the grid file (no longer "
+            f"among its runs; still in `{Path(results_root) / 'runs' / name}` and in `runs.csv`)"
         )
-        sections.append(section)
-    if names:
-        index.append("")
-    for section in sections:
-        index += section
-    if problems:
-        index += [
-            "## Problems found while reading results",
-            "",
-            f"{len(problems)} problem(s); these runs are kept with their status, never averaged unless done.",
-            "",
-        ]
-        index += [f"- `{p}`: {msg}" for p, msg in problems[:MAX_PROBLEMS_LISTED]]
-        if len(problems) > MAX_PROBLEMS_LISTED:
-            index.append(f"- ... and {len(problems) - MAX_PROBLEMS_LISTED} more (`runs.csv` has every run's status)")
-        index.append("")
-    path = out / "README.md"
-    _write(path, "\n".join(index).rstrip() + "\n")
-    return path
+    if meta.paper_reference:
+        section.append(f"- {table.attrs.get('label', 'paper')} numbers: `{meta.paper_reference}`")
+        text = " ".join(n for n in notes if not n.lower().startswith("label:"))
+        if text:
+            section.append(f"  ({text})")
+    pairs_text = pairs_csv(table)
+    if pairs_text is not None:  # before the markdown, which links it
+        _write(out / f"{name}.pairs.csv", pairs_text)
+        table.attrs["pairs_file"] = f"{name}.pairs.csv"
+    section += ["", to_markdown(table, meta) if not table.empty else "_no finished run yet_", ""]
+    if meta.zoo:
+        section += _zoo_lines(name, g, table, meta)
+    for fig in figs:
+        section += _figure_lines(fig, out)
+    files = []
+    if "md" in formats:
+        _write(out / f"{name}.md", "\n".join(section).rstrip() + "\n")
+        files.append(f"[md]({name}.md)")
+    if "tex" in formats and not table.empty:
+        _write(out / f"{name}.tex", to_latex(table, meta))
+        files.append(f"[tex]({name}.tex)")
+    if pairs_text is not None:
+        files.append(f"[pairs csv]({name}.pairs.csv)")
+    if files:
+        section += [f"Table files: {', '.join(files)}", ""]
+    return section, files
 
 
-__all__ = ["FORMATS", "FigureSpec", "current_runs", "draw_figures", "figure_specs", "grid_figures", "write_report"]
+def _problem_lines(problems: list) -> list[str]:
+    """The index's list of the problems found while reading results (up to ``MAX_PROBLEMS_LISTED``)."""
+    if not problems:
+        return []
+    lines = [
+        "## Problems found while reading results",
+        "",
+        f"{len(problems)} problem(s); these runs are kept with their status, never averaged unless done.",
+        "",
+    ]
+    lines += [f"- `{p}`: {msg}" for p, msg in problems[:MAX_PROBLEMS_LISTED]]
+    if len(problems) > MAX_PROBLEMS_LISTED:
+        lines.append(f"- ... and {len(problems) - MAX_PROBLEMS_LISTED} more (`runs.csv` has every run's status)")
+    lines.append("")
+    return lines
+
+
+__all__ = [
+    "ABLATION_KNOBS",
+    "FORMATS",
+    "LABEL",
+    "TAGS",
+    "FigureSpec",
+    "current_runs",
+    "draw_figures",
+    "figure_specs",
+    "grid_figures",
+    "run_settings",
+    "write_report",
+    "zoo_spec",
+]

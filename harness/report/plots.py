@@ -17,13 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from harness.report.tables import (  # noqa: E402
-    RATIO_CI_WARN_WIDTH,
-    RATIO_METRICS,
-    flagged,
-    key_label,
-    metric_label,
-)
+from harness.report.columns import RATIO_CI_WARN_WIDTH, RATIO_METRICS, key_label, metric_label  # noqa: E402
+from harness.report.formatting import flagged  # noqa: E402
 from harness.results.rundir import atomic_write_bytes  # noqa: E402
 
 
@@ -120,51 +115,15 @@ def place_labels(
     ax.get_xlim(), ax.get_ylim()  # autoscale now: the transform below is final
     pts = ax.transData.transform(np.column_stack([xs, ys])) if len(xs) else np.zeros((0, 2))
     pad = 3.0 * fig.dpi / 72
-    sizes = []
-    for text in texts:
-        probe = ax.text(0, 0, text, fontsize=fontsize)
-        bb = probe.get_window_extent(renderer)
-        probe.remove()
-        sizes.append((bb.width + 1, bb.height + 1))
+    sizes = _label_sizes(ax, renderer, texts, fontsize)
     r = 6.0 * fig.dpi / 72  # a marker's half size (the Pareto ring's)
     taken = [(x - r, y - r, x + r, y + r) for x, y in pts] + list(obstacles)
-    ax_box, fig_box = ax.bbox, fig.bbox
     order = sorted(range(len(texts)), key=lambda i: (-pts[i][1], pts[i][0]))
     annotations = [None] * len(texts)
     for i in order:
         (px, py), (w, h) = pts[i], sizes[i]
-        near = [
-            (px + pad, py + pad),
-            (px + pad, py - h - pad),
-            (px - w - pad, py + pad),
-            (px - w - pad, py - h - pad),
-            (px + pad, py - h / 2),
-            (px - w - pad, py - h / 2),
-            (px - w / 2, py + 2 * pad),
-            (px - w / 2, py - h - 2 * pad),
-        ]
-        best = None
-        for region in (ax_box, fig_box):
-            x0, y0, x1, y1 = region.x0 + 1, region.y0 + 1, region.x1 - w - 1, region.y1 - h - 1
-            if x1 < x0 or y1 < y0:
-                continue
-            step_x, step_y = max(w / 4, 4.0), max(h / 2, 4.0)
-            while (x1 - x0) / step_x * (y1 - y0) / step_y > 4000:  # a coarser grid for tiny labels
-                step_x, step_y = 1.5 * step_x, 1.5 * step_y
-            gx, gy = np.meshgrid(np.arange(x0, x1 + 0.5, step_x), np.arange(y0, y1 + 0.5, step_y))
-            grid = np.column_stack([gx.ravel(), gy.ravel()])
-            grid = grid[np.argsort(np.hypot(grid[:, 0] + w / 2 - px, grid[:, 1] + h / 2 - py), kind="stable")]
-            cands = np.vstack([np.array(near), grid])
-            inside = (cands[:, 0] >= x0) & (cands[:, 0] <= x1) & (cands[:, 1] >= y0) & (cands[:, 1] <= y1)
-            cands = cands[inside]
-            boxes = np.column_stack([cands, cands[:, 0] + w, cands[:, 1] + h])
-            clash = _overlaps(boxes, np.array(taken)).sum(axis=1)
-            free = np.flatnonzero(clash == 0)
-            if len(free):
-                best = cands[free[0]]
-                break
-            if best is None and len(cands):
-                best = cands[np.argmin(clash)]  # no free place at all: the least covered one
+        near = _places_around(px, py, w, h, pad)
+        best = _free_place(near, (ax.bbox, fig.bbox), px, py, w, h, taken)
         if best is None:
             best = np.array(near[0])
         bx, by = best
@@ -184,6 +143,60 @@ def place_labels(
             else None,
         )
     return annotations
+
+
+def _label_sizes(ax, renderer, texts: list[str], fontsize: float) -> list[tuple[float, float]]:
+    """Each text's (width, height) in display pixels at ``fontsize``, one pixel of margin added."""
+    sizes = []
+    for text in texts:
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        bb = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((bb.width + 1, bb.height + 1))
+    return sizes
+
+
+def _places_around(px: float, py: float, w: float, h: float, pad: float) -> list[tuple[float, float]]:
+    """The eight places (lower-left corners) of a ``w`` x ``h`` label around its point (px, py), preferred first."""
+    return [
+        (px + pad, py + pad),
+        (px + pad, py - h - pad),
+        (px - w - pad, py + pad),
+        (px - w - pad, py - h - pad),
+        (px + pad, py - h / 2),
+        (px - w - pad, py - h / 2),
+        (px - w / 2, py + 2 * pad),
+        (px - w / 2, py - h - 2 * pad),
+    ]
+
+
+def _free_place(near: list, regions: tuple, px: float, py: float, w: float, h: float, taken: list):
+    """The lower-left corner of a ``w`` x ``h`` label for the point (px, py): the first of the places ``near`` it,
+    else of a grid over the region nearest the point, that overlaps no ``taken`` box and lies inside the first
+    region (the axes) that has one, else the second (the figure); with no free place at all, the least covered
+    place of the first region that can hold the label; None when none can."""
+    best = None
+    for region in regions:
+        x0, y0, x1, y1 = region.x0 + 1, region.y0 + 1, region.x1 - w - 1, region.y1 - h - 1
+        if x1 < x0 or y1 < y0:
+            continue
+        step_x, step_y = max(w / 4, 4.0), max(h / 2, 4.0)
+        while (x1 - x0) / step_x * (y1 - y0) / step_y > 4000:  # a coarser grid for tiny labels
+            step_x, step_y = 1.5 * step_x, 1.5 * step_y
+        gx, gy = np.meshgrid(np.arange(x0, x1 + 0.5, step_x), np.arange(y0, y1 + 0.5, step_y))
+        grid = np.column_stack([gx.ravel(), gy.ravel()])
+        grid = grid[np.argsort(np.hypot(grid[:, 0] + w / 2 - px, grid[:, 1] + h / 2 - py), kind="stable")]
+        cands = np.vstack([np.array(near), grid])
+        inside = (cands[:, 0] >= x0) & (cands[:, 0] <= x1) & (cands[:, 1] >= y0) & (cands[:, 1] <= y1)
+        cands = cands[inside]
+        boxes = np.column_stack([cands, cands[:, 0] + w, cands[:, 1] + h])
+        clash = _overlaps(boxes, np.array(taken)).sum(axis=1)
+        free = np.flatnonzero(clash == 0)
+        if len(free):
+            return cands[free[0]]
+        if best is None and len(cands):
+            best = cands[np.argmin(clash)]  # no free place at all: the least covered one
+    return best
 
 
 def scatter_tradeoff(

@@ -362,7 +362,7 @@ def draw_tradeoff(
 
 
 def scatter_zoo(frame: pd.DataFrame, out: str | os.PathLike, *, zoo_path: str, **kwargs) -> dict:
-    """:class:`~harness.report.index.FigureSpec` entry point: ``frame`` = our points (:func:`our_points`)."""
+    """:class:`~harness.report.figures.FigureSpec` entry point: ``frame`` = our points (:func:`our_points`)."""
     return draw_tradeoff(frame, read_zoo(zoo_path), out, **kwargs)
 
 

@@ -264,14 +264,34 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
     root = Path(root) if root is not None else (Path(runs.attrs["root"]) if runs.attrs.get("root") else None)
     cache_path = cache_dir(root) / CORRECT if root is not None else None
     cached = _read_correct_cache(cache_path) if cache_path is not None else {}
-    prefix = str(root) + os.sep if root is not None else None
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    problems: list[tuple[str, str]] = []
-    changed = False
     now = now_ns()
+    found, todo, changed = _look_up_correct(runs, root, cached)
+    for (at, _rd, _rows, key, sig, mtime), (arrays, message) in zip(todo, _read_correct_files(todo)):
+        found[at] = (found[at][0], arrays, message)
+        if now - mtime >= RACY_NS:
+            cached[key] = (
+                (sig, -1, message.encode(), b"")
+                if arrays is None
+                else (sig, len(arrays[0]), _pack(arrays[0]), _pack(arrays[1]))
+            )
+            changed = True
+    out = {path: arrays for path, arrays, _ in found if arrays is not None}
+    problems = [(path, message) for path, arrays, message in found if arrays is None]
+    if changed and cache_path is not None:
+        _write_correct_cache(cache_path, cached)
+    return out, problems
+
+
+def _look_up_correct(runs, root: Path | None, cached: dict) -> tuple[list, list, bool]:
+    """Each run of ``runs`` with a predictions file, in order, as ``(path, arrays or None, problem or None)``:
+    from ``cached`` (the correct-cache's entries, by the run's path under ``root``) when the file's signature is
+    unchanged, else a placeholder with a task to read it, ``(position, RunDir, manifest rows, key, signature,
+    mtime_ns)``. Returns (found, tasks, whether ``cached`` changed: entries of runs without the file dropped)."""
+    prefix = str(root) + os.sep if root is not None else None
     listed = runs["manifest.test.rows"] if "manifest.test.rows" in runs.columns else [None] * len(runs)
     found: list = []  # per run, in order: (path, arrays or None, problem message or None)
     todo: list = []  # files to read: (position in found, RunDir, rows, key, sig, mtime_ns)
+    changed = False
     for path, rows in zip(runs["path"], listed):
         rd = RunDir(path)
         rows = None if rows is None or (isinstance(rows, float) and np.isnan(rows)) else int(rows)
@@ -290,6 +310,11 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
             continue
         todo.append((len(found), rd, rows, key, sig, st[0]))
         found.append((path, None, None))
+    return found, todo, changed
+
+
+def _read_correct_files(todo: list) -> list:
+    """``(arrays, None)`` or ``(None, problem message)`` per task of :func:`_look_up_correct`, in order."""
 
     def read(task):
         try:
@@ -303,41 +328,28 @@ def load_correct(runs, root: str | os.PathLike | None = None) -> tuple[dict, lis
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(read, todo))
-    else:
-        results = [read(task) for task in todo]
-    for (at, _rd, _rows, key, sig, mtime), (arrays, message) in zip(todo, results):
-        found[at] = (found[at][0], arrays, message)
-        if now - mtime >= RACY_NS:
-            cached[key] = (
-                (sig, -1, message.encode(), b"")
-                if arrays is None
-                else (sig, len(arrays[0]), _pack(arrays[0]), _pack(arrays[1]))
-            )
-            changed = True
-    for path, arrays, message in found:
-        if arrays is not None:
-            out[path] = arrays
-        else:
-            problems.append((path, message))
-    if changed and cache_path is not None:
-        import pyarrow as pa
+            return list(pool.map(read, todo))
+    return [read(task) for task in todo]
 
-        keys = list(cached)
-        cols = list(zip(*(cached[k] for k in keys))) or [(), (), (), ()]
-        table = pa.Table.from_arrays(
-            [
-                pa.array(keys, pa.string()),
-                pa.array(cols[0], pa.string()),
-                pa.array(cols[1], pa.int64()),
-                pa.array(cols[2], pa.binary()),
-                pa.array(cols[3], pa.binary()),
-            ],
-            names=["key", "sig", "n", "correct", "scored"],
-            metadata={CORRECT_META_KEY: json.dumps({"version": VERSION})},
-        )
-        _write_table(cache_path, table)
-    return out, problems
+
+def _write_correct_cache(cache_path: Path, cached: dict) -> None:
+    """Write the correct-cache's entries ``{key: (sig, n, correct bits, scored bits)}`` to ``cache_path``."""
+    import pyarrow as pa
+
+    keys = list(cached)
+    cols = list(zip(*(cached[k] for k in keys))) or [(), (), (), ()]
+    table = pa.Table.from_arrays(
+        [
+            pa.array(keys, pa.string()),
+            pa.array(cols[0], pa.string()),
+            pa.array(cols[1], pa.int64()),
+            pa.array(cols[2], pa.binary()),
+            pa.array(cols[3], pa.binary()),
+        ],
+        names=["key", "sig", "n", "correct", "scored"],
+        metadata={CORRECT_META_KEY: json.dumps({"version": VERSION})},
+    )
+    _write_table(cache_path, table)
 
 
 __all__ = ["CORRECT", "RACY_NS", "SUMMARY", "cache_dir", "load_correct", "read_correct"]
