@@ -381,38 +381,68 @@ def prepare_dataset(
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     t0 = time.perf_counter()
+    out, source = _out_and_source(dataset, source, out)
+    files = dict(files or {})
+    dirs = _search_dirs(source, out, annotations)
+    warnings: list[str] = []
+    classes, items, annotation_files = _dataset_items(
+        dataset, source, dirs, files, frame_template, frame_start, warnings
+    )
+    fmt = "frames" if dataset == "sthv1" else "video"
+    if check:
+        _check_items(items, source, fmt, frame_template, frame_start, backend, workers, progress)
+    _refuse_none_found(items, annotation_files, source, keep_missing)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = _summary_head(dataset, source, out, fmt, frame_template, len(classes), keep_missing, check, backend)
+    summary["warnings"] = warnings
+    for split in SPLITS:
+        _write_split(summary, split, items[split], classes, source, out, fmt, keep_missing, annotation_files[split])
+    atomic_write_json(out / "classes.json", classes)
+    summary["data"] = _data_section(dataset, source, out, fmt, frame_template)
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    atomic_write_json(out / "prepare.json", summary)
+    summary["summary_file"] = str(out / "prepare.json")
+    return summary
+
+
+def _out_and_source(dataset: str, source: str | os.PathLike | None, out: str | os.PathLike | None) -> tuple[Path, Path]:
+    """``out`` and the video (frame) folder, defaults filled in; a folder that is not there is refused."""
     out = Path(out) if out is not None else default_out(dataset)
     source = Path(source) if source is not None else default_source(dataset, out)
     if not source.is_dir():
         what = "frame folder" if dataset == "sthv1" else "video folder"
         raise MissingFileError(f"{what} not found: {source} (give it with --source, or put the download there)")
-    files = dict(files or {})
-    dirs = _search_dirs(source, out, annotations)
-    warnings: list[str] = []
+    return out, source
+
+
+def _dataset_items(dataset: str, source: Path, dirs: list[Path], files: dict, frame_template, frame_start, warnings):
+    """``(classes, items per split, annotation file per split)`` of ``dataset``, read by its reader."""
     if dataset == "kinetics400":
-        classes, items, annotation_files = _kinetics_items(source, dirs, files, warnings)
-    elif dataset == "minikinetics200":
-        classes, items, annotation_files = _minikinetics_items(source, dirs, files, warnings)
-    else:
-        classes, items, annotation_files = _sthv1_items(source, dirs, files, frame_template, frame_start, warnings)
-    fmt = "frames" if dataset == "sthv1" else "video"
-    if check:
-        _check_items(items, source, fmt, frame_template, frame_start, backend, workers, progress)
-    for split in SPLITS:
-        if items[split] and all(i.reason == "missing" for i in items[split]) and not keep_missing:
-            first = items[split][0]
-            raise MissingFileError(
-                f"none of the {len(items[split])} videos of {annotation_files[split]} found under {source} "
-                f"(looked for e.g. {first.expected}); wrong --source?"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {
+        return _kinetics_items(source, dirs, files, warnings)
+    if dataset == "minikinetics200":
+        return _minikinetics_items(source, dirs, files, warnings)
+    return _sthv1_items(source, dirs, files, frame_template, frame_start, warnings)
+
+
+def _summary_head(
+    dataset: str,
+    source: Path,
+    out: Path,
+    fmt: str,
+    frame_template: str,
+    num_classes: int,
+    keep_missing: bool,
+    check: bool,
+    backend: str,
+) -> dict:
+    """The summary's settings, with empty ``splits``, ``missing`` and ``unreadable`` (filled per split)."""
+    return {
         "dataset": dataset,
         "source": str(source),
         "out": str(out),
         "format": fmt,
         "frame_template": frame_template if fmt == "frames" else None,
-        "num_classes": len(classes),
+        "num_classes": num_classes,
         "classes_file": str(out / "classes.json"),
         "keep_missing": bool(keep_missing),
         "checked": bool(check),
@@ -420,53 +450,87 @@ def prepare_dataset(
         "splits": {},
         "missing": {},
         "unreadable": {},
-        "warnings": warnings,
     }
+
+
+def _refuse_none_found(items: dict, annotation_files: dict, source: Path, keep_missing: bool) -> None:
+    """A split none of whose videos is found is refused (a wrong folder, most likely), unless ``keep_missing``."""
     for split in SPLITS:
-        lines, missing, unreadable = [], [], []
-        for item in items[split]:
-            if item.reason == "missing":
-                missing.append(
-                    {
-                        "line": item.line,
-                        "annotation": item.annotation,
-                        "id": item.id,
-                        "label": classes[item.label],
-                        "expected": item.expected,
-                    }
-                )
-            elif item.reason is not None:
-                unreadable.append(
-                    {
-                        "line": item.line,
-                        "annotation": item.annotation,
-                        "id": item.id,
-                        "path": str(source / item.rel),
-                        "reason": item.reason,
-                        "error": item.error,
-                    }
-                )
-            if item.reason is not None and not keep_missing:
-                continue
-            rel = item.rel if item.rel is not None else item.expected.split(" or ")[0]
-            if fmt == "frames":
-                lines.append(f"{rel} {item.num_frames or 1} {item.label}")
-            else:
-                lines.append(f"{rel} {item.label}")
-        target = out / f"{split}.txt"
-        atomic_write_bytes(target, ("\n".join(lines) + "\n" if lines else "").encode())
-        summary["splits"][split] = {
-            "annotation": annotation_files[split],
-            "list": str(target),
-            "listed": len(items[split]),
-            "written": len(lines),
-            "missing": len(missing),
-            "unreadable": len(unreadable),
-        }
-        summary["missing"][split] = missing
-        summary["unreadable"][split] = unreadable
-    atomic_write_json(out / "classes.json", classes)
-    summary["data"] = {
+        if items[split] and all(i.reason == "missing" for i in items[split]) and not keep_missing:
+            first = items[split][0]
+            raise MissingFileError(
+                f"none of the {len(items[split])} videos of {annotation_files[split]} found under {source} "
+                f"(looked for e.g. {first.expected}); wrong --source?"
+            )
+
+
+def _write_split(
+    summary: dict,
+    split: str,
+    items: list[_Item],
+    classes: list[str],
+    source: Path,
+    out: Path,
+    fmt: str,
+    keep_missing: bool,
+    annotation: str,
+) -> None:
+    """Write ``out/<split>.txt`` and fill the split's entries of ``summary`` (splits, missing, unreadable)."""
+    lines, missing, unreadable = _list_lines(items, classes, source, fmt, keep_missing)
+    target = out / f"{split}.txt"
+    atomic_write_bytes(target, ("\n".join(lines) + "\n" if lines else "").encode())
+    summary["splits"][split] = {
+        "annotation": annotation,
+        "list": str(target),
+        "listed": len(items),
+        "written": len(lines),
+        "missing": len(missing),
+        "unreadable": len(unreadable),
+    }
+    summary["missing"][split] = missing
+    summary["unreadable"][split] = unreadable
+
+
+def _list_lines(
+    items: list[_Item], classes: list[str], source: Path, fmt: str, keep_missing: bool
+) -> tuple[list[str], list[dict], list[dict]]:
+    """(the list's lines, the missing videos, the unreadable ones) of a split's items."""
+    lines, missing, unreadable = [], [], []
+    for item in items:
+        if item.reason == "missing":
+            missing.append(
+                {
+                    "line": item.line,
+                    "annotation": item.annotation,
+                    "id": item.id,
+                    "label": classes[item.label],
+                    "expected": item.expected,
+                }
+            )
+        elif item.reason is not None:
+            unreadable.append(
+                {
+                    "line": item.line,
+                    "annotation": item.annotation,
+                    "id": item.id,
+                    "path": str(source / item.rel),
+                    "reason": item.reason,
+                    "error": item.error,
+                }
+            )
+        if item.reason is not None and not keep_missing:
+            continue
+        rel = item.rel if item.rel is not None else item.expected.split(" or ")[0]
+        if fmt == "frames":
+            lines.append(f"{rel} {item.num_frames or 1} {item.label}")
+        else:
+            lines.append(f"{rel} {item.label}")
+    return lines, missing, unreadable
+
+
+def _data_section(dataset: str, source: Path, out: Path, fmt: str, frame_template: str) -> dict:
+    """The ``data`` section of a run config that reads the prepared lists."""
+    return {
         "name": dataset,
         "train": str(out / "train.txt"),
         "val": str(out / "val.txt"),
@@ -475,10 +539,6 @@ def prepare_dataset(
         "format": fmt,
         **({"frame_template": frame_template} if fmt == "frames" else {}),
     }
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
-    atomic_write_json(out / "prepare.json", summary)
-    summary["summary_file"] = str(out / "prepare.json")
-    return summary
 
 
 def _check_items(items, source: Path, fmt, frame_template, frame_start, backend, workers, progress) -> None:

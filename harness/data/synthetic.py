@@ -506,39 +506,49 @@ def generate_synthetic(
     out = Path(out_dir)
     params = json.loads(json.dumps(asdict(cfg)))
     t0 = time.perf_counter()
-    names = [c["name"] for c in class_factors(cfg.num_classes)]
-
-    def summary(meta: dict, reused: bool) -> dict:
-        videos = meta["videos"]
-        return {
-            "out_dir": str(out),
-            "num_videos": len(videos),
-            "num_train": sum(v["split"] == "train" for v in videos),
-            "num_val": sum(v["split"] == "val" for v in videos),
-            "num_test": sum(v["split"] == "test" for v in videos),
-            "num_classes": cfg.num_classes,
-            "classes": names,
-            "seconds": round(time.perf_counter() - t0, 3),
-            "bytes": sum((out / v["file"]).stat().st_size for v in videos),
-            "reused": reused,
-            "train": str(out / "train.txt"),
-            "val": str(out / "val.txt"),
-            "test": str(out / "test.txt") if cfg.test_fraction > 0 else None,
-            "classes_file": str(out / "classes.json"),
-            "meta_file": str(out / "meta.json"),
-        }
-
     if not force:
         meta = _existing(out, params)
         if meta is not None:
-            return summary(meta, True)
+            return _summary(cfg, out, meta, t0, reused=True)
     _clear_the_way(out, params, force)
     out.mkdir(parents=True, exist_ok=True)
     _check_decodable(cfg, out)
     record = {"generator": GENERATOR, "format_version": FORMAT_VERSION, "params": params, "complete": False}
     atomic_write_json(out / "meta.json", record)  # this command's set, incomplete until rewritten at the end
     plan = _plan(cfg)
-    jobs = [(cfg, item, str(out)) for item in plan]
+    looks = _make_videos([(cfg, item, str(out)) for item in plan], workers, progress)
+    _write_lists(cfg, out, plan)
+    atomic_write_json(out / "classes.json", _classes_record(cfg))
+    meta = _meta_record(cfg, params, plan, looks)
+    atomic_write_json(out / "meta.json", meta)
+    return _summary(cfg, out, meta, t0, reused=False)
+
+
+def _summary(cfg: SynthConfig, out: Path, meta: dict, t0: float, reused: bool) -> dict:
+    """What :func:`generate_synthetic` returns for the set recorded in ``meta`` (``t0``: when it started)."""
+    videos = meta["videos"]
+    return {
+        "out_dir": str(out),
+        "num_videos": len(videos),
+        "num_train": sum(v["split"] == "train" for v in videos),
+        "num_val": sum(v["split"] == "val" for v in videos),
+        "num_test": sum(v["split"] == "test" for v in videos),
+        "num_classes": cfg.num_classes,
+        "classes": [c["name"] for c in class_factors(cfg.num_classes)],
+        "seconds": round(time.perf_counter() - t0, 3),
+        "bytes": sum((out / v["file"]).stat().st_size for v in videos),
+        "reused": reused,
+        "train": str(out / "train.txt"),
+        "val": str(out / "val.txt"),
+        "test": str(out / "test.txt") if cfg.test_fraction > 0 else None,
+        "classes_file": str(out / "classes.json"),
+        "meta_file": str(out / "meta.json"),
+    }
+
+
+def _make_videos(jobs: list[tuple[SynthConfig, dict, str]], workers: int | None, progress: bool) -> dict[int, dict]:
+    """Render and encode every video (``_make_one``) in ``workers`` processes (None: all CPU cores), with a
+    progress bar; returns the appearance of each video by index."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     looks: dict[int, dict] = {}
     from harness.data.progress import progress as progress_bar
@@ -559,21 +569,31 @@ def generate_synthetic(
                     bar.update()
     finally:
         bar.close()
+    return looks
+
+
+def _write_lists(cfg: SynthConfig, out: Path, plan: list[dict]) -> None:
+    """``train.txt``, ``val.txt`` and (with a test split) ``test.txt``; an old ``test.txt`` goes otherwise."""
     atomic_write_bytes(out / "train.txt", _list_text(plan, "train"))
     atomic_write_bytes(out / "val.txt", _list_text(plan, "val"))
     if cfg.test_fraction > 0:
         atomic_write_bytes(out / "test.txt", _list_text(plan, "test"))
     else:
         (out / "test.txt").unlink(missing_ok=True)
-    atomic_write_json(
-        out / "classes.json",
-        {
-            "classes": class_factors(cfg.num_classes),
-            "factors": {"order": list(ORDERS), "motion": list(MOTIONS[: cfg.num_motions])},
-            "label_rule": "label = order_index * num_motions + motion_index",
-        },
-    )
-    meta = {
+
+
+def _classes_record(cfg: SynthConfig) -> dict:
+    """The content of ``classes.json``."""
+    return {
+        "classes": class_factors(cfg.num_classes),
+        "factors": {"order": list(ORDERS), "motion": list(MOTIONS[: cfg.num_motions])},
+        "label_rule": "label = order_index * num_motions + motion_index",
+    }
+
+
+def _meta_record(cfg: SynthConfig, params: dict, plan: list[dict], looks: dict[int, dict]) -> dict:
+    """The complete set's record (``meta.json``): parameters, chance levels and every video's placement."""
+    return {
         "generator": GENERATOR,
         "format_version": FORMAT_VERSION,
         "params": params,
@@ -590,5 +610,3 @@ def generate_synthetic(
         "recommended": RECOMMENDED,
         "videos": [{**item, **looks[item["index"]]} for item in plan],
     }
-    atomic_write_json(out / "meta.json", meta)
-    return summary(meta, False)

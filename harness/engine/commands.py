@@ -134,6 +134,11 @@ def _set_help(sections: tuple[str, ...]) -> str:
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
+    _add_train_parser(sub)
+    _add_eval_parser(sub)
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train and test one variant (resumable)",
@@ -175,6 +180,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_train)
 
+
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
         "eval",
         help="(re-)evaluate a finished or checkpointed run with other views, on CPU or GPU",

@@ -160,6 +160,41 @@ def evaluate_run(
     weights whose tensors differ from the run's model (one line naming the first);
     under torchrun, rank 0 writes and returns it, the other ranks return ``{}``."""
     rd = RunDir(run_dir)
+    cfg = _read_run_config(rd, checkpoint)
+    changes = _eval_changes(overrides, test, test_groups, crops)
+    original_test = (cfg.get("data") or {}).get("test")
+    rc = RunConfig.from_dict(cfg).with_overrides(changes) if changes else RunConfig.from_dict(cfg)
+    data_cfg = replace(rc.data, train=None, val=None)
+    if not data_cfg.test:
+        raise ConfigError("no test set: pass --test ANNOTATION (or --set data.test=ANNOTATION)")
+    workers = _loader_workers(workers, rc)
+    dev = eval_device(device)
+    amp_dtype = eval_amp(amp, dev, rc.train.amp)
+    ev, mcfg = rc.eval, rc.model
+    data = build_data(data_cfg, ev, mcfg.num_snippets, mcfg.num_frames, rc.seed)
+    check_test_labels(data, mcfg.num_classes, rd.path)  # before any weights are read or any video scored
+    model = _load_model(rd, mcfg, checkpoint, checkpoint_format, changes)
+    result, columns, dev, ctx = _score(model, data, rc, dev, device, workers, amp_dtype)
+    size, resize = ev.test_crop(rc.data)
+    result.update(
+        {
+            "views": ev.views,
+            "test_size": size,
+            "test_resize": resize,
+            "device": str(dev),
+            "amp": {None: "none", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
+            "workers": workers,
+            "world_size": ctx.world_size,
+        }
+    )
+    if not ctx.is_main:
+        return {}
+    num_classes = int(model.fc.out_features)
+    return _write_result(rd, cfg, rc, data, result, columns, num_classes, checkpoint, original_test, (size, resize))
+
+
+def _read_run_config(rd: RunDir, checkpoint) -> dict:
+    """The config.json of a train run folder that has weights to evaluate (its checkpoint.pt, or ``checkpoint``)."""
     if not rd.config_path.exists():
         raise MissingFileError(f"{rd.path} is not a run folder (no config.json)")
     if not checkpoint and not rd.checkpoint_path.exists():
@@ -172,6 +207,11 @@ def evaluate_run(
         raise RunDirError(f"{rd.config_path}: not a run config this harness can read ({e})") from None
     if cfg.get("task", "train") != "train":
         raise ConfigError(f"{rd.path} is a {cfg.get('task')} run: nothing to evaluate")
+    return cfg
+
+
+def _eval_changes(overrides: dict | None, test, test_groups, crops) -> dict:
+    """The dotted settings the evaluation changes: ``overrides``, then the explicit arguments given."""
     changes = dict(overrides or {})
     if test:
         changes["data.test"] = test
@@ -179,35 +219,25 @@ def evaluate_run(
         changes["eval.test_groups"] = test_groups
     if crops:
         changes["eval.crops"] = crops
-    original_test = (cfg.get("data") or {}).get("test")
-    rc = RunConfig.from_dict(cfg).with_overrides(changes) if changes else RunConfig.from_dict(cfg)
-    data_cfg = replace(rc.data, train=None, val=None)
-    if not data_cfg.test:
-        raise ConfigError("no test set: pass --test ANNOTATION (or --set data.test=ANNOTATION)")
+    return changes
+
+
+def _loader_workers(workers: int | None, rc: RunConfig) -> int:
+    """Loader processes: ``workers``, else the run's ``data.num_workers``, else auto (as training resolves it)."""
     if workers is not None and workers < 0:
         raise UsageError(f"--workers {workers}: must be >= 0")
     if workers is None:  # the run's setting; None there: auto (as training resolves it)
         workers = rc.data.num_workers if rc.data.num_workers is not None else auto_num_workers()
-    dev = eval_device(device)
-    amp_dtype = eval_amp(amp, dev, rc.train.amp)
-    ev, mcfg = rc.eval, rc.model
-    data = build_data(data_cfg, ev, mcfg.num_snippets, mcfg.num_frames, rc.seed)
-    check_test_labels(data, mcfg.num_classes, rd.path)  # before any weights are read or any video scored
-    model = _load_model(rd, mcfg, checkpoint, checkpoint_format, changes)
+    return workers
 
+
+def _score(model, data, rc: RunConfig, dev: torch.device, device: str, workers: int, amp_dtype):
+    """Score the test set with the training's own evaluation (under torchrun: this rank's shard, all
+    gathered); returns (result, per-video columns, the device used, the distributed context)."""
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     ctx = init_distributed(dev.type)  # torchrun's RANK / WORLD_SIZE; one process otherwise
-    if ctx.enabled and dev.type == "cuda":
-        if dev.index is not None:
-            raise UsageError(
-                f"--device {device} under torchrun: every process would use that one GPU; use --device cuda "
-                "(each process takes cuda:LOCAL_RANK)"
-            )
-        dev = torch.device("cuda", ctx.local_rank)
-    elif dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
+    dev = _rank_device(dev, device, ctx)
+    ev = rc.eval
     try:
         result, columns = evaluate_dataset(
             model,
@@ -225,37 +255,58 @@ def evaluate_run(
     finally:
         if ctx.enabled and owns_group:
             torch.distributed.destroy_process_group()
-    size, resize = ev.test_crop(rc.data)
-    result.update(
-        {
-            "views": ev.views,
-            "test_size": size,
-            "test_resize": resize,
-            "device": str(dev),
-            "amp": {None: "none", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-            "workers": workers,
-            "world_size": ctx.world_size,
-        }
-    )
-    if not ctx.is_main:
-        return {}
-    test_fp = file_fingerprint(data_cfg.test)
-    result.update({"test_list": str(data_cfg.test), "test_list_sha256": test_fp})
-    suffix = "" if (size, resize) == (rc.data.size, rc.data.resize) else f"-{size}px"
+    return result, columns, dev, ctx
+
+
+def _rank_device(dev: torch.device, device: str, ctx) -> torch.device:
+    """This process's device: under torchrun with CUDA ``cuda:LOCAL_RANK`` (a named GPU is refused), else
+    ``dev`` (plain ``cuda``: the current CUDA device); made the current CUDA device."""
+    if ctx.enabled and dev.type == "cuda":
+        if dev.index is not None:
+            raise UsageError(
+                f"--device {device} under torchrun: every process would use that one GPU; use --device cuda "
+                "(each process takes cuda:LOCAL_RANK)"
+            )
+        dev = torch.device("cuda", ctx.local_rank)
+    elif dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def _write_result(
+    rd: RunDir,
+    cfg: dict,
+    rc: RunConfig,
+    data,
+    result: dict,
+    columns,
+    num_classes: int,
+    checkpoint,
+    original_test,
+    crop: tuple[int, int],
+) -> dict:
+    """Complete ``result`` (test list, settings, manifest, predictions file) and write it with its per-video
+    predictions into the run folder, under the name :func:`evaluate_run` describes; returns it."""
+    ev, test_list = rc.eval, rc.data.test
+    test_fp = file_fingerprint(test_list)
+    result.update({"test_list": str(test_list), "test_list_sha256": test_fp})
+    suffix = "" if crop == (rc.data.size, rc.data.resize) else f"-{crop[0]}px"
     suffix += f"-{Path(checkpoint).stem}" if checkpoint else ""
-    if original_test is None or Path(data_cfg.test).resolve() != Path(original_test).resolve():
-        suffix += f"-{Path(data_cfg.test).stem}-{test_fp.split(':', 1)[1][:8]}"
+    if original_test is None or Path(test_list).resolve() != Path(original_test).resolve():
+        suffix += f"-{Path(test_list).stem}-{test_fp.split(':', 1)[1][:8]}"
     settings, unnamed = eval_settings(RunConfig.from_dict(cfg), rc)
     result["settings"] = settings  # every setting that differs from the run's own (the name shows some)
     if unnamed:  # the others: a short hash of them in the name, so that no other result is overwritten
         suffix += f"-set{hashlib.sha256(canonical_json(unnamed).encode()).hexdigest()[:8]}"
     out = rd.path / f"eval-{ev.test_groups}x{ev.crops}{suffix}.json"
     skipped, classes = result["num_skipped"], data.classes_listed
-    manifest = split_manifest(data.test, data_cfg.test, skipped=skipped, classes_listed=classes)
+    manifest = split_manifest(data.test, test_list, skipped=skipped, classes_listed=classes)
     result["manifest"] = {"test": manifest}
     predictions = eval_predictions_path(out)  # written before the json that names it
-    meta = {"run_id": cfg.get("run_id") or rd.run_id, "list": str(data_cfg.test), "list_sha256": manifest["sha256"]}
-    write_predictions(predictions, columns, {**meta, "num_classes": int(model.fc.out_features), "views": ev.views})
+    meta = {"run_id": cfg.get("run_id") or rd.run_id, "list": str(test_list), "list_sha256": manifest["sha256"]}
+    write_predictions(predictions, columns, {**meta, "num_classes": num_classes, "views": ev.views})
     result["predictions"] = predictions.name
     atomic_write_json(out, result)
     return result

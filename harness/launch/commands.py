@@ -119,7 +119,14 @@ def register_commands(subparsers) -> None:
     )
     sub = sweep.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
     sweep.set_defaults(func=lambda args: (sweep.print_help(), 2)[1])
+    _add_show_parser(sub)
+    _add_submit_parser(sub)
+    _add_status_parser(sub)
+    _add_cancel_parser(sub)
+    _add_logs_parser(sub)
 
+
+def _add_show_parser(sub) -> None:
     show = sub.add_parser(
         "show",
         help="expand a grid and print its runs with an estimated cost",
@@ -137,6 +144,20 @@ def register_commands(subparsers) -> None:
     show.add_argument(
         "--no-cost", action="store_true", help="skip the cost and memory estimates (no FLOPs or memory counting)"
     )
+    _add_estimate_options(show)
+    show.add_argument(
+        "--resolved",
+        metavar="RUN",
+        nargs="?",
+        const="all",
+        help="print the fully resolved config of run RUN (index or run id prefix), or of every run",
+    )
+    _add_set(show)
+    show.set_defaults(func=_cmd_show)
+
+
+def _add_estimate_options(show: argparse.ArgumentParser) -> None:
+    """The options of ``sweep show`` that feed its cost, memory and resolution estimates."""
     show.add_argument(
         "--calibrate",
         metavar="DIR",
@@ -175,16 +196,9 @@ def register_commands(subparsers) -> None:
         help="a Δ top-1 (points) the grid should resolve against its baseline: print how many seeds do (paired "
         "test over the same videos, 95%%, 80%% power)",
     )
-    show.add_argument(
-        "--resolved",
-        metavar="RUN",
-        nargs="?",
-        const="all",
-        help="print the fully resolved config of run RUN (index or run id prefix), or of every run",
-    )
-    _add_set(show)
-    show.set_defaults(func=_cmd_show)
 
+
+def _add_submit_parser(sub) -> None:
     submit = sub.add_parser(
         "submit",
         help="validate a grid and submit the runs that are not done/queued/running",
@@ -207,6 +221,12 @@ def register_commands(subparsers) -> None:
     submit.add_argument("--dry-run", action="store_true", help="validate and print what would be submitted")
     submit.add_argument("--wait", action="store_true", help="wait for the runs with a progress bar")
     _add_set(submit)
+    _add_slurm_options(submit)
+    _add_local_options(submit)
+    submit.set_defaults(func=_cmd_submit)
+
+
+def _add_slurm_options(submit: argparse.ArgumentParser) -> None:
     g = submit.add_argument_group("slurm (override the grid's resources)")
     g.add_argument("--partition")
     g.add_argument("--account")
@@ -239,6 +259,9 @@ def register_commands(subparsers) -> None:
         "snapshot into RESULTS/snapshots/<commit>-<hash>)",
     )
     g.add_argument("--snapshot", dest="snapshot", action="store_true", help="freeze the code also for local")
+
+
+def _add_local_options(submit: argparse.ArgumentParser) -> None:
     loc = submit.add_argument_group("local")
     loc.add_argument(
         "--max-parallel",
@@ -253,8 +276,9 @@ def register_commands(subparsers) -> None:
         help="run a run asking for more GPUs than this machine has on the GPUs there are, one process "
         "each (smaller world size: global batch and learning rate scale down); refused by default",
     )
-    submit.set_defaults(func=_cmd_submit)
 
+
+def _add_status_parser(sub) -> None:
     status = sub.add_parser(
         "status",
         help="table of a grid's runs: state, job id, attempts, last metric, last error, log",
@@ -269,6 +293,8 @@ def register_commands(subparsers) -> None:
     _add_set(status)
     status.set_defaults(func=_cmd_status)
 
+
+def _add_cancel_parser(sub) -> None:
     cancel = sub.add_parser(
         "cancel",
         help="cancel a grid's queued and running jobs",
@@ -284,6 +310,8 @@ def register_commands(subparsers) -> None:
     _add_set(cancel)
     cancel.set_defaults(func=_cmd_cancel)
 
+
+def _add_logs_parser(sub) -> None:
     logs = sub.add_parser(
         "logs",
         help="a run's log.txt, job stdout/stderr and last error",

@@ -254,32 +254,54 @@ def estimate_cost(
     if grid.task != "train":
         return [None] * len(runs)
     cost = grid.cost or {}
+    tp, declared = _stated_throughput(cost, throughput)
+    calibration = calibrate if isinstance(calibrate, Calibration) else load_calibration(grid, calibrate)
+    rates = _Rates(tp, declared, calibration, gpu or cost.get("gpu"))
+    keys, wanted = _flops_keys(runs)
+    cache = _gflops_per_view(wanted, flops_cache, progress)
+    line_counts: dict = {}
+    return [
+        _run_cost(run.config, cache.get(k), cache.get(kt), test_size, cost, line_counts, rates)
+        for run, (k, kt, test_size) in zip(runs, keys)
+    ]
+
+
+def _stated_throughput(cost: dict, throughput: dict | None) -> tuple[dict, Any]:
+    """(the grid's ``cost.throughput`` updated by the command line's ``throughput``, the declared videos/s)."""
     tp = {k: v for k, v in (cost.get("throughput") or {}).items() if v is not None}
     tp.update({k: v for k, v in (throughput or {}).items() if v is not None})
     declared = tp.get("videos_per_s") or tp.get("clips_per_s")
     if (throughput or {}).get("clips_per_s") and not (throughput or {}).get("videos_per_s"):
         declared = throughput["clips_per_s"]  # the command line's older name beats the grid's newer one
-    calibration = calibrate if isinstance(calibrate, Calibration) else load_calibration(grid, calibrate)
-    gpu = gpu or cost.get("gpu")
-    cache_path = Path(flops_cache) if flops_cache else None
-    cache: dict = {}
-    if cache_path and cache_path.exists():
-        with contextlib.suppress(OSError, ValueError):
-            cache = read_json(cache_path)
-    out: list[dict | None] = []
+    return tp, declared
 
-    def key(model: dict, size: int) -> str:
-        return json.dumps({"model": model, "size": size}, sort_keys=True)
 
+def _flops_key(model: dict, size: int) -> str:
+    return json.dumps({"model": model, "size": size}, sort_keys=True)
+
+
+def _flops_keys(runs: list[RunSpec]) -> tuple[list[tuple[str, str, int]], dict[str, tuple[dict, int]]]:
+    """(per run: its training FLOPs key, test FLOPs key and test size; every key -> (model, size))."""
     keys = []  # per run: (training key, test key)
     wanted: dict[str, tuple[dict, int]] = {}
     for run in runs:
         model = dict(run.config.get("model") or {})
         size = get_dotted(run.config, "data.size") or 224
         test_size = _test_size(run.config) or size
-        keys.append((key(model, size), key(model, test_size), test_size))
-        wanted[key(model, size)] = (model, size)
-        wanted[key(model, test_size)] = (model, test_size)
+        keys.append((_flops_key(model, size), _flops_key(model, test_size), test_size))
+        wanted[_flops_key(model, size)] = (model, size)
+        wanted[_flops_key(model, test_size)] = (model, test_size)
+    return keys, wanted
+
+
+def _gflops_per_view(wanted: dict[str, tuple[dict, int]], flops_cache, progress: bool) -> dict:
+    """GFLOPs per view of every wanted (model, size), read from ``flops_cache`` where it has them, else
+    counted (``profile_model(..., latency=False)``) and written back to it."""
+    cache_path = Path(flops_cache) if flops_cache else None
+    cache: dict = {}
+    if cache_path and cache_path.exists():
+        with contextlib.suppress(OSError, ValueError):
+            cache = read_json(cache_path)
     missing = {k: v for k, v in wanted.items() if k not in cache}
     if missing:
         from harness.measure import profile_model
@@ -296,60 +318,89 @@ def estimate_cost(
         bar.close()
         if cache_path:
             atomic_write_json(cache_path, cache)
-    line_counts: dict = {}
-    for run, (k, kt, test_size) in zip(runs, keys):
-        c = run.config
-        epochs = get_dotted(c, "train.epochs") or 0
-        n = cost.get("train_clips")
-        if n is None:
-            p = get_dotted(c, "data.train")
-            n = line_counts.setdefault(p, _count_lines(p))
-        m = cost.get("test_clips")
-        if m is None:
-            p = get_dotted(c, "data.test") or get_dotted(c, "data.val")
-            m = line_counts.setdefault(p, _count_lines(p))
-        views = (get_dotted(c, "eval.test_groups") or 1) * (get_dotted(c, "eval.crops") or 1)
-        f, ft = cache.get(k), cache.get(kt)
-        measured, why = calibration.match(c, gpu) if calibration is not None else (None, "")
+    return cache
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """Where a run's training throughput comes from: measured (``calibration``, on ``gpu``), declared
+    (``declared`` videos/s) or assumed (``tp["tflops"]``)."""
+
+    tp: dict
+    declared: Any
+    calibration: Calibration | None
+    gpu: str | None
+
+    def for_run(self, c: dict) -> tuple[dict | None, float | None, str]:
+        """(the matched measurement or None, videos/s or None, the 'throughput (source)' text)."""
+        measured, why = self.calibration.match(c, self.gpu) if self.calibration is not None else (None, "")
         if measured is not None:
             vps, source = measured["videos_per_s"], measured["note"]
-        elif declared:
-            vps, source = float(declared), f"declared {float(declared):g} videos/s"
-        elif tp.get("tflops"):
-            vps, source = None, f"assumed {float(tp['tflops']):g} TFLOP/s"
+        elif self.declared:
+            vps, source = float(self.declared), f"declared {float(self.declared):g} videos/s"
+        elif self.tp.get("tflops"):
+            vps, source = None, f"assumed {float(self.tp['tflops']):g} TFLOP/s"
         else:
             vps, source = None, "no throughput"
         if why:
             source += f" ({why})"
-        hours = None
-        if n is not None:
-            m = m or 0
-            if vps:
-                scale = ft / f if f and ft else 1.0
-                hours = (epochs * n + m * views * scale / 3) / vps / 3600
-            elif tp.get("tflops") and f is not None and ft is not None:
-                hours = (3 * epochs * n * f + m * views * ft) / (float(tp["tflops"]) * 1000) / 3600
-        gpus = int((c.get("resources") or {}).get("gpus", 0))
-        out.append(
-            {
-                "gflops_per_view": f,
-                "test_size": test_size,
-                "test_gflops_per_view": ft,
-                "test_gflops_per_video": ft * views if ft is not None else None,
-                "epochs": epochs,
-                "train_clips": n,
-                "test_clips": m,
-                "views": views,
-                "hours": hours,
-                "videos_per_s": vps,
-                "throughput_source": source,
-                "measured": measured,
-                "calibration": calibration.summary() if calibration is not None else None,
-                "unit": "GPU-h" if gpus else "CPU-h",
-                "wall_h": (hours / gpus if gpus and hours is not None else hours),
-            }
-        )
-    return out
+        return measured, vps, source
+
+
+def _clip_counts(c: dict, cost: dict, line_counts: dict) -> tuple[Any, Any]:
+    """(training videos per epoch, test videos) of a run: ``cost.train_clips`` / ``cost.test_clips``, else the
+    lines of its lists (counted once per list in ``line_counts``)."""
+    n = cost.get("train_clips")
+    if n is None:
+        p = get_dotted(c, "data.train")
+        n = line_counts.setdefault(p, _count_lines(p))
+    m = cost.get("test_clips")
+    if m is None:
+        p = get_dotted(c, "data.test") or get_dotted(c, "data.val")
+        m = line_counts.setdefault(p, _count_lines(p))
+    return n, m
+
+
+def _hours(epochs, n, m, views, f, ft, vps, tp: dict) -> float | None:
+    """Device-hours of a run by the formulas of :func:`estimate_cost` (None: no throughput to use)."""
+    if vps:
+        scale = ft / f if f and ft else 1.0
+        return (epochs * n + m * views * scale / 3) / vps / 3600
+    if tp.get("tflops") and f is not None and ft is not None:
+        return (3 * epochs * n * f + m * views * ft) / (float(tp["tflops"]) * 1000) / 3600
+    return None
+
+
+def _run_cost(c: dict, f, ft, test_size: int, cost: dict, line_counts: dict, rates: _Rates) -> dict:
+    """The estimate of one run (resolved config ``c``; ``f``, ``ft``: GFLOPs per view at its training and
+    test crop): one record of :func:`estimate_cost`."""
+    epochs = get_dotted(c, "train.epochs") or 0
+    n, m = _clip_counts(c, cost, line_counts)
+    views = (get_dotted(c, "eval.test_groups") or 1) * (get_dotted(c, "eval.crops") or 1)
+    measured, vps, source = rates.for_run(c)
+    hours = None
+    if n is not None:
+        m = m or 0
+        hours = _hours(epochs, n, m, views, f, ft, vps, rates.tp)
+    gpus = int((c.get("resources") or {}).get("gpus", 0))
+    calibration = rates.calibration
+    return {
+        "gflops_per_view": f,
+        "test_size": test_size,
+        "test_gflops_per_view": ft,
+        "test_gflops_per_video": ft * views if ft is not None else None,
+        "epochs": epochs,
+        "train_clips": n,
+        "test_clips": m,
+        "views": views,
+        "hours": hours,
+        "videos_per_s": vps,
+        "throughput_source": source,
+        "measured": measured,
+        "calibration": calibration.summary() if calibration is not None else None,
+        "unit": "GPU-h" if gpus else "CPU-h",
+        "wall_h": (hours / gpus if gpus and hours is not None else hours),
+    }
 
 
 MEMORY_CACHE_VERSION = 1
@@ -444,28 +495,44 @@ def show_table(
     for i, run in enumerate(runs):
         row = [run.index, run.run_id] + [format_value(run.axes.get(k)) for k in keys] + [run.axes.get("seed")]
         if with_cost:
-            c = costs[i] or {}
-            f = c.get("gflops_per_view")
-            h = c.get("hours")
-            ft = c.get("test_gflops_per_view")
-            row += [
-                f"{f:.1f}" if f is not None else "",
-                f"{c['views']} x {ft:.1f} @{c['test_size']}px = {c['test_gflops_per_video']:.0f}" if ft else "",
-                c.get("epochs"),
-                c.get("train_clips"),
-                f"{h:,.1f} {c.get('unit')}" if h is not None else "n/a",
-                (f"{c['videos_per_s']:.1f} videos/s " if c.get("measured") else "")
-                + (c.get("throughput_source") or ""),
-            ]
+            row += _cost_cells(costs[i] or {})
         if with_memory:
-            mem = memory[i] or {}
-            row.append(
-                f"{mem['total_gb']:.1f} GB ({'model' if mem['source'] == 'model' else 'measured'})" if mem else ""
-            )
-            if with_limit:
-                lim = mem.get("gpu_mem_gb")
-                row.append(f"WARNING: over 90% of {lim:g} GB" if mem.get("warn") else ("ok" if lim else "?"))
+            row += _memory_cells(memory[i] or {}, with_limit)
         rows.append(row)
+    text = _grid_header(grid, runs) + "\n\n" + tabulate(rows, headers=headers, tablefmt="simple")
+    if with_cost:
+        text += _cost_totals(costs, runs)
+    if with_memory:
+        text += _memory_totals(memory, runs, with_limit)
+    return text
+
+
+def _cost_cells(c: dict) -> list:
+    """The cost columns of one run's row."""
+    f = c.get("gflops_per_view")
+    h = c.get("hours")
+    ft = c.get("test_gflops_per_view")
+    return [
+        f"{f:.1f}" if f is not None else "",
+        f"{c['views']} x {ft:.1f} @{c['test_size']}px = {c['test_gflops_per_video']:.0f}" if ft else "",
+        c.get("epochs"),
+        c.get("train_clips"),
+        f"{h:,.1f} {c.get('unit')}" if h is not None else "n/a",
+        (f"{c['videos_per_s']:.1f} videos/s " if c.get("measured") else "") + (c.get("throughput_source") or ""),
+    ]
+
+
+def _memory_cells(mem: dict, with_limit: bool) -> list:
+    """The memory column(s) of one run's row: the peak, and with a GPU memory given, whether it fits."""
+    cells = [f"{mem['total_gb']:.1f} GB ({'model' if mem['source'] == 'model' else 'measured'})" if mem else ""]
+    if with_limit:
+        lim = mem.get("gpu_mem_gb")
+        cells.append(f"WARNING: over 90% of {lim:g} GB" if mem.get("warn") else ("ok" if lim else "?"))
+    return cells
+
+
+def _grid_header(grid: Grid, runs: list[RunSpec]) -> str:
+    """The lines above the table: the grid, its description, paper table and reference, resources per run."""
     res = Resources.from_dict(runs[0].config.get("resources")) if runs else None
     lines = [f"grid {grid.name} ({grid.path}): {grid.task}, {len(runs)} runs", f"  {grid.description}".rstrip()]
     if grid.paper_table:
@@ -477,32 +544,40 @@ def show_table(
             f"  resources per run: {res.gpus} GPU(s) on {res.nodes} node(s), {res.cpus_per_task} CPUs/task, "
             f"{res.mem_gb:g} GB, {res.time_min} min"
         )
-    text = "\n".join(lines) + "\n\n" + tabulate(rows, headers=headers, tablefmt="simple")
-    if with_cost:
-        hours = [c["hours"] for c in costs if c and c.get("hours") is not None]
-        unit = next((c["unit"] for c in costs if c), "GPU-h")
-        if hours:
-            text += (
-                f"\n\nestimated total: {sum(hours):,.1f} {unit} ({len(hours)} of {len(runs)} runs estimated; "
-                "formula: harness.launch.cost.estimate_cost)"
-            )
-        else:
-            text += "\n\nno estimate: declare cost.train_clips and cost.throughput in the grid"
-        calibration = next((c["calibration"] for c in costs if c and c.get("calibration")), None)
-        if calibration:
-            measured = sum(1 for c in costs if c and c.get("measured"))
-            text += (
-                f"\nthroughput: {measured} of {len(runs)} runs measured (videos/s per device = profile "
-                f"train_videos_s), the others as declared or assumed; {calibration}"
-            )
-    if with_memory:
-        over = sum(1 for m in memory if m and m.get("warn"))
-        measured = sum(1 for m in memory if m and m["source"] != "model")
+    return "\n".join(lines)
+
+
+def _cost_totals(costs: list[dict | None], runs: list[RunSpec]) -> str:
+    """The lines below the table on cost: the total estimate and where the throughputs came from."""
+    text = ""
+    hours = [c["hours"] for c in costs if c and c.get("hours") is not None]
+    unit = next((c["unit"] for c in costs if c), "GPU-h")
+    if hours:
         text += (
-            f"\npeak training memory per GPU: {measured} measured, {len(runs) - measured} from the stated model "
-            "(saved activations counted on the meta device + parameters, gradients, momentum, AMP weight copies, "
-            "DDP buckets; harness.measure.memory)"
+            f"\n\nestimated total: {sum(hours):,.1f} {unit} ({len(hours)} of {len(runs)} runs estimated; "
+            "formula: harness.launch.cost.estimate_cost)"
         )
-        if with_limit:
-            text += f"; {over} run(s) over 90% of the GPU memory" if over else "; every run fits"
+    else:
+        text += "\n\nno estimate: declare cost.train_clips and cost.throughput in the grid"
+    calibration = next((c["calibration"] for c in costs if c and c.get("calibration")), None)
+    if calibration:
+        measured = sum(1 for c in costs if c and c.get("measured"))
+        text += (
+            f"\nthroughput: {measured} of {len(runs)} runs measured (videos/s per device = profile "
+            f"train_videos_s), the others as declared or assumed; {calibration}"
+        )
+    return text
+
+
+def _memory_totals(memory: list[dict | None], runs: list[RunSpec], with_limit: bool) -> str:
+    """The lines below the table on memory: how many peaks are measured, and whether every run fits."""
+    over = sum(1 for m in memory if m and m.get("warn"))
+    measured = sum(1 for m in memory if m and m["source"] != "model")
+    text = (
+        f"\npeak training memory per GPU: {measured} measured, {len(runs) - measured} from the stated model "
+        "(saved activations counted on the meta device + parameters, gradients, momentum, AMP weight copies, "
+        "DDP buckets; harness.measure.memory)"
+    )
+    if with_limit:
+        text += f"; {over} run(s) over 90% of the GPU memory" if over else "; every run fits"
     return text

@@ -45,7 +45,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,6 +328,45 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
         or name.startswith(".")
     ):
         bad("name", f"must be 1-100 letters, digits, '-', '_' or '.', not starting with '.', got {name!r}")
+    base, task = _checked_base(doc, bad)
+    product, zipped = _checked_axes(doc, bad)
+    seeds = _checked_seeds(doc, base, bad)
+    resources = doc.get("resources") or {}
+    try:
+        Resources.from_dict({**(base.get("resources") or {}), **resources})
+    except (TypeError, ValueError) as e:
+        bad("resources", str(e))
+    cost = doc.get("cost") or {}
+    if not isinstance(cost, dict):
+        bad("cost", f"must be a mapping ({', '.join(COST_KEYS)})")
+        cost = {}
+    for key, message in cost_problems(cost):
+        bad(key, message)
+    report = _checked_report(doc, bad)
+    ref = doc.get("paper_reference")
+    if ref is not None and not isinstance(ref, str):
+        bad("paper_reference", f"{ref!r}: must be the path of a paper CSV, e.g. experiments/paper/<name>.csv")
+    if problems:
+        raise GridValidationError(problems)
+    return Grid(
+        path=path,
+        name=name,
+        task=task,
+        base=copy.deepcopy(base),
+        product=dict(product),
+        zip=dict(zipped),
+        seeds=tuple(seeds),
+        resources=dict(resources),
+        description=str(doc.get("description") or ""),
+        paper_table=str(doc.get("paper_table") or ""),
+        paper_reference=str(ref) if ref else None,
+        cost=dict(cost),
+        report=dict(report),
+    )
+
+
+def _checked_base(doc: dict, bad: Callable[[str, str], None]) -> tuple[dict, Any]:
+    """(the grid's ``base``, its task), each problem told to ``bad(key, message)``."""
     base = doc.get("base") or {}
     if not isinstance(base, dict):
         bad("base", "must be a mapping of sections (model, data, train, eval, profile)")
@@ -342,6 +381,11 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
             bad(f"base.{key}", f"unknown section; sections are {', '.join(SECTIONS)}")
         elif not isinstance(value, dict):
             bad(f"base.{key}", "must be a mapping")
+    return base, task
+
+
+def _checked_axes(doc: dict, bad: Callable[[str, str], None]) -> tuple[dict, dict]:
+    """(the product axes, the zipped axes) of the grid, each problem told to ``bad(key, message)``."""
     axes = doc.get("axes") or {}
     if not isinstance(axes, dict) or set(axes) - {"product", "zip"}:
         bad("axes", "must be a mapping with 'product' and/or 'zip'")
@@ -368,6 +412,11 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
     lengths = {k: len(v) for k, v in zipped.items() if isinstance(v, list)}
     if len(set(lengths.values())) > 1:
         bad("axes.zip", f"zipped lists must have equal lengths, got {lengths}")
+    return product, zipped
+
+
+def _checked_seeds(doc: dict, base: dict, bad: Callable[[str, str], None]) -> list:
+    """The grid's seeds (default: the base's seed, else 0), each problem told to ``bad(key, message)``."""
     seeds = doc.get("seeds", [base.get("seed", 0)])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
@@ -380,17 +429,11 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
         seeds = [0]
     elif len(set(seeds)) != len(seeds):
         bad("seeds", f"repeated seed in {seeds}")
-    resources = doc.get("resources") or {}
-    try:
-        Resources.from_dict({**(base.get("resources") or {}), **resources})
-    except (TypeError, ValueError) as e:
-        bad("resources", str(e))
-    cost = doc.get("cost") or {}
-    if not isinstance(cost, dict):
-        bad("cost", f"must be a mapping ({', '.join(COST_KEYS)})")
-        cost = {}
-    for key, message in cost_problems(cost):
-        bad(key, message)
+    return seeds
+
+
+def _checked_report(doc: dict, bad: Callable[[str, str], None]) -> Any:
+    """The grid's ``report`` section, each problem told to ``bad(key, message)``."""
     report = doc.get("report") or {}
     if not isinstance(report, dict):
         bad("report", "must be a mapping (rows, metrics)")
@@ -403,26 +446,7 @@ def grid_from_dict(doc: Any, path: str | os.PathLike = "<grid>") -> Grid:
                 "report.baseline",
                 f"{stated!r}: must map config keys to the baseline's values, e.g. {{model.split_ratio: 0.125}}",
             )
-    ref = doc.get("paper_reference")
-    if ref is not None and not isinstance(ref, str):
-        bad("paper_reference", f"{ref!r}: must be the path of a paper CSV, e.g. experiments/paper/<name>.csv")
-    if problems:
-        raise GridValidationError(problems)
-    return Grid(
-        path=path,
-        name=name,
-        task=task,
-        base=copy.deepcopy(base),
-        product=dict(product),
-        zip=dict(zipped),
-        seeds=tuple(seeds),
-        resources=dict(resources),
-        description=str(doc.get("description") or ""),
-        paper_table=str(doc.get("paper_table") or ""),
-        paper_reference=str(ref) if ref else None,
-        cost=dict(cost),
-        report=dict(report),
-    )
+    return report
 
 
 def cost_problems(cost: dict) -> list[tuple[str, str]]:

@@ -52,6 +52,23 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
             "  dsa-harness profile i3d_r50_dsa -o split_ratio=0.25 -o position=res_3 --no-latency --json"
         ),
     )
+    _add_input_options(p)
+    _add_timing_options(p)
+    p.add_argument(
+        "-o",
+        "--override",
+        type=parse_set,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model override, e.g. split_ratio=0.25, stage_masks=all, aggregator=nonlocal",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.set_defaults(func=_profile)
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    """What is profiled: the variants and the input shape."""
     p.add_argument("variant", help="a variant name or a wildcard pattern (see `dsa-harness list`)")
     p.add_argument("--snippets", "-U", type=int, metavar="U", help="snippets per view U (default: the variant's)")
     p.add_argument("--frames", "-T", type=int, metavar="T", help="frames per snippet T (default: the variant's)")
@@ -65,6 +82,10 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--views", type=int, default=1, help="test views per video, clips x crops (default: %(default)s)")
     p.add_argument("--num-classes", type=int, default=400, help="number of classes (default: %(default)s)")
+
+
+def _add_timing_options(p: argparse.ArgumentParser) -> None:
+    """Where and how it is timed: device, threads, what is measured, rounds, baseline, numerics."""
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--threads", type=int, help="intra-op threads while timing (default: torch's)")
     p.add_argument(
@@ -95,17 +116,6 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="torch.compile mode; reduce-overhead replays CUDA graphs (default: %(default)s)",
     )
-    p.add_argument(
-        "-o",
-        "--override",
-        type=parse_set,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model override, e.g. split_ratio=0.25, stage_masks=all, aggregator=nonlocal",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
-    p.set_defaults(func=_profile)
 
 
 def check_profile_flags(args: argparse.Namespace) -> None:

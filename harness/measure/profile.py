@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -197,19 +198,58 @@ def profile_variants(
     memory = memory and (latency or train)
     measured = latency or train
     with settings.applied():
-        described = settings.describe()
-        for r, b in zip(records, pairs):
-            r.update({k: None for k in MEASURED_KEYS})
-            r.update(
-                batch=settings.batch,
-                device=settings.device,
-                device_name=described["device_name"],
-                threads=described["threads"],
-                settings=described,
-                baseline=None if b is None else b.name,
-            )
+        _note_settings(records, pairs, settings)
         if not measured:
             return records
+        bench = _Bench.build(timed, settings, size, say)
+        results: dict[str, dict] = {k: {} for k in timed}
+        _measure_inference(bench, results, rounds, latency, memory)
+        if train:
+            _measure_training(bench, results, train_rounds, memory)
+    for r, c, b in zip(records, configs, pairs):
+        own = results[_key(c)]
+        base = results[_key(b)] if b is not None else None
+        r["rounds"] = rounds if latency else None
+        r["train_rounds"] = train_rounds if train else None
+        for key in ("infer_peak_mem_gb", "train_peak_mem_gb", "memory_method"):
+            r[key] = own.get(key)
+        if "infer_times" in own:
+            r.update(_latency_fields(own, base, settings.batch, c.num_snippets))
+        if "train_times" in own:
+            r.update(_train_fields(own, base, settings.batch, c.num_snippets))
+    return records
+
+
+def _note_settings(records: list[dict], pairs: list[ModelConfig | None], settings: Settings) -> None:
+    """Give every record all of ``MEASURED_KEYS`` (None), then the settings and baseline it is measured with."""
+    described = settings.describe()
+    for r, b in zip(records, pairs):
+        r.update({k: None for k in MEASURED_KEYS})
+        r.update(
+            batch=settings.batch,
+            device=settings.device,
+            device_name=described["device_name"],
+            threads=described["threads"],
+            settings=described,
+            baseline=None if b is None else b.name,
+        )
+
+
+@dataclass
+class _Bench:
+    """The timed models (by ``_key``) on the device, with their input batch and labels."""
+
+    settings: Settings
+    dev: torch.device
+    warmup: int
+    say: Callable[[str], None]
+    models: dict
+    inputs: dict
+    labels: dict
+
+    @classmethod
+    def build(cls, timed: dict[str, ModelConfig], settings: Settings, size: int, say) -> _Bench:
+        """Build every model in ``timed`` for ``settings`` with a random batch of ``settings.batch`` videos."""
         dev = torch.device(settings.device)
         B = settings.batch
         models, inputs, labels = {}, {}, {}
@@ -218,94 +258,102 @@ def profile_variants(
             x = torch.randn(B, c.num_snippets, 3, c.num_frames, size, size, device=dev)
             inputs[k] = x.contiguous(memory_format=torch.channels_last_3d) if settings.channels_last else x
             labels[k] = torch.randint(0, c.num_classes, (B,), device=dev)
-        results: dict[str, dict] = {k: {} for k in timed}
-        infer = {k: inference_step(models[k], inputs[k], settings) for k in timed}
         # untimed calls first: one settles eager kernels (oneDNN primitives, cuDNN autotuning); compiled
         # models need more (compilation, then CUDA-graph recording under reduce-overhead)
         warmup = 1 if settings.compile_mode == "none" else 3
-        if latency:
-            times = time_interleaved(
-                infer,
-                rounds=rounds,
-                device=dev,
-                warmup=warmup,
-                progress=lambda i, n: say(f"inference round {i}/{n}"),
-            )
-            for k in timed:
-                results[k]["infer_times"] = times[k]
-        if memory:
-            for k in timed:
-                m = peak_memory(infer[k], resident_tensors(models[k], [inputs[k]]), settings.device)
-                results[k].update(infer_peak_mem_gb=m["peak_gb"], memory_method=m["method"])
-            say("inference memory measured")
-        if train:
-            steps, opts = {}, {}
-            for k in timed:
-                steps[k], opts[k] = training_step(models[k], inputs[k], labels[k], settings)
-            times = time_interleaved(
-                steps,
-                rounds=train_rounds,
-                device=dev,
-                warmup=warmup,
-                progress=lambda i, n: say(f"training round {i}/{n}"),
-            )
-            for k in timed:
-                results[k]["train_times"] = times[k]
-            if memory:
-                for k in timed:
-                    resident = resident_tensors(models[k], [inputs[k], labels[k]], opts[k])
-                    m = peak_memory(steps[k], resident, settings.device)
-                    results[k]["train_peak_mem_gb"] = m["peak_gb"]
-                say("training memory measured")
-    for r, c, b in zip(records, configs, pairs):
-        own = results[_key(c)]
-        base = results[_key(b)] if b is not None else None
-        U = c.num_snippets
-        r["rounds"] = rounds if latency else None
-        r["train_rounds"] = train_rounds if train else None
-        for key in ("infer_peak_mem_gb", "train_peak_mem_gb", "memory_method"):
-            r[key] = own.get(key)
-        if "infer_times" in own:
-            s = summarize(own["infer_times"])
-            r.update(
-                latency_ms=s["median_ms"],
-                latency_iqr_ms=s["iqr_ms"],
-                latency_ci_low_ms=s["ci_low_ms"],
-                latency_ci_high_ms=s["ci_high_ms"],
-                throughput_clips_s=B * U / (s["median_ms"] / 1e3),
-                timed_runs=len(own["infer_times"]),
-                latency_rounds_ms=[1e3 * t for t in own["infer_times"]],
-            )
-            if base is not None:
-                q = paired_ratio(own["infer_times"], base["infer_times"])
-                r.update(
-                    baseline_latency_ms=summarize(base["infer_times"])["median_ms"],
-                    latency_ratio=q["ratio"],
-                    latency_ratio_ci_low=q["ci_low"],
-                    latency_ratio_ci_high=q["ci_high"],
-                    baseline_latency_rounds_ms=[1e3 * t for t in base["infer_times"]],
-                )
-        if "train_times" in own:
-            s = summarize(own["train_times"])
-            r.update(
-                train_step_ms=s["median_ms"],
-                train_step_iqr_ms=s["iqr_ms"],
-                train_step_ci_low_ms=s["ci_low_ms"],
-                train_step_ci_high_ms=s["ci_high_ms"],
-                train_clips_s=B * U / (s["median_ms"] / 1e3),
-                train_videos_s=B / (s["median_ms"] / 1e3),
-                train_step_rounds_ms=[1e3 * t for t in own["train_times"]],
-            )
-            if base is not None:
-                q = paired_ratio(own["train_times"], base["train_times"])
-                r.update(
-                    baseline_train_step_ms=summarize(base["train_times"])["median_ms"],
-                    train_ratio=q["ratio"],
-                    train_ratio_ci_low=q["ci_low"],
-                    train_ratio_ci_high=q["ci_high"],
-                    baseline_train_step_rounds_ms=[1e3 * t for t in base["train_times"]],
-                )
-    return records
+        return cls(settings, dev, warmup, say, models, inputs, labels)
+
+
+def _measure_inference(bench: _Bench, results: dict[str, dict], rounds: int, latency: bool, memory: bool) -> None:
+    """Forward passes: timed in interleaved rounds (``latency``) and their peak memory (``memory``)."""
+    models, inputs, settings = bench.models, bench.inputs, bench.settings
+    infer = {k: inference_step(models[k], inputs[k], settings) for k in models}
+    if latency:
+        times = time_interleaved(
+            infer,
+            rounds=rounds,
+            device=bench.dev,
+            warmup=bench.warmup,
+            progress=lambda i, n: bench.say(f"inference round {i}/{n}"),
+        )
+        for k in models:
+            results[k]["infer_times"] = times[k]
+    if memory:
+        for k in models:
+            m = peak_memory(infer[k], resident_tensors(models[k], [inputs[k]]), settings.device)
+            results[k].update(infer_peak_mem_gb=m["peak_gb"], memory_method=m["method"])
+        bench.say("inference memory measured")
+
+
+def _measure_training(bench: _Bench, results: dict[str, dict], rounds: int, memory: bool) -> None:
+    """Full training steps: timed in interleaved rounds and (``memory``) their peak memory."""
+    models, inputs, labels, settings = bench.models, bench.inputs, bench.labels, bench.settings
+    steps, opts = {}, {}
+    for k in models:
+        steps[k], opts[k] = training_step(models[k], inputs[k], labels[k], settings)
+    times = time_interleaved(
+        steps,
+        rounds=rounds,
+        device=bench.dev,
+        warmup=bench.warmup,
+        progress=lambda i, n: bench.say(f"training round {i}/{n}"),
+    )
+    for k in models:
+        results[k]["train_times"] = times[k]
+    if memory:
+        for k in models:
+            resident = resident_tensors(models[k], [inputs[k], labels[k]], opts[k])
+            m = peak_memory(steps[k], resident, settings.device)
+            results[k]["train_peak_mem_gb"] = m["peak_gb"]
+        bench.say("training memory measured")
+
+
+def _latency_fields(own: dict, base: dict | None, B: int, U: int) -> dict:
+    """A record's forward-pass timing from the measured rounds, with the ratio to the baseline's."""
+    s = summarize(own["infer_times"])
+    fields = dict(
+        latency_ms=s["median_ms"],
+        latency_iqr_ms=s["iqr_ms"],
+        latency_ci_low_ms=s["ci_low_ms"],
+        latency_ci_high_ms=s["ci_high_ms"],
+        throughput_clips_s=B * U / (s["median_ms"] / 1e3),
+        timed_runs=len(own["infer_times"]),
+        latency_rounds_ms=[1e3 * t for t in own["infer_times"]],
+    )
+    if base is not None:
+        q = paired_ratio(own["infer_times"], base["infer_times"])
+        fields.update(
+            baseline_latency_ms=summarize(base["infer_times"])["median_ms"],
+            latency_ratio=q["ratio"],
+            latency_ratio_ci_low=q["ci_low"],
+            latency_ratio_ci_high=q["ci_high"],
+            baseline_latency_rounds_ms=[1e3 * t for t in base["infer_times"]],
+        )
+    return fields
+
+
+def _train_fields(own: dict, base: dict | None, B: int, U: int) -> dict:
+    """A record's training-step timing from the measured rounds, with the ratio to the baseline's."""
+    s = summarize(own["train_times"])
+    fields = dict(
+        train_step_ms=s["median_ms"],
+        train_step_iqr_ms=s["iqr_ms"],
+        train_step_ci_low_ms=s["ci_low_ms"],
+        train_step_ci_high_ms=s["ci_high_ms"],
+        train_clips_s=B * U / (s["median_ms"] / 1e3),
+        train_videos_s=B / (s["median_ms"] / 1e3),
+        train_step_rounds_ms=[1e3 * t for t in own["train_times"]],
+    )
+    if base is not None:
+        q = paired_ratio(own["train_times"], base["train_times"])
+        fields.update(
+            baseline_train_step_ms=summarize(base["train_times"])["median_ms"],
+            train_ratio=q["ratio"],
+            train_ratio_ci_low=q["ci_low"],
+            train_ratio_ci_high=q["ci_high"],
+            baseline_train_step_rounds_ms=[1e3 * t for t in base["train_times"]],
+        )
+    return fields
 
 
 def profile_model(
