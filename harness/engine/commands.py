@@ -76,7 +76,7 @@ def default_of(key: str) -> object:
 
 def add_config_flags(p: argparse.ArgumentParser, flags=TRAIN_FLAGS, switches=SWITCHES) -> None:
     """The common flags (help from the config field, default shown), ``--set`` and ``-o``."""
-    g = p.add_argument_group("run config (defaults: harness/config.py; see --set below)")
+    g = p.add_argument_group("run config (defaults: harness/config/; see --set below)")
     for flag, key, opts in flags:
         section, _, name = key.partition(".")
         text = (

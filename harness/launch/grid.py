@@ -35,7 +35,7 @@ name a whole section (``model``) with mapping values, which are merged into the 
 Runs are the product axes (first key slowest) x the zip rows x the seeds (fastest).
 
 Every run is resolved through ``harness.config.RunConfig`` (one config type from grid to CLI to run
-id): its id is the hash of the *resolved* configuration (see harness/config.py), so the same run
+id): its id is the hash of the *resolved* configuration (see harness/config/), so the same run
 spelled another way, in another grid or with its dataset moved, gets the same id. Neither torch nor
 decord is imported: expanding a grid is cheap.
 """
