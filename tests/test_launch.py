@@ -359,6 +359,7 @@ def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatc
     assert RunDir(ok.run_dir).read_job()["attempts"] == 1
 
 
+@pytest.mark.usefixtures("local_workers")
 def test_local_executor_workers_run_grid_in_background(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     grid_file = write_grid(
@@ -447,6 +448,7 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
     assert collect_status(runs)[1].status == "incomplete"
 
 
+@pytest.mark.usefixtures("local_workers")
 def test_cancel_stops_local_worker_and_marks_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     slow = {**TINY_PROFILE, "latency": True, "rounds": 1_000_000}
@@ -611,6 +613,44 @@ def test_a_run_trained_by_hand_is_done_in_the_grid_and_a_grid_s_run_is_not_train
     assert not (tmp_path / "results" / "runs" / "manual" / from_grid.run_id).exists()
     runs = load_runs(tmp_path / "results" / "runs")
     assert sorted(runs["run_id"]) == sorted([by_hand.run_id, from_grid.run_id])
+
+
+def test_local_workers_a_test_left_are_ended_by_pid_and_no_other_process(tmp_path):
+    """The ``local_workers`` fixture's teardown (tests/conftest.py): it ends the live local workers recorded
+    under the test's folder, with their task processes, and leaves alone a process a marker names that is no
+    worker of that folder (its pid given to another process)."""
+    import subprocess
+    import sys
+
+    import submitit
+    from conftest import LOCAL_CONTROLLER, end_local_workers, local_workers_under
+
+    from harness.launch.scheduler import _children, proc_start_ticks
+
+    ex = submitit.LocalExecutor(folder=tmp_path / "results" / "runs" / "g" / "_jobs" / "%j")
+    ex.update_parameters(timeout_min=10)
+    job = ex.submit(time.sleep, 600)
+    worker = int(job.job_id)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", LOCAL_CONTROLLER, "/elsewhere/x"])
+    try:
+        RunDir(tmp_path / "results" / "runs" / "g" / "abcdef123456").create().write_job(
+            {"cluster": "local", "job_id": str(other.pid), "state": "running"}
+        )
+        deadline = time.time() + 120
+        while not _children(worker):  # its task process has started
+            assert time.time() < deadline, "the local worker started no task"
+            time.sleep(0.1)
+        tasks = _children(worker)
+        assert local_workers_under(tmp_path) == [worker]
+        assert end_local_workers(tmp_path) == [worker]
+        assert proc_start_ticks(worker) is None and all(proc_start_ticks(t) is None for t in tasks)
+        assert other.poll() is None  # not a worker of this folder: left alone
+        assert local_workers_under(tmp_path) == [] and end_local_workers(tmp_path) == []
+    finally:
+        other.kill()
+        other.wait()
+        if proc_start_ticks(worker) is not None:
+            job._process.kill()
 
 
 # ------------------------------------------------------------------------------------------------
