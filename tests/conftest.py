@@ -1,12 +1,15 @@
 """Session fixtures shared by the test areas.
 
 ``slurm_cluster``: a throwaway single-node SLURM cluster (scripts/local-slurm.sh), started once per
-session by the first test that asks for it and stopped at the end. Other fixtures live in the test
-files that use them.
+session by the first test that asks for it and stopped at the end. ``local_workers``: for a test that
+starts submitit local workers (``--cluster local``), ends those still alive on teardown, by process id.
+Other fixtures live in the test files that use them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -122,3 +125,71 @@ def slurm_cluster():
         down = _script("down", str(cluster_dir), timeout=120)
         if down.returncode != 0:
             print(f"warning: scripts/local-slurm.sh down {cluster_dir} failed:\n{_output(down)}")
+
+
+# --- submitit local workers a test started ----------------------------------------------------------
+
+LOCAL_CONTROLLER = "submitit.local._local"  # the module a local worker (submitit's job controller) runs
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def local_workers_under(root: Path) -> list[int]:
+    """PIDs of the live local workers started for folders under ``root``: the job ids recorded there (``job.json``
+    of ``--cluster local`` runs, submitit's job folders ``_jobs/<job id>``; a local job's id is its worker's pid),
+    kept only where that process is alive and runs submitit's controller on a folder under ``root`` (a pid the
+    system gave to another process since is never one of them)."""
+    from harness.launch.scheduler import proc_start_ticks
+
+    root = Path(root)
+    ids: set[int] = set()
+    for marker in root.rglob("job.json"):
+        try:
+            job = json.loads(marker.read_text())
+            if isinstance(job, dict) and job.get("cluster") == "local":
+                ids.add(int(job["job_id"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    for jobs in root.rglob("_jobs"):
+        with contextlib.suppress(OSError):
+            ids.update(int(d.name.split("_")[0]) for d in jobs.iterdir() if d.name.split("_")[0].isdigit())
+    places = {str(root), str(root.resolve())}
+    return sorted(
+        pid
+        for pid in ids
+        if pid != os.getpid()
+        and proc_start_ticks(pid) is not None  # alive (not a zombie)
+        and LOCAL_CONTROLLER in (cmd := _cmdline(pid))
+        and any(place + os.sep in cmd for place in places)
+    )
+
+
+def end_local_workers(root: Path, grace_s: float = 10.0) -> list[int]:
+    """End every live local worker started for ``root`` (:func:`local_workers_under`), by pid: SIGINT, then
+    SIGKILL of its task processes and itself after ``grace_s`` (``harness.launch.scheduler.stop_local_worker``);
+    the ones this process started are reaped. Returns their pids."""
+    from harness.launch.scheduler import stop_local_worker
+
+    pids = local_workers_under(root)
+    for pid in pids:
+        stop_local_worker(pid, grace_s=grace_s)
+        with contextlib.suppress(ChildProcessError):  # our child (started in this process): no zombie left
+            os.waitpid(pid, 0)
+    return pids
+
+
+@pytest.fixture
+def local_workers(tmp_path):
+    """For a test that starts submitit local workers under ``tmp_path`` (``submit`` / ``run_grid`` with
+    ``cluster="local"``, or a ``dsa-harness sweep submit --cluster local`` child process): on teardown, whatever
+    the test's outcome, the workers still alive are ended by pid (:func:`end_local_workers`), so none outlives
+    its test."""
+    yield tmp_path
+    left = end_local_workers(tmp_path)
+    if left:
+        print(f"ended local worker(s) {left} left by the test")

@@ -93,6 +93,71 @@ def test_pyav_decodes_the_same_frames_as_decord(tmp_path, name, shape, writer):
     assert readers["auto"].fallback is None
 
 
+def write_gops(path, frames: np.ndarray, gop: int, bframes: int, container: str = "mp4") -> None:
+    """libx264, an IDR keyframe every ``gop`` frames (no scene cuts), ``bframes`` B-frames between references."""
+    import av
+
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream("libx264", rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.thread_count = 1
+        stream.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:open-gop=0"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def decoded_from_the_start(path) -> np.ndarray:
+    """Every frame, decoded in one pass from the first packet (no seeking): the reference."""
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])])
+
+
+@pytest.mark.parametrize("name, bframes", [("gop12.mp4", 0), ("gop12_b.mp4", 3), ("gop12_b.mkv", 3)])
+def test_pyav_seeks_to_the_keyframe_before_the_wanted_frames_and_gives_the_frames_of_decoding_from_the_start(
+    tmp_path, name, bframes
+):
+    import av
+
+    n, gop = 62, 12
+    path = tmp_path / name
+    write_gops(path, moving(n, 40, 64, seed=5), gop, bframes, "matroska" if name.endswith(".mkv") else "mp4")
+    with av.open(str(path)) as container:
+        keys = [p.is_keyframe for p in container.demux(container.streams.video[0]) if p.size > 0]
+    assert len(keys) == n and sum(keys) == 6  # several GOPs: keyframes at 0, 12, ..., 60
+    reference = decoded_from_the_start(path)
+    assert reference.shape == (n, 40, 64, 3)
+    reader = open_video(str(path), backend="pyav")
+    assert type(reader).__name__ == "PyAVReader" and len(reader) == n
+    for indices in (
+        [0],  # the first frame
+        [n - 1],  # the last (alone in the last, short GOP with frame 60)
+        [n - 2, n - 1],
+        [29, 30, 31],  # the middle of a GOP
+        [11, 12, 13],  # across a keyframe
+        [24],  # a keyframe itself
+        [0, 5, 29, 40, 41, 59, n - 1],  # several GOPs apart: one seek per GOP
+        list(range(n)),
+    ):
+        got = reader.frames(indices)
+        assert got.dtype == np.uint8 and np.array_equal(got, reference[indices]), indices
+        assert np.array_equal(decode_frames(reader, np.array(indices), str(path)), reference[indices])
+    # it seeks: a frame costs its GOP up to it, not the whole file before it
+    for indices, most in (([n - 1], 2), ([29, 30, 31], 8), ([59], gop), ([0, 5, 29, 40, 41, 59, n - 1], 32)):
+        reader.frames(indices)
+        assert reader.decoded_frames <= most, (indices, reader.decoded_frames)
+    reader.frames(list(range(n)))
+    assert reader.decoded_frames == n
+    # a wanted frame past the end: the frames there are (decoding from the start, as before)
+    assert np.array_equal(reader.frames([n - 1, n + 3]), reference[[n - 1]])
+    # decord reads the same frames
+    assert np.array_equal(decode_frames(open_video(str(path), backend="decord"), np.arange(n), str(path)), reference)
+
+
 def test_a_48_pixel_wide_file_decord_fails_on_decodes_via_pyav(narrow):
     root, frames = narrow
     path = str(root / "w48.mp4")

@@ -549,6 +549,7 @@ def _run_config(root: Path, **train) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("local_workers")
 def test_local_two_process_run_ends_with_the_weights_of_the_equivalent_one_process_run(
     colour_set,  # noqa: F811
     tmp_path,
@@ -616,6 +617,7 @@ def test_local_two_process_run_ends_with_the_weights_of_the_equivalent_one_proce
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("local_workers")
 def test_the_rank_that_fails_first_is_recorded_as_the_cause(colour_set, tmp_path, monkeypatch):  # noqa: F811
     """A local 2-process run whose rank 1 meets a missing video in its first batch: rank 1 records the
     cause (error.json with its rank); rank 0 then fails in its first collective (gloo sees its peer's

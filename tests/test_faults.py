@@ -278,6 +278,7 @@ def test_grid_validation_reports_every_problem_at_once():
     assert (1, "profile.size") in where and (0, "profile.size") not in where
 
 
+@pytest.mark.usefixtures("local_workers")
 def test_submit_local_through_a_pipe_returns_before_its_workers_end(tmp_path):
     """`sweep submit --cluster local | cat`: the workers must not hold the command's stdout open."""
     import subprocess

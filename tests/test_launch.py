@@ -359,6 +359,7 @@ def test_failed_runs_are_listed_and_retried_only_on_request(tmp_path, monkeypatc
     assert RunDir(ok.run_dir).read_job()["attempts"] == 1
 
 
+@pytest.mark.usefixtures("local_workers")
 def test_local_executor_workers_run_grid_in_background(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     grid_file = write_grid(
@@ -447,6 +448,7 @@ def test_stale_and_live_markers(tmp_path, monkeypatch):
     assert collect_status(runs)[1].status == "incomplete"
 
 
+@pytest.mark.usefixtures("local_workers")
 def test_cancel_stops_local_worker_and_marks_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     slow = {**TINY_PROFILE, "latency": True, "rounds": 1_000_000}
@@ -474,6 +476,181 @@ def test_cancel_stops_local_worker_and_marks_runs(tmp_path, monkeypatch):
     assert [s.status for s in collect_status(result.runs)] == ["cancelled", "cancelled"]
     plan = submit(grid_file, cluster="local", results_root="results", dry_run=True)
     assert len(plan.submitted) == 2  # cancelled runs are submitted again by default
+
+
+# ------------------------------------------------------------------------------------------------
+# one run id, one run: two grids, or a grid and `dsa-harness train`
+
+
+def test_a_run_two_grids_ask_for_is_trained_once_done_in_both_and_counted_once(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from harness.report import write_report
+    from harness.results.store import load_runs
+
+    monkeypatch.chdir(tmp_path)
+    first = write_grid(tmp_path / "a.yaml", name="grid_a")  # tsn_r18, tsm_r18_dsa
+    second = write_grid(
+        tmp_path / "b.yaml", name="grid_b", axes={"product": {"model.variant": ["tsm_r18_dsa", "i3d_r18"]}}
+    )
+    done = submit(first, cluster="debug", results_root="results")
+    shared = done.runs[1]
+    runs_b = expand(load_grid(second), "results")
+    assert runs_b[0].run_id == shared.run_id and runs_b[0].run_dir != shared.run_dir  # one run, asked twice
+    before = RunDir(shared.run_dir).final_path.stat().st_mtime_ns
+
+    statuses = collect_status(runs_b)
+    assert [(s.status, s.elsewhere) for s in statuses] == [("done", True), ("pending", False)]
+    assert statuses[0].run_dir.resolve() == shared.run_dir.resolve() and "GFLOPs/view" in statuses[0].metric
+    table = status_table(statuses, load_grid(second))
+    assert "in grid_a/" in table and "1 of them held by another folder of the results root (grid_a/" in table
+    result = submit(second, cluster="debug", results_root="results")
+    assert [r.run_id for r in result.submitted] == [runs_b[1].run_id]
+    assert {k: [r.run_id for r in v] for k, v in result.skipped.items()} == {"done in another folder": [shared.run_id]}
+    assert "1 done in another folder" in result.summary()
+    assert not runs_b[0].run_dir.exists()  # nothing of it written in grid_b's folder
+    assert RunDir(shared.run_dir).final_path.stat().st_mtime_ns == before  # nor trained again in grid_a's
+    assert [s.status for s in collect_status(runs_b)] == ["done", "done"]
+    assert [s.status for s in collect_status(done.runs)] == ["done", "done"]
+    assert sweep_cli(["status", str(second), "--json"]) == 0
+    recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert recs[0]["status"] == "done" and Path(recs[0]["run_dir"]).resolve() == shared.run_dir.resolve()
+    again = submit(first, cluster="debug", results_root="results")
+    assert again.submitted == [] and len(again.skipped["done"]) == 2
+
+    runs = load_runs(tmp_path / "results" / "runs")
+    assert sorted(runs["run_id"]) == sorted({r.run_id for r in done.runs + runs_b}) and len(runs) == 3
+    (tmp_path / "experiments").mkdir()
+    index = write_report("results", "reports", formats=("md",), experiments_dir=tmp_path / "experiments")
+    assert "- runs: 3 (3 done) in 2 grid(s)" in index.read_text()
+
+    # a results root from before (the run trained in both folders): one row, from the folder that finished first
+    shutil.copytree(shared.run_dir, runs_b[0].run_dir)
+    copy = RunDir(runs_b[0].run_dir)
+    copy.write_final({**copy.read_final(), "finished_at": "2000-01-01T00:00:00+00:00"})  # grid_b's finished first
+    for cache in (False, True, True):
+        runs = load_runs(tmp_path / "results" / "runs", cache=cache)
+        assert len(runs) == 3 and runs["run_id"].is_unique
+        (kept,) = runs.loc[runs["run_id"] == shared.run_id, "path"]
+        assert Path(kept).resolve() == copy.path.resolve()
+        noted = [(Path(p).resolve(), m) for p, m in runs.attrs["problems"] if "counted once" in m]
+        assert noted == [(shared.run_dir.resolve(), f"run {shared.run_id} is also in {kept}: counted once, from there")]
+    assert [(s.status, s.elsewhere) for s in collect_status(runs_b)] == [("done", False), ("done", False)]
+
+
+def _tiny_recipe(tmp_path: Path) -> Path:
+    """A recipe of a tiny training run on 6 real mp4 files (2 classes), as `train --recipe` and a grid read it."""
+    import numpy as np
+
+    from harness.data import write_mp4
+
+    videos = tmp_path / "videos"
+    lines = []
+    for i in range(6):
+        level = 60 + 120 * (i % 2)
+        frames = np.clip(np.random.default_rng(i).normal(level, 20, (8, 32, 32, 3)), 0, 255).astype(np.uint8)
+        write_mp4(videos / f"v{i}.mp4", frames, fps=8)
+        lines.append(f"v{i}.mp4 {i % 2}")
+    (videos / "list.txt").write_text("\n".join(lines) + "\n")
+    recipe = {
+        "model": {"num_classes": 2, "width": 8, "num_snippets": 1, "num_frames": 2},
+        "data": {
+            "train": str(videos / "list.txt"),
+            "test": str(videos / "list.txt"),
+            "root": str(videos),
+            "size": 32,
+            "resize": 32,
+            "num_workers": 0,
+        },
+        "train": {"epochs": 1, "batch_size": 3, "base_batch": 3, "warmup_epochs": 0, "milestones": [5], "threads": 1},
+        "eval": {"test_groups": 1, "crops": 1, "batch_size": 6},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def test_a_run_trained_by_hand_is_done_in_the_grid_and_a_grid_s_run_is_not_trained_by_hand_again(
+    tmp_path, monkeypatch, capsys
+):
+    from harness.cli import main
+    from harness.results.store import load_runs
+
+    monkeypatch.chdir(tmp_path)
+    recipe = _tiny_recipe(tmp_path)
+    grid_file = tmp_path / "study.yaml"
+    grid_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "study",
+                "task": "train",
+                "include": "recipe.yaml",
+                "axes": {"product": {"model.variant": ["tsn_r18", "tsm_r18"]}},
+                "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10},
+            }
+        )
+    )
+    by_hand, from_grid = expand(load_grid(grid_file), "results")
+    assert main(["train", "tsn_r18", "--recipe", str(recipe), "--quiet"]) == 0
+    manual = RunDir(tmp_path / "results" / "runs" / "manual" / by_hand.run_id)
+    assert manual.read_final()["run_id"] == by_hand.run_id  # `sweep show --resolved 0`'s run id
+    capsys.readouterr()
+
+    assert sweep_cli(["status", str(grid_file)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 1 done, 1 pending" in out and "in manual/" in out
+    result = submit(grid_file, cluster="debug", results_root="results")
+    assert [r.run_id for r in result.submitted] == [from_grid.run_id]
+    assert list(result.skipped) == ["done in another folder"] and not by_hand.run_dir.exists()
+    assert [s.status for s in collect_status([by_hand, from_grid])] == ["done", "done"]
+
+    # the other way round: `train` of a run the grid has done says so, and trains nothing
+    final = RunDir(from_grid.run_dir).final_path
+    before = final.stat().st_mtime_ns
+    assert main(["train", "tsm_r18", "--recipe", str(recipe), "--quiet"]) == 0
+    assert f"run {from_grid.run_id} is already done ({final})" in capsys.readouterr().out
+    assert final.stat().st_mtime_ns == before
+    assert not (tmp_path / "results" / "runs" / "manual" / from_grid.run_id).exists()
+    runs = load_runs(tmp_path / "results" / "runs")
+    assert sorted(runs["run_id"]) == sorted([by_hand.run_id, from_grid.run_id])
+
+
+def test_local_workers_a_test_left_are_ended_by_pid_and_no_other_process(tmp_path):
+    """The ``local_workers`` fixture's teardown (tests/conftest.py): it ends the live local workers recorded
+    under the test's folder, with their task processes, and leaves alone a process a marker names that is no
+    worker of that folder (its pid given to another process)."""
+    import subprocess
+    import sys
+
+    import submitit
+    from conftest import LOCAL_CONTROLLER, end_local_workers, local_workers_under
+
+    from harness.launch.scheduler import _children, proc_start_ticks
+
+    ex = submitit.LocalExecutor(folder=tmp_path / "results" / "runs" / "g" / "_jobs" / "%j")
+    ex.update_parameters(timeout_min=10)
+    job = ex.submit(time.sleep, 600)
+    worker = int(job.job_id)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", LOCAL_CONTROLLER, "/elsewhere/x"])
+    try:
+        RunDir(tmp_path / "results" / "runs" / "g" / "abcdef123456").create().write_job(
+            {"cluster": "local", "job_id": str(other.pid), "state": "running"}
+        )
+        deadline = time.time() + 120
+        while not _children(worker):  # its task process has started
+            assert time.time() < deadline, "the local worker started no task"
+            time.sleep(0.1)
+        tasks = _children(worker)
+        assert local_workers_under(tmp_path) == [worker]
+        assert end_local_workers(tmp_path) == [worker]
+        assert proc_start_ticks(worker) is None and all(proc_start_ticks(t) is None for t in tasks)
+        assert other.poll() is None  # not a worker of this folder: left alone
+        assert local_workers_under(tmp_path) == [] and end_local_workers(tmp_path) == []
+    finally:
+        other.kill()
+        other.wait()
+        if proc_start_ticks(worker) is not None:
+            job._process.kill()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -41,6 +41,13 @@ def write_grid(path: Path, **doc) -> Path:
     return path
 
 
+def known_job_ids(cluster) -> set[str]:
+    """Every job id the cluster knows, live or ended (its sacct: squeue and the job completion log): an id,
+    once given, stays in it, so the ids new since an earlier call are exactly the jobs submitted since."""
+    out = cluster.run("sacct", "-n", "-P", "-X", "-o", "JobID").stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
 def wait_until_settled(runs, timeout_s: float = 300, poll_s: float = 1.0):
     deadline = time.time() + timeout_s
     while True:
@@ -90,11 +97,12 @@ def test_invalid_grid_submits_nothing(slurm_cluster, tmp_path, monkeypatch):
         name="slurm_bad",
         axes={"product": {"model.variant": ["tsn_r18", "tsm_r18_dsa", "no_such_model"]}},
     )
-    before = set(slurm_live_jobs() or {})
+    before = known_job_ids(slurm_cluster)
     with pytest.raises(GridValidationError) as info:
         submit(grid_file, cluster="slurm", results_root="results")
     assert [p.run_index for p in info.value.problems] == [2]
-    assert set(slurm_live_jobs() or {}) == before
+    # no job id the cluster did not know before (earlier tests' jobs may end meanwhile: they stay known)
+    assert known_job_ids(slurm_cluster) - before == set()
     assert not (tmp_path / "results").exists()
 
 

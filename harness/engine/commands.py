@@ -162,7 +162,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("variant", help="model variant (see `dsa-harness list`)")
     p.add_argument("--recipe", metavar="FILE", help="start from a recipe file (experiments/recipes/*.yaml)")
     p.add_argument(
-        "--out", metavar="DIR", help="run folder (default: RESULTS/runs/manual/<run id>); resumed if it holds this run"
+        "--out",
+        metavar="DIR",
+        help="run folder (default: RESULTS/runs/manual/<run id>; a run a grid of RESULTS has finished is not "
+        "trained again); resumed if it holds this run",
     )
     p.add_argument(
         "--results", default="results", metavar="DIR", help="results root for the default --out (default: results)"
@@ -266,6 +269,10 @@ def _train_in_scope(args: argparse.Namespace) -> int:
         print(json.dumps(rc.record(), indent=2))
         return 0
     out = args.out or str(Path(args.results) / "runs" / "manual" / rc.run_id)
+    if not args.out:  # the same run in a grid's folder of this results root: trained once
+        held = _held_elsewhere(rc.run_id, Path(args.results) / "runs", Path(out))
+        if held is not None:
+            return _report_held(rc.run_id, *held)
     from harness.engine.train import STOP, TrainingInterrupted, open_run_dir, train_and_evaluate
 
     # refuses a folder of another run (naming the keys that differ) before anything is written
@@ -294,6 +301,49 @@ def _train_in_scope(args: argparse.Namespace) -> int:
         return 1
     print(f"run {rc.run_id} done ({out}/final.json)" + _result_line(final))
     return 0
+
+
+def _held_elsewhere(run_id: str, runs_root: Path, own: Path):
+    """(folder, state, holder) of another folder of ``runs_root`` holding run ``run_id`` (a grid's) over (done,
+    diverged, damaged) or in use by a live process (holder: who); None when the default folder's own state
+    stands (its run over or alive there, or no other folder holds it so: then it trains or resumes here).
+    A grid's job that is only queued cannot be told from the files: `sweep status` asks the scheduler."""
+    from harness.results.rundir import RunDir, run_folders_by_id
+    from harness.results.status import YIELDING_STATES, run_state, state_elsewhere
+
+    rd = RunDir(own)
+    if run_state(rd).state not in YIELDING_STATES:
+        return None
+    found = state_elsewhere(rd, run_folders_by_id(runs_root).get(run_id, ()))
+    if found is None:
+        return None
+    other, state = found
+    if state.state in ("done", "diverged", "damaged"):
+        return other, state, None
+    holder = other.in_use()
+    return (other, state, holder) if holder else None
+
+
+def _report_held(run_id: str, other, state, holder) -> int:
+    """What `train` says of a run another folder holds (see :func:`_held_elsewhere`), and its exit code."""
+    from harness.errors import RunDirError
+
+    if state.state == "done":
+        print(f"run {run_id} is already done ({other.final_path})" + _result_line(state.final))
+        return 0
+    if state.state == "diverged":
+        print(f"run {run_id} already diverged ({other.final_path}): " + _diverged_line(state.final))
+        return 1
+    if holder is None:  # damaged
+        why = state.problems[0] if state.problems else "a result file is cut"
+        raise RunDirError(
+            f"run {run_id} is in {other.path}, damaged ({why}): restore its files or move that folder aside "
+            "(--out DIR trains a copy elsewhere)"
+        )
+    raise RunDirError(
+        f"run {run_id} is being trained in {other.path} ({holder}): wait for it to finish, or give --out DIR "
+        "to train a copy"
+    )
 
 
 def _diverged_line(final: dict) -> str:

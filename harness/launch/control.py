@@ -22,13 +22,14 @@ def cancel(
     overrides: list | None = None,
 ) -> list[RunStatus]:
     """Cancel the live jobs of a grid (or of some of its runs) and mark them cancelled.
-    A local worker runs several runs: cancelling one of them stops the whole worker."""
+    A local worker runs several runs: cancelling one of them stops the whole worker. A run alive in another
+    folder (the same run id submitted by another grid: ``RunStatus.elsewhere``) is that grid's job: left alone."""
     grid = load_grid(grid_path)
     runs = expand(grid, Path(results_root).resolve(), overrides)
     wanted = set(run_ids or [])
     if wanted:
         runs = [r for r in runs if r.run_id in wanted or any(r.run_id.startswith(w) for w in wanted)]
-    statuses = [s for s in collect_status(runs) if s.status in LIVE_STATES]
+    statuses = [s for s in collect_status(runs) if s.status in LIVE_STATES and not s.elsewhere]
     slurm_ids = sorted({s.job_id for s in statuses if s.cluster == "slurm" and s.job_id})
     if slurm_ids:
         scancel(slurm_ids)

@@ -5,7 +5,9 @@
 
 ``RunStatus.status`` is ``harness.results.status.run_state`` of the run asked with the scheduler
 (squeue, local worker processes): the states are documented there, once; ``sacct`` then explains
-runs left incomplete by a SLURM job.
+runs left incomplete by a SLURM job. A run that another folder of the results root holds over or alive (another
+grid's, or ``dsa-harness train``'s ``manual/``: the same run id) has that folder's state, and ``run_dir``
+is that folder (``elsewhere``: True; ``harness.results.status.state_elsewhere``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 
 from harness.launch.grid import Grid, RunSpec
 from harness.launch.scheduler import SchedulerView, slurm_final_states
-from harness.results.rundir import RunDir
-from harness.results.status import diverged_problem, run_state
+from harness.results.rundir import RunDir, run_folders_by_id
+from harness.results.status import YIELDING_STATES, diverged_problem, run_state, state_elsewhere
 
 
 @dataclass
@@ -37,16 +39,28 @@ class RunStatus:
     metric: str = ""
     error: str = ""
     log: str = ""
+    elsewhere: bool = False  # run_dir is another folder of the same run id (another grid's, manual/)
 
 
 def collect_status(runs: list[RunSpec]) -> list[RunStatus]:
-    """The state of every run, from its run directory and at most one squeue (and one sacct) call."""
+    """The state of every run, from its run directory and at most one squeue (and one sacct) call. A run whose
+    own folder would have it trained (pending, incomplete, cancelled, failed) and that another folder of the
+    results root holds over or alive reads as that folder (``RunStatus.elsewhere``)."""
     view = SchedulerView()
     statuses = []
     gone_slurm = []
+    folders: dict[Path, dict[str, list[Path]]] = {}  # runs root -> run id -> its folders (listed once)
     for run in runs:
         rd = RunDir(run.run_dir)
         state = run_state(rd, scheduler=view)
+        elsewhere = False
+        if state.state in YIELDING_STATES:
+            root = rd.path.parent.parent  # <results>/runs
+            if root not in folders:
+                folders[root] = run_folders_by_id(root)
+            found = state_elsewhere(rd, folders[root].get(run.run_id, ()), scheduler=view)
+            if found is not None:
+                (rd, state), elsewhere = found, True
         job = state.job
         st = RunStatus(
             index=run.index,
@@ -56,6 +70,7 @@ def collect_status(runs: list[RunSpec]) -> list[RunStatus]:
             axes=run.axes,
             scheduler_state=state.scheduler_state,
             log=str(rd.log_path) if rd.log_path.exists() else "",
+            elsewhere=elsewhere,
         )
         if job:
             st.job_id, st.cluster = job.get("job_id"), job.get("cluster")
@@ -139,6 +154,8 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
         job = s.job_id or ""
         if s.scheduler_state and (s.status not in ("done", "running") or s.scheduler_state.startswith("in use")):
             job = f"{job} ({s.scheduler_state})"
+        if s.elsewhere:  # the same run, in another grid's folder or manual/
+            job = f"{job} in {s.run_dir.parent.name}/".strip()
         row += [
             s.status,
             job,
@@ -159,7 +176,15 @@ def status_table(statuses: list[RunStatus], grid: Grid | None = None, wide: bool
     order = ["done", "diverged", "running", "requeued", "queued", "pending", "incomplete", "damaged", "foreign"]
     order += ["failed", "cancelled", "unknown"]
     total = ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
-    return tabulate(rows, headers=headers, tablefmt="simple") + f"\n\n{len(statuses)} runs: {total}"
+    shared = [s for s in statuses if s.elsewhere]
+    note = ""
+    if shared:
+        where = ", ".join(sorted({f"{s.run_dir.parent.name}/" for s in shared}))
+        note = (
+            f"\n{len(shared)} of them held by another folder of the results root ({where}: the same run id, "
+            "asked by another grid or trained by hand); never trained twice"
+        )
+    return tabulate(rows, headers=headers, tablefmt="simple") + f"\n\n{len(statuses)} runs: {total}" + note
 
 
 def format_value(v: Any) -> str:

@@ -15,6 +15,9 @@ one process each). ``debug`` runs everything in this process, synchronously (one
 
 A run is submitted when ``sweep status`` would call it pending, incomplete or cancelled (failed
 ones only with ``retry_failed``): done, diverged, queued, running and requeued runs are never submitted twice.
+A run another folder of the results root holds over or alive (the same run id asked by another grid, or
+trained with ``dsa-harness train``) has that folder's state: it is not trained again here (skipped as
+``done in another folder``, ...).
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ def plan_submission(runs: list[RunSpec], retry_failed: bool = False) -> tuple[li
                 "diverged": "diverged (over: change the config, e.g. a lower train.base_lr, or remove its folder)",
             }
             label.update({k: f"{k} (see sweep status)" for k in ("damaged", "foreign")})
-            skipped.setdefault(label.get(st.status, st.status), []).append(run)
+            text = f"{st.status} in another folder" if st.elsewhere else label.get(st.status, st.status)
+            skipped.setdefault(text, []).append(run)
     return to_submit, skipped, statuses
 
 
@@ -468,8 +472,9 @@ def run_grid(
     timeout_s: float | None = None,
     overrides: list | None = None,
 ) -> list[Path]:
-    """Submit a grid and wait until no run of it is alive; returns every run directory of the grid
-    (done ones have final.json; failed ones error.json). Used by ``dsa-harness reproduce``."""
+    """Submit a grid and wait until no run of it is alive; returns the folder of every run of the grid (its own,
+    or the other folder of the results root that holds the same run: ``RunStatus.elsewhere``; done ones have
+    final.json; failed ones error.json). Used by ``dsa-harness reproduce``."""
     result = submit(
         grid_path,
         cluster=cluster,
@@ -521,4 +526,4 @@ def run_grid(
         print(
             f"{result.grid.name}: {failed} run(s) failed: {names} (see `dsa-harness sweep logs RUN`)", file=sys.stderr
         )
-    return [r.run_dir for r in runs]
+    return [s.run_dir for s in statuses]

@@ -14,6 +14,11 @@ A run directory ``results/runs/<grid>/<run_id>/`` holds:
     error.json      last failure (exception type, message, traceback tail)
     predictions.parquet  per-video test predictions (train task; read by ``harness.results.cache.load_correct``)
 
+One run id is one run wherever it is asked: two grids that expand to the same run, or a grid and
+``dsa-harness train`` (``results/runs/manual/<run_id>/``), share the first folder that holds it
+(:func:`run_folders_by_id` finds them; ``harness.results.status.state_elsewhere`` says which one counts): it is
+trained once, and the store counts it once.
+
 Beside the run directories of a grid, ``results/runs/<grid>/_grid.json`` (the grid manifest, written by
 ``sweep submit``) lists the run ids the grid file expands to now; a run folder of the grid that it does
 not list comes from an earlier version of the grid file and is left out of tables. ``<root>/.cache/``
@@ -337,9 +342,7 @@ class RunDir:
         ``train`` name run folders) and its config.json records another one (a folder copied or renamed)."""
         stored = config.get("run_id") if isinstance(config, dict) else None
         name = self.run_id
-        if not isinstance(stored, str) or stored == name or len(name) != 12:
-            return None
-        if any(c not in "0123456789abcdef" for c in name):
+        if not isinstance(stored, str) or stored == name or not is_run_id(name):
             return None
         return f"{CONFIG} is run {stored}'s, not this folder's ({name}): a copied or renamed run folder"
 
@@ -527,6 +530,33 @@ def iter_run_dirs(root: str | os.PathLike) -> Iterator[RunDir]:
     """Every folder under ``root`` (any depth) that holds a config.json."""
     for dirpath, _ in _walk_run_dirs(root):
         yield RunDir(dirpath)
+
+
+def is_run_id(name: str) -> bool:
+    """``name`` has the form of a run id (12 lowercase hex digits), as the launcher and ``train`` name run folders."""
+    return len(name) == 12 and all(c in "0123456789abcdef" for c in name)
+
+
+def run_folders_by_id(runs_root: str | os.PathLike) -> dict[str, list[Path]]:
+    """Every folder ``<runs_root>/<group>/<run id>/`` by run id, each run id's folders in path order: where this
+    results root keeps runs (``<group>``: a grid's name, ``manual`` for ``dsa-harness train``). One listing per
+    group folder (no run folder is opened); group names starting with ``_`` or ``.`` (``.cache``) hold no runs."""
+    root = Path(runs_root)
+    found: dict[str, list[Path]] = {}
+    try:
+        groups = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return found
+    for group in groups:
+        if group.name.startswith(("_", ".")) or not group.is_dir():
+            continue
+        try:
+            names = sorted(e.name for e in os.scandir(group.path) if is_run_id(e.name) and e.is_dir())
+        except OSError:
+            continue
+        for name in names:
+            found.setdefault(name, []).append(root / group.name / name)
+    return found
 
 
 def write_grid_manifest(

@@ -47,10 +47,20 @@ tell: with ``scheduler`` the function asks it; without, it takes the marker at i
 marker whose job died without a word (a killed worker, a node failure) reads as still alive.
 The scheduler's word on a live SLURM job wins over the marker's: a job it holds waiting
 (:data:`SLURM_WAITING`) is never running — requeued once an attempt of it had started, else queued.
+
+**One run id, one run.** A run is its config, not its folder: two grids may expand to the same run, and
+``dsa-harness train`` keeps its runs in ``results/runs/manual/<run_id>``. A run folder whose state would
+have it trained (:data:`YIELDING_STATES`: pending, incomplete, cancelled, failed) gives way to a folder of the
+same run id elsewhere in the results root that is over or alive (:data:`ELSEWHERE_STATES`, best first: done,
+diverged, damaged, running, requeued, queued, unknown; among equals the first in path order):
+:func:`state_elsewhere`. ``sweep status`` then shows that folder's state (``done`` everywhere the run is
+asked) and ``sweep submit`` trains it nowhere else.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -185,13 +195,43 @@ def run_state(rd: RunDir, *, scheduler: Scheduler | None = None) -> RunState:
     return result("pending")
 
 
+YIELDING_STATES = ("pending", "incomplete", "cancelled", "failed")
+"""States of a run folder that give way to the same run over or alive in another folder (:func:`state_elsewhere`)."""
+ELSEWHERE_STATES = ("done", "diverged", "damaged", "running", "requeued", "queued", "unknown")
+"""States of another folder of the same run id that stand for the run, best first (over, then alive)."""
+
+
+def state_elsewhere(
+    rd: RunDir, folders: Iterable[str | os.PathLike], *, scheduler: Scheduler | None = None
+) -> tuple[RunDir, RunState] | None:
+    """The folder among ``folders`` (other folders of ``rd``'s run id, from ``rundir.run_folders_by_id``; ``rd``
+    itself is passed over) that stands for the run, and its state: the best of :data:`ELSEWHERE_STATES`, the
+    first in the order given among equals; None when none is over or alive. A folder holding another run
+    (``foreign``) or a cut config (``incomplete``) never stands for it."""
+    own = rd.path.resolve()
+    best: tuple[int, RunDir, RunState] | None = None
+    for folder in folders:
+        other = RunDir(folder)
+        if other.path.resolve() == own:
+            continue
+        state = run_state(other, scheduler=scheduler)
+        if state.state in ELSEWHERE_STATES:
+            rank = ELSEWHERE_STATES.index(state.state)
+            if best is None or rank < best[0]:
+                best = (rank, other, state)
+    return None if best is None else (best[1], best[2])
+
+
 __all__ = [
+    "ELSEWHERE_STATES",
     "FILE_STATES",
     "LIVE_STATES",
+    "YIELDING_STATES",
     "SLURM_WAITING",
     "STATES",
     "RunState",
     "Scheduler",
     "diverged_problem",
     "run_state",
+    "state_elsewhere",
 ]

@@ -17,6 +17,12 @@ Short lists of scalars are kept as JSON text. New fields in any file simply beco
 without a scheduler; the states and the rule are documented there): every state but ``unknown``, the
 job marker taken at its word (``dsa-harness sweep status`` asks the scheduler too).
 
+One row per run: folders named by the same run id (12 hex digits) in several places of the root (two grids
+that asked for the same run, a grid and ``manual/``) are one run, counted once, from the folder that stands for
+it (:data:`ROW_ORDER`: a done one first, then diverged, damaged, alive, ...; among equals the one finished
+first, then path order); a left-out folder that is over too (the run trained twice, before one run id trained
+once) is named in the problems. Folders holding another run's config (``foreign``) stay rows of their own.
+
 Reading is tolerant: a missing or half-written file is reported in ``runs.attrs["problems"]`` (a list
 of ``(run path, message)``) and never raises.
 
@@ -44,7 +50,14 @@ from tqdm import tqdm
 
 import harness.results.cache as cache_mod
 from harness.results.cache import MISSING
-from harness.results.rundir import RunDir, about_metrics, atomic_write_bytes, metrics_signature, scan_run_dirs
+from harness.results.rundir import (
+    RunDir,
+    about_metrics,
+    atomic_write_bytes,
+    is_run_id,
+    metrics_signature,
+    scan_run_dirs,
+)
 from harness.results.status import FILE_STATES, diverged_problem, run_state
 
 STATUSES = FILE_STATES
@@ -252,6 +265,39 @@ def _signature(keys: list[str], sigs: list[str]) -> str:
     return h.hexdigest()
 
 
+ROW_ORDER = ("done", "diverged", "damaged", "running", "requeued", "queued", "incomplete", "failed", "cancelled")
+"""Which of a run id's folders is its row: the first state in this order (then the earliest ``finished_at``, then
+path order); any other state comes last."""
+
+
+def _one_row_per_run(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """``df`` with one row per run id (folders named by run ids only; ``foreign`` ones kept), and a problem for
+    every left-out folder whose run is over there too."""
+    if not df["run_id"].duplicated().any():  # the usual case: nothing to look at
+        return df, []
+    ids = df["run_id"]
+    named = ids.map(lambda name: isinstance(name, str) and is_run_id(name)) & (df["status"] != "foreign")
+    shared = named & ids.where(named).duplicated(keep=False)
+    if not shared.any():
+        return df, []
+    rows = df[shared]
+    rank = rows["status"].map({state: i for i, state in enumerate(ROW_ORDER)}).fillna(len(ROW_ORDER))
+    finished = rows["finished_at"].fillna("~").astype(str) if "finished_at" in rows else ""
+    order = pd.DataFrame({"id": rows["run_id"], "rank": rank, "finished": finished, "path": rows["path"]})
+    order = order.sort_values(["id", "rank", "finished", "path"], kind="stable")
+    kept = order.drop_duplicates("id")
+    keep_path = dict(zip(kept["id"], kept["path"]))
+    dropped = order.index.difference(kept.index)
+    problems = []
+    for i in dropped:
+        if df.at[i, "status"] in ("done", "diverged", "damaged"):  # over here too: the run was trained twice
+            run_id = df.at[i, "run_id"]
+            problems.append(
+                (df.at[i, "path"], f"run {run_id} is also in {keep_path[run_id]}: counted once, from there")
+            )
+    return df.drop(index=dropped).reset_index(drop=True), problems
+
+
 def _assemble(root: Path, scans: list, data: dict[str, Any], problems: list, config_cols: dict) -> pd.DataFrame:
     """The frame from its columns (the same way for a cold read and a cached one)."""
     data["run_id"] = [s.rd.run_id for s in scans]
@@ -267,6 +313,9 @@ def _assemble(root: Path, scans: list, data: dict[str, Any], problems: list, con
     if not scans:
         for col in BASE_COLUMNS:
             df[col] = pd.Series(dtype=object)
+    else:
+        df, shared = _one_row_per_run(df)
+        problems = problems + shared
     df.attrs["problems"] = problems
     df.attrs["config_columns"] = cfg
     df.attrs["root"] = str(root)
