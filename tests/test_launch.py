@@ -523,6 +523,9 @@ def test_a_run_two_grids_ask_for_is_trained_once_done_in_both_and_counted_once(t
     (tmp_path / "experiments").mkdir()
     index = write_report("results", "reports", formats=("md",), experiments_dir=tmp_path / "experiments")
     assert "- runs: 3 (3 done) in 2 grid(s)" in index.read_text()
+    for grid in ("grid_a", "grid_b"):  # the shared run in both grids' tables, though kept in grid_a's folder
+        table = (tmp_path / "reports" / f"{grid}.md").read_text()
+        assert "- runs: 2 (2 done)" in table and "| tsm_r18_dsa |" in table, table
 
     # a results root from before (the run trained in both folders): one row, from the folder that finished first
     shutil.copytree(shared.run_dir, runs_b[0].run_dir)

@@ -77,7 +77,7 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from harness.report import write_report
-    from harness.report.index import current_runs, no_runs_message
+    from harness.report.index import grid_runs, no_runs_message
     from harness.report.tables import GridMeta, grid_table, read_paper, to_terminal
     from harness.results.store import load_runs, to_csv
 
@@ -89,7 +89,7 @@ def _report(args: argparse.Namespace) -> int:
             raise UsageError(no_runs_message(unknown, args.results, available))
         for name in args.grid or sorted(runs["grid"].dropna().unique()):
             meta = GridMeta.load(name, args.experiments)
-            shown, _ = current_runs(runs[runs["grid"] == name], Path(args.results) / "runs" / name)
+            shown, _ = grid_runs(runs, name, Path(args.results) / "runs")
             table = grid_table(shown, meta, read_paper(meta.paper_reference)[0])
             print(f"\n{name}" + (f": {meta.paper_table}" if meta.paper_table else ""))
             print(to_terminal(table, meta) if not table.empty else "(no finished run yet)")

@@ -73,6 +73,19 @@ def current_runs(runs: pd.DataFrame, grid_dir: Path) -> tuple[pd.DataFrame, pd.D
     return runs[current].iloc[where[current].to_numpy().argsort(kind="stable")], runs[~current]
 
 
+def grid_runs(runs: pd.DataFrame, name: str, runs_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(current, stale) runs of grid ``name`` (:func:`current_runs`): those in its folder, and those its
+    manifest lists that another folder holds (a run two grids ask for, or one trained by hand, is trained once
+    and kept where it was: the store has one row per run id), so its table shows every run it asks for."""
+    own = runs[runs["grid"] == name] if "grid" in runs.columns else runs
+    manifest = read_grid_manifest(runs_root / name)
+    if manifest is not None and not runs.empty:
+        elsewhere = runs[(runs["grid"] != name) & runs["run_id"].isin(manifest["run_ids"])]
+        if len(elsewhere):
+            own = pd.concat([own, elsewhere])
+    return current_runs(own, runs_root / name)
+
+
 COMPARISON_MEMO = Path(".cache") / "comparisons.json"
 """``<reports>/.cache/comparisons.json``: per grid table, the paired comparisons computed for a digest of their
 inputs (``harness.report.tables.comparison_memo``): an unchanged table reads no predictions and resamples nothing."""
@@ -299,7 +312,7 @@ def write_report(
         runs.attrs["problems"] = problems
     image_formats = tuple(f for f in ("png", "svg") if f in formats)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    splits = {name: current_runs(runs[runs["grid"] == name], Path(results_root) / "runs" / name) for name in names}
+    splits = {name: grid_runs(runs, name, Path(results_root) / "runs") for name in names}
     out.mkdir(parents=True, exist_ok=True)
     _write_runs_csv(runs, out)
     index = _index_head(runs, splits, available, results_root, now)
