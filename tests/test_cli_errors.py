@@ -115,6 +115,11 @@ CASES = {
     "data check/malformed line": (["data", "check", "bad.txt", "--quiet"], ["bad.txt:2: LABEL must be an integer"]),
     "data check/not text": (["data", "check", "blob.txt", "--quiet"], ["blob.txt: not UTF-8 text"]),
     "data check/bad flag": (["data", "check", "ann.txt", "--min-frames", "0"], ["--min-frames must be >= 1"]),
+    "data bench/unknown backend": (
+        ["data", "bench", "ann.txt", "--backend", "torchcodec"],
+        ["--backend torchcodec: unknown video backend; installed: "],
+    ),
+    "data bench/bad flag": (["data", "bench", "ann.txt", "--videos", "0"], ["--videos 0: must be >= 1"]),
     "data check/frame template": (
         ["data", "check", "ann.txt", "--format", "frames", "--frame-template", "{x}.jpg"],
         ["--frame-template: frame_template='{x}.jpg' cannot format"],

@@ -359,3 +359,59 @@ def test_cost_section_is_validated_and_a_missing_calibration_folder_is_one_line(
     show_help = sweep._subparsers._group_actions[0].choices["show"].format_help()
     assert "--calibrate DIR" in show_help and "sweep show experiments/ablation_alpha.yaml" in show_help
     assert "train_videos_s" in show_help and "--clips-per-s" in show_help
+
+
+def test_a_gpu_run_trains_at_the_slower_of_its_gpu_step_and_its_data_path(tmp_path, capsys):
+    """Throughput = min(GPU step, loader videos/s per core x cores per GPU): a data bench record (or a declared
+    rate) bounds the hours where the loader is the slower, the table marks the run data-bound and says how
+    many cores per GPU would make it GPU-bound; a CPU run has no data bound; a bad record is one line."""
+    import json
+
+    import yaml
+
+    from harness.errors import UsageError
+
+    f = _flops(32)
+    doc = train_grid(tmp_path, resources={"cpus_per_task": 4}, cost={"throughput": {"videos_per_s": 100}})
+    grid = grid_from_dict(doc, "g.yaml")
+    runs = expand(grid)
+    record = {"task": "data_bench", "created_at": "t", "results": {"decord": {"harness_videos_per_s": 5.0}}}
+    [alone] = estimate_cost(grid, runs, progress=False)
+    assert alone["data"] is None and alone["hours"] == pytest.approx((2 * 10 + 4 * 6 / 3) / 100 / 3600)
+    [bound] = estimate_cost(grid, runs, progress=False, loader=record)
+    assert bound["data"]["videos_per_s"] == 20.0 and bound["data"]["data_bound"]  # 4 cores x 5 < 100
+    assert bound["data"]["cores_per_gpu_for_gpu"] == 20  # 100 / 5
+    assert bound["hours"] == pytest.approx((2 * 10 / 20 + 4 * 6 / 3 / 100) / 3600)  # training at the data's pace
+    table = show_table(grid, runs, [bound])
+    assert "20 (4 cores x 5.0) < GPU 100: DATA-BOUND" in table
+    assert "1 of 1 runs data-bound" in table and "20 cores per GPU (resources.cpus_per_task)" in table
+    [fast] = estimate_cost(grid, runs, progress=False, loader={"videos_per_s_per_core": 50.0})
+    assert not fast["data"]["data_bound"] and fast["hours"] == pytest.approx(alone["hours"])
+    assert ">= GPU 100" in show_table(grid, runs, [fast]) and "0 of 1 runs data-bound" in show_table(grid, runs, [fast])
+    assert "data path: not counted" in show_table(grid, runs, [alone])
+    # from tflops: the GPU step is 1000 x tflops / (3 F) videos/s
+    tflops = grid_from_dict(
+        train_grid(tmp_path, resources={"cpus_per_task": 1}, cost={"throughput": {"tflops": 1}}), "t"
+    )
+    [c] = estimate_cost(tflops, expand(tflops), progress=False, loader={"videos_per_s_per_core": 1e-3})
+    assert c["gpu_videos_per_s"] == pytest.approx(1000 / (3 * f)) and c["data"]["data_bound"]
+    assert c["hours"] == pytest.approx((2 * 10 / 1e-3 + 4 * 6 * f / 1000) / 3600)
+    # a CPU run: no data bound
+    cpu = grid_from_dict(train_grid(tmp_path, resources={"gpus": 0}, cost={"throughput": {"videos_per_s": 1}}), "c")
+    assert estimate_cost(cpu, expand(cpu), progress=False, loader=record)[0]["data"] is None
+    # the command line and the grid's cost.loader_videos_per_s
+    (tmp_path / "bench.json").write_text(json.dumps(record))
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    show = ["show", str(tmp_path / "g.yaml"), "--results", str(tmp_path / "results")]
+    assert sweep_cli([*show, "--loader-record", str(tmp_path / "bench.json")]) == 0
+    assert "DATA-BOUND" in capsys.readouterr().out
+    (tmp_path / "h.yaml").write_text(yaml.safe_dump({**doc, "cost": {**doc["cost"], "loader_videos_per_s": 5}}))
+    assert sweep_cli(["show", str(tmp_path / "h.yaml"), "--results", str(tmp_path / "results")]) == 0
+    assert "declared 5 videos/s per core" in capsys.readouterr().out
+    (tmp_path / "other.json").write_text(json.dumps({"task": "profile"}))
+    with pytest.raises(UsageError, match=r"^--loader-record \S+other.json: not a `dsa-harness data bench` record"):
+        sweep_cli([*show, "--loader-record", str(tmp_path / "other.json")])
+    with pytest.raises(UsageError, match=r"^--loader-record \S+: cannot be read"):
+        sweep_cli([*show, "--loader-record", str(tmp_path / "missing.json")])
+    with pytest.raises(Exception, match="cost.loader_videos_per_s: must be videos/s of one loader process"):
+        grid_from_dict({**doc, "cost": {"loader_videos_per_s": -1}}, "bad.yaml")

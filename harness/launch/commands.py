@@ -183,6 +183,19 @@ def _add_estimate_options(show: argparse.ArgumentParser) -> None:
         "--tflops", type=float, metavar="N", help="sustained fvcore TFLOP/s per GPU to use instead of the grid's"
     )
     show.add_argument(
+        "--loader-record",
+        metavar="FILE",
+        help="a `dsa-harness data bench` record: the data path's videos/s per core, so that a GPU run trains at "
+        "min(GPU step, that x resources.cpus_per_task per GPU) (default: --loader-videos-per-s, else the grid's "
+        "cost.loader_videos_per_s, else the GPU step alone)",
+    )
+    show.add_argument(
+        "--loader-videos-per-s",
+        type=float,
+        metavar="N",
+        help="the data path's videos/s of one loader process (one core), instead of a record",
+    )
+    show.add_argument(
         "--gpu-mem-gb",
         type=float,
         metavar="GB",
@@ -332,6 +345,7 @@ def _cmd_show(args) -> int:
         ("--videos-per-s", args.videos_per_s),
         ("--tflops", args.tflops),
         ("--gpu-mem-gb", args.gpu_mem_gb),
+        ("--loader-videos-per-s", args.loader_videos_per_s),
     ):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{flag} {value}: must be a finite number > 0")
@@ -374,6 +388,7 @@ def _cmd_show(args) -> int:
             flops_cache=f"{args.results_root}/cache/flops.json",
             calibrate=args.calibrate,
             gpu=args.gpu,
+            loader=_loader_arg(args),
         )
     memory = None
     if not args.no_cost and not problems and grid.task == "train":
@@ -388,6 +403,24 @@ def _cmd_show(args) -> int:
     if problems:
         raise GridValidationError(problems)
     return 0
+
+
+def _loader_arg(args) -> dict | None:
+    """``sweep show``'s data path: ``--loader-record`` (checked: a ``data bench`` record), else the declared rate."""
+    if args.loader_record:
+        from harness.results.rundir import read_json
+
+        try:
+            record = read_json(args.loader_record)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--loader-record {args.loader_record}: cannot be read ({e})") from None
+        if not isinstance(record, dict) or record.get("task") != "data_bench" or not record.get("results"):
+            raise UsageError(
+                f"--loader-record {args.loader_record}: not a `dsa-harness data bench` record (no task data_bench "
+                "with results); write one with `dsa-harness data bench LIST --out FILE`"
+            )
+        return {**record, "path": str(args.loader_record)}
+    return {"videos_per_s_per_core": args.loader_videos_per_s} if args.loader_videos_per_s else None
 
 
 def _cmd_submit(args) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,7 @@ def estimate_cost(
     progress: bool = True,
     calibrate: str | os.PathLike | Calibration | None = None,
     gpu: str | None = None,
+    loader: dict | None = None,
 ) -> list[dict | None]:
     """Estimated device-hours per run of a train grid (None per run for profile grids).
 
@@ -245,6 +247,13 @@ def estimate_cost(
        device, still accepted;
     3. assumed: ``tflops`` (``--tflops``, else ``cost.throughput.tflops``) with the FLOPs formula.
 
+    The data path (:func:`data_rate`): where the loader's videos/s per core is known (``loader``: a
+    ``dsa-harness data bench`` record, ``--loader-record``, else ``{"videos_per_s_per_core": N}``,
+    ``--loader-videos-per-s``, else the grid's ``cost.loader_videos_per_s``), a GPU run's training throughput
+    is min(its GPU step throughput v (measured or declared; from ``tflops``: 1000 x tflops / (3 F)), that rate
+    x cores per GPU (``resources.cpus_per_task``: one task per GPU)); the record says which bounds it
+    (``data_bound``) and how many cores per GPU would make it GPU-bound (``cores_per_gpu_for_gpu``).
+
     Each record also states the test cost per video, ``test_gflops_per_video`` = Ft x V (with
     ``test_size``, ``test_gflops_per_view``, ``views``), ``videos_per_s`` and ``measured`` (the matched
     record or None). Hours are GPU-hours when ``resources.gpus`` > 0 (wall time ~ hours / gpus), else
@@ -256,7 +265,7 @@ def estimate_cost(
     cost = grid.cost or {}
     tp, declared = _stated_throughput(cost, throughput)
     calibration = calibrate if isinstance(calibrate, Calibration) else load_calibration(grid, calibrate)
-    rates = _Rates(tp, declared, calibration, gpu or cost.get("gpu"))
+    rates = _Rates(tp, declared, calibration, gpu or cost.get("gpu"), _loader_rate(loader, cost))
     keys, wanted = _flops_keys(runs)
     cache = _gflops_per_view(wanted, flops_cache, progress)
     line_counts: dict = {}
@@ -330,6 +339,7 @@ class _Rates:
     declared: Any
     calibration: Calibration | None
     gpu: str | None
+    loader: dict | None = None  # {"per_core": {backend or "any": videos/s}, "source": text}: see _loader_rate
 
     def for_run(self, c: dict) -> tuple[dict | None, float | None, str]:
         """(the matched measurement or None, videos/s or None, the 'throughput (source)' text)."""
@@ -361,14 +371,57 @@ def _clip_counts(c: dict, cost: dict, line_counts: dict) -> tuple[Any, Any]:
     return n, m
 
 
-def _hours(epochs, n, m, views, f, ft, vps, tp: dict) -> float | None:
-    """Device-hours of a run by the formulas of :func:`estimate_cost` (None: no throughput to use)."""
+def _hours(epochs, n, m, views, f, ft, vps, tp: dict, data_vps: float | None = None) -> float | None:
+    """Device-hours of a run by the formulas of :func:`estimate_cost` (None: no throughput to use); training
+    at min(GPU step throughput, ``data_vps``) where the data path's rate is known."""
     if vps:
         scale = ft / f if f and ft else 1.0
-        return (epochs * n + m * views * scale / 3) / vps / 3600
+        train_vps = min(vps, data_vps) if data_vps else vps
+        return (epochs * n / train_vps + m * views * scale / 3 / vps) / 3600
     if tp.get("tflops") and f is not None and ft is not None:
-        return (3 * epochs * n * f + m * views * ft) / (float(tp["tflops"]) * 1000) / 3600
+        rate = float(tp["tflops"]) * 1000  # GFLOP/s
+        train_s = max(3 * epochs * n * f / rate, epochs * n / data_vps if data_vps else 0.0)
+        return (train_s + m * views * ft / rate) / 3600
     return None
+
+
+def _loader_rate(loader: dict | None, cost: dict) -> dict | None:
+    """The data path's videos/s per core, first found: a ``data bench`` record (``loader`` holding
+    ``results``: per backend or ``frames``, the harness's videos/s of one process), a declared rate
+    (``loader["videos_per_s_per_core"]``, else the grid's ``cost.loader_videos_per_s``); None: unknown."""
+    if loader and loader.get("results"):
+        per = {k: float(r["harness_videos_per_s"]) for k, r in loader["results"].items()}
+        where = loader.get("path", "a data bench record")
+        return {"per_core": per, "source": f"measured ({where}, {loader.get('created_at', '?')})"}
+    declared = (loader or {}).get("videos_per_s_per_core") or cost.get("loader_videos_per_s")
+    if declared:
+        return {"per_core": {"any": float(declared)}, "source": f"declared {float(declared):g} videos/s per core"}
+    return None
+
+
+def data_rate(c: dict, loader: dict | None, gpu_vps: float | None) -> dict | None:
+    """The data path of a GPU run (resolved config ``c``) with the loader rate ``loader`` (:func:`_loader_rate`):
+    ``{"per_core", "cores_per_gpu", "videos_per_s", "data_bound", "cores_per_gpu_for_gpu", "source"}``; the
+    per-core rate of the run's backend (``data.video_backend``; auto: decord; raw frames: frames) where the
+    record has it, else the slowest it has. None for CPU runs and without a loader rate."""
+    res = c.get("resources") or {}
+    gpus, tasks = int(res.get("gpus", 0) or 0), int(res.get("tasks") or res.get("gpus", 0) or 1)
+    if not loader or not gpus:
+        return None
+    fmt, backend = get_dotted(c, "data.format"), get_dotted(c, "data.video_backend") or "auto"
+    want = "frames" if fmt == "frames" else ("decord" if backend == "auto" else backend)
+    per = loader["per_core"]
+    per_core = per.get(want, per.get("any", min(per.values())))
+    cores = int(res.get("cpus_per_task") or 1) * tasks / gpus  # each task holds one GPU
+    vps = per_core * cores
+    return {
+        "per_core": per_core,
+        "cores_per_gpu": cores,
+        "videos_per_s": vps,
+        "data_bound": gpu_vps is not None and vps < gpu_vps,
+        "cores_per_gpu_for_gpu": math.ceil(gpu_vps / per_core) if gpu_vps else None,
+        "source": loader["source"] + ("" if want in per or "any" in per else f" (no {want} rate: the slowest)"),
+    }
 
 
 def _run_cost(c: dict, f, ft, test_size: int, cost: dict, line_counts: dict, rates: _Rates) -> dict:
@@ -378,10 +431,12 @@ def _run_cost(c: dict, f, ft, test_size: int, cost: dict, line_counts: dict, rat
     n, m = _clip_counts(c, cost, line_counts)
     views = (get_dotted(c, "eval.test_groups") or 1) * (get_dotted(c, "eval.crops") or 1)
     measured, vps, source = rates.for_run(c)
+    gpu_vps = vps or (float(rates.tp["tflops"]) * 1000 / (3 * f) if rates.tp.get("tflops") and f else None)
+    data = data_rate(c, rates.loader, gpu_vps)
     hours = None
     if n is not None:
         m = m or 0
-        hours = _hours(epochs, n, m, views, f, ft, vps, rates.tp)
+        hours = _hours(epochs, n, m, views, f, ft, vps, rates.tp, data["videos_per_s"] if data else None)
     gpus = int((c.get("resources") or {}).get("gpus", 0))
     calibration = rates.calibration
     return {
@@ -395,6 +450,8 @@ def _run_cost(c: dict, f, ft, test_size: int, cost: dict, line_counts: dict, rat
         "views": views,
         "hours": hours,
         "videos_per_s": vps,
+        "gpu_videos_per_s": gpu_vps,
+        "data": data,
         "throughput_source": source,
         "measured": measured,
         "calibration": calibration.summary() if calibration is not None else None,
@@ -487,6 +544,9 @@ def show_table(
     with_cost = costs is not None and any(c for c in costs)
     if with_cost:
         headers += ["GFLOPs/view", "test GFLOPs/video", "epochs", "train videos", "est. hours", "throughput (source)"]
+    with_data = with_cost and any(c and c.get("data") for c in costs)
+    if with_data:
+        headers += ["data path (videos/s/GPU)"]
     with_memory = memory is not None and any(m for m in memory)
     with_limit = with_memory and any(m and m.get("gpu_mem_gb") for m in memory)
     if with_memory:
@@ -496,12 +556,14 @@ def show_table(
         row = [run.index, run.run_id] + [format_value(run.axes.get(k)) for k in keys] + [run.axes.get("seed")]
         if with_cost:
             row += _cost_cells(costs[i] or {})
+        if with_data:
+            row += [_data_cell((costs[i] or {}).get("data"), (costs[i] or {}).get("gpu_videos_per_s"))]
         if with_memory:
             row += _memory_cells(memory[i] or {}, with_limit)
         rows.append(row)
     text = _grid_header(grid, runs) + "\n\n" + tabulate(rows, headers=headers, tablefmt="simple")
     if with_cost:
-        text += _cost_totals(costs, runs)
+        text += _cost_totals(costs, runs) + _data_totals(costs, runs)
     if with_memory:
         text += _memory_totals(memory, runs, with_limit)
     return text
@@ -520,6 +582,36 @@ def _cost_cells(c: dict) -> list:
         f"{h:,.1f} {c.get('unit')}" if h is not None else "n/a",
         (f"{c['videos_per_s']:.1f} videos/s " if c.get("measured") else "") + (c.get("throughput_source") or ""),
     ]
+
+
+def _data_cell(data: dict | None, gpu_vps: float | None) -> str:
+    """``56 (8 cores x 7.0) < GPU 397: DATA-BOUND``: the loader's videos/s per GPU beside the GPU step's."""
+    if not data:
+        return ""
+    text = f"{data['videos_per_s']:.0f} ({data['cores_per_gpu']:g} cores x {data['per_core']:.1f})"
+    if gpu_vps is None:
+        return text
+    return text + (f" < GPU {gpu_vps:.0f}: DATA-BOUND" if data["data_bound"] else f" >= GPU {gpu_vps:.0f}")
+
+
+def _data_totals(costs: list[dict | None], runs: list[RunSpec]) -> str:
+    """The line below the table on the data path: data-bound runs and the cores per GPU that would free them,
+    or (GPU runs, no loader rate) that the estimate counts the GPU alone."""
+    gpu_runs = [c for c, r in zip(costs, runs) if c and int((r.config.get("resources") or {}).get("gpus", 0) or 0)]
+    if not gpu_runs:
+        return ""
+    known = [c["data"] for c in gpu_runs if c.get("data")]
+    if not known:
+        return (
+            "\ndata path: not counted (the GPU step alone): measure the loader with `dsa-harness data bench LIST`, "
+            "then --loader-record FILE, or declare cost.loader_videos_per_s (videos/s per core)"
+        )
+    bound = [d for d in known if d["data_bound"]]
+    text = f"\ndata path: {len(bound)} of {len(known)} runs data-bound (loader videos/s per core x cores per GPU < GPU)"
+    if bound:
+        need = max(d["cores_per_gpu_for_gpu"] for d in bound if d["cores_per_gpu_for_gpu"])
+        text += f"; {need} cores per GPU (resources.cpus_per_task) would make them GPU-bound"
+    return text + f"; loader: {known[0]['source']}"
 
 
 def _memory_cells(mem: dict, with_limit: bool) -> list:

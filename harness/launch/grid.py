@@ -22,6 +22,7 @@ A grid file (``experiments/<name>.yaml``) describes one paper table::
       train_clips: 78000              # training videos per epoch (each a sample of U snippets)
       test_clips: 5000                # test videos (x eval.test_groups x eval.crops views)
       throughput: {tflops: 25}        # or {videos_per_s: 60} per device; see ``harness.launch.cost.estimate_cost``
+      loader_videos_per_s: 6          # optional: the data path, videos/s per loader process (`data bench`)
       from: results/runs/profile_gpu  # optional: measured training throughput of profile runs (profile.train)
       gpu: H200                       # optional: the GPU those measurements must come from (or "cpu")
     report: {rows: [model.split_ratio], metrics: [test.top1, profile.gflops_per_view]}
@@ -80,7 +81,7 @@ GRID_KEYS = (
     "report",
 )
 DATA_PATH_KEYS = ("train", "val", "test", "root", "classes")
-COST_KEYS = ("train_clips", "test_clips", "throughput", "from", "gpu")
+COST_KEYS = ("train_clips", "test_clips", "throughput", "from", "gpu", "loader_videos_per_s")
 """Keys of a grid's ``cost`` section (``sweep show``'s estimate; see ``harness.launch.cost.estimate_cost``)."""
 THROUGHPUT_KEYS = ("videos_per_s", "clips_per_s", "tflops")
 """Keys of ``cost.throughput``: ``clips_per_s`` is the older name of ``videos_per_s`` (same meaning)."""
@@ -463,6 +464,9 @@ def cost_problems(cost: dict) -> list[tuple[str, str]]:
     for key in ("train_clips", "test_clips"):
         if cost.get(key) is not None and not number(cost[key], 0, integer=True):
             out.append((f"cost.{key}", f"must be a number of videos (an integer >= 0), got {cost[key]!r}"))
+    rate = cost.get("loader_videos_per_s")
+    if rate is not None and not (number(rate, 0) and rate > 0):
+        out.append(("cost.loader_videos_per_s", f"must be videos/s of one loader process (a number > 0), got {rate!r}"))
     tp = cost.get("throughput")
     if tp is not None and not isinstance(tp, dict):
         out.append(("cost.throughput", "must be a mapping: {videos_per_s: N} (per device) or {tflops: N}"))
