@@ -217,11 +217,11 @@ class _FakeLocalExecutor:
         return SimpleNamespace(job_id=str(os.getpid()), paths=SimpleNamespace(stdout="out", stderr="err"))
 
 
-def _gpu_grid(path: Path, runs: int = 2, **resources) -> Path:
+def _gpu_grid(path: Path, runs: int = 2, width: int = 8, **resources) -> Path:
     doc = {
         "name": path.stem,
         "task": "profile",
-        "base": {"model": {"variant": "tsn_r18", "width": 8}, "profile": {"size": 32, "latency": False}},
+        "base": {"model": {"variant": "tsn_r18", "width": width}, "profile": {"size": 32, "latency": False}},
         "axes": {"product": {"model.alpha": list(range(1, runs + 1))}},
         "resources": {"cpus_per_task": 1, "mem_gb": 1, "time_min": 10, **resources},
     }
@@ -243,7 +243,8 @@ def test_local_executor_starts_one_process_per_gpu(tmp_path, monkeypatch, gpus):
     # a CPU run with resources.tasks: 2 -> 2 gloo processes; workers share the cores by cpus_per_task x tasks
     _FakeLocalExecutor.made.clear()
     gpus(0)
-    submit(_gpu_grid(tmp_path / "c.yaml", runs=1, tasks=2), cluster="local", results_root="results")
+    # (another run: g.yaml's runs are in flight under the fake jobs, and a run id is trained once wherever asked)
+    submit(_gpu_grid(tmp_path / "c.yaml", runs=1, width=16, tasks=2), cluster="local", results_root="results")
     assert [ex.params["tasks_per_node"] for ex in _FakeLocalExecutor.made] == [2]
     assert "visible_gpus" not in _FakeLocalExecutor.made[0].params
 
