@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.text import Text
 
@@ -419,3 +420,20 @@ def test_the_report_draws_the_ratio_figure_and_notes_the_settings(new_runs):
     assert "hardware: cpu: AMD EPYC, 2 threads, batch 1, fp32" in (out / "profile.md").read_text()
     table, _ = profile_table(new_runs)
     assert len(table_notes(table)) == 5  # cost convention, timings, ratio, the flag, memory
+
+
+def test_ratio_plot_of_seed_means_draws_their_std_bars(tmp_path, kept_figures):
+    """A row averaging several seeds' ratios has ± std error bars (no interval): drawn, not an IndexError."""
+    table = pd.DataFrame(
+        {
+            "model.variant": ["tsm_r50_dsa", "i3d_r50_dsa"],
+            "profile.baseline": ["tsm_r50", "i3d_r50"],
+            "profile.latency_ratio": [1.02, float("nan")],
+            "profile.latency_ratio std": [0.01, float("nan")],
+            "profile.train_ratio": [1.05, 1.04],
+            "profile.train_ratio std": [0.02, 0.03],
+        }
+    )
+    info = plots.ratio_plot(table, tmp_path / "ratio", formats=("png",))
+    assert info["points"] == 3 and np.allclose(info["yerr"]["profile.train_ratio"], [0.02, 0.03])
+    assert (tmp_path / "ratio.png").stat().st_size > 1000

@@ -341,7 +341,7 @@ def ratio_plot(
         ax.errorbar(
             xs[ok] + shift[k],
             v[ok],
-            yerr=None if yerr is None else np.asarray(yerr)[:, ok],
+            yerr=None if yerr is None else np.asarray(yerr)[..., ok],  # 2 x N (an interval) or N (± std)
             fmt="os"[k % 2],
             capsize=3,
             label=metric_label(m) + (f" (bars: {bars})" if bars else ""),
