@@ -295,7 +295,9 @@ def execute_run(run_dir: str | os.PathLike) -> dict:
             final = run_task(config, rd.path)
         except Exception as e:
             if type(e).__name__ == "TrainingInterrupted":  # the engine stopped on request, checkpoint on disk
-                update_job_marker(rd, state="interrupted")
+                # unless the requeued attempt has started meanwhile (its count would be overwritten with ours)
+                if int((rd.read_job() or {}).get("attempts") or 0) == attempt:
+                    update_job_marker(rd, state="interrupted")
                 rd.log(f"[{now_iso()}] interrupted: {e}")
                 raise
             _record_failure(rd, e, attempt)
