@@ -561,8 +561,7 @@ def _make_videos(jobs: list[tuple[SynthConfig, dict, str]], workers: int | None,
                 looks[i] = look
                 bar.update()
         else:
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            with mp.get_context(method).Pool(workers) as pool:
+            with _worker_context().Pool(workers) as pool:
                 chunk = max(1, min(8, math.ceil(len(jobs) / (4 * workers))))
                 for i, look, _ in pool.imap_unordered(_make_one, jobs, chunksize=chunk):
                     looks[i] = look
@@ -570,6 +569,18 @@ def _make_videos(jobs: list[tuple[SynthConfig, dict, str]], workers: int | None,
     finally:
         bar.close()
     return looks
+
+
+def _worker_context() -> mp.context.BaseContext:
+    """Worker processes that start clean: a fork server (itself a fresh interpreter that imports this module
+    once, then forks each worker), else spawn. Never a plain fork of the caller: a caller with other threads
+    (torch's, a test runner's) can hold a lock at the moment of the fork, and the child waits on it forever
+    (seen: a worker blocked on a futex during the test suite)."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return mp.get_context("spawn")
 
 
 def _write_lists(cfg: SynthConfig, out: Path, plan: list[dict]) -> None:
