@@ -134,6 +134,14 @@ CASES = {
         ["num_classes must be 2, 4, 6 or 8"],
     ),
     "data synth/bad flag": (["data", "synth", "--out", "s", "--workers", "0"], ["--workers must be >= 1"]),
+    "data synth/second family out of range": (
+        ["data", "synth", "--out", "s", "--task", "cued_order", "--distance", "6", "--quiet"],
+        ["distance = 6 is out of range: must be an integer 1..5 for rule 'cued_order'"],
+    ),
+    "data synth/option of the other family": (
+        ["data", "synth", "--out", "s", "--task", "same", "--num-classes", "4"],
+        ["--num-classes: options of --task order only"],
+    ),
     "train/missing list": (
         ["train", "tsn_r18", "--data", "nope.txt", "-o", "num_classes=2", "--out", "r"],
         ["data.train: annotation file not found: nope.txt"],

@@ -783,3 +783,19 @@ def test_resolved_by_index_prints_one_run_even_when_an_id_starts_with_that_digit
         assert out.count("# run ") == 1 and f"# run {r.index}: {r.run_id}" in out
     assert sweep_cli(["show", str(grid_file), "--no-cost", *sets, "--resolved", runs[3].run_id[:6]]) == 0
     assert f"# run 3: {runs[3].run_id}" in capsys.readouterr().out
+
+
+def test_embedded_benchmark_grids_cover_every_paper_ablation_axis():
+    """`make reproduce` runs one embedded grid per paper ablation table, with the same row keys, >= 3 seeds, no
+    paper numbers to compare with, and a title that names the embedded benchmark, never the paper's dataset."""
+    from harness.reproduce import EMBEDDED_GRIDS
+
+    shipped = sorted(p.name for p in (REPO / "experiments").glob("embedded_*.yaml"))
+    assert sorted(EMBEDDED_GRIDS) == shipped and len(shipped) == 7
+    for path in sorted((REPO / "experiments").glob("ablation_*.yaml")):
+        paper = load_grid(path)
+        embedded = load_grid(REPO / "experiments" / path.name.replace("ablation_", "embedded_"))
+        assert embedded.report["rows"] == [k.replace("i3d_r50", "i3d_r18") for k in paper.report["rows"]], path.name
+        assert len(embedded.seeds) >= 3 and not embedded.paper_reference
+        assert embedded.paper_table.startswith("embedded benchmark") and "Kinetics" not in embedded.paper_table
+        assert {r.config["data"]["train"] for r in expand(embedded)} == {"data/cued/train.txt"}

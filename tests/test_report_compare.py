@@ -81,6 +81,29 @@ def test_stated_baseline_pairs_rows_that_differ_only_in_its_keys():
     assert pair_runs(df, {"model.split_ratio": 0.3}).empty  # no run holds the stated values
 
 
+def test_stated_variant_baseline_pairs_other_aggregators_with_it():
+    """A baseline stated by variant (the embedded aggregator table: every row against the static conv): the
+    aggregator each variant implies differs from the baseline's, and still the rows pair, seed by seed; a field
+    that varies *within* a variant stays a key (a row is never paired with a baseline of another split)."""
+    df, _ = _runs(seeds=(0, 1))
+    static = df[df["model.variant"] == "tsm_r18"].assign(
+        **{"model.variant": "tsm_r18_static", "model.aggregator": "static_conv"}
+    )
+    static["run_id"] = static["run_id"].str.replace("tsm_r18", "tsm_r18_static")
+    static["path"] = static["path"] + "_static"
+    df = pd.concat([df, static], ignore_index=True)
+    df.attrs["config_columns"] = ["model.variant", "model.aggregator", "model.flavour", "data.name"]
+    pairs = pair_runs(df, {"model.variant": "tsm_r18_static"})
+    assert sorted(zip(pairs["run_id"], pairs["baseline_run_id"])) == [
+        (f"{v}-{s}", f"tsm_r18_static-{s}") for v in ("tsm_r18", "tsm_r18_dsa") for s in (0, 1)
+    ]
+    df.attrs["config_columns"].append("model.split_ratio")  # varies with the variant here: still one function
+    assert len(pair_runs(df, {"model.variant": "tsm_r18_static"})) == 4
+    df.loc[df["run_id"] == "tsm_r18_dsa-1", "model.split_ratio"] = 0.25  # now it varies within a variant
+    pairs = pair_runs(df, {"model.variant": "tsm_r18_static"})
+    assert "tsm_r18_dsa-1" not in set(pairs["run_id"]) and "tsm_r18_dsa-0" not in set(pairs["run_id"])
+
+
 def test_table_shows_paired_delta_interval_p_and_resolved_mark():
     df, correct = _runs()
     table = grid_table(df, META, None, correct=lambda paths: ({p: correct[p] for p in paths}, []))

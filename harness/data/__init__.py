@@ -9,7 +9,8 @@ Public names (see each module's docstring for layouts and rules):
 - :class:`VideoDataset`, :class:`CorruptVideoError` (video.py)
 - :func:`build_loader`, :func:`set_epoch`, :class:`EpochSampler`, :func:`auto_num_workers` (loader.py: the
   loader training and evaluation use)
-- :func:`generate_synthetic`, :func:`factor_accuracy` (synthetic.py)
+- :func:`generate_synthetic`, :func:`factor_accuracy` (synthetic.py: the long-range order set)
+- :func:`generate_cued`, :class:`CuedConfig`, CUED_BENCHMARK_SET (synthetic_cued.py: the embedded benchmark's set)
 - :func:`check_dataset` (check.py)
 - :func:`prepare_dataset` (prepare.py: Kinetics-400, Mini-Kinetics-200, Something-Something V1 -> our lists)
 - :func:`open_video`, :func:`decode_frames`, VIDEO_BACKENDS (video.py: decord / PyAV / auto)
@@ -43,6 +44,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "factor_accuracy": "harness.data.synthetic",
         "generate_synthetic": "harness.data.synthetic",
         "write_mp4": "harness.data.synthetic",
+        "CUED_BENCHMARK_SET": ("harness.data.synthetic_cued", "BENCHMARK_SET"),
+        "CuedConfig": "harness.data.synthetic_cued",
+        "generate_cued": "harness.data.synthetic_cued",
         "IMAGENET_MEAN": "harness.data.transforms",
         "IMAGENET_STD": "harness.data.transforms",
         "CenterCrop": "harness.data.transforms",

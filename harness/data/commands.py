@@ -169,8 +169,10 @@ def _add_synth(sub) -> None:
             "examples:\n"
             "  dsa-harness data synth --out data/synth                  # 400 videos, 112x112, 64 frames\n"
             "  dsa-harness data synth --out data/synth64 --size 64      # smaller frames for CPU training\n"
-            "  dsa-harness data synth --out data/synth --study          # the set `make reproduce` trains on\n"
-            "  dsa-harness data synth --out data/s8 --num-classes 8 --videos 800   # four motion directions"
+            "  dsa-harness data synth --out data/synth --study          # the study's set (make reproduce)\n"
+            "  dsa-harness data synth --out data/s8 --num-classes 8 --videos 800   # four motion directions\n"
+            "  dsa-harness data synth --out data/cued --task cued_order --benchmark  # the benchmark's set\n"
+            "  dsa-harness data synth --out data/same --task same --distance 3 --size 32  # 3 apart"
         ),
     )
     p.add_argument("--out", required=True, help="output folder")
@@ -180,7 +182,7 @@ def _add_synth(sub) -> None:
     p.add_argument(
         "--num-classes",
         type=int,
-        default=4,
+        default=None,
         help="2 orders x motion types: 2, 4 (left/right), 6 or 8 (+ up/down) (default 4)",
     )
     p.add_argument("--size", type=int, default=112, help="frame side in pixels, even, >= 32 (default 112)")
@@ -199,8 +201,40 @@ def _add_synth(sub) -> None:
     p.add_argument(
         "--identity",
         choices=("shape", "colour"),
-        default="shape",
+        default=None,
         help="how A and B differ: shape only (random colours, default) or shape + fixed colours",
+    )
+    far = p.add_argument_group(
+        "second task family (--task same | cued_order: harness/data/synthetic_cued.py)",
+        "8 segments; two objects far apart (same: are they alike?) or an adjacent pair A, B and a lone copy of "
+        "one of them far away (cued_order: does the object seen twice come first?). A static kernel over "
+        "snippets sees the two parts together only within its reach; DSA's kernel is made from the whole video.",
+    )
+    far.add_argument(
+        "--task",
+        choices=("order", "same", "cued_order"),
+        default="order",
+        help="order: the first family (above); same / cued_order: the second (default order)",
+    )
+    far.add_argument(
+        "--distance",
+        type=int,
+        default=5,
+        metavar="SEGMENTS",
+        help="fewest segments between the two parts: same 1..7, cued_order 1..5 (default 5)",
+    )
+    far.add_argument(
+        "--look-alike",
+        type=float,
+        default=0.0,
+        metavar="A",
+        help="how far A's and B's colours are drawn to their mean, 0 <= A < 1 (default 0: red and blue)",
+    )
+    far.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="the embedded benchmark's set (800 videos, 32x32, 64 frames, val 0.2, test 0.2); "
+        "overrides --videos --size --frames --val-fraction --test-fraction",
     )
     p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all CPU cores)")
     p.add_argument(
@@ -212,24 +246,64 @@ def _add_synth(sub) -> None:
     p.set_defaults(func=_run_synth)
 
 
-def _run_synth(args) -> int:
-    from harness.data.synthetic import STUDY_SET, generate_synthetic
+def _cued_params(args) -> dict:
+    """The :class:`~harness.data.synthetic_cued.CuedConfig` fields of ``data synth --task same|cued_order``."""
+    from harness.data.synthetic_cued import BENCHMARK_SET
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, not {args.workers}")
+    if args.study or args.num_classes is not None or args.identity is not None:
+        named = (("--study", args.study or None), ("--num-classes", args.num_classes), ("--identity", args.identity))
+        given = [o for o, v in named if v is not None]
+        raise UsageError(f"{', '.join(given)}: options of --task order only (--task {args.task} has 2 classes)")
     params = {
         "num_videos": args.videos,
-        "num_classes": args.num_classes,
         "size": args.size,
         "frames": args.frames,
         "seed": args.seed,
         "val_fraction": args.val_fraction,
         "test_fraction": args.test_fraction,
-        "identity": args.identity,
+        "rule": args.task,
+        "distance": args.distance,
+        "look_alike": args.look_alike,
+    }
+    if args.benchmark:
+        params.update(BENCHMARK_SET, seed=args.seed)
+    return params
+
+
+def _run_synth(args) -> int:
+    from harness.data.synthetic import STUDY_SET, generate_synthetic
+    from harness.data.synthetic_cued import generate_cued
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, not {args.workers}")
+    run = {"workers": args.workers, "force": args.force, "progress": not args.quiet}
+    if args.task != "order":
+        s = generate_cued(args.out, **_cued_params(args), **run)
+        return _print_synth(s)
+    untouched = {
+        "--distance": args.distance == 5,
+        "--look-alike": args.look_alike == 0.0,
+        "--benchmark": not args.benchmark,
+    }
+    if not all(untouched.values()):
+        given = ", ".join(o for o, same in untouched.items() if not same)
+        raise UsageError(f"{given}: options of --task same / cued_order, not of --task order")
+    params = {
+        "num_videos": args.videos,
+        "num_classes": 4 if args.num_classes is None else args.num_classes,
+        "size": args.size,
+        "frames": args.frames,
+        "seed": args.seed,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "identity": args.identity or "shape",
     }
     if args.study:
         params.update(STUDY_SET, seed=args.seed)
-    s = generate_synthetic(args.out, **params, workers=args.workers, force=args.force, progress=not args.quiet)
+    return _print_synth(generate_synthetic(args.out, **params, **run))
+
+
+def _print_synth(s: dict) -> int:
     verb = "reused existing" if s["reused"] else f"wrote in {s['seconds']:.1f} s"
     print(
         f"{verb}: {s['num_videos']} videos ({s['num_train']} train, {s['num_val']} val, {s['num_test']} test), "

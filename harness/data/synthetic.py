@@ -408,16 +408,25 @@ SET_FILES = ("train.txt", "val.txt", "test.txt", "classes.json", "meta.json")
 """The files of a set besides its videos (``videos/vid_NNNNN.mp4``)."""
 
 
-def _read_meta(out: Path) -> dict | None:
+def _read_meta(out: Path, generator: str = GENERATOR) -> dict | None:
     """The set's record (``meta.json``: written first with ``complete: false``, rewritten when the set is done),
     or None when there is none or it is not this generator's."""
     try:
         meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):  # JSONDecodeError, UnicodeDecodeError
         return None
-    if not isinstance(meta, dict) or meta.get("generator") != GENERATOR or not isinstance(meta.get("params"), dict):
+    if not isinstance(meta, dict) or meta.get("generator") != generator or not isinstance(meta.get("params"), dict):
         return None
     return meta
+
+
+def _generator_of(out: Path) -> str | None:
+    """The ``generator`` named by ``out/meta.json``, or None."""
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta.get("generator") if isinstance(meta, dict) and isinstance(meta.get("generator"), str) else None
 
 
 def _own_videos(out: Path) -> list[Path]:
@@ -425,11 +434,11 @@ def _own_videos(out: Path) -> list[Path]:
     return sorted(videos.glob("vid_[0-9][0-9][0-9][0-9][0-9].mp4")) if videos.is_dir() else []
 
 
-def _clear_the_way(out: Path, params: dict, force: bool) -> None:
+def _clear_the_way(out: Path, params: dict, force: bool, generator: str = GENERATOR) -> None:
     """Refuse to write over another set (other parameters: named) or over files this command did not make
     (a user's lists), unless ``force``: then the old set's files are removed first (its lists, record and
     ``videos/vid_NNNNN.mp4``; other files stay)."""
-    meta = _read_meta(out)
+    meta = _read_meta(out, generator)
     if meta is not None:
         old = meta["params"]
         differ = sorted(k for k in {*old, *params} if old.get(k) != params.get(k))
@@ -441,6 +450,12 @@ def _clear_the_way(out: Path, params: dict, force: bool) -> None:
             )
     else:
         clash = [f for f in SET_FILES if (out / f).exists()] + (["videos/vid_*.mp4"] if _own_videos(out) else [])
+        other = _generator_of(out)
+        if clash and not force and other:
+            raise ConfigError(
+                f"{out} holds a synthetic set of another task family ({other}); writing this one there would mix "
+                "the two: give another --out, or --force to replace it (the old set is removed first)"
+            )
         if clash and not force:
             raise ConfigError(
                 f"{out} holds {', '.join(clash)} that this command did not make (no meta.json of a synthetic set): "
@@ -453,9 +468,9 @@ def _clear_the_way(out: Path, params: dict, force: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
-def _existing(out: Path, params: dict) -> dict | None:
-    meta = _read_meta(out)
-    if meta is None or meta.get("params") != params or meta.get("format_version") != FORMAT_VERSION:
+def _existing(out: Path, params: dict, generator: str = GENERATOR, version: int = FORMAT_VERSION) -> dict | None:
+    meta = _read_meta(out, generator)
+    if meta is None or meta.get("params") != params or meta.get("format_version") != version:
         return None
     if meta.get("complete") is False or not isinstance(meta.get("videos"), list):
         return None
@@ -546,9 +561,11 @@ def _summary(cfg: SynthConfig, out: Path, meta: dict, t0: float, reused: bool) -
     }
 
 
-def _make_videos(jobs: list[tuple[SynthConfig, dict, str]], workers: int | None, progress: bool) -> dict[int, dict]:
-    """Render and encode every video (``_make_one``) in ``workers`` processes (None: all CPU cores), with a
-    progress bar; returns the appearance of each video by index."""
+def _make_videos(jobs: list[tuple], workers: int | None, progress: bool, make_one=None) -> dict[int, dict]:
+    """Render and encode every video (``make_one``, default :func:`_make_one`: ``job -> (index, look, bytes)``)
+    in ``workers`` processes (None: all CPU cores), with a progress bar; returns the appearance of each
+    video by index."""
+    make_one = make_one or _make_one
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     looks: dict[int, dict] = {}
     from harness.data.progress import progress as progress_bar
@@ -557,13 +574,13 @@ def _make_videos(jobs: list[tuple[SynthConfig, dict, str]], workers: int | None,
     try:
         if workers == 1:
             for job in jobs:
-                i, look, _ = _make_one(job)
+                i, look, _ = make_one(job)
                 looks[i] = look
                 bar.update()
         else:
             with _worker_context().Pool(workers) as pool:
                 chunk = max(1, min(8, math.ceil(len(jobs) / (4 * workers))))
-                for i, look, _ in pool.imap_unordered(_make_one, jobs, chunksize=chunk):
+                for i, look, _ in pool.imap_unordered(make_one, jobs, chunksize=chunk):
                     looks[i] = look
                     bar.update()
     finally:

@@ -108,6 +108,8 @@ def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
         for c in configured
         if c in done.columns and c not in _NOT_CONFIG and c not in skip and done[c].astype(str).nunique() > 1
     ]
+    if baseline:  # a field that the stated keys determine (the variant's aggregator) is not a key of its own
+        columns = _not_determined_by([k for k in baseline if k in done.columns], columns, done)
     keys = list(zip(row_keys(done["seed"]), *(row_keys(done[c]) for c in columns)))
     if baseline:
         base = np.ones(len(done), dtype=bool)
@@ -152,6 +154,21 @@ def pair_runs(done: pd.DataFrame, baseline: dict | None = None) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(out, columns=[*PAIR_COLUMNS])
+
+
+def _not_determined_by(stated: list[str], columns: list[str], done: pd.DataFrame) -> list[str]:
+    """``columns`` less those whose value is one function of the ``stated`` columns' values over ``done`` (e.g.
+    ``model.aggregator`` under ``model.variant``: ``i3d_r18_dsa`` is always ``dsa``); such a column would keep a
+    row from its stated baseline though it says nothing the stated keys do not."""
+    if not stated:
+        return columns
+    groups = pd.Series(list(zip(*(row_keys(done[k]) for k in stated))), index=done.index).astype(str)
+    kept = []
+    for c in columns:
+        per_group = pd.Series(row_keys(done[c]), index=done.index).groupby(groups).nunique()
+        if per_group.max() > 1:
+            kept.append(c)
+    return kept
 
 
 def _test_list(run: dict):
