@@ -541,21 +541,27 @@ def generate_synthetic(
 
 def _summary(cfg: SynthConfig, out: Path, meta: dict, t0: float, reused: bool) -> dict:
     """What :func:`generate_synthetic` returns for the set recorded in ``meta`` (``t0``: when it started)."""
-    videos = meta["videos"]
+    classes = [c["name"] for c in class_factors(cfg.num_classes)]
+    return set_summary(out, meta["videos"], classes, t0, reused, has_test=cfg.test_fraction > 0)
+
+
+def set_summary(out: Path, videos: list[dict], classes: list[str], t0: float, reused: bool, has_test: bool) -> dict:
+    """The summary of a synthetic set of either family in ``out`` (``videos``: meta.json's records; ``t0``: when
+    its command started): counts per split, classes, seconds, bytes, whether it was reused, and its files."""
     return {
         "out_dir": str(out),
         "num_videos": len(videos),
         "num_train": sum(v["split"] == "train" for v in videos),
         "num_val": sum(v["split"] == "val" for v in videos),
         "num_test": sum(v["split"] == "test" for v in videos),
-        "num_classes": cfg.num_classes,
-        "classes": [c["name"] for c in class_factors(cfg.num_classes)],
+        "num_classes": len(classes),
+        "classes": classes,
         "seconds": round(time.perf_counter() - t0, 3),
         "bytes": sum((out / v["file"]).stat().st_size for v in videos),
         "reused": reused,
         "train": str(out / "train.txt"),
         "val": str(out / "val.txt"),
-        "test": str(out / "test.txt") if cfg.test_fraction > 0 else None,
+        "test": str(out / "test.txt") if has_test else None,
         "classes_file": str(out / "classes.json"),
         "meta_file": str(out / "meta.json"),
     }

@@ -333,21 +333,5 @@ def generate_cued(
 
 
 def _summary(cfg: CuedConfig, out: Path, meta: dict, t0: float, reused: bool) -> dict:
-    videos = meta["videos"]
-    return {
-        "out_dir": str(out),
-        "num_videos": len(videos),
-        "num_train": sum(v["split"] == "train" for v in videos),
-        "num_val": sum(v["split"] == "val" for v in videos),
-        "num_test": sum(v["split"] == "test" for v in videos),
-        "num_classes": 2,
-        "classes": list(CLASSES_OF[cfg.rule]),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "bytes": sum((out / v["file"]).stat().st_size for v in videos),
-        "reused": reused,
-        "train": str(out / "train.txt"),
-        "val": str(out / "val.txt"),
-        "test": str(out / "test.txt") if cfg.test_fraction > 0 else None,
-        "classes_file": str(out / "classes.json"),
-        "meta_file": str(out / "meta.json"),
-    }
+    classes = list(CLASSES_OF[cfg.rule])
+    return first.set_summary(out, meta["videos"], classes, t0, reused, has_test=cfg.test_fraction > 0)
