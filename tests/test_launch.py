@@ -799,3 +799,22 @@ def test_embedded_benchmark_grids_cover_every_paper_ablation_axis():
         assert len(embedded.seeds) >= 3 and not embedded.paper_reference
         assert embedded.paper_table.startswith("embedded benchmark") and "Kinetics" not in embedded.paper_table
         assert {r.config["data"]["train"] for r in expand(embedded)} == {"data/cued/train.txt"}
+
+
+def test_a_baseline_no_run_holds_is_refused_by_name(tmp_path):
+    """`report.baseline: {model.stage_masks: paper}` never matches: runs store the resolved blocks. The report
+    would pair nothing and say nothing; validation names the values the runs hold instead."""
+    doc = yaml.safe_load((REPO / "experiments" / "embedded_stages.yaml").read_text())
+    doc["include"] = str(REPO / "experiments" / "recipes" / "embedded_benchmark.yaml")
+    doc["report"]["baseline"] = {"model.stage_masks": "paper"}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    grid = load_grid(tmp_path / "g.yaml")
+    problems = [str(p) for p in validate_runs(grid, expand(grid), check_data=False)]
+    assert problems == [
+        f"{tmp_path / 'g.yaml'}: grid: report.baseline: {{'model.stage_masks': 'paper'}}: no run of the grid has it "
+        "(runs have model.stage_masks in 'res2:all,res3:all,res4:all,res5:all', 'res3:01,res4:01', "
+        "'res3:all,res4:all')"
+    ]
+    doc["report"]["baseline"] = {"model.stage_masks": "res3:01,res4:01"}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    assert validate_runs(load_grid(tmp_path / "g.yaml"), expand(load_grid(tmp_path / "g.yaml")), check_data=False) == []

@@ -587,6 +587,8 @@ def validate_runs(grid: Grid, runs: Iterable[RunSpec], check_data: bool = True) 
     problems: list[Problem] = []
     gfile = str(grid.path)
     exists: dict[str, bool] = {}
+    runs = list(runs)
+    problems += _baseline_problems(grid, runs)
     for run in runs:
         c, i = run.config, run.index
         try:
@@ -601,6 +603,25 @@ def validate_runs(grid: Grid, runs: Iterable[RunSpec], check_data: bool = True) 
             if p and not exists.setdefault(p, Path(p).exists()):
                 problems.append(Problem(gfile, i, key, f"{p} does not exist (use --no-check-data to skip this check)"))
     return problems
+
+
+def _baseline_problems(grid: Grid, runs: list[RunSpec]) -> list[Problem]:
+    """A stated ``report.baseline`` that no run of the grid holds, once resolved (``paper`` masks are stored as
+    their blocks, e.g. ``res3:01,res4:01`` for a ResNet-18): the report would pair nothing, silently."""
+    stated = (grid.report or {}).get("baseline") if isinstance(grid.report, dict) else None
+    if not isinstance(stated, dict) or not stated or not runs:
+        return []
+    from harness.config import get_dotted
+    from harness.report.compare import row_key
+
+    if any(all(row_key(get_dotted(r.config, k)) == row_key(v) for k, v in stated.items()) for r in runs):
+        return []
+    held = "; ".join(
+        f"{k} in {', '.join(repr(x) for x in sorted({row_key(get_dotted(r.config, k)) for r in runs}))}" for k in stated
+    )
+    return [
+        Problem(str(grid.path), None, "report.baseline", f"{stated!r}: no run of the grid has it (runs have {held})")
+    ]
 
 
 def load_and_expand(
