@@ -299,13 +299,30 @@ def _appearance(cfg: SynthConfig, item: dict) -> dict:
     }
 
 
+def canvas(size: int, look: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel-centre grids ``yy, xx`` (float32 ``(size, size)``) and the video's background (its colour plus
+    its linear gradient, ``(size, size, 3)``), shared by both synthetic families."""
+    coords = np.arange(size, dtype=np.float32) + 0.5
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    ramp = (xx / size - 0.5) * look["gradient"][0] + (yy / size - 0.5) * look["gradient"][1]
+    return yy, xx, np.asarray(look["background"], np.float32)[None, None, :] + ramp[..., None]
+
+
+def paint(frame: np.ndarray, shape: str, grids: tuple, centre: tuple, half: float, colour: np.ndarray) -> np.ndarray:
+    """``frame`` with a filled square or disc of half-side ``half`` at ``centre`` (x, y) in ``colour``, its
+    edges antialiased by the share of each pixel it covers (``grids``: ``yy, xx`` from :func:`canvas`)."""
+    (yy, xx), (cx, cy) = grids, centre
+    if shape == "square":
+        cover = np.clip(half - np.abs(xx - cx) + 0.5, 0, 1) * np.clip(half - np.abs(yy - cy) + 0.5, 0, 1)
+    else:
+        cover = np.clip(half - np.hypot(xx - cx, yy - cy) + 0.5, 0, 1)
+    return frame * (1 - cover[..., None]) + colour * cover[..., None]
+
+
 def render_video(cfg: SynthConfig, item: dict, look: dict) -> np.ndarray:
     """Frames of one video: uint8 ``(F, size, size, 3)`` RGB."""
     s, q = cfg.size, cfg.quarter
-    coords = np.arange(s, dtype=np.float32) + 0.5
-    yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    ramp = (xx / s - 0.5) * look["gradient"][0] + (yy / s - 0.5) * look["gradient"][1]
-    background = np.asarray(look["background"], np.float32)[None, None, :] + ramp[..., None]
+    yy, xx, background = canvas(s, look)
     noise_rng = np.random.default_rng([cfg.seed, item["index"], 2])
     video = np.empty((cfg.frames, s, s, 3), np.uint8)
     motion = item["motion"]
@@ -323,13 +340,8 @@ def render_video(cfg: SynthConfig, item: dict, look: dict) -> np.ndarray:
             cx, cy = (
                 (along, obj["cross_px"]) if motion in ("left_to_right", "right_to_left") else (obj["cross_px"], along)
             )
-            half = obj["side_px"] / 2
-            if obj["shape"] == "square":  # antialiased coverage of the pixel
-                cover = np.clip(half - np.abs(xx - cx) + 0.5, 0, 1) * np.clip(half - np.abs(yy - cy) + 0.5, 0, 1)
-            else:
-                cover = np.clip(half - np.hypot(xx - cx, yy - cy) + 0.5, 0, 1)
             colour = np.asarray(obj["colour"], np.float32)
-            frame = frame * (1 - cover[..., None]) + colour * cover[..., None]
+            frame = paint(frame, obj["shape"], (yy, xx), (cx, cy), obj["side_px"] / 2, colour)
         if cfg.noise > 0:
             frame = frame + noise_rng.normal(0, cfg.noise, size=frame.shape).astype(np.float32)
         video[f] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)

@@ -256,18 +256,13 @@ def _appearance(cfg: CuedConfig, item: dict) -> dict:
 def render_video(cfg: CuedConfig, item: dict, look: dict) -> np.ndarray:
     """Frames of one video: uint8 ``(F, size, size, 3)`` RGB."""
     s, seg = cfg.size, cfg.segment
-    coords = np.arange(s, dtype=np.float32) + 0.5
-    yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    ramp = (xx / s - 0.5) * look["gradient"][0] + (yy / s - 0.5) * look["gradient"][1]
-    background = np.asarray(look["background"], np.float32)[None, None, :] + ramp[..., None]
-    layers = {}
-    for obj in look["objects"].values():
-        (cx, cy), half = obj["centre_px"], obj["side_px"] / 2
-        if obj["shape"] == "square":  # antialiased coverage of each pixel
-            cover = np.clip(half - np.abs(xx - cx) + 0.5, 0, 1) * np.clip(half - np.abs(yy - cy) + 0.5, 0, 1)
-        else:
-            cover = np.clip(half - np.hypot(xx - cx, yy - cy) + 0.5, 0, 1)
-        layers[obj["segment"]] = background * (1 - cover[..., None]) + np.asarray(obj["colour"]) * cover[..., None]
+    yy, xx, background = first.canvas(s, look)
+    layers = {
+        obj["segment"]: first.paint(
+            background, obj["shape"], (yy, xx), obj["centre_px"], obj["side_px"] / 2, np.asarray(obj["colour"])
+        )
+        for obj in look["objects"].values()
+    }
     noise_rng = np.random.default_rng([cfg.seed, item["index"], 2])
     video = np.empty((cfg.frames, s, s, 3), np.uint8)
     for f in range(cfg.frames):
