@@ -204,6 +204,19 @@ def _add_synth(sub) -> None:
         default=None,
         help="how A and B differ: shape only (random colours, default) or shape + fixed colours",
     )
+    _add_second_family(p)
+    p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all CPU cores)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="regenerate even if DIR holds the same set; replace another set or list files there (removed first)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_synth)
+
+
+def _add_second_family(p) -> None:
+    """The options of `data synth --task same | cued_order` (harness/data/synthetic_cued.py)."""
     far = p.add_argument_group(
         "second task family (--task same | cued_order: harness/data/synthetic_cued.py)",
         "8 segments; two objects far apart (same: are they alike?) or an adjacent pair A, B and a lone copy of "
@@ -236,14 +249,6 @@ def _add_synth(sub) -> None:
         help="the embedded benchmark's set (800 videos, 32x32, 64 frames, val 0.2, test 0.2); "
         "overrides --videos --size --frames --val-fraction --test-fraction",
     )
-    p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all CPU cores)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="regenerate even if DIR holds the same set; replace another set or list files there (removed first)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_synth)
 
 
 def _cued_params(args) -> dict:

@@ -143,18 +143,27 @@ def _children(pid: int) -> list[int]:
 
 
 def stop_local_worker(pid: int, grace_s: float = 10.0) -> None:
-    """SIGINT the submitit controller (it stops its task and exits); if it is still there after
-    ``grace_s`` (a busy machine, a task ignoring the signal), SIGKILL its task processes and itself."""
+    """SIGINT the submitit controller (it stops its task and exits); if it or one of its task processes is still
+    there after ``grace_s`` (a busy machine, a task ignoring the signal), SIGKILL them. Returns once the
+    controller and the task processes it had are gone: a task that outlived its controller for a moment still
+    held its run's lock, and the cancelled run read as running (seen under load)."""
     import signal
 
-    tasks = _children(pid)
+    tasks = {t: ticks for t in _children(pid) if (ticks := proc_start_ticks(t)) is not None}
+
+    def gone() -> bool:  # gone, a zombie, or its pid taken by another process (other start ticks)
+        return proc_start_ticks(pid) is None and all(proc_start_ticks(t) != k for t, k in tasks.items())
+
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     deadline = time.time() + grace_s
     while time.time() < deadline:
-        if proc_start_ticks(pid) is None:  # gone, or a zombie waiting for its parent
+        if gone():
             return
         time.sleep(0.1)
     for victim in [*tasks, *_children(pid), pid]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
+    deadline = time.time() + 5.0  # SIGKILL is not refused; the kernel takes a moment to reap
+    while not gone() and time.time() < deadline:
+        time.sleep(0.05)
