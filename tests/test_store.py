@@ -198,7 +198,7 @@ def test_to_csv_round_trip(runs_root, tmp_path):
 
 def test_empty_or_missing_root(tmp_path):
     runs = load_runs(tmp_path / "nothing")
-    assert runs.empty and list(runs.columns) == BASE_COLUMNS and runs.attrs["problems"] == []
+    assert runs.empty and list(runs.columns) == BASE_COLUMNS and runs.attrs["problems"] == ()
 
 
 @pytest.mark.parametrize(

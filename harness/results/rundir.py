@@ -480,10 +480,11 @@ class RunScan:
 def _scan(dirpath: str, filenames: list[str]) -> RunScan:
     names = set(filenames)
     parts, newest, metrics = [], 0, None
+    prefix = dirpath + os.sep  # the paths by concatenation: os.path.join is a measurable share of a 20,000-run scan
     for name in SIGNED_FILES:
         if name in names:
             try:
-                st = os.stat(os.path.join(dirpath, name))
+                st = os.stat(prefix + name)
             except FileNotFoundError:
                 parts.append("-")
                 continue
@@ -498,17 +499,31 @@ def _scan(dirpath: str, filenames: list[str]) -> RunScan:
 
 
 def _walk_run_dirs(root: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
-    """(folder, its file names) of every folder under ``root`` (any depth) that holds a config.json; a run
-    folder's subfolders and the store's caches (``.cache/``) are not entered."""
-    root = Path(root)
-    if not root.exists():
-        return
-    for dirpath, dirnames, filenames in os.walk(root):
+    """(folder, its file names) of every folder under ``root`` (any depth) that holds a config.json, in
+    ``os.walk`` order; a run folder's subfolders, the store's caches (``.cache/``) and symlinked folders are not
+    entered. One ``os.scandir`` per folder and no other system call (``os.walk`` adds an lstat per subfolder)."""
+    stack = [os.fspath(root)]
+    while stack:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        filenames, subdirs = [], []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                filenames.append(entry.name)
+            elif entry.name != CACHE_DIR and not entry.is_symlink():
+                subdirs.append(entry.path)
         if CONFIG in filenames:
-            dirnames[:] = []
-            yield dirpath, filenames
-        elif CACHE_DIR in dirnames:  # the store's caches, never a run
-            dirnames.remove(CACHE_DIR)
+            yield top, filenames
+        else:
+            stack.extend(reversed(subdirs))
 
 
 def scan_run_dirs(root: str | os.PathLike) -> Iterator[RunScan]:
