@@ -384,6 +384,27 @@ def test_killed_and_resumed_run_ends_with_identical_weights(colour_set, tmp_path
     for key in ("train_loss", "val_top1", "val_loss", "videos_seen"):  # the interrupted epoch's sums survive too
         assert [m[key] for m in resumed_metrics] == pytest.approx([m[key] for m in ref_metrics], abs=1e-9)
     assert "resumed from checkpoint" in (out / "log.txt").read_text()
+    _assert_pairs_with_delta_zero(tmp_path / "ref", out, evaluate=sig == signal.SIGKILL)
+
+
+def _assert_pairs_with_delta_zero(ref: Path, other: Path, *, evaluate: bool) -> None:
+    """Two runs of the same variant and seed (trained apart, one of them interrupted) pair with Δ = 0 exactly:
+    interval [0, 0], McNemar p = 1, not resolved; with ``evaluate``, an `eval` of ``other`` pairs with ``ref``'s
+    own test at Δ = 0 too (each run tested twice)."""
+    from harness.engine.evaluate_run import evaluate_run
+    from harness.report.stats import paired_delta
+    from harness.results.predictions import read_predictions
+
+    def correct(path: Path) -> np.ndarray:
+        cols, _ = read_predictions(path, ["pred", "label"], as_numpy=True)
+        return cols["pred"] == cols["label"]
+
+    tested = [correct(RunDir(ref).predictions_path), correct(RunDir(other).predictions_path)]
+    if evaluate:
+        tested.append(correct(other / evaluate_run(other, device="cpu", workers=0)["predictions"]))
+    for again in tested[1:]:
+        same = paired_delta(tested[0], again)
+        assert (same["delta"], same["low"], same["high"], same["p_mcnemar"], same["resolved"]) == (0, 0, 0, 1, False)
 
 
 def test_stopped_mid_epoch_with_loader_workers_resumes_to_the_weights_of_a_run_without(
