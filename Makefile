@@ -4,6 +4,7 @@
 VENV       ?= .venv
 PYTHON     ?= python3
 TORCH_SPEC ?= torch==2.13.0
+EXTRAS     ?= dev,torchcodec
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 
@@ -13,9 +14,11 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[setup] installing $(TORCH_SPEC) then the project into $(VENV)"
 	@$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)" 2>&1 | grep -v "is ignored: it is neither" || true
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]' 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(PY) -c "import torch, fvcore, decord, av, submitit, pandas, matplotlib, tabulate, yaml, tqdm, scipy, statsmodels, pyarrow" \
 		|| { echo "[setup] dependency import failed"; exit 1; }
+	@$(PY) -c "from harness.data.backends import unavailable_reason as u; r = u('torchcodec'); \
+		r and print('[setup] note: torchcodec ' + r + ': data.video_backend=torchcodec and its tests are off here')"
 	@touch $(STAMP)
 
 setup: $(STAMP)

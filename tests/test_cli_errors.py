@@ -116,8 +116,8 @@ CASES = {
     "data check/not text": (["data", "check", "blob.txt", "--quiet"], ["blob.txt: not UTF-8 text"]),
     "data check/bad flag": (["data", "check", "ann.txt", "--min-frames", "0"], ["--min-frames must be >= 1"]),
     "data bench/unknown backend": (
-        ["data", "bench", "ann.txt", "--backend", "torchcodec"],
-        ["--backend torchcodec: unknown video backend; installed: "],
+        ["data", "bench", "ann.txt", "--backend", "ffmpeg"],
+        ["--backend ffmpeg: unknown video backend; installed: "],
     ),
     "data bench/bad flag": (["data", "bench", "ann.txt", "--videos", "0"], ["--videos 0: must be >= 1"]),
     "data check/frame template": (

@@ -1,4 +1,5 @@
-"""Video backends (data.video_backend: auto | decord | pyav) on real H.264 files written with PyAV.
+"""Video backends (data.video_backend: auto | decord | pyav) on real H.264 files written with PyAV (torchcodec:
+tests/test_data_torchcodec.py).
 
 decord 0.6 cannot decode H.264 at some widths (16, 24, 48, 72 px: its internal size check fails);
 ``auto`` reads such a file with PyAV, which gives the same frames as decord wherever both can read.
@@ -230,19 +231,39 @@ def test_data_check_names_the_cause(narrow, capsys):
 
 
 def test_backend_option_is_validated_and_not_part_of_the_run_id(tmp_path):
+    from harness.data.backends import VIDEO_BACKENDS
     from harness.data.commands import VIDEO_BACKENDS as CLI_BACKENDS
-    from harness.data.video import VIDEO_BACKENDS
 
-    assert CLI_BACKENDS == VIDEO_BACKENDS == ("auto", "decord", "pyav")
+    assert CLI_BACKENDS == VIDEO_BACKENDS == ("auto", "decord", "pyav", "torchcodec", "torchcodec-cuda")
     (tmp_path / "t.txt").write_text("a.mp4 0\n")
     base = {"task": "train", "model": {"variant": "tsn_r18"}, "data": {"train": str(tmp_path / "t.txt")}}
     ids = set()
-    for backend in ("auto", "decord", "pyav"):
+    for backend in ("auto", "decord", "pyav", "torchcodec", "torchcodec-cuda"):
         d = {**base, "data": {**base["data"], "video_backend": backend}}
         ids.add(RunConfig.from_dict(d).run_id)
     assert len(ids) == 1 and "data.video_backend" in NOT_IDENTITY
     assert RunConfig.from_dict(base).to_dict()["data"]["video_backend"] == "auto"
-    with pytest.raises(ValueError, match=r"data.video_backend='ffmpeg' is invalid: allowed: auto, decord, pyav"):
+    allowed = "allowed: auto, decord, pyav, torchcodec, torchcodec-cuda"
+    with pytest.raises(ValueError, match=rf"data.video_backend='ffmpeg' is invalid: {allowed}"):
         RunConfig.from_dict({**base, "data": {**base["data"], "video_backend": "ffmpeg"}})
     with pytest.raises(ValueError, match="video_backend='ffmpeg'"):
         VideoDataset(tmp_path / "t.txt", tmp_path, SnippetSampler(1, 1, 1, "val"), video_backend="ffmpeg")
+
+
+def test_data_check_decoders_compares_the_frames_of_every_installed_decoder(narrow, capsys):
+    from harness.data.backends import installed_backends
+
+    root, _ = narrow
+    (root / "w64.txt").write_text("w64.mp4 1\n")
+    assert main(["data", "check", str(root / "w64.txt"), "--decoders", "3"]) == 0
+    out = capsys.readouterr().out
+    others = [b for b in installed_backends() if b != "decord"]
+    assert "frames of 1 random videos" in out and "w64.mp4 (" in out and "30 frames, against decord" in out
+    assert all(f"{b}: 0 (30 frames)" in out for b in others) and out.strip().endswith(": identical")
+    # the 48-px file: decord fails on it, the others read it alike; so the decoders are not interchangeable here
+    assert main(["data", "check", str(root / "list.txt"), "--decoders", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "w48.mp4 (" in out and "decord: failed (decord cannot decode this width (48 px)" in out
+    assert "against pyav" in out and "NOT identical" in out
+    assert main(["data", "check", str(root / "list.txt"), "--decoders", "0"]) == 2
+    assert "--decoders must be >= 1, not 0" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from harness.data.backends import VIDEO_BACKENDS
 from harness.errors import ConfigError
 
 TASKS = ("train", "profile")
@@ -130,7 +131,9 @@ class DataConfig:
     cache_decoded: bool = _help("decode each video once per process and sample from memory (small sets)", default=False)
     on_error: str = _help("unreadable video: raise | skip (counted and listed)", default="raise")
     video_backend: str = _help(
-        "video decoder: auto (decord; PyAV for a file decord cannot read) | decord | pyav", default="auto"
+        "video decoder: auto (decord; PyAV for a file decord cannot read) | decord | pyav | torchcodec | "
+        "torchcodec-cuda (same frames; see harness/data/backends.py)",
+        default="auto",
     )
 
     def __post_init__(self) -> None:
@@ -142,10 +145,10 @@ class DataConfig:
         )
         _check(self.on_error in ("raise", "skip"), "data.on_error", self.on_error, "allowed: raise, skip")
         _check(
-            self.video_backend in ("auto", "decord", "pyav"),
+            self.video_backend in VIDEO_BACKENDS,
             "data.video_backend",
             self.video_backend,
-            "allowed: auto, decord, pyav",
+            f"allowed: {', '.join(VIDEO_BACKENDS)}",
         )
         _check(
             self.crop in ("random_resized", "multiscale"), "data.crop", self.crop, "allowed: random_resized, multiscale"

@@ -13,7 +13,7 @@ Public names (see each module's docstring for layouts and rules):
 - :func:`generate_cued`, :class:`CuedConfig`, CUED_BENCHMARK_SET (synthetic_cued.py: the embedded benchmark's set)
 - :func:`check_dataset` (check.py)
 - :func:`prepare_dataset` (prepare.py: Kinetics-400, Mini-Kinetics-200, Something-Something V1 -> our lists)
-- :func:`open_video`, :func:`decode_frames`, VIDEO_BACKENDS (video.py: decord / PyAV / auto)
+- :func:`open_video`, :func:`decode_frames`, VIDEO_BACKENDS (backends.py: auto / decord / PyAV / torchcodec)
 
 
 Names are imported on first use (PEP 562), so that importing one submodule (the CLI imports
@@ -64,7 +64,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "split_views": "harness.data.transforms",
         "train_transform": "harness.data.transforms",
         "CorruptVideoError": "harness.data.video",
-        "VIDEO_BACKENDS": "harness.data.video",
+        "VIDEO_BACKENDS": "harness.data.backends",
         "VideoDataset": "harness.data.video",
         "decode_frames": "harness.data.video",
         "open_video": "harness.data.video",

@@ -234,3 +234,82 @@ def write_report(report: dict, path: str | os.PathLike) -> tuple[Path, Path]:
     atomic_write_json(path, report)
     atomic_write_bytes(md, report_markdown(report).encode())
     return path, md
+
+
+def compare_decoders(
+    records: list[VideoRecord], backends: list[str], *, videos: int = 8, frames: int = 16, seed: int = 0
+) -> dict:
+    """Decode the same frames of ``videos`` records drawn at random (``seed``) with every decoder of
+    ``backends`` (``dsa-harness data check --decoders``): decoders disagree on odd files (variable frame rate,
+    B-frames, odd sizes), and a backend is interchangeable only where they agree.
+
+    Per video: each backend's frame count, and the largest absolute difference (0-255) between its frames and
+    the reference's (the first backend that decoded it) at ``frames`` indices spread over the shortest count
+    (first and last included), or the error that stopped it. Returns ``{"backends", "videos": [{"path", "line",
+    "reference", "num_frames": {backend: n}, "max_abs_diff": {backend: int}, "errors": {backend: text}}],
+    "identical": bool}``;
+    ``identical``: every backend opened every video, counted the same frames and gave the same bytes."""
+    if len(backends) < 2:
+        raise ValueError(f"--decoders needs two installed decoders to compare; installed: {', '.join(backends)}")
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(records), size=min(videos, len(records)), replace=False).tolist())
+    out = []
+    for i in chosen:
+        record = records[i]
+        counts, decoded, errors = {}, {}, {}
+        readers = {}
+        for b in backends:
+            try:
+                readers[b] = open_video(record.path, 1, record.where, b)
+                counts[b] = len(readers[b])
+            except CorruptVideoError as e:
+                errors[b] = e.detail or str(e)
+        if counts:
+            n = min(counts.values())
+            wanted = np.unique(np.linspace(0, n - 1, num=min(frames, n)).round().astype(np.int64))
+            for b, reader in readers.items():
+                try:
+                    decoded[b] = decode_frames(reader, wanted, record.path, record.where)
+                except CorruptVideoError as e:
+                    errors[b] = e.detail or str(e)
+        ref_backend = next((b for b in backends if b in decoded), None)  # the first that decoded the video
+        ref = decoded.get(ref_backend)
+        diff = {
+            b: int(np.abs(x.astype(np.int16) - ref.astype(np.int16)).max()) if x.shape == ref.shape else 255
+            for b, x in decoded.items()
+        }
+        out.append(
+            {
+                "path": record.path,
+                "line": record.where,
+                "reference": ref_backend,
+                "num_frames": counts,
+                "max_abs_diff": diff,
+                "errors": errors,
+            }
+        )
+    identical = all(
+        not v["errors"] and len(set(v["num_frames"].values())) == 1 and not any(v["max_abs_diff"].values()) for v in out
+    )
+    return {"backends": list(backends), "videos": out, "identical": identical}
+
+
+def format_decoder_comparison(report: dict) -> str:
+    """The lines ``data check --decoders`` prints: one per video, then the verdict."""
+    lines = [
+        f"frames of {len(report['videos'])} random videos, each decoder against the first that read it (max "
+        "|difference|, 0-255):"
+    ]
+    for v in report["videos"]:
+        ref, parts = v["reference"], []
+        for b in report["backends"]:
+            if b in v["errors"]:
+                parts.append(f"{b}: failed ({v['errors'][b][:100]})")
+            elif b != ref:
+                parts.append(f"{b}: {v['max_abs_diff'].get(b, '-')} ({v['num_frames'].get(b)} frames)")
+        counts = set(v["num_frames"].values())
+        count = f"{v['num_frames'].get(ref)} frames" if len(counts) == 1 else "frame counts differ"
+        lines.append(f"  {v['path']} ({v['line']}, {count}, against {ref}): " + "; ".join(parts))
+    verdict = "identical" if report["identical"] else "NOT identical: pick the backend with care (see above)"
+    lines.append(f"decoders {', '.join(report['backends'])}: {verdict}")
+    return "\n".join(lines)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from harness.data.annotations import FORMATS
+from harness.data.backends import VIDEO_BACKENDS
 from harness.data.prepare import DATASETS
 from harness.errors import ConfigError, UsageError
 from harness.helpfmt import HelpFormatter
-
-VIDEO_BACKENDS = ("auto", "decord", "pyav")  # harness.data.video.VIDEO_BACKENDS (that module imports torch)
 
 
 def _add_check(sub) -> None:
@@ -76,15 +75,47 @@ def _add_check(sub) -> None:
         action="store_true",
         help="decode every frame, not just the first, middle and last (slower; finds files damaged inside)",
     )
+    _add_decoder_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_check)
+
+
+def _add_decoder_options(p) -> None:
+    """``data check --backend`` and ``--decoders``."""
     p.add_argument(
         "--backend",
         choices=VIDEO_BACKENDS,
         default="auto",
         help="video decoder, as data.video_backend: auto = decord, PyAV for a file decord cannot read "
-        "(listed with the cause); decord; pyav (default: auto)",
+        "(listed with the cause); decord; pyav; torchcodec; torchcodec-cuda (default: auto)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_check)
+    p.add_argument(
+        "--decoders",
+        type=int,
+        metavar="N",
+        default=None,
+        help="instead of the scan: decode the same 16 frames of N random videos with every installed decoder "
+        "(decord, pyav, torchcodec, ...) and print the largest difference per video; exit status 1 when "
+        "they differ (default: off)",
+    )
+
+
+def _compare_decoders(args, root: str) -> int:
+    from harness.data.annotations import read_annotations
+    from harness.data.backends import installed_backends
+    from harness.data.check import compare_decoders, format_decoder_comparison
+
+    if args.decoders < 1:
+        raise UsageError(f"--decoders must be >= 1, not {args.decoders}")
+    if args.format == "frames":
+        raise UsageError("--decoders compares video decoders: not for --format frames (JPEG folders)")
+    backends = installed_backends()  # decord first: the reference
+    if len(backends) < 2:
+        raise UsageError(f"--decoders needs two installed decoders; installed: {', '.join(backends) or 'none'}")
+    records = read_annotations(args.annotation, args.format, root, class_index=args.classes)
+    report = compare_decoders(records, backends, videos=args.decoders)
+    print(format_decoder_comparison(report))
+    return 0 if report["identical"] else 1
 
 
 def _run_check(args) -> int:
@@ -106,6 +137,8 @@ def _run_check(args) -> int:
         except ConfigError as e:
             raise UsageError(f"--frame-template: {e}") from None
     root = args.root if args.root is not None else str(Path(args.annotation).resolve().parent)
+    if args.decoders is not None:
+        return _compare_decoders(args, root)
     report = check_dataset(
         args.annotation,
         root,

@@ -19,7 +19,8 @@ epoch lives in shared memory so that :meth:`VideoDataset.set_epoch` reaches pers
 also seeks: to the keyframe at or before each wanted frame, :class:`PyAVReader`) and ``auto`` (the default:
 decord, and PyAV for a file decord cannot open or decode, e.g. H.264 at the widths decord 0.6 mis-copies: 16,
 24, 48, 72 px). Both give the same uint8 RGB frames (FFmpeg's decoder and rgb24 conversion; tested) and the
-same frame count (video packets), so a sample is the same tensor whichever backend decoded it. In ``auto`` a
+same frame count (video packets), so a sample is the same tensor whichever backend decoded it; ``torchcodec``
+(:mod:`harness.data.torchcodec_video`) too. In ``auto`` a
 file decord failed on is remembered per process (read with PyAV directly afterwards) and logged once;
 :func:`open_video` tells why (``reader.fallback``), which ``data check`` reports.
 
@@ -46,6 +47,7 @@ import torch
 from torch.utils.data import Dataset
 
 from harness.data.annotations import VideoRecord, read_annotations
+from harness.data.backends import check_video_backend
 from harness.data.sampling import SnippetSampler
 from harness.data.transforms import accepts_rng
 from harness.errors import ConfigError, HarnessError
@@ -74,9 +76,6 @@ def _pyav_errors() -> tuple[type[BaseException], ...]:
 
 # What decord raises for unreadable input (FFmpeg's message inside).
 DECODER_ERRORS = _decoder_errors()
-VIDEO_BACKENDS = ("auto", "decord", "pyav")
-"""``decord``; ``pyav``; ``auto`` = decord, and PyAV for a file decord cannot open or decode (see the module
-docstring)."""
 # Reason codes stored in the shared skip table (0 = not skipped).
 REASONS = {1: "missing", 2: "empty", 3: "undecodable", 4: "no frames"}
 _REASON_CODE = {v: k for k, v in REASONS.items()}
@@ -124,12 +123,6 @@ class CorruptVideoError(HarnessError, RuntimeError):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[-1] if text else type(exc).__name__)[:300]
-
-
-def check_video_backend(backend: str) -> None:
-    """Refuse an unknown backend name (``ConfigError``)."""
-    if backend not in VIDEO_BACKENDS:
-        raise ConfigError(f"video_backend={backend!r} is invalid: allowed: {', '.join(VIDEO_BACKENDS)}")
 
 
 def _pyav_width(path: str) -> int | None:
@@ -312,12 +305,34 @@ def _open_pyav(path: str, num_threads: int, where: str, fallback: str | None = N
     return reader
 
 
+def _open_torchcodec(path: str, num_threads: int, where: str, device: str):
+    from harness.data.torchcodec_video import TorchCodecReader, torchcodec_errors
+
+    try:
+        reader = TorchCodecReader(path, num_threads, device)
+    except torchcodec_errors() as e:
+        raise CorruptVideoError(path, "undecodable", f"torchcodec: {_first_line(e)}", where) from None
+    if len(reader) < 1:
+        raise CorruptVideoError(path, "no frames", "decoder reports 0 frames", where)
+    return reader
+
+
+def _reader_errors(reader) -> tuple[type[BaseException], ...]:
+    if reader.backend == "decord":
+        return DECODER_ERRORS
+    if reader.backend.startswith("torchcodec"):
+        from harness.data.torchcodec_video import torchcodec_errors
+
+        return torchcodec_errors()
+    return _pyav_errors()
+
+
 def open_video(path: str, num_threads: int = 1, where: str = "", backend: str = "auto"):
     """Open ``path`` with ``backend`` (:data:`VIDEO_BACKENDS`); raise :class:`CorruptVideoError` when it cannot
-    be used. Returns a :class:`DecordReader` or :class:`PyAVReader`; in ``auto`` mode the decord reader falls
-    back to PyAV when decoding fails (see :func:`decode_frames`), and ``reader.fallback`` says why PyAV reads
-    a file (None when decord does)."""
-    check_video_backend(backend)
+    be used. Returns a :class:`DecordReader`, :class:`PyAVReader` or ``TorchCodecReader``; in ``auto`` mode the
+    decord reader falls back to PyAV when decoding fails (see :func:`decode_frames`), and ``reader.fallback``
+    says why PyAV reads a file (None when decord does)."""
+    check_video_backend(backend, installed=True)
     path = str(path)
     if not os.path.exists(path):
         raise CorruptVideoError(path, "missing", "no such file", where)
@@ -325,6 +340,8 @@ def open_video(path: str, num_threads: int = 1, where: str = "", backend: str = 
         raise CorruptVideoError(path, "empty", "zero-byte file", where)
     if backend == "pyav":
         return _open_pyav(path, num_threads, where)
+    if backend.startswith("torchcodec"):
+        return _open_torchcodec(path, num_threads, where, "cuda" if backend == "torchcodec-cuda" else "cpu")
     if backend == "auto" and path in _DECORD_FAILED:
         return _open_pyav(path, num_threads, where, _DECORD_FAILED[path])
     try:
@@ -362,7 +379,7 @@ def decode_frames(reader, indices: np.ndarray, path: str = "", where: str = "") 
     flat = np.asarray(indices).reshape(-1)
     unique, inverse = np.unique(flat, return_inverse=True)
     path = path or getattr(reader, "path", "")
-    errors = DECODER_ERRORS if reader.backend == "decord" else _pyav_errors()
+    errors = _reader_errors(reader)
     try:
         frames = reader.frames(unique.tolist())
     except errors as e:
@@ -441,8 +458,8 @@ class VideoDataset(Dataset):
                      ``(seed, epoch, index)``; False (evaluation) returns ``(None, label)``, which the
                      loader's collate drops: the video is left out, never scored in another's place.
     decode_threads:  decoder threads per reader (1 per loader worker is usually best).
-    video_backend:   "auto" (decord, PyAV for a file decord cannot read) | "decord" | "pyav"; the samples are
-                     the same whichever decodes.
+    video_backend:   "auto" (decord, PyAV for a file decord cannot read) | "decord" | "pyav" | "torchcodec" |
+                     "torchcodec-cuda" (:mod:`harness.data.backends`); the samples are the same whichever decodes.
     seed:            base of the per-sample random generator ``[seed, epoch, index]``.
     frame_template, frame_start: raw frames, file of frame ``i`` = ``frame_template.format(i + frame_start)``.
     class_index, label_dir_spaces: Kinetics CSV options (see :func:`read_annotations`).
@@ -475,7 +492,7 @@ class VideoDataset(Dataset):
         video_backend: str = "auto",
         replace_skipped: bool = True,
     ):
-        check_video_backend(video_backend)
+        check_video_backend(video_backend, installed=True, option="data.video_backend")
         if on_error not in ON_ERROR:
             raise ValueError(f"VideoDataset on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
         if decode_threads < 0:
@@ -663,5 +680,5 @@ def video_info(path: str | os.PathLike, backend: str = "auto") -> dict:
     path = str(Path(path))
     reader = open_video(path, backend=backend)
     h, w = decode_frames(reader, np.zeros(1, np.int64), path).shape[1:3]
-    backend = "pyav" if reader.backend == "pyav" or fallback_cause(path) else "decord"
+    backend = "pyav" if reader.backend == "pyav" or fallback_cause(path) else reader.backend
     return {"num_frames": len(reader), "fps": reader.fps, "height": int(h), "width": int(w), "backend": backend}

@@ -320,7 +320,7 @@ def add_data_bench(data_parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME",
         default=None,
-        help="video backend to time, repeatable: decord | pyav (default: decord)",
+        help="video backend to time, repeatable: decord | pyav | torchcodec | torchcodec-cuda (default: decord)",
     )
     p.add_argument("--videos", type=int, metavar="N", default=16, help="videos read per pass (default 16)")
     p.add_argument("--rounds", type=int, metavar="N", default=5, help="interleaved rounds (default 5)")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.annotations import read_annotations
+from harness.data.backends import check_video_backend, installed_backends
 from harness.data.sampling import SnippetSampler
 from harness.data.transforms import train_transform
 from harness.data.video import VideoDataset, open_video
@@ -32,27 +33,17 @@ from harness.errors import ConfigError
 from harness.measure.environment import describe_environment
 from harness.measure.latency import paired_ratio
 
-BACKENDS = ("decord", "pyav")
-
-
-def installed_backends() -> list[str]:
-    """The video backends this machine can import."""
-    import importlib.util
-
-    return [b for b, module in (("decord", "decord"), ("pyav", "av")) if importlib.util.find_spec(module)]
+BACKENDS = ("decord", "pyav", "torchcodec", "torchcodec-cuda")
 
 
 def check_backends(backends: list[str]) -> None:
-    """Refuse, in one line, a backend that is unknown or not installed."""
+    """Refuse, in one line, a backend that is unknown or cannot decode here (naming the installed ones and how
+    to install the missing one)."""
     have = installed_backends()
     for b in backends:
         if b not in BACKENDS:
             raise ConfigError(f"--backend {b}: unknown video backend; installed: {', '.join(have) or 'none'}")
-        if b not in have:
-            package = {"decord": "decord2 (or decord)", "pyav": "av"}[b]
-            raise ConfigError(
-                f"--backend {b}: not installed (installed: {', '.join(have) or 'none'}); pip install {package}"
-            )
+        check_video_backend(b, installed=True, option="--backend")
 
 
 def _raw_decode(backend: str, path: str, indices: np.ndarray) -> np.ndarray:
@@ -61,6 +52,12 @@ def _raw_decode(backend: str, path: str, indices: np.ndarray) -> np.ndarray:
         import decord
 
         return decord.VideoReader(path, num_threads=1).get_batch(list(indices)).asnumpy()
+    if backend.startswith("torchcodec"):
+        from torchcodec.decoders import VideoDecoder
+
+        device = "cuda" if backend == "torchcodec-cuda" else "cpu"
+        decoder = VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1, device=device)
+        return decoder.get_frames_at([int(i) for i in indices]).data.permute(0, 2, 3, 1).cpu().numpy()
     import av
 
     wanted, last, out = set(int(i) for i in indices), int(max(indices)), {}
