@@ -74,6 +74,12 @@ class RunConfig:
             model = model.replace(num_classes=count_classes(sections["data"]))
         if task == "train":
             sections["eval"].test_crop(sections["data"])  # resize >= crop size of the test views
+            k, batch = sections["data"].clips_per_decode, sections["train"].batch_size
+            if batch % k:
+                raise ConfigError(
+                    f"train.batch_size={batch} is not a multiple of data.clips_per_decode={k}: a batch holds "
+                    f"batch_size / k videos of k samples each; use e.g. train.batch_size={max(k, batch - batch % k)}"
+                )
         return cls(task=task, seed=seed, model=model, **sections)
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
@@ -110,7 +116,8 @@ class RunConfig:
         enters by its effective value (:meth:`EvalConfig.test_crop`) and only when it differs from the
         training crop: a run that tests at its training size keeps the id it had before those fields
         existed, however it spells them. ``train.stop_on_nonfinite`` enters only when false (the default,
-        true, changes no result of a run whose loss stays finite: such runs keep their ids)."""
+        true, changes no result of a run whose loss stays finite: such runs keep their ids);
+        ``data.clips_per_decode`` only when not 1 (the default, the samples of before)."""
         d = self.to_dict()
         for dotted in (*INPUT_FILES, *NOT_IDENTITY):
             section, key = dotted.split(".")
@@ -124,6 +131,8 @@ class RunConfig:
                 d["eval"].update(size=size, resize=resize)
         if self.train is not None and self.train.stop_on_nonfinite:  # the default: runs keep their earlier ids
             d["train"].pop("stop_on_nonfinite", None)
+        if self.data is not None and self.data.clips_per_decode == 1:  # the default: runs keep their earlier ids
+            d["data"].pop("clips_per_decode", None)
         d["inputs"] = self.inputs()
         d["identity_version"] = IDENTITY_VERSION
         return d

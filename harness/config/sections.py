@@ -129,6 +129,13 @@ class DataConfig:
     )
     decode_threads: int = _help("decoder threads per video", default=1)
     cache_decoded: bool = _help("decode each video once per process and sample from memory (small sets)", default=False)
+    clips_per_decode: int = _help(
+        "training samples drawn from one decode of a video, each with its own snippet offsets and augmentation "
+        "(repeated sampling); an epoch still reads every training video once, so it holds k times the samples "
+        "and optimiser steps (divide train.epochs by k to keep the samples seen); train.batch_size counts "
+        "samples and must be a multiple of k",
+        default=1,
+    )
     on_error: str = _help("unreadable video: raise | skip (counted and listed)", default="raise")
     video_backend: str = _help(
         "video decoder: auto (decord; PyAV for a file decord cannot read) | decord | pyav | torchcodec | "
@@ -165,7 +172,7 @@ class DataConfig:
             self.scales,
             "need one or more fractions in (0, 1]",
         )
-        for name in ("frame_interval", "size", "decode_threads"):
+        for name in ("frame_interval", "size", "decode_threads", "clips_per_decode"):
             _check(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "must be an integer >= 1")
         if self.resize is None:
             object.__setattr__(self, "resize", round(self.size * 256 / 224))

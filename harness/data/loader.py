@@ -101,11 +101,17 @@ class EpochIndexed(Dataset):
 def collate_readable(samples: list):
     """``default_collate`` of the samples a dataset could read: a sample whose clips are None (an unreadable
     video left out at evaluation, ``VideoDataset(replace_skipped=False)``) is dropped; a batch of none
-    readable is ``(empty uint8 tensor, empty labels, empty indices)``."""
+    readable is ``(empty uint8 tensor, empty labels, empty indices)``. A sample of k clips of one video
+    (``VideoDataset(clips_per_decode=k)``: clips ``(k, V*U, C, T, H, W)``) becomes k consecutive rows that share
+    its label and index, so a batch of b such samples has ``b * k`` rows."""
     kept = [s for s in samples if s[0] is not None]
     if not kept:
         return torch.zeros(0, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
-    return default_collate(kept)
+    clips, labels, indices = default_collate(kept)
+    if clips.dim() == 7:  # (b, k, V*U, C, T, H, W): k clips per sample
+        k = clips.shape[1]
+        return clips.flatten(0, 1), labels.repeat_interleave(k), indices.repeat_interleave(k)
+    return clips, labels, indices
 
 
 MAX_AUTO_WORKERS = 8

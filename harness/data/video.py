@@ -48,6 +48,7 @@ from torch.utils.data import Dataset
 
 from harness.data.annotations import VideoRecord, read_annotations
 from harness.data.backends import check_video_backend
+from harness.data.pyav_video import PyAVReader
 from harness.data.sampling import SnippetSampler
 from harness.data.transforms import accepts_rng
 from harness.errors import ConfigError, HarnessError
@@ -163,135 +164,6 @@ class DecordReader:
     def frames(self, indices: list[int]) -> np.ndarray:
         """uint8 ``(len(indices), H, W, 3)`` RGB; raises decord's errors."""
         return self._reader.get_batch(list(indices)).asnumpy()
-
-
-class _SeekMismatch(Exception):
-    """Seeking met something the frame table does not account for: the call decodes from the start instead."""
-
-
-class PyAVReader:
-    """A video opened with PyAV, the same interface as :class:`DecordReader`. The frame count is the number of
-    video packets (as decord counts); frame ``i`` is the ``i``-th frame in presentation order, converted to
-    rgb24 as decord does (same frames, tested).
-
-    :meth:`frames` seeks. Opening the file reads its packets once (no decoding) into a frame table: each frame's
-    pts in presentation order, and which frames are keyframes. A wanted frame is decoded from the nearest
-    keyframe at or before it, and a later wanted frame past another keyframe seeks again, so a clip at the end
-    of a long video decodes about one GOP, not the whole file before it. The frames are those of decoding from
-    the start (tested on multi-GOP H.264 with and without B-frames, mp4 and mkv); wherever the table cannot
-    vouch for that (packets without pts or with repeated ones, a first frame that is no keyframe, a seek
-    landing past its keyframe, a decoded frame the table does not list, a wanted frame not met) the call
-    decodes from the start instead. ``decoded_frames``: how many frames the last call decoded."""
-
-    backend = "pyav"
-
-    def __init__(self, path: str, num_threads: int = 1, fallback: str | None = None):
-        import av
-
-        self.path, self.num_threads, self.fallback = path, int(num_threads), fallback
-        self.decoded_frames = 0
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise ValueError("no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            self.fps = float(rate) if rate else 0.0
-            packets = [(p.pts, bool(p.is_keyframe)) for p in container.demux(stream) if p.size > 0]
-        self._len = len(packets)
-        # the frame table: frame index -> pts (presentation order), pts -> index, keyframes' indices (increasing);
-        # None where it cannot be trusted (then every call decodes from the start)
-        self._pts: list[int] | None = None
-        pts = [p for p, _ in packets]
-        if pts and None not in pts and len(set(pts)) == len(pts):
-            self._pts = sorted(pts)
-            self._index = {p: i for i, p in enumerate(self._pts)}
-            self._keys = sorted(self._index[p] for p, key in packets if key)
-            if not self._keys or self._keys[0] != 0:
-                self._pts = None
-
-    def __len__(self) -> int:
-        return self._len
-
-    def frames(self, indices: list[int]) -> np.ndarray:
-        """uint8 ``(k, H, W, 3)`` RGB for the sorted unique ``indices`` (fewer when the file ends early)."""
-        indices = [int(i) for i in indices]
-        self.decoded_frames = 0
-        out = None
-        if self._pts is not None and indices and indices[-1] < len(self._pts):
-            try:
-                out = self._frames_seeking(indices)
-            except _SeekMismatch:
-                out = None
-        if out is None:
-            out = self._frames_from_start(indices)
-        if not out:
-            return np.zeros((0, 0, 0, 3), np.uint8)
-        return np.stack(out)
-
-    def _open(self):
-        import av
-
-        container = av.open(self.path)
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = self.num_threads
-        return container, stream
-
-    def _frames_from_start(self, indices: list[int]) -> list[np.ndarray]:
-        """Decode from the first frame up to the last wanted one, taking the wanted ones."""
-        wanted = iter(indices)
-        target = next(wanted, None)
-        out: list[np.ndarray] = []
-        if target is None:
-            return out
-        container, stream = self._open()
-        with container:
-            for i, frame in enumerate(container.decode(stream)):
-                self.decoded_frames += 1
-                if i == target:
-                    out.append(frame.to_ndarray(format="rgb24"))
-                    target = next(wanted, None)
-                    if target is None:
-                        break
-        return out
-
-    def _frames_seeking(self, indices: list[int]) -> list[np.ndarray]:
-        """The frames of ``indices`` (sorted, unique, all in the table), each decoded from the keyframe at or
-        before it; raises :class:`_SeekMismatch` wherever the result could differ from decoding from the start."""
-        import bisect
-
-        pts, index, keys = self._pts, self._index, self._keys
-        wanted = set(indices)
-        got: dict[int, np.ndarray] = {}
-        container, stream = self._open()
-        with container:
-            decoder = None
-            pos = -1  # the last frame decoded
-            start = 0  # the keyframe this run of decoding started from: frames before it are never taken
-            fresh = True  # no frame decoded since the last seek
-            for target in indices:
-                if target in got:
-                    continue
-                key = keys[bisect.bisect_right(keys, target) - 1]
-                if decoder is None or key > pos + 1:  # a keyframe lies between here and the target: seek to it
-                    if decoder is not None:
-                        decoder.close()
-                    if decoder is not None or key > 0:  # (the first run from frame 0 needs no seek)
-                        container.seek(pts[key], stream=stream, backward=True, any_frame=False)
-                    decoder, start, fresh = container.decode(stream), key, True
-                for frame in decoder:
-                    self.decoded_frames += 1
-                    i = index.get(frame.pts)
-                    if i is None or (fresh and i > start):  # a frame the table does not list; a seek past the key
-                        raise _SeekMismatch
-                    fresh = False
-                    pos = i
-                    if i >= start and i in wanted and i not in got:
-                        got[i] = frame.to_ndarray(format="rgb24")
-                    if i >= target:
-                        break
-                if target not in got:  # the file ended early, or the decoder skipped it
-                    raise _SeekMismatch
-        return [got[i] for i in indices]
 
 
 def _open_pyav(path: str, num_threads: int, where: str, fallback: str | None = None, decord_error: str = ""):
@@ -469,6 +341,11 @@ class VideoDataset(Dataset):
                      ``videos x frames x H x W x 3`` bytes per process, each loader worker its own).
                      The samples are the same as without the cache.
 
+    clips_per_decode: k > 1 (training): ``dataset[i]`` is k samples of video ``i`` from one decode, each with
+                     its own snippet offsets and augmentation (drawn one after the other from the sample's
+                     generator): ``(uint8 (k, V*U, C, T, H, W), label)``; the loader's collate makes them k rows
+                     of the batch. k = 1 (the default) gives exactly the samples of before.
+
     ``dataset[i]`` is ``(uint8 tensor (V*U, C, T, H, W), int label)`` with ``V = G * crops``.
     """
 
@@ -491,8 +368,11 @@ class VideoDataset(Dataset):
         cache_decoded: bool = False,
         video_backend: str = "auto",
         replace_skipped: bool = True,
+        clips_per_decode: int = 1,
     ):
         check_video_backend(video_backend, installed=True, option="data.video_backend")
+        if int(clips_per_decode) < 1:
+            raise ValueError(f"VideoDataset clips_per_decode must be >= 1, not {clips_per_decode}")
         if on_error not in ON_ERROR:
             raise ValueError(f"VideoDataset on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
         if decode_threads < 0:
@@ -529,6 +409,7 @@ class VideoDataset(Dataset):
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._skipped = torch.zeros(len(self.records), dtype=torch.uint8).share_memory_()
         self._known_bad: set[int] = set()  # per process cache
+        self.clips_per_decode = int(clips_per_decode)
         self.cache_decoded = bool(cache_decoded) and format != "frames"
         self._decoded: dict[int, np.ndarray] = {}  # index -> uint8 (F, H, W, 3), per process
 
@@ -592,14 +473,21 @@ class VideoDataset(Dataset):
             )
         return out
 
-    def load(self, index: int, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """Decode sample ``index`` without transform: uint8 ``(G*U, C, T, H, W)``.
-        Raises CorruptVideoError."""
+    def load(self, index: int, rng: np.random.Generator | None = None, clips: int = 1) -> torch.Tensor:
+        """Decode sample ``index`` without transform: uint8 ``(G*U, C, T, H, W)``; with ``clips`` k > 1,
+        ``(k, G*U, C, T, H, W)``: k draws of the sampler from ``rng`` (one after the other), their frames
+        decoded in one call (each frame once). Raises CorruptVideoError."""
         record = self.records[index]
         rng = self.rng(index) if rng is None else rng
         where = record.where
+
+        def draw(num_frames: int) -> np.ndarray:  # (G*U, T), or (k, G*U, T)
+            if clips == 1:
+                return self.sampler(num_frames, rng)
+            return np.stack([self.sampler(num_frames, rng) for _ in range(clips)])
+
         if self.format == "frames":
-            indices = self.sampler(record.num_frames, rng)
+            indices = draw(record.num_frames)
             frames = read_frame_folder(record.path, indices, self.frame_template, self.frame_start, where)
         elif self.cache_decoded:
             video = self._decoded.get(index)
@@ -609,15 +497,15 @@ class VideoDataset(Dataset):
                 video = decode_frames(reader, np.arange(num_frames), record.path, where)
                 self._decoded[index] = video
                 del reader
-            frames = video[self.sampler(len(video), rng)]
+            frames = video[draw(len(video))]
         else:
             reader = open_video(record.path, self.decode_threads, where, self.video_backend)
             num_frames = len(reader) if record.num_frames is None else min(record.num_frames, len(reader))
-            indices = self.sampler(num_frames, rng)
-            frames = decode_frames(reader, indices, record.path, where)
+            frames = decode_frames(reader, draw(num_frames), record.path, where)
             del reader
-        # (G*U, T, H, W, C) buffer -> (G*U, C, T, H, W) view
-        return torch.from_numpy(frames).permute(0, 4, 1, 2, 3)
+        # ([k,] G*U, T, H, W, C) buffer -> ([k,] G*U, C, T, H, W) view
+        x = torch.from_numpy(frames)
+        return x.permute(0, 4, 1, 2, 3) if clips == 1 else x.permute(0, 1, 5, 2, 3, 4)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         index = int(index)
@@ -659,10 +547,16 @@ class VideoDataset(Dataset):
         )
 
     def _get(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
-        x = self.load(index, rng)
+        k = self.clips_per_decode
+        x = self.load(index, rng, k)
+        if k == 1:
+            return self._transformed(x, rng), self.records[index].label
+        return torch.stack([self._transformed(clip, rng) for clip in x]), self.records[index].label
+
+    def _transformed(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if self.transform is not None:
             x = self.transform(x, rng=rng) if self._transform_takes_rng else self.transform(x)
-        return x.contiguous(), self.records[index].label
+        return x.contiguous()
 
     def _mark_skipped(self, index: int, error: CorruptVideoError) -> None:
         self._known_bad.add(index)

@@ -21,10 +21,11 @@ def build_train_loader(
     dataset: Dataset, tcfg: TrainConfig, dcfg: DataConfig, seed: int, ctx: DistributedContext, device: torch.device
 ) -> DataLoader:
     """The training loader of a run: ``harness.data.build_loader`` with the run's settings (shuffled,
-    padded shards). ``benchmarks/loader_throughput.py`` times this very call."""
+    padded shards). ``benchmarks/loader_throughput.py`` times this very call. With ``data.clips_per_decode``
+    k, a batch is ``train.batch_size / k`` videos of k samples each (``train.batch_size`` samples)."""
     return build_loader(
         dataset,
-        tcfg.batch_size,
+        tcfg.batch_size // dcfg.clips_per_decode,
         shuffle=True,
         seed=seed,
         num_workers=dcfg.num_workers,
@@ -121,6 +122,7 @@ def _split_dataset(
         cache_decoded=data.cache_decoded,
         video_backend=data.video_backend,
         replace_skipped=mode == "train",  # val / test: an unreadable video is left out, never replaced
+        clips_per_decode=data.clips_per_decode if mode == "train" else 1,
         **extra,
     )
 

@@ -318,7 +318,8 @@ class TrainingRun:
         """The epoch's optimiser steps (from the resume point inside it, if any); returns its metrics record."""
         tcfg = self.tcfg
         first = self.start_step if epoch == self.start_epoch else 0
-        set_epoch(self.train_loader, epoch, start=first * tcfg.batch_size * tcfg.grad_accum)
+        videos_per_step = tcfg.batch_size // self.dcfg.clips_per_decode * tcfg.grad_accum  # loader items
+        set_epoch(self.train_loader, epoch, start=first * videos_per_step)
         self.ddp_model.train()
         self.epoch_t0 = time.time()
         self.clock.start_epoch(time.perf_counter())

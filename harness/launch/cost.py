@@ -429,6 +429,8 @@ def _run_cost(c: dict, f, ft, test_size: int, cost: dict, line_counts: dict, rat
     test crop): one record of :func:`estimate_cost`."""
     epochs = get_dotted(c, "train.epochs") or 0
     n, m = _clip_counts(c, cost, line_counts)
+    if n is not None:  # data.clips_per_decode k: an epoch trains k samples per video (the data rate stays k = 1's)
+        n = n * (get_dotted(c, "data.clips_per_decode") or 1)
     views = (get_dotted(c, "eval.test_groups") or 1) * (get_dotted(c, "eval.crops") or 1)
     measured, vps, source = rates.for_run(c)
     gpu_vps = vps or (float(rates.tp["tflops"]) * 1000 / (3 * f) if rates.tp.get("tflops") and f else None)

@@ -179,7 +179,7 @@ def format_bench(record: dict) -> str:
     for kind, r in record["results"].items():
         ratio = format_interval(r["harness_over_raw"], r["ci_low"], r["ci_high"], 2)
         lines.append(
-            f"  {kind:7s} raw {r['raw_videos_per_s']:7.2f}   harness {r['harness_videos_per_s']:7.2f}   "
+            f"  {kind:10s} raw {r['raw_videos_per_s']:7.2f}   harness {r['harness_videos_per_s']:7.2f}   "
             f"harness / raw {ratio} (95% interval over rounds)"
         )
     return "\n".join(lines)
