@@ -14,6 +14,7 @@ Public names (see each module's docstring for layouts and rules):
 - :func:`check_dataset` (check.py)
 - :func:`prepare_dataset` (prepare.py: Kinetics-400, Mini-Kinetics-200, Something-Something V1 -> our lists)
 - :func:`open_video`, :func:`decode_frames`, VIDEO_BACKENDS (backends.py: auto / decord / PyAV / torchcodec)
+- :func:`extract_frames` (extract.py: video lists -> JPEG frame folders and lists, `data prepare --extract-frames`)
 
 
 Names are imported on first use (PEP 562), so that importing one submodule (the CLI imports
@@ -65,6 +66,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "train_transform": "harness.data.transforms",
         "CorruptVideoError": "harness.data.video",
         "VIDEO_BACKENDS": "harness.data.backends",
+        "extract_frames": "harness.data.extract",
         "VideoDataset": "harness.data.video",
         "decode_frames": "harness.data.video",
         "open_video": "harness.data.video",

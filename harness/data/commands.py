@@ -370,7 +370,11 @@ def _add_prepare(sub) -> None:
             "unreadable ones (zero-byte files, empty frame folders; with --check every video is decoded as "
             "'data check' does) are counted, listed in the summary and left out of the lists (--keep-missing "
             "writes them too). The defaults (OUT data/<dataset>; SOURCE OUT/videos, sthv1 OUT/frames, "
-            "minikinetics200 the Kinetics-400 folder OUT/../kinetics400/videos) are the paths the paper grids read."
+            "minikinetics200 the Kinetics-400 folder OUT/../kinetics400/videos) are the paths the paper grids read. "
+            "lists: our own video lists (--train, --val; 'PATH LABEL'). --extract-frames then decodes every listed "
+            "video once into JPEG frame folders OUT/frames/... (the mmaction2 layout the frames format reads) and "
+            "writes the raw-frame lists OUT/frames_train.txt and OUT/frames_val.txt; resumable (re-run the same "
+            "command), in --workers processes, with a disk estimate first."
         ),
         formatter_class=HelpFormatter,
         epilog=(
@@ -423,10 +427,39 @@ def _add_prepare(sub) -> None:
     p.add_argument(
         "--check", action="store_true", help="decode the first, middle and last frame of every video found (slower)"
     )
-    p.add_argument("--backend", choices=VIDEO_BACKENDS, default="auto", help="--check: video decoder (default: auto)")
-    p.add_argument("--workers", type=int, default=None, help="--check: parallel processes (default: all CPU cores)")
+    _add_prepare_decoding(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_prepare)
+
+
+def _add_prepare_decoding(p) -> None:
+    """``data prepare``'s options that decode videos: ``--check`` and ``--extract-frames``."""
+    p.add_argument(
+        "--backend",
+        choices=VIDEO_BACKENDS,
+        default="auto",
+        help="--check, --extract-frames: video decoder (default: auto)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="--check, --extract-frames: parallel processes (default: all CPU cores)",
+    )
+    p.add_argument(
+        "--extract-frames",
+        action="store_true",
+        help="also write every listed video as JPEG frames OUT/frames/<path>/img_00001.jpg ... and the raw-frame "
+        "lists OUT/frames_train.txt, OUT/frames_val.txt (resumable; a folder of other settings is refused)",
+    )
+    p.add_argument(
+        "--short-side",
+        type=int,
+        default=256,
+        metavar="PX",
+        help="--extract-frames: resize frames to this short side, never enlarging (default 256)",
+    )
+    p.add_argument("--quality", type=int, default=95, help="--extract-frames: JPEG quality 1..100 (default 95)")
 
 
 def _run_prepare(args) -> int:
@@ -438,6 +471,8 @@ def _run_prepare(args) -> int:
         raise UsageError(f"--workers must be >= 1, not {args.workers}")
     if args.frame_start < 0:
         raise UsageError(f"--frame-start must be >= 0, not {args.frame_start}")
+    if args.extract_frames and args.dataset == "sthv1":
+        raise UsageError("--extract-frames: sthv1 is already frames (it extracts video lists)")
     if args.dataset == "sthv1":
         from harness.data.video import check_frame_template
 
@@ -488,6 +523,10 @@ def _run_prepare(args) -> int:
     if len(s["warnings"]) > 10:
         print(f"warning: ... {len(s['warnings']) - 10} more (see the summary)")
     print(f"summary: {s['summary_file']}")
+    if args.extract_frames:
+        return _extract(args, s)
+    if args.dataset == "lists":
+        return 0
     out = default_out(args.dataset)
     data = s["data"]
     defaults = {
@@ -501,6 +540,46 @@ def _run_prepare(args) -> int:
         print(f"the paper grids read data/{args.dataset}/...; train on these lists with: " + " ".join(differ))
     else:
         print(f"the paper grids' data paths (data/{args.dataset}/...) hold these lists")
+    return 0
+
+
+def _extract(args, prepared: dict) -> int:
+    """``data prepare ... --extract-frames``: the lists just written, as JPEG frame folders and frame lists."""
+    from pathlib import Path
+
+    from harness.data.annotations import read_annotations
+    from harness.data.extract import extract_frames
+
+    source, out = Path(prepared["source"]), Path(prepared["out"])
+    splits = {split: read_annotations(c["list"], "video", source) for split, c in prepared["splits"].items()}
+    lists = {split: c["list"] for split, c in prepared["splits"].items()}
+    s = extract_frames(
+        splits,
+        source,
+        out,
+        short_side=args.short_side,
+        quality=args.quality,
+        backend=args.backend,
+        workers=args.workers,
+        progress=not args.quiet,
+        lists=lists,
+    )
+    for split, c in s["splits"].items():
+        print(
+            f"  {split}: {c['extracted']} extracted, {c['kept']} already there, {c['unreadable']} unreadable "
+            f"-> {c['frame_list']}"
+        )
+    for e in s["unreadable"][:10]:
+        print(f"  unreadable (left out): {e['path']} ({e['line']}): {e['error']}")
+    data = s["data"]
+    print(
+        f"frames: {s['bytes'] / 1e6:.1f} MB written (estimated {s['estimate_bytes'] / 1e6:.1f} MB); "
+        f"summary: {out / 'extract.json'}"
+    )
+    print(
+        f"train on the frames with: --set data.format=frames --set data.root={data['root']} "
+        f"--set data.train={data['train']} --set data.val={data['val']} --set data.test={data['test']}"
+    )
     return 0
 
 

@@ -31,6 +31,12 @@ to it, ``<out>/../kinetics400/videos``), the paths the paper grids read (``exper
     ``something-something-v1-train.csv`` / ``-validation.csv`` (lines ``id;label name``). The lists are raw-frame
     lists ``ID NUM_FRAMES LABEL`` (``NUM_FRAMES``: the run of consecutive frame files from the first).
 
+``lists``
+    Our own video lists (``PATH LABEL`` lines, e.g. those ``data synth`` or an earlier ``data prepare`` wrote),
+    given with ``--train`` and ``--val``; paths relative to ``source`` (default: the train list's folder); the
+    class names from ``classes.json`` beside the train list, else the label numbers. Mostly for
+    ``--extract-frames`` (:mod:`harness.data.extract`).
+
 Annotation files are looked for in the video (frame) folder, its ``annotations/`` sub-folder, its parent (and
 the parent's ``annotations/``), ``out`` and ``out/annotations``, unless given explicitly.
 
@@ -68,7 +74,7 @@ from harness.data.annotations import (
 from harness.errors import MissingFileError
 from harness.results.rundir import atomic_write_bytes, atomic_write_json
 
-DATASETS = ("kinetics400", "minikinetics200", "sthv1")
+DATASETS = ("kinetics400", "minikinetics200", "sthv1", "lists")
 SPLITS = ("train", "val")
 SPLIT_FOLDERS = {
     "train": ("train", "videos_train", "train_256"),
@@ -309,6 +315,28 @@ def _classify(item: _Item, videos: _VideoIndex) -> None:
         item.reason, item.error = "empty", "zero-byte file"
 
 
+def _lists_items(source: Path, given: dict):
+    """Our own video lists (layout ``lists``): items per split, classes from ``classes.json`` beside the train
+    list (else the label numbers)."""
+    from harness.data.annotations import read_annotations, read_classes_json
+
+    items = {}
+    for split in SPLITS:
+        items[split] = []
+        for r in read_annotations(given[split], "video", source):
+            rel = os.path.relpath(r.path, source)
+            item = _Item(rel, r.label, r.line, str(given[split]), rel, expected=rel)
+            if not os.path.exists(r.path):
+                item.rel, item.reason, item.error = None, "missing", f"no file {r.path}"
+            elif os.path.getsize(r.path) == 0:
+                item.reason, item.error = "empty", "zero-byte file"
+            items[split].append(item)
+    beside = Path(given["train"]).resolve().parent / "classes.json"
+    top = max((i.label for split in SPLITS for i in items[split]), default=-1)
+    classes = read_classes_json(beside)[0] if beside.is_file() else [str(i) for i in range(top + 1)]
+    return classes, items, {s: str(given[s]) for s in SPLITS}
+
+
 def _sthv1_items(source: Path, dirs: list[Path], given: dict, frame_template: str, frame_start: int, warnings):
     labels_file = _find(STHV1_FILES["labels"], dirs, "Something-Something V1 labels", given.get("labels"))
     classes = []
@@ -381,8 +409,13 @@ def prepare_dataset(
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     t0 = time.perf_counter()
-    out, source = _out_and_source(dataset, source, out)
     files = dict(files or {})
+    if dataset == "lists":
+        missing = [f"--{s}" for s in SPLITS if not files.get(s)]
+        if missing:
+            raise MissingFileError(f"layout lists needs the video lists: give {' and '.join(missing)} (PATH LABEL)")
+        source = source if source is not None else Path(files["train"]).resolve().parent
+    out, source = _out_and_source(dataset, source, out)
     dirs = _search_dirs(source, out, annotations)
     warnings: list[str] = []
     classes, items, annotation_files = _dataset_items(
@@ -397,7 +430,11 @@ def prepare_dataset(
     summary["warnings"] = warnings
     for split in SPLITS:
         _write_split(summary, split, items[split], classes, source, out, fmt, keep_missing, annotation_files[split])
-    atomic_write_json(out / "classes.json", classes)
+    beside = Path(files["train"]).resolve().parent / "classes.json" if dataset == "lists" else None
+    if beside is not None and beside.is_file() and beside.resolve() != (out / "classes.json").resolve():
+        atomic_write_bytes(out / "classes.json", beside.read_bytes())  # as it is (e.g. the synthetic set's factors)
+    elif beside is None or not beside.is_file():
+        atomic_write_json(out / "classes.json", classes)
     summary["data"] = _data_section(dataset, source, out, fmt, frame_template)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(out / "prepare.json", summary)
@@ -421,6 +458,8 @@ def _dataset_items(dataset: str, source: Path, dirs: list[Path], files: dict, fr
         return _kinetics_items(source, dirs, files, warnings)
     if dataset == "minikinetics200":
         return _minikinetics_items(source, dirs, files, warnings)
+    if dataset == "lists":
+        return _lists_items(source, files)
     return _sthv1_items(source, dirs, files, frame_template, frame_start, warnings)
 
 
