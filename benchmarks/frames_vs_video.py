@@ -1,0 +1,96 @@
+"""The frames path against the video path: training samples/s of one loader process reading the same Kinetics-like
+clips as videos (decord, or ``--backend``) and as JPEG frame folders (``data prepare --extract-frames``), in
+interleaved rounds, as a ratio with its interval.
+
+Clips: 340x256, 300 frames at 30 fps, H.264 crf 23, keyframe every 2 s (``loader_throughput.kinetics_like_video``),
+generated once under ``--cache`` and extracted once (short side 256, i.e. kept; JPEG quality 95) by
+``harness.data.extract.extract_frames``. Each sample is what a training loader worker makes (``VideoDataset[i]``:
+read the frames the paper's sampling picks, U=4 x T=8 at interval 8, random-resized crop 224, flip). Every round
+reads all clips once per format (order alternating); ``frames / video`` = the median over rounds of the per-round
+ratio of samples/s, with its bootstrap 95% interval (``harness.measure.latency.paired_ratio``). Target (issue 23):
+>= 3x.
+
+    .venv/bin/python benchmarks/frames_vs_video.py [--rounds 9]   # -> results/benchmarks/frames_vs_video.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loader_throughput import kinetics_like_video  # noqa: E402
+
+from harness.data import SnippetSampler, VideoDataset, train_transform  # noqa: E402
+from harness.data.annotations import VideoRecord, read_annotations  # noqa: E402
+from harness.data.extract import extract_frames  # noqa: E402
+from harness.measure.environment import describe_environment  # noqa: E402
+from harness.measure.latency import paired_ratio  # noqa: E402
+from harness.results.rundir import atomic_write_json  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", default="results/benchmarks/_loader_videos", help="where the generated clips live")
+    ap.add_argument("--videos", type=int, default=8, help="clips (default 8)")
+    ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
+    ap.add_argument("--backend", default="decord", help="video backend (default decord)")
+    ap.add_argument("--out", default="results/benchmarks/frames_vs_video.json")
+    args = ap.parse_args(argv)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    records = []
+    for k in range(args.videos):
+        path = cache / f"k{k:02d}.mp4"
+        if not path.exists():
+            print(f"generating {path}", flush=True)
+            kinetics_like_video(path, seed=k)
+        records.append(VideoRecord(str(path), k % 4))
+    summary = extract_frames({"train": records}, cache, cache / "_frames", short_side=256, quality=95, progress=False)
+    frames = read_annotations(summary["data"]["train"], "frames", summary["data"]["root"])
+    sampler = SnippetSampler(4, 8, 8, "train")
+    datasets = {
+        "video": VideoDataset(None, None, sampler, train_transform(224), records=records, video_backend=args.backend),
+        "frames": VideoDataset(None, None, sampler, train_transform(224), records=frames, format="frames"),
+    }
+    seconds: dict[str, list[float]] = {k: [] for k in datasets}
+    for r in range(args.rounds):
+        for kind in ("video", "frames") if r % 2 == 0 else ("frames", "video"):
+            ds = datasets[kind]
+            ds.set_epoch(r)
+            t0 = time.perf_counter()
+            for i in range(len(ds)):
+                ds[i]
+            seconds[kind].append(time.perf_counter() - t0)
+        print(f"round {r + 1}/{args.rounds}: video {seconds['video'][-1]:.2f}s, frames {seconds['frames'][-1]:.2f}s")
+    ratio = paired_ratio(seconds["video"], seconds["frames"])  # video time / frames time = frames' speed-up
+    sps = {k: len(records) / sorted(v)[len(v) // 2] for k, v in seconds.items()}
+    print(
+        f"video ({args.backend}) {sps['video']:.2f}, frames {sps['frames']:.2f} samples/s (one process); "
+        f"frames / video {ratio['ratio']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
+    )
+    record = {
+        "benchmark": "frames_vs_video",
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "clips": "340x256, 300 frames, 30 fps, H.264 crf 23, GOP 60; frames: JPEG q95, short side 256",
+        "sampling": "train, U=4 x T=8, interval 8, random-resized crop 224 + flip",
+        "backend": args.backend,
+        "videos": len(records),
+        "rounds": args.rounds,
+        "samples_per_s": sps,
+        "frames_over_video": ratio,
+        "seconds": seconds,
+        "hardware": describe_environment(),
+    }
+    atomic_write_json(Path(args.out), record)
+    print(f"recorded in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
