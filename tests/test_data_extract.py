@@ -8,6 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_data_backend import moving
 
 from harness.cli import main
@@ -96,7 +97,10 @@ def test_a_full_disk_stops_the_extraction_and_leaves_nothing_half_written(tmp_pa
         write_mp4(root / f"b{i}.mp4", moving(60, 96, 128, seed=i), qp=0)
     (root / "list.txt").write_text("a.mp4 0\nb0.mp4 1\nb1.mp4 0\nb2.mp4 1\n")
     splits = {"train": read_annotations(root / "list.txt", "video", root)}
-    with pytest.raises(DiskFullError, match=r"disk full while writing the frames of .*re-run the same command"):
+    with pytest.raises(
+        DiskFullError,
+        match=r"disk full while writing .*b\d\.mp4 into .*\(No space left on device\): free space, then re-run",
+    ):
         extract_frames(splits, root, tiny_disk, short_side=None, quality=100, workers=1, progress=False)
     assert not list(tiny_disk.rglob("*.partial"))
     done = [p for p in (tiny_disk / "frames").iterdir() if p.is_dir()]
@@ -121,3 +125,40 @@ def test_data_prepare_lists_extract_frames_prints_how_to_train_on_them(videos, t
     assert main(argv) == 0 and "train: 0 extracted, 3 already there" in capsys.readouterr().out
     assert main(["data", "prepare", "lists", "--train", str(videos / "train.txt"), "--out", str(out)]) == 2
     assert "layout lists needs the video lists: give --val" in capsys.readouterr().err
+
+
+def test_transcode_re_encodes_at_a_short_side_with_constant_rate_and_gop_and_resumes(videos, tmp_path, capsys):
+    import av
+
+    from harness.data.extract import transcode_videos
+
+    out = tmp_path / "t"
+    s = transcode_videos(_splits(videos), videos, out, short_side=32, gop=4, fps=10, workers=2, progress=False)
+    assert (s["splits"]["train"]["extracted"], s["splits"]["train"]["unreadable"]) == (3, 1)
+    assert (out / "transcoded_train.txt").read_text().splitlines() == ["v/0.mp4 0", "v/1.mp4 1", "v/2.mp4 0"]
+    for i, n in ((0, 12), (1, 13), (4, 16)):
+        with av.open(str(out / "transcoded" / "v" / f"{i}.mp4")) as c:
+            stream = c.streams.video[0]
+            assert (stream.codec_context.height, stream.codec_context.width) == (32, 42)  # 48x64 -> short side 32
+            packets = [p for p in c.demux(stream) if p.size]
+            keys = [j for j, p in enumerate(sorted(packets, key=lambda p: p.pts)) if p.is_keyframe]
+            assert len(packets) == n and keys == list(range(0, n, 4))  # every frame kept, a keyframe every 4
+            assert float(stream.average_rate) == 10
+        reference = decode_frames(open_video(str(videos / "v" / f"{i}.mp4")), np.arange(n))
+        got = decode_frames(open_video(str(out / "transcoded" / "v" / f"{i}.mp4")), np.arange(n))
+        # frame j is frame j of the source (nearest, on a coarse grid: H.264 at another size is not bit-exact)
+        resized = np.stack([np.asarray(Image.fromarray(f).resize((42, 32))) for f in reference]).astype(int)
+        coarse, ref = got.astype(int)[:, ::8, ::8].reshape(n, 1, -1), resized[:, ::8, ::8].reshape(1, n, -1)
+        assert np.abs(coarse - ref).mean(-1).argmin(1).tolist() == list(range(n))
+    # a killed run: a half-written .partial.mp4 is redone, the rest kept
+    (out / "transcoded" / "v" / "1.mp4").rename(out / "transcoded" / "v" / "1.mp4.partial.mp4")
+    again = transcode_videos(_splits(videos), videos, out, short_side=32, gop=4, fps=10, workers=1, progress=False)
+    assert (again["splits"]["train"]["extracted"], again["splits"]["train"]["kept"]) == (1, 2)
+    assert not list(out.rglob("*.partial.mp4"))
+    with pytest.raises(ConfigError, match=r"other settings \(gop 4 there, 8 asked\)"):
+        transcode_videos(_splits(videos), videos, out, short_side=32, gop=8, fps=10, progress=False)
+    argv = ["data", "prepare", "lists", "--train", str(videos / "train.txt"), "--val", str(videos / "val.txt")]
+    assert main([*argv, "--out", str(tmp_path / "c"), "--transcode", "--gop", "0", "--quiet"]) == 2
+    assert "--gop 0: must be >= 1" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "c"), "--transcode", "--extract-frames", "--quiet"]) == 2
+    assert "one at a time" in capsys.readouterr().err

@@ -460,6 +460,30 @@ def _add_prepare_decoding(p) -> None:
         help="--extract-frames: resize frames to this short side, never enlarging (default 256)",
     )
     p.add_argument("--quality", type=int, default=95, help="--extract-frames: JPEG quality 1..100 (default 95)")
+    p.add_argument(
+        "--transcode",
+        action="store_true",
+        help="also re-encode every listed video (H.264, --short-side, constant frame rate, a keyframe every --gop "
+        "frames) into OUT/transcoded/<path>.mp4 with the lists OUT/transcoded_train.txt, OUT/transcoded_val.txt "
+        "(resumable)",
+    )
+    p.add_argument("--gop", type=int, default=32, help="--transcode: frames between keyframes (default 32)")
+    p.add_argument(
+        "--fps", type=float, default=None, help="--transcode: constant frame rate (default: each video's average)"
+    )
+    p.add_argument("--crf", type=int, default=23, help="--transcode: H.264 quality 0..51, lower is better (default 23)")
+
+
+def _check_prepare_options(args) -> None:
+    """Refuse ``data prepare`` options that cannot go together (``UsageError``, one line)."""
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, not {args.workers}")
+    if args.frame_start < 0:
+        raise UsageError(f"--frame-start must be >= 0, not {args.frame_start}")
+    if (args.extract_frames or args.transcode) and args.dataset == "sthv1":
+        raise UsageError("--extract-frames, --transcode: sthv1 is already frames (they convert video lists)")
+    if args.extract_frames and args.transcode:
+        raise UsageError("--extract-frames and --transcode: one at a time (each into its own --out)")
 
 
 def _run_prepare(args) -> int:
@@ -467,12 +491,7 @@ def _run_prepare(args) -> int:
 
     from harness.data.prepare import default_out, default_source, prepare_dataset
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, not {args.workers}")
-    if args.frame_start < 0:
-        raise UsageError(f"--frame-start must be >= 0, not {args.frame_start}")
-    if args.extract_frames and args.dataset == "sthv1":
-        raise UsageError("--extract-frames: sthv1 is already frames (it extracts video lists)")
+    _check_prepare_options(args)
     if args.dataset == "sthv1":
         from harness.data.video import check_frame_template
 
@@ -523,7 +542,7 @@ def _run_prepare(args) -> int:
     if len(s["warnings"]) > 10:
         print(f"warning: ... {len(s['warnings']) - 10} more (see the summary)")
     print(f"summary: {s['summary_file']}")
-    if args.extract_frames:
+    if args.extract_frames or args.transcode:
         return _extract(args, s)
     if args.dataset == "lists":
         return 0
@@ -544,40 +563,41 @@ def _run_prepare(args) -> int:
 
 
 def _extract(args, prepared: dict) -> int:
-    """``data prepare ... --extract-frames``: the lists just written, as JPEG frame folders and frame lists."""
+    """``data prepare ... --extract-frames`` / ``--transcode``: the lists just written, as JPEG frame folders
+    and frame lists, or as re-encoded videos and their lists."""
     from pathlib import Path
 
     from harness.data.annotations import read_annotations
-    from harness.data.extract import extract_frames
+    from harness.data.extract import extract_frames, transcode_videos
 
     source, out = Path(prepared["source"]), Path(prepared["out"])
     splits = {split: read_annotations(c["list"], "video", source) for split, c in prepared["splits"].items()}
-    lists = {split: c["list"] for split, c in prepared["splits"].items()}
-    s = extract_frames(
-        splits,
-        source,
-        out,
-        short_side=args.short_side,
-        quality=args.quality,
-        backend=args.backend,
-        workers=args.workers,
-        progress=not args.quiet,
-        lists=lists,
-    )
+    common = {
+        "backend": args.backend,
+        "workers": args.workers,
+        "progress": not args.quiet,
+        "short_side": args.short_side,
+    }
+    common["lists"] = {split: c["list"] for split, c in prepared["splits"].items()}
+    if args.transcode:
+        s = transcode_videos(splits, source, out, gop=args.gop, fps=args.fps, crf=args.crf, **common)
+    else:
+        s = extract_frames(splits, source, out, quality=args.quality, **common)
     for split, c in s["splits"].items():
         print(
-            f"  {split}: {c['extracted']} extracted, {c['kept']} already there, {c['unreadable']} unreadable "
-            f"-> {c['frame_list']}"
+            f"  {split}: {c['extracted']} {'re-encoded' if args.transcode else 'extracted'}, {c['kept']} already "
+            f"there, {c['unreadable']} unreadable "
+            f"-> {c['out_list']}"
         )
     for e in s["unreadable"][:10]:
         print(f"  unreadable (left out): {e['path']} ({e['line']}): {e['error']}")
-    data = s["data"]
+    data, what = s["data"], "re-encoded videos" if args.transcode else "frames"
     print(
-        f"frames: {s['bytes'] / 1e6:.1f} MB written (estimated {s['estimate_bytes'] / 1e6:.1f} MB); "
-        f"summary: {out / 'extract.json'}"
+        f"{what}: {s['bytes'] / 1e6:.1f} MB written (estimated {s['estimate_bytes'] / 1e6:.1f} MB); "
+        f"summary: {out / ('transcode.json' if args.transcode else 'extract.json')}"
     )
     print(
-        f"train on the frames with: --set data.format=frames --set data.root={data['root']} "
+        f"train on the {what} with: --set data.format={data['format']} --set data.root={data['root']} "
         f"--set data.train={data['train']} --set data.val={data['val']} --set data.test={data['test']}"
     )
     return 0
