@@ -129,3 +129,34 @@ def test_a_backend_that_cannot_decode_here_is_refused_in_one_line(tmp_path, caps
     err = capsys.readouterr().err
     assert f"--backend={backend!r}" in err and "installed: " in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.json").exists()
+
+
+@needs_torchcodec
+def test_auto_decodes_with_torchcodec_here_and_falls_back_to_pyav(tmp_path, monkeypatch):
+    """Where torchcodec loads, ``auto`` is torchcodec (the fastest exact decoder installed, see
+    harness/data/backends.py), the 48-px file decord cannot read included; a file it fails on is read by PyAV
+    (a failure forced here: no real file torchcodec fails on and PyAV reads is known), and remembered."""
+    from harness.data.backends import auto_decoder
+    from harness.data.torchcodec_video import TorchCodecReader
+    from harness.data.video import fallback_cause
+
+    assert auto_decoder() == "torchcodec"
+    write_mp4(tmp_path / "w48.mp4", moving(21, 64, 48), gop=8)
+    reader = open_video(str(tmp_path / "w48.mp4"))
+    assert type(reader).__name__ == "TorchCodecReader" and reader.fallback is None
+    pyav = open_video(str(tmp_path / "w48.mp4"), backend="pyav")
+    assert np.array_equal(decode_frames(reader, np.arange(21)), decode_frames(pyav, np.arange(21)))
+    write_mp4(tmp_path / "x.mp4", moving(10, 32, 32), gop=8)
+
+    def fails(self, indices):
+        raise RuntimeError("Requested next frame while there are no more frames left to decode.")
+
+    monkeypatch.setattr(TorchCodecReader, "frames", fails)
+    got = decode_frames(open_video(str(tmp_path / "x.mp4")), np.arange(10), str(tmp_path / "x.mp4"))
+    assert np.array_equal(got, decode_frames(open_video(str(tmp_path / "x.mp4"), backend="pyav"), np.arange(10)))
+    assert "torchcodec failed (Requested next frame" in fallback_cause(str(tmp_path / "x.mp4"))
+    assert type(open_video(str(tmp_path / "x.mp4"))).__name__ == "PyAVReader"  # remembered in this process
+    with pytest.raises(
+        CorruptVideoError, match="decoding frames failed: Requested next frame"
+    ):  # explicit: no fallback
+        decode_frames(open_video(str(tmp_path / "w48.mp4"), backend="torchcodec"), np.arange(3))

@@ -39,7 +39,10 @@ FIELD_RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     **{f"model.{k}": (1, None, False, False) for k in ("alpha", "kernel_size", "shift_div")},
     "model.split_ratio": (0, 1, True, False),
     "model.dropout": (0, 1, False, True),
-    **{f"data.{k}": (1, None, False, False) for k in ("frame_interval", "size", "resize", "decode_threads")},
+    **{
+        f"data.{k}": (1, None, False, False)
+        for k in ("frame_interval", "size", "resize", "decode_threads", "clips_per_decode")
+    },
     "data.crop_area": (0, 1, True, False),
     "data.scales": (0, 1, True, False),
     "data.num_workers": (0, None, False, False),
@@ -138,8 +141,8 @@ class DataConfig:
     )
     on_error: str = _help("unreadable video: raise | skip (counted and listed)", default="raise")
     video_backend: str = _help(
-        "video decoder: auto (decord; PyAV for a file decord cannot read) | decord | pyav | torchcodec | "
-        "torchcodec-cuda (same frames; see harness/data/backends.py)",
+        "video decoder: auto (torchcodec where it loads, else decord; PyAV for a file that one cannot read) | "
+        "decord | pyav | torchcodec | torchcodec-cuda (same frames; see harness/data/backends.py)",
         default="auto",
     )
 

@@ -6,7 +6,10 @@ command line and the config can name and check backends cheaply. The readers liv
 
 Backends (``data.video_backend``):
 
-- ``auto``: decord, and PyAV for a file decord cannot read (see :mod:`harness.data.video`);
+- ``auto``: the fastest exact decoder installed (:func:`auto_decoder`): torchcodec where it can decode here
+  (measured 1.18x [1.14, 1.29] decord's videos/s, raw, and 1.24x through the harness's loader: Kinetics-like
+  340x256 clips, ``benchmarks/decoder_speed.py``, 2026-12-04), else decord; and PyAV for a file that one cannot
+  read (see :mod:`harness.data.video`);
 - ``decord``: decord 0.6.0. Its maintained fork decord2 (3.4.0, which installs a module named ``decord`` and
   so replaces it) is *not* the dependency: measured here, decord2 3.4.0 fails FFmpeg 8's size check on H.264
   at 32 and 96 px wide (the embedded sets' 32x32 frames among them) where decord 0.6.0 reads them; it reads
@@ -27,7 +30,7 @@ from __future__ import annotations
 import functools
 
 VIDEO_BACKENDS = ("auto", "decord", "pyav", "torchcodec", "torchcodec-cuda")
-"""Every name ``data.video_backend`` accepts (``auto``: decord, PyAV where decord cannot read a file)."""
+"""Every name ``data.video_backend`` accepts (``auto``: :func:`auto_decoder`, PyAV where it cannot read a file)."""
 
 DECODERS = ("decord", "pyav", "torchcodec", "torchcodec-cuda")
 """The concrete decoders (``auto`` resolves to decord, or PyAV per file)."""
@@ -66,6 +69,12 @@ def unavailable_reason(backend: str) -> str | None:
         if not torch.cuda.is_available():
             return "no CUDA device (torch.cuda.is_available() is False)"
     return None
+
+
+def auto_decoder() -> str:
+    """The decoder ``auto`` opens a file with first: ``torchcodec`` where it can decode here (faster than decord,
+    the same frames: see the module docstring), else ``decord``."""
+    return "torchcodec" if unavailable_reason("torchcodec") is None else "decord"
 
 
 def installed_backends() -> list[str]:

@@ -1,8 +1,8 @@
 """Scan a dataset for unreadable and too-short videos (``dsa-harness data check``).
 
-Every annotated video is opened with the same code the dataset uses (the video backend: decord, PyAV
-for a file decord cannot read in ``auto`` mode; Pillow for raw-frame folders) and a few frames are
-decoded: the first, the middle and the last, which catches missing, zero-byte, truncated and
+Every annotated video is opened with the same code the dataset uses (the video backend; in ``auto`` mode
+torchcodec or decord, and PyAV for a file that one cannot read; Pillow for raw-frame folders) and a few frames
+are decoded: the first, the middle and the last, which catches missing, zero-byte, truncated and
 undecodable files. A video with fewer than ``min_frames`` frames is *too short*: it is still usable
 (the sampler clamps or loops, see :mod:`harness.data.sampling`) but its snippets repeat frames.
 
@@ -14,8 +14,8 @@ and Markdown by :func:`write_report`):
      "too_short": [{"path", "line", "num_frames"}], "fallback": [{"path", "line", "cause"}],
      "frames": {"min", "median", "max"}, "label_counts": {label: count}, "seconds"}
 
-``fallback`` lists the videos decord cannot read that PyAV decodes (backend ``auto``), with the cause, e.g.
-"decord cannot decode this width (48 px); read with PyAV"; with backend ``decord`` they are unreadable and
+``fallback`` lists the videos auto's first decoder cannot read that PyAV decodes (backend ``auto``), with the
+cause, e.g. "decord cannot decode this width (48 px); read with PyAV"; with backend ``decord`` they are unreadable and
 the error names the same cause.
 """
 

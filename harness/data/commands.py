@@ -17,7 +17,8 @@ def _add_check(sub) -> None:
         help="scan an annotated dataset for unreadable or too-short videos",
         description=(
             "Open every video of an annotation file the way training reads it (the video backend for video "
-            "files: decord, PyAV for a file decord cannot read; Pillow for raw-frame folders), decode its "
+            "files: torchcodec where it loads, else decord, and PyAV for a file that one cannot read; Pillow "
+            "for raw-frame folders), decode its "
             "first, middle and last frame in parallel, and write a report of unreadable (missing, zero-byte, "
             "truncated, undecodable) and too-short "
             "videos as JSON plus a Markdown summary. Exit status 1 when any video is unreadable, "
@@ -86,7 +87,8 @@ def _add_decoder_options(p) -> None:
         "--backend",
         choices=VIDEO_BACKENDS,
         default="auto",
-        help="video decoder, as data.video_backend: auto = decord, PyAV for a file decord cannot read "
+        help="video decoder, as data.video_backend: auto = torchcodec where it loads, else decord; PyAV for a "
+        "file that one cannot read "
         "(listed with the cause); decord; pyav; torchcodec; torchcodec-cuda (default: auto)",
     )
     p.add_argument(
@@ -170,7 +172,10 @@ def _run_check(args) -> int:
     if report["num_unreadable"] > 10:
         print(f"  ... {report['num_unreadable'] - 10} more")
     if report["num_fallback"]:
-        print(f"{report['num_fallback']} read with PyAV (decord cannot read them):")
+        from harness.data.backends import auto_decoder
+
+        first = auto_decoder() if report.get("backend") == "auto" else report.get("backend")
+        print(f"{report['num_fallback']} read with PyAV ({first} cannot read them):")
         for item in report["fallback"][:10]:
             print(f"  {item['path']} (line {item['line']}): {item['cause']}")
         if report["num_fallback"] > 10:

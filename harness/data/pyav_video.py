@@ -1,5 +1,5 @@
-"""A video opened with PyAV (``data.video_backend: pyav``, and ``auto``'s fallback for files decord cannot read):
-the reader interface of :mod:`harness.data.video` (``len(reader)``, ``reader.fps``, ``reader.frames(sorted
+"""A video opened with PyAV (``data.video_backend: pyav``, and ``auto``'s fallback for files its first decoder
+cannot read): the reader interface of :mod:`harness.data.video` (``len(reader)``, ``reader.fps``, ``reader.frames(sorted
 unique indices)`` -> uint8 ``(k, H, W, 3)`` RGB), seeking to the keyframe before each wanted frame.
 """
 

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from harness.data import backends
 from harness.data.annotations import VideoRecord, read_annotations
 from harness.data.backends import check_video_backend
 from harness.data.pyav_video import PyAVReader
@@ -189,6 +190,28 @@ def _open_torchcodec(path: str, num_threads: int, where: str, device: str):
     return reader
 
 
+def _open_auto_torchcodec(path: str, num_threads: int, where: str):
+    """``auto`` where torchcodec decodes here: torchcodec, PyAV for a file it cannot open (remembered)."""
+    try:
+        reader = _open_torchcodec(path, num_threads, where, "cpu")
+    except CorruptVideoError as e:
+        if e.reason != "undecodable":
+            raise
+        cause = f"torchcodec failed ({e.detail.removeprefix('torchcodec: ')}); read with PyAV"
+        reader = _open_pyav(path, num_threads, where, cause, e.detail)
+        _remember_fallback(path, reader.fallback)
+        return reader
+    reader.auto = True  # decoding failures fall back to PyAV too (decode_frames)
+    return reader
+
+
+def _auto_cause(reader, error: str) -> str:
+    """Why PyAV reads a file ``auto``'s first decoder (``reader``) failed on, in words."""
+    if reader.backend == "decord":
+        return decord_cause(reader.path, error)
+    return f"{reader.backend} failed ({error}); read with PyAV"
+
+
 def _reader_errors(reader) -> tuple[type[BaseException], ...]:
     if reader.backend == "decord":
         return DECODER_ERRORS
@@ -216,6 +239,8 @@ def open_video(path: str, num_threads: int = 1, where: str = "", backend: str = 
         return _open_torchcodec(path, num_threads, where, "cuda" if backend == "torchcodec-cuda" else "cpu")
     if backend == "auto" and path in _DECORD_FAILED:
         return _open_pyav(path, num_threads, where, _DECORD_FAILED[path])
+    if backend == "auto" and backends.auto_decoder() == "torchcodec":
+        return _open_auto_torchcodec(path, num_threads, where)
     try:
         reader = DecordReader(path, num_threads, auto=backend == "auto")
     except DECODER_ERRORS as e:  # RuntimeError / DECORDError with FFmpeg's reason
@@ -258,9 +283,7 @@ def decode_frames(reader, indices: np.ndarray, path: str = "", where: str = "") 
         if not getattr(reader, "auto", False):
             raise CorruptVideoError(path, "undecodable", _decode_failure(reader, e), where) from None
         decord_error = f"decoding frames failed: {_first_line(e)}"
-        fallback = _open_pyav(
-            reader.path, reader.num_threads, where, decord_cause(reader.path, _first_line(e)), decord_error
-        )
+        fallback = _open_pyav(reader.path, reader.num_threads, where, _auto_cause(reader, _first_line(e)), decord_error)
         try:
             frames = fallback.frames(unique.tolist())
         except _pyav_errors() as e2:
@@ -330,7 +353,7 @@ class VideoDataset(Dataset):
                      ``(seed, epoch, index)``; False (evaluation) returns ``(None, label)``, which the
                      loader's collate drops: the video is left out, never scored in another's place.
     decode_threads:  decoder threads per reader (1 per loader worker is usually best).
-    video_backend:   "auto" (decord, PyAV for a file decord cannot read) | "decord" | "pyav" | "torchcodec" |
+    video_backend:   "auto" (torchcodec or decord, PyAV for a file it cannot read) | "decord" | "pyav" | "torchcodec" |
                      "torchcodec-cuda" (:mod:`harness.data.backends`); the samples are the same whichever decodes.
     seed:            base of the per-sample random generator ``[seed, epoch, index]``.
     frame_template, frame_start: raw frames, file of frame ``i`` = ``frame_template.format(i + frame_start)``.
