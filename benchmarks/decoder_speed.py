@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loader_throughput import kinetics_like_video  # noqa: E402
+from loader_throughput import add_clip_options, clip_records  # noqa: E402
 
 from harness.data.backends import installed_backends  # noqa: E402
 from harness.data.sampling import SnippetSampler  # noqa: E402
@@ -37,20 +37,9 @@ from harness.results.rundir import atomic_write_json  # noqa: E402
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", default="results/benchmarks/_loader_videos", help="where the generated clips live")
-    ap.add_argument("--videos", type=int, default=8, help="clips (default 8)")
-    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
-    ap.add_argument("--out", default="results/benchmarks/decoder_speed.json")
+    add_clip_options(ap, rounds=7, out="results/benchmarks/decoder_speed.json")
     args = ap.parse_args(argv)
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k in range(args.videos):
-        path = cache / f"k{k:02d}.mp4"
-        if not path.exists():
-            print(f"generating {path}", flush=True)
-            kinetics_like_video(path, seed=k)
-        paths.append(str(path))
+    paths = [r.path for r in clip_records(args.cache, args.videos)]
     backends = [b for b in ("decord", "torchcodec", "pyav") if b in installed_backends()]
     sampler = SnippetSampler(4, 8, 8, "train")
     items = [(p, sampler(300, np.random.default_rng(k)).ravel()) for k, p in enumerate(paths)]

@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loader_throughput import kinetics_like_video  # noqa: E402
+from loader_throughput import add_clip_options, clip_records  # noqa: E402
 
 from harness.data import SnippetSampler, VideoDataset, train_transform  # noqa: E402
-from harness.data.annotations import VideoRecord, read_annotations  # noqa: E402
+from harness.data.annotations import read_annotations  # noqa: E402
 from harness.data.extract import extract_frames  # noqa: E402
 from harness.measure.environment import describe_environment  # noqa: E402
 from harness.measure.latency import paired_ratio  # noqa: E402
@@ -36,21 +36,11 @@ from harness.results.rundir import atomic_write_json  # noqa: E402
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", default="results/benchmarks/_loader_videos", help="where the generated clips live")
-    ap.add_argument("--videos", type=int, default=8, help="clips (default 8)")
-    ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
+    add_clip_options(ap, rounds=9, out="results/benchmarks/frames_vs_video.json")
     ap.add_argument("--backend", default="decord", help="video backend (default decord)")
-    ap.add_argument("--out", default="results/benchmarks/frames_vs_video.json")
     args = ap.parse_args(argv)
+    records = clip_records(args.cache, args.videos)
     cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    records = []
-    for k in range(args.videos):
-        path = cache / f"k{k:02d}.mp4"
-        if not path.exists():
-            print(f"generating {path}", flush=True)
-            kinetics_like_video(path, seed=k)
-        records.append(VideoRecord(str(path), k % 4))
     summary = extract_frames({"train": records}, cache, cache / "_frames", short_side=256, quality=95, progress=False)
     frames = read_annotations(summary["data"]["train"], "frames", summary["data"]["root"])
     sampler = SnippetSampler(4, 8, 8, "train")

@@ -82,6 +82,20 @@ def prepare(cache: Path, count: int) -> tuple[Path, Path]:
     return ann, cache
 
 
+def add_clip_options(ap: argparse.ArgumentParser, *, rounds: int, out: str) -> None:
+    """The options of the benchmarks that read these clips: ``--cache``, ``--videos``, ``--rounds``, ``--out``."""
+    ap.add_argument("--cache", default="results/benchmarks/_loader_videos", help="where the generated clips live")
+    ap.add_argument("--videos", type=int, default=8, help="clips (default 8)")
+    ap.add_argument("--rounds", type=int, default=rounds, help=f"interleaved rounds (default {rounds})")
+    ap.add_argument("--out", default=out, help=f"where to record the figures (default {out})")
+
+
+def clip_records(cache: str | Path, count: int) -> list:
+    """The first ``count`` Kinetics-like clips under ``cache`` (generated once) as ``VideoRecord``s, labels k % 4."""
+    ann, root = prepare(Path(cache), count)
+    return read_annotations(ann, "video", root)
+
+
 def time_raw(items: list[tuple[str, np.ndarray]]) -> float:
     import decord
 
