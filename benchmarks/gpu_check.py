@@ -18,6 +18,9 @@ Checks, highest priority first (one that no longer fits in --budget-s is skipped
   engine    `train_and_evaluate` on CUDA on a small synthetic video set (tsm_r50_dsa in bf16, i3d_r50_dsa in fp16,
             one epoch at 64 px), then `evaluate_run(device="cuda", amp="auto", workers=2)` reproduces the test
             of its final.json, which records the device and the peak memory
+  decode    torchcodec-cuda (NVDEC) against decord's CPU frames of 8 real H.264 clips at the paper's sampling:
+            mean / max |difference| within DECODE_TOLERANCE, videos/s of both (not checked where torchcodec-cuda
+            cannot load: said so)
   memory    peak memory of a training step (the second: momentum buffers exist) at the paper's batch (12 videos
             x U4 x T8 x 224) of the four variants, fp32 and bf16, with the engine's settings (deterministic,
             cudnn.benchmark off): measured (max_memory_allocated) vs the stated model of
@@ -539,6 +542,58 @@ def check_latency(s: Setting, args) -> tuple[bool, str, dict]:
     return all(x is not None and math.isfinite(x) and x > 0 for x in ratios), _ratio_text(out), out
 
 
+DECODE_TOLERANCE = {"mean": 1.0, "max": 16}
+"""NVDEC + GPU colour conversion against the CPU decoder's frames (0-255 levels): mean |difference| <= 1, max <= 16
+(the YUV planes decode alike; the RGB conversion may round differently)."""
+
+
+def check_decode(s: Setting, args) -> tuple[bool, str, dict]:
+    """torchcodec-cuda (NVDEC; the dry run: torchcodec on the CPU) decodes the frames the paper's sampling picks of
+    8 real H.264 clips (256x340, 80 frames) as the CPU decoder (decord) does, within DECODE_TOLERANCE; videos/s
+    of both (one process, open + decode)."""
+    import numpy as np
+
+    from harness.data import SnippetSampler, write_mp4
+    from harness.data.backends import unavailable_reason
+    from harness.data.video import decode_frames, open_video
+
+    backend = "torchcodec" if s.dry else "torchcodec-cuda"
+    why = unavailable_reason(backend)
+    if why is not None:
+        return True, f"not checked: {backend} {why}", {"backend": backend, "checked": False, "why": why}
+    folder = Path(tempfile.mkdtemp(prefix="gpu_check_decode_"))
+    try:
+        h, w, n = (48, 64, 40) if s.dry else (256, 340, 80)
+        rng = np.random.default_rng(0)
+        paths = []
+        for k in range(8):
+            frames = np.clip(rng.normal(128, 40, (n, h, w, 3)).cumsum(0) % 256, 0, 255).astype(np.uint8)
+            write_mp4(folder / f"{k}.mp4", frames, gop=16)
+            paths.append(str(folder / f"{k}.mp4"))
+        sampler = SnippetSampler(4, 8 if not s.dry else 2, 2, "train")
+        items = [(p, sampler(n, np.random.default_rng(k)).ravel()) for k, p in enumerate(paths)]
+        seconds, decoded = {}, {}
+        for b in ("decord", backend):
+            t0 = time.perf_counter()
+            decoded[b] = [decode_frames(open_video(p, backend=b), idx, p) for p, idx in items]
+            seconds[b] = time.perf_counter() - t0
+        diffs = [np.abs(x.astype(np.int16) - y.astype(np.int16)) for x, y in zip(decoded["decord"], decoded[backend])]
+        mean, most = float(np.mean([d.mean() for d in diffs])), int(max(d.max() for d in diffs))
+        ok = mean <= DECODE_TOLERANCE["mean"] and most <= DECODE_TOLERANCE["max"]
+        vps = {b: len(items) / t for b, t in seconds.items()}
+        text = (
+            f"{backend} vs decord: mean |diff| {mean:.3f}, max {most} (tolerance {DECODE_TOLERANCE}); videos/s "
+            f"{backend} {vps[backend]:.1f}, decord {vps['decord']:.1f}"
+        )
+        return (
+            ok,
+            text,
+            {"backend": backend, "checked": True, "mean_abs_diff": mean, "max_abs_diff": most, "videos_per_s": vps},
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def check_cuda_graphs(s: Setting, args) -> tuple[bool, str, dict]:
     """torch.compile(mode="reduce-overhead") (CUDA graphs: DSA's ~100 small kernels per forward are
     launch-bound at batch 1) at batch 1, fp32 and bf16; the dry run compiles nothing (no CUDA graphs on CPU)."""
@@ -556,6 +611,7 @@ CHECKS = (  # name, seconds it needs on an H200 (a phase that no longer fits is 
     ("amp", 25, check_amp),
     ("nccl", 15, check_nccl),
     ("engine", 60, check_engine),
+    ("decode", 20, check_decode),
     ("memory", 60, check_memory),
     ("step", 30, check_step),
     ("latency", 60, check_latency),
