@@ -86,6 +86,28 @@ def test_each_part_alone_says_nothing_and_averaging_is_at_chance():
             assert gap >= distance and (rule == "same" or abs(seg["A"] - seg["B"]) == 1)
 
 
+def test_cue_bias_makes_the_pairs_order_alone_right_that_often_and_the_cue_alone_still_says_nothing():
+    base = {"num_videos": 1200, "distance": 5, "val_fraction": 0.1, "test_fraction": 0.1}
+    assert _plan(CuedConfig(**base)) == _plan(CuedConfig(**base, cue_bias=0.0))  # the default: the plan of before
+    for bias in (0.25, 0.5):
+        plan = _plan(CuedConfig(**base, cue_bias=bias))
+        for c in (0, 1):
+            members = [v for v in plan if v["label"] == c]
+            assert len(members) == 600 and sum(v["cue"] == "A_first" for v in members) == round(600 * (1 + bias) / 2)
+        cue = Counter((v["cue"], v["label"]) for v in plan)
+        assert cue[("A_first", 0)] == cue[("A_first", 1)] and cue[("B_first", 0)] == cue[("B_first", 1)]
+        order_alone = sum((v["order"] == "A_before_B") == (v["label"] == 0) for v in plan) / len(plan)
+        assert order_alone == pytest.approx((1 + bias) / 2)
+        spots = Counter((tuple(sorted(v["segments"].values())), v["label"]) for v in plan)
+        assert all(spots[(s, 0)] == spots[(s, 1)] for s, _ in spots)
+    with pytest.raises(
+        ConfigError, match=re.escape("cue_bias = 0.5 is out of range: must be in [0, 1), cued_order only")
+    ):
+        CuedConfig(rule="same", cue_bias=0.5)
+    with pytest.raises(ConfigError, match="cue_bias = 1.0 is out of range"):
+        CuedConfig(cue_bias=1.0)
+
+
 def test_layouts_count():
     assert len(layouts("same", 5)) == 6 and len(layouts("same", 1)) == 28
     assert sorted(layouts("cued_order", 5)) == [(0, 5), (0, 6), (1, 6), (6, 0), (7, 0), (7, 1)]

@@ -282,6 +282,14 @@ def _add_second_family(p) -> None:
         help="how far A's and B's colours are drawn to their mean, 0 <= A < 1 (default 0: red and blue)",
     )
     far.add_argument(
+        "--cue-bias",
+        type=float,
+        default=0.0,
+        metavar="B",
+        help="cued_order: share (1 + B) / 2 of each class with A as the cue, 0 <= B < 1: the pair's order alone is "
+        "then right that often (default 0: no part alone says anything)",
+    )
+    far.add_argument(
         "--benchmark",
         action="store_true",
         help="the embedded benchmark's set (800 videos, 32x32, 64 frames, val 0.2, test 0.2); "
@@ -307,6 +315,7 @@ def _cued_params(args) -> dict:
         "rule": args.task,
         "distance": args.distance,
         "look_alike": args.look_alike,
+        "cue_bias": args.cue_bias,
     }
     if args.benchmark:
         params.update(BENCHMARK_SET, seed=args.seed)
@@ -326,6 +335,7 @@ def _run_synth(args) -> int:
     untouched = {
         "--distance": args.distance == 5,
         "--look-alike": args.look_alike == 0.0,
+        "--cue-bias": args.cue_bias == 0.0,
         "--benchmark": not args.benchmark,
     }
     if not all(untouched.values()):

@@ -39,7 +39,11 @@ not argued: ``experiments/embedded_aggregators.yaml`` holds the measured sweep.
 
 **Difficulty.** ``distance`` (below 5 a static conv can see both parts together), ``look_alike`` (draws the
 colours of A and B towards their mean: 0 red and blue, near 1 one purple told apart by shape alone),
-``noise``; and the training budget, which decides whether a model leaves the plateau of chance at all.
+``cue_bias`` (a first-order signal: the pair's order alone is right in ``(1 + b) / 2`` of the videos, so a model
+that combines adjacent snippets can reach that much without the cue, one that sees snippets one by one
+cannot; measured because XOR with no such signal is hard to *learn* even where it is representable: a static
+conv stayed at chance at distance 1 and 2, 48 epochs), ``noise``; and the training budget, which decides
+whether a model leaves the plateau of chance at all.
 
 **Encoding** as the first family (H.264, yuv420p, constant quantiser, no B-frames, closed GOP of one
 segment, scene-cut off, single-threaded, bit-exact): each segment starts with an IDR frame, so the
@@ -103,6 +107,10 @@ class CuedConfig:
                    1..5; same, between the two objects, 1..7 (5: never within the 5 snippets a 2-layer
                    static conv sees).
     look_alike:    how far the colours of A and B are drawn towards their mean, [0, 1) (0: red vs blue).
+    cue_bias:      cued_order: how far the cue leans to A, [0, 1): in each class a share (1 + b) / 2 of the videos
+                   have A as the cue (0: balanced, the label independent of every part alone; b > 0: the pair's
+                   order alone is right in (1 + b) / 2 of the videos, a signal a local cross-snippet model can
+                   learn and a snippet-by-snippet one cannot; the cue alone still says nothing).
     noise:         std of the per-pixel Gaussian noise, 0..64 (0..255 scale).
     fps, qp:       container frame rate; H.264 constant quantiser 0..51.
     obj_scale:     object side / frame side, range (lo, hi), drawn per object, within 0.15..0.5.
@@ -117,6 +125,7 @@ class CuedConfig:
     rule: str = "cued_order"
     distance: int = 5
     look_alike: float = 0.0
+    cue_bias: float = 0.0
     noise: float = 3.0
     fps: int = 25
     qp: int = 14
@@ -135,6 +144,11 @@ class CuedConfig:
                 f"an integer 1..{MAX_DISTANCE.get(self.rule, '?')} for rule {self.rule!r}",
             ),
             ("look_alike", 0 <= self.look_alike < 1, "in [0, 1)"),
+            (
+                "cue_bias",
+                0 <= self.cue_bias < 1 and (self.cue_bias == 0 or self.rule == "cued_order"),
+                "in [0, 1), cued_order only",
+            ),
             ("noise", 0 <= self.noise <= 64, "in 0..64"),
             ("qp", 0 <= self.qp <= 51, "in 0..51"),
             ("fps", self.fps >= 1, ">= 1"),
@@ -171,10 +185,11 @@ def layouts(rule: str, distance: int) -> list[tuple[int, int]]:
     return [(q, p) for q in range(SEGMENTS) for p in range(SEGMENTS - 1) if min(abs(q - p), abs(q - p - 1)) >= distance]
 
 
-def chance_levels(rule: str) -> dict:
+def chance_levels(rule: str, cue_bias: float = 0.0) -> dict:
     """Accuracies (%) of guessing, and the ceilings of the argument in the module docstring."""
     return {
         "chance_pct": 50.0,
+        **({"pair_order_alone_pct": 50.0 * (1 + cue_bias)} if rule == "cued_order" else {}),
         "snippet_averaging_ceiling_pct": 75.0 if rule == "same" else 50.0,
         "local_static_ceiling_pct": 75.0,  # distance >= 5, a K = 3 static conv in 2 layers
         "cross_snippet_ceiling_pct": 100.0,
@@ -214,7 +229,12 @@ def _plan(cfg: CuedConfig) -> list[dict]:
     labels = rng.permutation(np.repeat(np.arange(2), per_class))
     for c in range(2):
         members = np.flatnonzero(labels == c).tolist()
-        tiled = (combos * (len(members) // len(combos) + 1))[: len(members)]
+        if cfg.cue_bias:  # a share (1 + b) / 2 of the class has cue A (variant 0); layouts tiled within each cue
+            n_a = round(len(members) * (1 + cfg.cue_bias) / 2)
+            spots = layouts(cfg.rule, cfg.distance)
+            tiled = [(v, spots[k % len(spots)]) for v, n in ((0, n_a), (1, len(members) - n_a)) for k in range(n)]
+        else:
+            tiled = (combos * (len(members) // len(combos) + 1))[: len(members)]
         chosen = [tiled[i] for i in rng.permutation(len(tiled))]
         for rank, (i, (variant, spot)) in enumerate(zip(members, chosen)):
             split = "train" if rank < per_class - n_val - n_test else "val" if rank < per_class - n_test else "test"
@@ -299,6 +319,8 @@ def generate_cued(
     cfg = CuedConfig(**params)
     out = Path(out_dir)
     record_params = json.loads(json.dumps(asdict(cfg)))
+    if not cfg.cue_bias:  # the default: sets made before the option existed keep their parameters
+        record_params.pop("cue_bias")
     t0 = time.perf_counter()
     if not force:
         meta = first._existing(out, record_params, generator=GENERATOR, version=FORMAT_VERSION)
@@ -319,7 +341,7 @@ def generate_cued(
         "task": cfg.rule,
         "classes": list(CLASSES_OF[cfg.rule]),
         "layouts": [list(x) for x in layouts(cfg.rule, cfg.distance)],
-        "chance": chance_levels(cfg.rule),
+        "chance": chance_levels(cfg.rule, cfg.cue_bias),
         "recommended": {"num_snippets": SEGMENTS, "frames_per_snippet": 2, "frame_interval": 2, "test_groups": 2},
         "videos": [{**item, **looks[item["index"]]} for item in plan],
     }
