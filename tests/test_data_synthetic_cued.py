@@ -159,7 +159,12 @@ def test_cli_writes_the_benchmark_set_options(tmp_path, capsys):
     assert main([*args, "--frames", "16", "--distance", "4", "--look-alike", "0.5", "--quiet"]) == 0
     params = json.loads((out / "meta.json").read_text())["params"]
     assert params["rule"] == "cued_order" and params["distance"] == 4 and params["look_alike"] == 0.5
+    assert "cue_bias" not in params  # the default: the parameters of sets made before the option
     assert json.loads((out / "classes.json").read_text())["classes"] == ["as_cued", "against_cue"]
     assert "16 videos" in capsys.readouterr().out
     assert main(["data", "synth", "--out", str(tmp_path / "x"), "--distance", "3"]) == 2
     assert "--distance: options of --task same / cued_order" in capsys.readouterr().err
+    assert main([*args[:3], str(tmp_path / "b"), *args[4:], "--frames", "16", "--cue-bias", "0.5", "--quiet"]) == 0
+    assert json.loads((tmp_path / "b" / "meta.json").read_text())["params"]["cue_bias"] == 0.5
+    assert main(["data", "synth", "--out", str(tmp_path / "y"), "--cue-bias", "0.5"]) == 2
+    assert "--cue-bias: options of --task same / cued_order" in capsys.readouterr().err

@@ -292,8 +292,8 @@ def _add_second_family(p) -> None:
     far.add_argument(
         "--benchmark",
         action="store_true",
-        help="the embedded benchmark's set (800 videos, 32x32, 64 frames, val 0.2, test 0.2); "
-        "overrides --videos --size --frames --val-fraction --test-fraction",
+        help="the embedded benchmark's set (800 videos, 32x32, 64 frames, val 0.2, test 0.2, cue bias 0.75); "
+        "overrides --videos --size --frames --val-fraction --test-fraction --cue-bias",
     )
 
 

@@ -88,6 +88,7 @@ BENCHMARK_SET = {
     "seed": 0,
     "val_fraction": 0.2,
     "test_fraction": 0.2,
+    "cue_bias": 0.75,
 }
 """The set of the embedded benchmark (experiments/embedded_*.yaml); its difficulty is the grid's
 ``data synth`` default: see experiments/embedded_aggregators.yaml for the sweep that chose it."""
