@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loader_throughput import add_clip_options, clip_records  # noqa: E402
+from loader_throughput import add_clip_options, clip_records, interleaved_rounds, write_record  # noqa: E402
 
 from harness.data import SnippetSampler, VideoDataset, train_transform  # noqa: E402
-from harness.measure.environment import describe_environment  # noqa: E402
 from harness.measure.latency import paired_ratio  # noqa: E402
-from harness.results.rundir import atomic_write_json  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -45,17 +41,17 @@ def main(argv=None) -> int:
         )
         for k in args.ks
     }
-    seconds: dict[int, list[float]] = {k: [] for k in args.ks}
-    for r in range(args.rounds):
-        order = args.ks[r % len(args.ks) :] + args.ks[: r % len(args.ks)]
-        for k in order:
-            ds = datasets[k]
+
+    def read_all(ds):
+        def job(r):
             ds.set_epoch(r)
-            t0 = time.perf_counter()
             for i in range(len(ds)):
                 ds[i]
-            seconds[k].append(time.perf_counter() - t0)
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"k={k} {seconds[k][-1]:.2f}s" for k in args.ks), flush=True)
+
+        return job
+
+    timed = interleaved_rounds({f"k={k}": read_all(datasets[k]) for k in args.ks}, args.rounds)
+    seconds = {k: timed[f"k={k}"] for k in args.ks}
     base = args.ks[0]
     results = {}
     for k in args.ks:
@@ -67,19 +63,16 @@ def main(argv=None) -> int:
             f"k={k}: {results[str(k)]['samples_per_s']:6.2f} samples/s (one process), gain vs k={base} "
             f"{gain['ratio']:.2f} [{gain['ci_low']:.2f}, {gain['ci_high']:.2f}]"
         )
-    record = {
-        "benchmark": "clips_per_decode",
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "clips": "340x256, 300 frames, 30 fps, H.264 crf 23, GOP 60",
-        "sampling": "train, U=4 x T=8, interval 8, random-resized crop 224 + flip",
-        "backend": args.backend,
-        "videos": len(records),
-        "rounds": args.rounds,
-        "results": results,
-        "hardware": describe_environment(),
-    }
-    atomic_write_json(Path(args.out), record)
-    print(f"recorded in {args.out}")
+    sampling = "train, U=4 x T=8, interval 8, random-resized crop 224 + flip"
+    write_record(
+        args.out,
+        "clips_per_decode",
+        sampling=sampling,
+        backend=args.backend,
+        videos=len(records),
+        rounds=args.rounds,
+        results=results,
+    )
     return 0
 
 

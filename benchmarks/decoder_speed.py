@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +23,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loader_throughput import add_clip_options, clip_records  # noqa: E402
+from loader_throughput import add_clip_options, clip_records, interleaved_rounds, write_record  # noqa: E402
 
 from harness.data.backends import installed_backends  # noqa: E402
 from harness.data.sampling import SnippetSampler  # noqa: E402
-from harness.measure.environment import describe_environment  # noqa: E402
 from harness.measure.latency import paired_ratio  # noqa: E402
 from harness.measure.loader import _raw_decode  # noqa: E402
-from harness.results.rundir import atomic_write_json  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -47,15 +43,15 @@ def main(argv=None) -> int:
     identical = {
         b: all(np.array_equal(_raw_decode(b, p, idx), ref) for (p, idx), ref in zip(items, reference)) for b in backends
     }
-    seconds: dict[str, list[float]] = {b: [] for b in backends}
-    for r in range(args.rounds):
-        order = backends[r % len(backends) :] + backends[: r % len(backends)]
-        for b in order:
-            t0 = time.perf_counter()
+
+    def decode_all(b):
+        def job(r):
             for p, idx in items:
                 _raw_decode(b, p, idx)
-            seconds[b].append(time.perf_counter() - t0)
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{b} {seconds[b][-1]:.2f}s" for b in backends), flush=True)
+
+        return job
+
+    seconds = interleaved_rounds({b: decode_all(b) for b in backends}, args.rounds)
     results = {}
     for b in backends:
         ratio = paired_ratio(seconds["decord"], seconds[b])  # decord's time / b's time = b's speed-up
@@ -70,18 +66,14 @@ def main(argv=None) -> int:
             f"{b:>10}: {vps:6.2f} videos/s (one process), speed-up vs decord {ratio['ratio']:.2f} "
             f"[{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}], frames identical to decord: {identical[b]}"
         )
-    record = {
-        "benchmark": "decoder_speed",
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "clips": "340x256, 300 frames, 30 fps, H.264 crf 23, GOP 60",
-        "sampling": "train, U=4 x T=8, interval 8",
-        "videos": len(items),
-        "rounds": args.rounds,
-        "results": results,
-        "hardware": describe_environment(),
-    }
-    atomic_write_json(Path(args.out), record)
-    print(f"recorded in {args.out}")
+    write_record(
+        args.out,
+        "decoder_speed",
+        sampling="train, U=4 x T=8, interval 8",
+        videos=len(items),
+        rounds=args.rounds,
+        results=results,
+    )
     return 0
 
 

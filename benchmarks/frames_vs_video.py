@@ -17,21 +17,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loader_throughput import add_clip_options, clip_records  # noqa: E402
+from loader_throughput import add_clip_options, clip_records, interleaved_rounds, write_record  # noqa: E402
 
 from harness.data import SnippetSampler, VideoDataset, train_transform  # noqa: E402
 from harness.data.annotations import read_annotations  # noqa: E402
 from harness.data.extract import extract_frames  # noqa: E402
-from harness.measure.environment import describe_environment  # noqa: E402
 from harness.measure.latency import paired_ratio  # noqa: E402
-from harness.results.rundir import atomic_write_json  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -48,37 +44,34 @@ def main(argv=None) -> int:
         "video": VideoDataset(None, None, sampler, train_transform(224), records=records, video_backend=args.backend),
         "frames": VideoDataset(None, None, sampler, train_transform(224), records=frames, format="frames"),
     }
-    seconds: dict[str, list[float]] = {k: [] for k in datasets}
-    for r in range(args.rounds):
-        for kind in ("video", "frames") if r % 2 == 0 else ("frames", "video"):
-            ds = datasets[kind]
+
+    def read_all(ds):
+        def job(r):
             ds.set_epoch(r)
-            t0 = time.perf_counter()
             for i in range(len(ds)):
                 ds[i]
-            seconds[kind].append(time.perf_counter() - t0)
-        print(f"round {r + 1}/{args.rounds}: video {seconds['video'][-1]:.2f}s, frames {seconds['frames'][-1]:.2f}s")
+
+        return job
+
+    seconds = interleaved_rounds({kind: read_all(ds) for kind, ds in datasets.items()}, args.rounds)
     ratio = paired_ratio(seconds["video"], seconds["frames"])  # video time / frames time = frames' speed-up
     sps = {k: len(records) / sorted(v)[len(v) // 2] for k, v in seconds.items()}
     print(
         f"video ({args.backend}) {sps['video']:.2f}, frames {sps['frames']:.2f} samples/s (one process); "
         f"frames / video {ratio['ratio']:.2f} [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
     )
-    record = {
-        "benchmark": "frames_vs_video",
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "clips": "340x256, 300 frames, 30 fps, H.264 crf 23, GOP 60; frames: JPEG q95, short side 256",
-        "sampling": "train, U=4 x T=8, interval 8, random-resized crop 224 + flip",
-        "backend": args.backend,
-        "videos": len(records),
-        "rounds": args.rounds,
-        "samples_per_s": sps,
-        "frames_over_video": ratio,
-        "seconds": seconds,
-        "hardware": describe_environment(),
-    }
-    atomic_write_json(Path(args.out), record)
-    print(f"recorded in {args.out}")
+    write_record(
+        args.out,
+        "frames_vs_video",
+        frames="JPEG q95, short side 256",
+        sampling="train, U=4 x T=8, interval 8, random-resized crop 224 + flip",
+        backend=args.backend,
+        videos=len(records),
+        rounds=args.rounds,
+        samples_per_s=sps,
+        frames_over_video=ratio,
+        seconds=seconds,
+    )
     return 0
 
 

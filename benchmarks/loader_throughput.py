@@ -96,6 +96,37 @@ def clip_records(cache: str | Path, count: int) -> list:
     return read_annotations(ann, "video", root)
 
 
+def interleaved_rounds(jobs: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds of every job (``name -> fn(round)``) in each of ``rounds`` rounds, the jobs' order rotating
+    between rounds (so that a machine's drift hits all alike); one progress line per round."""
+    names = list(jobs)
+    seconds: dict = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            jobs[name](r)
+            seconds[name].append(time.perf_counter() - t0)
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {seconds[n][-1]:.2f}s" for n in names), flush=True)
+    return seconds
+
+
+def write_record(out: str, benchmark: str, **fields) -> None:
+    """Record a clip benchmark's figures at ``out`` (with the time, the clips and the machine) and say where."""
+    from datetime import datetime, timezone
+
+    from harness.measure.environment import describe_environment
+
+    record = {
+        "benchmark": benchmark,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "clips": "340x256, 300 frames, 30 fps, H.264 crf 23, GOP 60",
+        **fields,
+        "hardware": describe_environment(),
+    }
+    atomic_write_json(Path(out), record)
+    print(f"recorded in {out}")
+
+
 def time_raw(items: list[tuple[str, np.ndarray]]) -> float:
     import decord
 
