@@ -16,7 +16,7 @@ Backends (``data.video_backend``):
   340x256, 456x256, 224 and 112 px bit-identically. ``auto`` would still read such files (through PyAV);
 - ``pyav``: PyAV (FFmpeg, seeks to the keyframe before each wanted frame);
 - ``torchcodec``: torchcodec's ``VideoDecoder`` on the CPU, exact seek mode; needs a torchcodec release built
-  for the installed torch (torch 2.13 CPU: torchcodec 0.13.0, ``pip install --no-deps``; others: the
+  for the installed torch (torch 2.13 CPU: torchcodec 0.13.0 (``make`` installs it); others: the
   compatibility table in torchcodec's README) and FFmpeg 4-8 shared libraries on the machine;
 - ``torchcodec-cuda``: the same on NVDEC (``device="cuda"``), frames copied back to the CPU pipeline; needs a
   CUDA build of torch, a GPU and a CUDA build of torchcodec.
@@ -33,13 +33,13 @@ VIDEO_BACKENDS = ("auto", "decord", "pyav", "torchcodec", "torchcodec-cuda")
 """Every name ``data.video_backend`` accepts (``auto``: :func:`auto_decoder`, PyAV where it cannot read a file)."""
 
 DECODERS = ("decord", "pyav", "torchcodec", "torchcodec-cuda")
-"""The concrete decoders (``auto`` resolves to decord, or PyAV per file)."""
+"""The concrete decoders (``auto`` resolves to :func:`auto_decoder`, or PyAV per file)."""
 
 INSTALL_HINT = {
     "decord": "pip install decord==0.6.0",
     "pyav": "pip install av",
     "torchcodec": (
-        "pip install --no-deps torchcodec==0.13.0 for the CPU torch 2.13 (another torch: the release its "
+        "pip install torchcodec==0.13.0 for the CPU torch 2.13 (another torch: the release its "
         "compatibility table names) and FFmpeg 4-8 shared libraries (apt-get install libavdevice59, or "
         "conda install ffmpeg)"
     ),

@@ -15,14 +15,15 @@ Randomness (training offsets, crops, flips) is drawn from
 ``(seed, epoch, index)``, not on the worker that reads it nor on the number of workers. The
 epoch lives in shared memory so that :meth:`VideoDataset.set_epoch` reaches persistent workers.
 
-**Video backends** (``video_backend``, :data:`VIDEO_BACKENDS`): ``decord`` (seeks, fast), ``pyav`` (PyAV,
-also seeks: to the keyframe at or before each wanted frame, :class:`PyAVReader`) and ``auto`` (the default:
-decord, and PyAV for a file decord cannot open or decode, e.g. H.264 at the widths decord 0.6 mis-copies: 16,
-24, 48, 72 px). Both give the same uint8 RGB frames (FFmpeg's decoder and rgb24 conversion; tested) and the
-same frame count (video packets), so a sample is the same tensor whichever backend decoded it; ``torchcodec``
-(:mod:`harness.data.torchcodec_video`) too. In ``auto`` a
-file decord failed on is remembered per process (read with PyAV directly afterwards) and logged once;
-:func:`open_video` tells why (``reader.fallback``), which ``data check`` reports.
+**Video backends** (``video_backend``, :data:`VIDEO_BACKENDS`, :mod:`harness.data.backends`): ``decord``
+(seeks, fast), ``pyav`` (PyAV, also seeks: to the keyframe at or before each wanted frame, :class:`PyAVReader`),
+``torchcodec`` (:mod:`harness.data.torchcodec_video`) and ``auto`` (the default: torchcodec where it loads, else
+decord (:func:`~harness.data.backends.auto_decoder`), and PyAV for a file that one cannot open or decode, e.g.
+H.264 at the widths decord 0.6 mis-copies: 16, 24, 48, 72 px). All give the same uint8 RGB frames (FFmpeg's
+decoder and rgb24 conversion; tested) and the same frame count (video packets), so a sample is the same tensor
+whichever backend decoded it. In ``auto`` a file the first decoder failed on is remembered per process (read
+with PyAV directly afterwards) and logged once; :func:`open_video` tells why (``reader.fallback``), which
+``data check`` reports.
 
 Bad files (missing, zero-byte, truncated, undecodable, no frames, missing JPEG) raise
 :class:`CorruptVideoError` naming the file and the annotation line (from a dataset with
@@ -83,7 +84,7 @@ REASONS = {1: "missing", 2: "empty", 3: "undecodable", 4: "no frames"}
 _REASON_CODE = {v: k for k, v in REASONS.items()}
 # decord 0.6's internal size check when it mis-copies frames of some widths (16, 24, 48, 72 px for H.264)
 _DECORD_SIZE_CHECK = ("from_size == to_size", "DECORDArrayCopyFromTo")
-# auto backend, per process: path -> why decord could not read it (read with PyAV from then on)
+# auto backend, per process: path -> why its first decoder (torchcodec or decord) could not read it (PyAV from then on)
 _DECORD_FAILED: dict[str, str] = {}
 
 
@@ -225,8 +226,8 @@ def _reader_errors(reader) -> tuple[type[BaseException], ...]:
 def open_video(path: str, num_threads: int = 1, where: str = "", backend: str = "auto"):
     """Open ``path`` with ``backend`` (:data:`VIDEO_BACKENDS`); raise :class:`CorruptVideoError` when it cannot
     be used. Returns a :class:`DecordReader`, :class:`PyAVReader` or ``TorchCodecReader``; in ``auto`` mode the
-    decord reader falls back to PyAV when decoding fails (see :func:`decode_frames`), and ``reader.fallback``
-    says why PyAV reads a file (None when decord does)."""
+    first decoder's reader (torchcodec or decord) falls back to PyAV when decoding fails (see
+    :func:`decode_frames`), and ``reader.fallback`` says why PyAV reads a file (None when the first decoder does)."""
     check_video_backend(backend, installed=True)
     path = str(path)
     if not os.path.exists(path):
@@ -297,7 +298,8 @@ def decode_frames(reader, indices: np.ndarray, path: str = "", where: str = "") 
 
 
 def fallback_cause(path: str) -> str | None:
-    """Why this process reads ``path`` with PyAV in ``auto`` mode (None: decord reads it, or not tried yet)."""
+    """Why this process reads ``path`` with PyAV in ``auto`` mode (None: auto's first decoder reads it, or not
+    tried yet)."""
     return _DECORD_FAILED.get(str(path))
 
 

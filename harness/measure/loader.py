@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.annotations import read_annotations
-from harness.data.backends import check_video_backend, installed_backends
+from harness.data.backends import DECODERS, check_video_backend, installed_backends
 from harness.data.sampling import SnippetSampler
 from harness.data.transforms import train_transform
 from harness.data.video import VideoDataset, open_video
@@ -33,15 +33,13 @@ from harness.errors import ConfigError
 from harness.measure.environment import describe_environment
 from harness.measure.latency import paired_ratio
 
-BACKENDS = ("decord", "pyav", "torchcodec", "torchcodec-cuda")
-
 
 def check_backends(backends: list[str]) -> None:
     """Refuse, in one line, a backend that is unknown or cannot decode here (naming the installed ones and how
     to install the missing one)."""
     have = installed_backends()
     for b in backends:
-        if b not in BACKENDS:
+        if b not in DECODERS:
             raise ConfigError(f"--backend {b}: unknown video backend; installed: {', '.join(have) or 'none'}")
         check_video_backend(b, installed=True, option="--backend")
 
